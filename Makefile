@@ -1,0 +1,55 @@
+# Two commands on a fresh machine: `make run` and `make test`. Both create .venv and install first.
+SHELL := /bin/bash
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+# Reinstall whenever pyproject.toml changes.
+STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+export PREFECT_SERVER_ANALYTICS_ENABLED := false
+export GX_ANALYTICS_ENABLED := false
+
+.PHONY: setup run test ui bench deploy worker lint clean help
+
+help:
+	@echo "make run     set up .venv, then run the whole pipeline on the embedded default profile"
+	@echo "make test    set up .venv, then run the test suite"
+	@echo "make ui      start the Prefect UI (:4200) and the MLflow UI (:5000) over the home folder"
+	@echo "make bench   print the benchmark figures (benchmarks/*.py)"
+	@echo "make deploy  register prefect.yaml's deployments (needs 'make ui' running)"
+	@echo "make worker  start a process worker for those deployments"
+	@echo "make clean   delete the home folder .cerebro (the next run rebuilds it)"
+
+$(STAMP): pyproject.toml
+	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
+	$(BIN)/python -m pip install --quiet --progress-bar off -e '.[dev]'
+	@rm -f $(VENV)/.installed-* && touch $@
+
+setup: $(STAMP)
+
+run: setup
+	$(BIN)/cerebro run $(ARGS)
+
+test: setup
+	$(BIN)/python -m pytest $(ARGS)
+
+ui: setup
+	$(BIN)/cerebro ui
+
+bench: setup
+	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
+
+deploy: setup
+	eval "$$($(BIN)/cerebro env)" && export PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:4200/api} && \
+	  ($(BIN)/prefect work-pool inspect cerebro-local >/dev/null 2>&1 || \
+	   $(BIN)/prefect work-pool create cerebro-local --type process) && \
+	  $(BIN)/prefect deploy --all --no-prompt
+
+worker: setup
+	eval "$$($(BIN)/cerebro env)" && export PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:4200/api} && \
+	  $(BIN)/prefect worker start --pool cerebro-local
+
+lint: setup
+	$(BIN)/ruff check .
+
+clean:
+	rm -rf .cerebro

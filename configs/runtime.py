@@ -1,0 +1,44 @@
+"""Point every engine at the home folder before it is imported.
+
+Prefect, MLflow, Great Expectations and Hugging Face read their settings from the environment when they
+are first imported, so the CLI and the flows call :func:`configure_environment` first.
+"""
+from __future__ import annotations
+
+import os
+
+from configs.settings import Settings
+
+
+def engine_environment(settings: Settings) -> dict[str, str]:
+    """The environment variables that tie Prefect, MLflow and friends to this configuration."""
+    env = {
+        "CEREBRO_HOME": str(settings.home),
+        "CEREBRO_CONFIG": settings.profile if settings.profile in ("default", "scale") else str(settings.profile),
+        "PREFECT_HOME": str(settings.prefect_home),
+        "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
+        "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",
+        "PREFECT_RESULTS_LOCAL_STORAGE_PATH": str(settings.prefect_home / "storage"),
+        "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "INFO"),
+        "GX_ANALYTICS_ENABLED": "false",
+        "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        "HF_HUB_OFFLINE": "1",
+        "TRANSFORMERS_OFFLINE": "1",
+        "TOKENIZERS_PARALLELISM": "false",
+    }
+    if settings.prefect.api_url:
+        env["PREFECT_API_URL"] = settings.prefect.api_url
+    if settings.prefect.database_url:
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = settings.prefect.database_url
+    return env
+
+
+def configure_environment(settings: Settings, override: bool = True) -> dict[str, str]:
+    """Export :func:`engine_environment` into this process; create the home folder."""
+    settings.home.mkdir(parents=True, exist_ok=True)
+    settings.prefect_home.mkdir(parents=True, exist_ok=True)
+    env = engine_environment(settings)
+    for key, value in env.items():
+        if override or key not in os.environ:
+            os.environ[key] = value
+    return env

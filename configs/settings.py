@@ -1,0 +1,209 @@
+"""The one settings loader: a YAML profile, then ``CEREBRO_*`` environment overrides.
+
+    settings = load_settings()                      # configs/default.yaml (or $CEREBRO_CONFIG)
+    settings = load_settings("scale")               # configs/scale.yaml
+    settings = load_settings("/etc/cerebro.yaml")   # any file
+
+Environment variables override the file: ``CEREBRO_HOME=/data/cerebro``,
+``CEREBRO_SIMULATOR__DAYS=30`` (``__`` separates nested keys). A wrong value raises
+:class:`ConfigError`, which names the key and what it accepts.
+"""
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+CONFIG_DIR = Path(__file__).resolve().parent
+PROJECT_ROOT = CONFIG_DIR.parent
+PROFILES = {p.stem: p for p in sorted(CONFIG_DIR.glob("*.yaml"))}
+
+
+class ConfigError(ValueError):
+    """A configuration value is wrong; the message names the key and what is allowed."""
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", validate_assignment=True)
+
+
+class PrefectSettings(_Section):
+    # Empty api_url: flows start Prefect's temporary local server on the SQLite database in the home folder.
+    api_url: str | None = None
+    database_url: str | None = Field(
+        default=None, description="PREFECT_API_DATABASE_CONNECTION_URL; empty means SQLite in the home folder"
+    )
+    task_runner: Literal["thread", "dask"] = "thread"
+    dask_address: str | None = Field(default=None, description="tcp://scheduler:8786; empty starts a local cluster")
+    work_pool: str = "cerebro-local"
+
+
+class MlflowSettings(_Section):
+    tracking_uri: str | None = Field(default=None, description="empty means sqlite:///<home>/mlflow.db")
+    artifact_root: str | None = Field(default=None, description="empty means <home>/mlartifacts")
+    experiment: str = "cerebro"
+
+
+class FeastSettings(_Section):
+    project: str = "cerebro"
+    online_store: Literal["sqlite", "redis"] = "sqlite"
+    redis_url: str = "127.0.0.1:6379"
+    registry_url: str | None = Field(default=None, description="SQL registry URL; empty means a file registry")
+
+
+class SimulatorSettings(_Section):
+    days: float = Field(default=14, gt=0, le=366)
+    seed: int = 42
+    end: str | None = Field(default=None, description="ISO timestamp; empty means the start of today (UTC)")
+    incidents_per_day: float = Field(default=1.5, ge=0, le=24)
+    deploys_per_service_per_day: float = Field(default=0.5, ge=0, le=24)
+
+
+class ValidationSettings(_Section):
+    future_tolerance_minutes: float = Field(default=5, ge=0)
+    freshness_hours: float | None = Field(default=48, gt=0, description="newest row must be younger; empty disables")
+    on_stale: Literal["warn", "fail"] = "warn"
+    max_quarantine_share: float = Field(
+        default=0.5, gt=0, le=1, description="fail the batch when more than this share of rows is rejected"
+    )
+
+
+class PrometheusSettings(_Section):
+    url: str | None = None
+    service_label: str = "service"
+    step: str = "60s"
+    lookback_hours: float = Field(default=1, gt=0)
+    queries: dict[str, str] = Field(default_factory=dict, description="metric name -> PromQL")
+
+
+class CloudWatchSettings(_Section):
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+    namespace: str = "Cerebro/Services"
+    dimension: str = "Service"
+    period_seconds: int = Field(default=60, ge=1)
+    lookback_hours: float = Field(default=1, gt=0)
+    metrics: dict[str, str] = Field(default_factory=dict, description="metric name -> CloudWatch metric name")
+    stat: Literal["Average", "Sum", "Minimum", "Maximum", "SampleCount", "p50", "p90", "p99"] = "Average"
+
+
+class S3Settings(_Section):
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+
+
+class SourcesSettings(_Section):
+    prometheus: PrometheusSettings = PrometheusSettings()
+    cloudwatch: CloudWatchSettings = CloudWatchSettings()
+    s3: S3Settings = S3Settings()
+
+
+class Settings(BaseSettings):
+    model_config = SettingsConfigDict(
+        env_prefix="CEREBRO_", env_nested_delimiter="__", extra="forbid", validate_assignment=True
+    )
+
+    profile: str = "default"
+    home: Path = Field(default=Path(".cerebro"), description="everything the project writes lives here")
+    prefect: PrefectSettings = PrefectSettings()
+    mlflow: MlflowSettings = MlflowSettings()
+    feast: FeastSettings = FeastSettings()
+    simulator: SimulatorSettings = SimulatorSettings()
+    validation: ValidationSettings = ValidationSettings()
+    sources: SourcesSettings = SourcesSettings()
+
+    @classmethod
+    def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
+        # The YAML profile arrives as init kwargs; the environment wins over it.
+        return (env_settings, init_settings)
+
+    @field_validator("home")
+    @classmethod
+    def _absolute_home(cls, value: Path) -> Path:
+        value = value.expanduser()
+        return value if value.is_absolute() else (PROJECT_ROOT / value).resolve()
+
+    # Derived locations: one home folder holds everything the project writes.
+    @property
+    def lake_dir(self) -> Path:
+        return self.home / "lake"
+
+    @property
+    def quarantine_dir(self) -> Path:
+        return self.home / "quarantine"
+
+    @property
+    def raw_dir(self) -> Path:
+        return self.home / "raw"
+
+    @property
+    def reports_dir(self) -> Path:
+        return self.home / "reports"
+
+    @property
+    def prefect_home(self) -> Path:
+        return self.home / "prefect"
+
+    @property
+    def feast_dir(self) -> Path:
+        return self.home / "feast"
+
+    @property
+    def mlflow_tracking_uri(self) -> str:
+        return self.mlflow.tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @property
+    def mlflow_artifact_root(self) -> str:
+        return self.mlflow.artifact_root or (self.home / "mlartifacts").as_uri()
+
+
+def _resolve_profile(config: str | Path | None) -> Path:
+    config = config or os.environ.get("CEREBRO_CONFIG") or "default"
+    if str(config) in PROFILES:
+        return PROFILES[str(config)]
+    path = Path(config).expanduser()
+    if path.is_file():
+        return path
+    raise ConfigError(
+        f"config {str(config)!r}: no such profile or file; profiles are {', '.join(PROFILES)} "
+        "or give the path of a YAML file"
+    )
+
+
+def _describe(error: dict[str, Any], source: Path) -> str:
+    key = ".".join(str(p) for p in error["loc"])
+    if error["type"] == "extra_forbidden":
+        parent = error["loc"][:-1]
+        model: Any = Settings
+        for part in parent:
+            model = model.model_fields[part].annotation
+        allowed = ", ".join(model.model_fields)
+        return f"{source}: unknown key `{key}`; allowed keys here: {allowed}"
+    return f"{source}: key `{key}`: {error['msg']} (got {error.get('input')!r})"
+
+
+def load_settings(config: str | Path | None = None, **overrides: Any) -> Settings:
+    """Load a profile (name or path), apply ``CEREBRO_*`` environment variables, then ``overrides``."""
+    path = _resolve_profile(config)
+    try:
+        data = yaml.safe_load(path.read_text()) or {}
+    except yaml.YAMLError as exc:
+        raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
+    if not isinstance(data, dict):
+        raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
+    data.setdefault("profile", path.stem)
+    try:
+        settings = Settings(**data)
+        for key, value in overrides.items():
+            target: Any = settings
+            *parents, leaf = key.split(".")
+            for part in parents:
+                target = getattr(target, part)
+            setattr(target, leaf, value)
+    except ValidationError as exc:
+        raise ConfigError("\n".join(_describe(e, path) for e in exc.errors())) from None
+    return settings

@@ -1,0 +1,282 @@
+"""The ``cerebro`` command line: every user entry point starts here.
+
+Heavy libraries are imported inside the commands so that ``cerebro --help`` answers at once.
+"""
+from __future__ import annotations
+
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    name="cerebro",
+    help="CEREBRO ML: telemetry ingest, anomaly detection, forecasting and operations agents.\n\n"
+    "Start with `cerebro run` (the whole pipeline on the built-in fleet simulator), then `cerebro ui`.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    pretty_exceptions_show_locals=False,
+)
+console = Console(stderr=True)
+out = Console()
+
+ConfigOpt = typer.Option(None, "--config", "-c", help="Profile name (default, scale) or a YAML file. "
+                         "Also $CEREBRO_CONFIG.", show_default=False)
+JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout instead of tables.")
+
+
+def _settings(config: Optional[str], **overrides):
+    from configs.runtime import configure_environment
+    from configs.settings import ConfigError, load_settings
+
+    try:
+        settings = load_settings(config, **overrides)
+    except ConfigError as exc:
+        console.print(f"[red]configuration error[/red]\n{exc}")
+        raise typer.Exit(2)
+    configure_environment(settings)
+    return settings
+
+
+def _fail(message: str, code: int = 1) -> None:
+    console.print(f"[red]error:[/red] {message}", highlight=False)
+    raise typer.Exit(code)
+
+
+def _task_runner(settings):
+    if settings.prefect.task_runner == "dask":
+        from prefect_dask import DaskTaskRunner
+
+        return DaskTaskRunner(address=settings.prefect.dask_address) if settings.prefect.dask_address \
+            else DaskTaskRunner()
+    from prefect.task_runners import ThreadPoolTaskRunner
+
+    return ThreadPoolTaskRunner()
+
+
+@app.command()
+def run(
+    config: Optional[str] = ConfigOpt,
+    days: Optional[float] = typer.Option(None, help="Days of fleet telemetry to simulate (overrides the profile)."),
+    seed: Optional[int] = typer.Option(None, help="Simulator seed (overrides the profile)."),
+    source: Optional[str] = typer.Option(None, help="Ingest this source instead of simulating the fleet."),
+    as_json: bool = JsonOpt,
+):
+    """Run the whole pipeline end to end: simulate, ingest and validate into the lake, and the later stages.
+
+    Runs are recorded by Prefect in the home folder; see them with `cerebro ui`.
+
+    Examples:
+
+        cerebro run                       # the embedded default profile
+
+        cerebro run --days 3 --seed 7     # a smaller, different fleet
+
+        CEREBRO_CONFIG=scale cerebro run  # PostgreSQL, Redis and Dask (see README)
+    """
+    overrides = {k: v for k, v in {"simulator.days": days, "simulator.seed": seed}.items() if v is not None}
+    settings = _settings(config, **overrides)
+    from flows.pipeline import pipeline_flow
+
+    t0 = time.perf_counter()
+    with console.status("[bold]running the pipeline[/bold] (Prefect starts a local server on first use)"):
+        try:
+            summary = pipeline_flow.with_options(task_runner=_task_runner(settings))(
+                config=config, source=source, days=days, seed=seed)
+        except Exception as exc:  # the flow has already logged the details
+            _fail(str(exc))
+    summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    if as_json:
+        out.print_json(json.dumps(summary, default=str))
+        return
+    table = Table(title=f"Pipeline ({settings.profile} profile) finished in {summary['wall_seconds']:.0f} s")
+    for col in ("stage", "seconds", "result"):
+        table.add_column(col, justify="right" if col == "seconds" else "left")
+    for stage in summary["stages"]:
+        table.add_row(stage["stage"], f"{stage['seconds']:.1f}", stage["result"])
+    out.print(table)
+    _print_ingest_details(summary["ingest"])
+    out.print(f"\nHome folder: {settings.home}\n  lake        {settings.lake_dir}\n  quarantine  "
+              f"{settings.quarantine_dir}\n  MLflow      {settings.mlflow_tracking_uri}\n"
+              f"Look at the runs: [bold]make ui[/bold] (Prefect http://127.0.0.1:4200, MLflow http://127.0.0.1:5000)")
+
+
+def _print_ingest_details(summary: dict) -> None:
+    if summary["quarantine_reasons"]:
+        reasons = ", ".join(f"{k}: {v:,}" for k, v in sorted(summary["quarantine_reasons"].items()))
+        out.print(f"Quarantined {summary['rows_quarantined']:,} rows ({reasons}); files:")
+        for path in summary["quarantine_files"]:
+            out.print(f"  {path}")
+    for warning in summary["warnings"]:
+        out.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+@app.command()
+def simulate(
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Folder to write the dataset into (created if missing)."),
+    days: float = typer.Option(3.0, min=0.05, max=366, help="Days of one-minute telemetry."),
+    seed: int = typer.Option(42, help="Random seed: the same seed and window give identical files."),
+    end: Optional[str] = typer.Option(None, help="Last minute (ISO 8601, UTC); default the start of today (UTC)."),
+    incidents_per_day: float = typer.Option(1.5, min=0, max=24, help="Injected faults per day."),
+    fmt: str = typer.Option("parquet", "--format", help="Telemetry file format: parquet or csv."),
+    as_json: bool = JsonOpt,
+):
+    """Generate a labelled fleet: telemetry, deploy events, incidents (ground truth), logs and the service graph.
+
+    13 services (frontend, api-gateway, auth, catalog, cart, checkout, payment, inventory, shipping,
+    notification, database, cache, queue) emit nine metrics a minute. Faults (CPU saturation, memory leak,
+    slow dependency, error burst after a bad deploy, disk filling, connection-pool exhaustion, traffic
+    surge) are injected and recorded as incidents.
+
+    Example:
+
+        cerebro simulate --days 3 --seed 7 --out data/fleet
+    """
+    if fmt not in ("parquet", "csv"):
+        _fail(f"--format {fmt!r}: expected parquet or csv", 2)
+    from telemetry.dataset import write_simulation
+    from telemetry.simulator import FleetSimulator
+
+    t0 = time.perf_counter()
+    with console.status(f"simulating {days:g} days of the fleet"):
+        try:
+            result = FleetSimulator(days=days, seed=seed, end=end, incidents_per_day=incidents_per_day).run()
+        except ValueError as exc:
+            _fail(str(exc), 2)
+    with console.status(f"writing to {out_dir}"):
+        paths = write_simulation(result, out_dir, fmt)
+    info = {
+        "out": str(out_dir), "seed": seed, "start": result.start.isoformat(), "end": result.end.isoformat(),
+        "services": len(result.topology.services), "telemetry_rows": len(result.telemetry),
+        "events": len(result.events), "incidents": len(result.incidents), "log_lines": len(result.logs),
+        "seconds": round(time.perf_counter() - t0, 2), "files": {k: str(v) for k, v in paths.items()},
+    }
+    if as_json:
+        out.print_json(json.dumps(info))
+        return
+    out.print(f"Wrote {info['telemetry_rows']:,} telemetry rows, {info['events']} events, {info['incidents']} "
+              f"incidents and {info['log_lines']} log lines for {info['services']} services "
+              f"({result.start:%Y-%m-%d %H:%M} to {result.end:%Y-%m-%d %H:%M} UTC) in {info['seconds']} s")
+    table = Table("incident", "kind", "root cause", "severity", "start (UTC)", "minutes")
+    for inc in result.incidents.itertuples():
+        table.add_row(inc.incident_id, inc.kind, inc.root_cause_service, inc.severity, f"{inc.start:%m-%d %H:%M}",
+                      f"{(inc.end - inc.start).total_seconds() / 60:.0f}")
+    out.print(table)
+    out.print(f"Files in {out_dir}: " + ", ".join(sorted(p.name for p in paths.values())))
+
+
+@app.command()
+def ingest(
+    source: str = typer.Option(..., "--source", "-s", help="A CSV/Parquet file or folder, s3://bucket/prefix, "
+                               "prometheus://host:9090 or cloudwatch://[namespace]."),
+    config: Optional[str] = ConfigOpt,
+    time_col: Optional[str] = typer.Option(None, help="Timestamp column, when its name is not a usual one."),
+    service_col: Optional[str] = typer.Option(None, help="Service column (files)."),
+    service: Optional[str] = typer.Option(None, help="Service name for files without a service column "
+                                          "(default: the file name)."),
+    value_col: Optional[list[str]] = typer.Option(None, "--value-col", help="Metric columns of a wide file "
+                                                  "(repeatable; default: every other column)."),
+    as_json: bool = JsonOpt,
+):
+    """Validate telemetry with Great Expectations and merge the good rows into the lake.
+
+    Rows that break a rule (unparseable timestamp, text in a value, a negative rate, a duplicate, a time
+    in the future ...) go to the quarantine with a reason each; nothing is dropped silently. Ingesting
+    the same window again changes nothing. Files may be long form (timestamp, service, metric, value)
+    or wide form (a timestamp column and a column per metric); header case and quoting may vary.
+
+    Examples:
+
+        cerebro ingest --source exports/payment.csv --service payment
+
+        cerebro ingest --source s3://ops-telemetry/2026/11/ --json
+
+        cerebro ingest --source prometheus://localhost:9090   # queries from sources.prometheus
+    """
+    settings = _settings(config)
+    from flows.ingest import ingest_flow
+
+    with console.status(f"ingesting {source}"):
+        try:
+            summary = ingest_flow.with_options(task_runner=_task_runner(settings))(
+                source=source, config=config, time_col=time_col, service_col=service_col,
+                value_cols=value_col or None, default_service=service)
+        except FileNotFoundError as exc:
+            _fail(str(exc), 2)
+        except Exception as exc:
+            _fail(str(exc))
+    if as_json:
+        out.print_json(json.dumps(summary, default=str))
+        return
+    out.print(f"{summary['batches']} batch(es): {summary['rows_in']:,} rows read, {summary['rows_clean']:,} clean "
+              f"({summary['rows_new_in_lake']:,} new in the lake, {summary['rows_updated_in_lake']:,} updated), "
+              f"{summary['rows_quarantined']:,} quarantined")
+    _print_ingest_details(summary)
+    out.print(f"Lake: {summary['lake']['rows']:,} rows in {summary['lake']['partitions']} partitions at "
+              f"{summary['lake_dir']}")
+
+
+@app.command()
+def ui(
+    config: Optional[str] = ConfigOpt,
+    prefect_port: int = typer.Option(4200, help="Port of the Prefect UI."),
+    mlflow_port: int = typer.Option(5000, help="Port of the MLflow UI."),
+    wait: bool = typer.Option(True, help="Stay in the foreground until Ctrl-C (--no-wait starts them and returns)."),
+):
+    """Start the Prefect UI and the MLflow UI on localhost over the home folder, and print their addresses.
+
+    Example:
+
+        cerebro ui            # then open http://127.0.0.1:4200 and http://127.0.0.1:5000
+    """
+    settings = _settings(config)
+    from flows.services import start_uis, stop_uis
+
+    try:
+        procs = start_uis(settings, prefect_port, mlflow_port)
+    except RuntimeError as exc:
+        _fail(str(exc))
+    out.print(f"Prefect UI  http://127.0.0.1:{prefect_port}\nMLflow UI   http://127.0.0.1:{mlflow_port}\n"
+              f"Logs and pids in {settings.home / 'run'}")
+    if not wait:
+        return
+    out.print("Press Ctrl-C to stop both.")
+    try:
+        while all(p.poll() is None for p in procs):
+            time.sleep(1)
+    except KeyboardInterrupt:
+        pass
+    finally:
+        stop_uis(procs)
+
+
+@app.command()
+def env(config: Optional[str] = ConfigOpt):
+    """Print `export` lines that point the `prefect` and `mlflow` commands at this project's home folder.
+
+    Example:
+
+        eval "$(cerebro env)" && prefect deployment ls
+    """
+    from configs.runtime import engine_environment
+    from configs.settings import ConfigError, load_settings
+
+    try:
+        settings = load_settings(config)
+    except ConfigError as exc:
+        _fail(str(exc), 2)
+    for key, value in engine_environment(settings).items():
+        print(f"export {key}={json.dumps(value)}")
+
+
+def main() -> None:  # pragma: no cover - console entry
+    app()
+
+
+if __name__ == "__main__":  # pragma: no cover
+    sys.exit(app())

@@ -1,0 +1,83 @@
+"""The ``ingest`` flow: source -> validate (Great Expectations) -> quarantine + lake, with artifacts.
+
+    cerebro ingest --source data/export.csv
+    prefect deployment run 'ingest/on-demand' --param source=s3://bucket/telemetry/
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from configs.settings import load_settings
+from flows import reporting
+
+
+class IngestFailed(RuntimeError):
+    """One or more batches were unusable; the message names each and its first problems."""
+
+
+@task(name="resolve-source", cache_policy=NO_CACHE)
+def resolve_source(source: str, settings, mapping: dict) -> list:
+    from telemetry.sources import resolve
+
+    return resolve(source, settings, **mapping)
+
+
+@task(name="validate-and-store", cache_policy=NO_CACHE, retries=1, retry_delay_seconds=2,
+      task_run_name="validate-and-store {batch.name}")
+def validate_and_store(batch, settings) -> dict:
+    from telemetry.ingest import ingest_batch
+
+    report = ingest_batch(batch, settings)
+    logger = get_run_logger()
+    if report.error:
+        logger.error(report.error)
+    else:
+        logger.info("%s: %d rows, %d clean, %d quarantined %s", batch.name, report.rows_in, report.rows_clean,
+                    report.rows_quarantined, report.reasons or "")
+    for warning in report.warnings:
+        logger.warning(warning)
+    return report.to_dict()
+
+
+@task(name="store-side-tables", cache_policy=NO_CACHE)
+def store_side_tables(folder: str, settings) -> dict:
+    from telemetry.ingest import ingest_side_tables
+
+    return ingest_side_tables(Path(folder), settings.lake_dir)
+
+
+def publish_ingest_artifacts(reports: list[dict], side: dict, key_prefix: str = "ingest") -> None:
+    create_table_artifact(key=f"{key_prefix}-data-quality", table=reporting.quality_rows(reports),
+                          description="Great Expectations rules per batch: rows checked, failed, an example")
+    create_markdown_artifact(key=f"{key_prefix}-summary", markdown=reporting.ingest_markdown(reports, side),
+                             description="What was ingested, what was quarantined and why")
+
+
+@flow(name="ingest", log_prints=True)
+def ingest_flow(
+    source: str,
+    config: str | None = None,
+    time_col: str | None = None,
+    service_col: str | None = None,
+    value_cols: list[str] | None = None,
+    default_service: str | None = None,
+) -> dict:
+    """Ingest telemetry from a file, folder, s3://, prometheus:// or cloudwatch:// source into the lake.
+
+    Bad rows are quarantined with a reason each; a batch that is mostly bad fails the run, by name."""
+    settings = load_settings(config)
+    mapping = {k: v for k, v in dict(time_col=time_col, service_col=service_col, value_cols=value_cols,
+                                     default_service=default_service).items() if v}
+    batches = resolve_source(source, settings, mapping)
+    reports = [validate_and_store(b, settings) for b in batches]
+    side = store_side_tables(source, settings) if Path(source).is_dir() else {}
+    publish_ingest_artifacts(reports, side)
+    summary = reporting.ingest_summary(reports, side, settings)
+    failed = [r for r in reports if r["error"]]
+    if failed:
+        raise IngestFailed("\n".join(r["error"] for r in failed))
+    return summary

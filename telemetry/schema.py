@@ -1,0 +1,95 @@
+"""The canonical telemetry contract shared by every source, the validator and the lake.
+
+Telemetry is a long frame: ``timestamp`` (UTC, tz-aware), ``service`` (str), ``metric`` (str),
+``value`` (float). Events, incidents and log lines have their own small schemas, below.
+"""
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass
+
+import pandas as pd
+
+TELEMETRY_COLUMNS = ["timestamp", "service", "metric", "value"]
+KEY_COLUMNS = ["timestamp", "service", "metric"]
+# Provenance travels with raw rows so that an error can name the file and the line.
+PROVENANCE_COLUMNS = ["source", "source_row"]
+
+EVENT_COLUMNS = ["event_id", "timestamp", "service", "kind", "version", "detail"]
+INCIDENT_COLUMNS = [
+    "incident_id", "root_cause_service", "affected_services", "kind", "severity",
+    "start", "end", "summary", "resolution",
+]
+LOG_COLUMNS = ["timestamp", "service", "level", "message", "incident_id"]
+
+SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
+METRIC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:]{0,127}$")
+
+
+@dataclass(frozen=True)
+class MetricSpec:
+    """A metric the fleet emits, with the range that is physically possible for it."""
+
+    name: str
+    unit: str
+    minimum: float | None = 0.0
+    maximum: float | None = None
+    description: str = ""
+
+
+# The nine golden signals every simulated service emits, one sample a minute.
+FLEET_METRICS: dict[str, MetricSpec] = {
+    m.name: m
+    for m in [
+        MetricSpec("cpu_pct", "%", 0.0, 100.0, "CPU utilisation"),
+        MetricSpec("memory_pct", "%", 0.0, 100.0, "memory utilisation"),
+        MetricSpec("latency_p50_ms", "ms", 0.0, None, "median request latency"),
+        MetricSpec("latency_p99_ms", "ms", 0.0, None, "99th-percentile request latency"),
+        MetricSpec("error_rate", "ratio", 0.0, 1.0, "share of requests that failed"),
+        MetricSpec("request_rate", "req/s", 0.0, None, "requests per second"),
+        MetricSpec("connections", "count", 0.0, None, "open connections"),
+        MetricSpec("queue_depth", "count", 0.0, None, "messages or requests waiting"),
+        MetricSpec("disk_pct", "%", 0.0, 100.0, "disk space used"),
+    ]
+}
+
+# Suffixes that make a user's own metric non-negative or a percentage. Anything else only has
+# to be a finite number.
+_PCT_SUFFIXES = ("_pct", "_percent", "_utilization", "_utilisation")
+_NON_NEGATIVE_SUFFIXES = (
+    "_rate", "_total", "_count", "_bytes", "_ms", "_seconds", "_per_second", "_rps", "_depth", "connections",
+)
+
+
+def physical_range(metric: str) -> tuple[float | None, float | None]:
+    """(min, max) a metric's value may take; ``None`` means unbounded on that side."""
+    spec = FLEET_METRICS.get(metric)
+    if spec is not None:
+        return spec.minimum, spec.maximum
+    name = metric.lower()
+    if name.endswith(_PCT_SUFFIXES):
+        return 0.0, 100.0
+    if name.endswith(_NON_NEGATIVE_SUFFIXES):
+        return 0.0, None
+    return None, None
+
+
+def empty_telemetry() -> pd.DataFrame:
+    return pd.DataFrame(
+        {
+            "timestamp": pd.Series([], dtype="datetime64[ns, UTC]"),
+            "service": pd.Series([], dtype="string"),
+            "metric": pd.Series([], dtype="string"),
+            "value": pd.Series([], dtype="float64"),
+        }
+    )
+
+
+def canonical(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cast an already-clean frame to the canonical dtypes and column order, sorted by key."""
+    out = frame[TELEMETRY_COLUMNS].copy()
+    out["timestamp"] = pd.to_datetime(out["timestamp"], utc=True).astype("datetime64[ns, UTC]")
+    out["service"] = out["service"].astype("string")
+    out["metric"] = out["metric"].astype("string")
+    out["value"] = out["value"].astype("float64")
+    return out.sort_values(KEY_COLUMNS, kind="stable").reset_index(drop=True)

@@ -1,0 +1,624 @@
+"""The fleet simulator: the embedded, labelled data source.
+
+It draws one-minute metrics for every service of a :class:`~telemetry.topology.Topology` with daily and
+weekly seasonality, autocorrelated noise, slow trends and deploys, then injects faults. A fault changes
+the *drivers* of the root-cause service (its traffic, CPU, own latency, errors, memory, disk or
+connections); traffic then flows down the dependency graph and latency and errors flow back up it, so a
+slow database shows up in every caller's latency without being written there by hand.
+
+Every fault becomes an incident record (the ground truth), log lines, and for bad deploys the deploy
+and rollback events. Output depends only on the seed and the window: the same arguments give the
+same frames, byte for byte.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta, timezone
+
+import numpy as np
+import pandas as pd
+from scipy.signal import lfilter
+
+from telemetry.schema import EVENT_COLUMNS, FLEET_METRICS, INCIDENT_COLUMNS, LOG_COLUMNS
+from telemetry.topology import Topology, default_topology
+
+FAULT_KINDS = (
+    "cpu_saturation",
+    "memory_leak",
+    "slow_dependency",
+    "error_burst",
+    "disk_fill",
+    "connection_pool_exhaustion",
+    "traffic_surge",
+)
+
+# The metric in which each kind of fault must be visible at its root-cause service.
+PRIMARY_METRIC = {
+    "cpu_saturation": "cpu_pct",
+    "memory_leak": "memory_pct",
+    "slow_dependency": "latency_p50_ms",
+    "error_burst": "error_rate",
+    "disk_fill": "disk_pct",
+    "connection_pool_exhaustion": "connections",
+    "traffic_surge": "request_rate",
+}
+
+_ELIGIBLE_ROOTS = {
+    "cpu_saturation": ("api-gateway", "auth", "catalog", "cart", "checkout", "payment", "inventory", "shipping"),
+    "memory_leak": ("frontend", "auth", "catalog", "cart", "checkout", "payment", "inventory", "notification"),
+    "slow_dependency": ("database", "cache", "payment", "inventory", "auth"),
+    "error_burst": ("api-gateway", "auth", "catalog", "cart", "checkout", "payment", "shipping"),
+    "disk_fill": ("database", "queue", "catalog", "notification", "shipping"),
+    "connection_pool_exhaustion": ("database", "payment", "checkout", "inventory"),
+    "traffic_surge": ("frontend",),
+}
+
+_DURATION_MIN = {  # (shortest, longest) incident, minutes
+    "cpu_saturation": (20, 90),
+    "memory_leak": (120, 360),
+    "slow_dependency": (15, 60),
+    "error_burst": (10, 45),
+    "disk_fill": (60, 240),
+    "connection_pool_exhaustion": (20, 60),
+    "traffic_surge": (20, 90),
+}
+
+_RESOLUTIONS = {
+    "cpu_saturation": [
+        "Scaled {svc} out from 3 to 6 replicas; a regex in request validation was pinned as the hot path and fixed.",
+        "Killed a runaway batch job that shared {svc}'s nodes; added CPU limits to the job's pod spec.",
+    ],
+    "memory_leak": [
+        "Restarted {svc} and rolled back to the previous image; a heap dump showed an unbounded in-process cache, "
+        "now capped with LRU eviction.",
+        "Raised {svc}'s memory limit temporarily; fixed a listener leak in the HTTP client pool and redeployed.",
+    ],
+    "slow_dependency": [
+        "A missing index on {svc} made a hot query scan the table; added the index and the latency recovered.",
+        "{svc} was throttled by a noisy neighbour; moved it to a dedicated node pool and added timeouts with "
+        "circuit breakers in its callers.",
+    ],
+    "error_burst": [
+        "Rolled back {svc} to the previous version; the bad release read a config key that did not exist in "
+        "production.",
+        "Rolled back {svc}; the release changed a response schema that its callers could not parse. Added a "
+        "contract test to CI.",
+    ],
+    "disk_fill": [
+        "Log rotation on {svc} had stopped after a config change; rotated and compressed logs, freed 40 GB, "
+        "restored the logrotate config.",
+        "Expired WAL and temp files filled {svc}'s volume; cleaned them up and grew the volume by 50 percent.",
+    ],
+    "connection_pool_exhaustion": [
+        "Connections leaked on an error path in {svc}; restarted the pods, fixed the missing release in the "
+        "finally block.",
+        "Raised {svc}'s pool size from the default and added a pool-wait timeout; a slow transaction held "
+        "connections open.",
+    ],
+    "traffic_surge": [
+        "A marketing campaign sent a traffic spike through {svc}; autoscaling caught up after 10 minutes and "
+        "rate limiting was enabled for anonymous clients.",
+        "A retry storm from a mobile client release multiplied requests at {svc}; shipped a client fix with "
+        "exponential back-off.",
+    ],
+}
+
+_ROOT_LOG = {
+    "cpu_saturation": ("WARN", "CPU throttled: {value:.0f}% of limit for 5m; request queue growing"),
+    "memory_leak": ("WARN", "heap usage {value:.0f}% of limit and rising; GC pauses {gc:.0f}ms"),
+    "slow_dependency": ("WARN", "slow queries: p50 {value:.0f}ms over the last minute"),
+    "error_burst": ("ERROR", "HTTP 500 on POST /api/v1/*: KeyError 'feature_flags.{flag}' in release {version}"),
+    "disk_fill": ("WARN", "disk usage {value:.0f}% on /var/lib/data"),
+    "connection_pool_exhaustion": ("ERROR", "connection pool exhausted: {value:.0f}/{pool} in use, waited 5000ms"),
+    "traffic_surge": ("WARN", "request rate {value:.0f} req/s, above the autoscaling target"),
+}
+
+
+@dataclass
+class SimulationResult:
+    telemetry: pd.DataFrame  # long form: timestamp, service, metric, value
+    events: pd.DataFrame
+    incidents: pd.DataFrame
+    logs: pd.DataFrame
+    topology: Topology
+    start: pd.Timestamp
+    end: pd.Timestamp
+    seed: int
+    meta: dict = field(default_factory=dict)
+
+
+def default_end(now: datetime | None = None) -> pd.Timestamp:
+    """The start of the current UTC day: the same seed gives the same data all day."""
+    now = now or datetime.now(timezone.utc)
+    return pd.Timestamp(now).tz_convert("UTC").floor("D")
+
+
+class FleetSimulator:
+    """Generate a labelled fleet. Parameters are stored as given; :meth:`run` does the work."""
+
+    def __init__(
+        self,
+        days: float = 14,
+        seed: int = 42,
+        end: str | datetime | pd.Timestamp | None = None,
+        incidents_per_day: float = 1.5,
+        deploys_per_service_per_day: float = 0.5,
+        topology: Topology | None = None,
+    ):
+        self.days = days
+        self.seed = seed
+        self.end = end
+        self.incidents_per_day = incidents_per_day
+        self.deploys_per_service_per_day = deploys_per_service_per_day
+        self.topology = topology
+
+    # ------------------------------------------------------------------ public
+    def run(self) -> SimulationResult:
+        topo = self.topology or default_topology()
+        end = default_end() if self.end is None else pd.Timestamp(self.end)
+        end = (end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")).floor("min")
+        n = int(round(self.days * 1440))
+        if n < 60:
+            raise ValueError(f"days={self.days}: the simulator needs at least one hour (days >= 0.042)")
+        start = end - pd.Timedelta(minutes=n)
+        times = pd.date_range(start, periods=n, freq="min", tz="UTC")
+        rng = np.random.default_rng(self.seed)
+
+        state = _State(topo, times, rng)
+        events = self._deploys(state)
+        incidents = self._schedule_incidents(state)
+        for inc in incidents:
+            self._inject(state, inc, events)
+        metrics = state.derive()
+        for inc in incidents:
+            _keep_visibly_affected(state, metrics, inc)
+        incidents_df = _incident_frame(incidents, times)
+        logs = self._logs(state, metrics, incidents, events)
+
+        telemetry = _long_form(times, topo.names, metrics)
+        events_df = pd.DataFrame(events, columns=EVENT_COLUMNS).sort_values(["timestamp", "service"], kind="stable")
+        events_df["timestamp"] = pd.to_datetime(events_df["timestamp"], utc=True)
+        return SimulationResult(
+            telemetry=telemetry,
+            events=events_df.reset_index(drop=True),
+            incidents=incidents_df,
+            logs=logs,
+            topology=topo,
+            start=start,
+            end=end,
+            seed=self.seed,
+            meta={"days": self.days, "incidents_per_day": self.incidents_per_day,
+                  "deploys_per_service_per_day": self.deploys_per_service_per_day},
+        )
+
+    # ------------------------------------------------------------------ deploys
+    def _deploys(self, st: "_State") -> list[dict]:
+        """Routine deploys in working hours: a short warm-up CPU spike and a memory reset."""
+        events: list[dict] = []
+        rng = st.rng
+        hours = st.times.hour.to_numpy()
+        weekday = st.times.weekday.to_numpy()
+        working = np.flatnonzero((hours >= 9) & (hours < 18) & (weekday < 5))
+        if len(working) == 0:
+            working = np.arange(st.n)
+        for i, svc in enumerate(st.topo.names):
+            count = rng.poisson(self.deploys_per_service_per_day * st.n / 1440)
+            at = np.sort(rng.choice(working, size=min(count, len(working)), replace=False))
+            minor = 0
+            for t in at:
+                minor += 1
+                version = f"v1.{minor}.{int(rng.integers(0, 10))}"
+                st.deploy_marks[i].append(int(t))
+                st.cpu_extra[i, t : t + 3] += rng.uniform(8, 15)
+                events.append(_event(st, t, svc, "deploy", version, "routine release"))
+        return events
+
+    # ------------------------------------------------------------------ incidents
+    def _schedule_incidents(self, st: "_State") -> list[dict]:
+        """Non-overlapping incidents (two hours apart at least), every kind in turn, roots drawn per kind."""
+        rng = st.rng
+        total = int(round(self.incidents_per_day * st.n / 1440))
+        kinds = [FAULT_KINDS[i % len(FAULT_KINDS)] for i in range(total)]
+        rng.shuffle(kinds)
+        warmup = min(180, st.n // 10)  # leave the first hours clean for a baseline
+        planned: list[dict] = []
+        gap = 120
+        for k, kind in enumerate(kinds):
+            lo, hi = _DURATION_MIN[kind]
+            duration = int(rng.integers(lo, hi + 1))
+            for _ in range(50):
+                s = int(rng.integers(warmup, max(warmup + 1, st.n - duration - 30)))
+                e = s + duration
+                if all(e + gap <= p["s"] or s >= p["e"] + gap for p in planned):
+                    break
+            else:
+                continue  # no room left in a short window: fewer incidents rather than overlapping ones
+            root = str(rng.choice(_ELIGIBLE_ROOTS[kind]))
+            severity_draw = float(rng.uniform())
+            planned.append({"kind": kind, "root": root, "s": s, "e": e, "mag": severity_draw})
+        planned.sort(key=lambda p: p["s"])
+        for idx, p in enumerate(planned, start=1):
+            p["id"] = f"INC-{self.seed:04d}-{idx:03d}"
+        return planned
+
+    def _inject(self, st: "_State", inc: dict, events: list[dict]) -> None:
+        kind, root, s, e, mag = inc["kind"], inc["root"], inc["s"], inc["e"], inc["mag"]
+        i = st.index[root]
+        svc = st.topo.service(root)
+        rng = st.rng
+        length = e - s
+        ramp = np.linspace(0.0, 1.0, length)
+        topo = st.topo
+        if kind == "cpu_saturation":
+            st.cpu_floor[i, s:e] = np.maximum(st.cpu_floor[i, s:e], 93 + 6 * mag)
+            affected = {root} | set(topo.callers(root))
+        elif kind == "memory_leak":
+            # Memory climbs until the process is OOM-killed a few minutes before the end, then restarts.
+            oom = e - 8
+            level = svc.base_memory_pct
+            st.mem_extra[i, s:oom] += (101 - level) * np.linspace(0, 1, oom - s) ** 1.3
+            st.mem_reset[i].append(oom)
+            st.err_extra[i, oom : oom + 4] += 0.3 + 0.4 * mag
+            st.rps_factor[i, oom : oom + 3] *= 0.3
+            inc["oom_at"] = oom
+            affected = {root} | set(topo.callers(root))
+        elif kind == "slow_dependency":
+            factor = 4 + 8 * mag
+            shape = np.minimum(1.0, np.minimum(ramp, ramp[::-1]) * 8 + 0.25)
+            st.lat_factor[i, s:e] *= 1 + (factor - 1) * shape
+            affected = {root} | topo.upstream(root)
+        elif kind == "error_burst":
+            version = f"v2.{int(rng.integers(0, 20))}.0"
+            inc["version"] = version
+            st.err_extra[i, s:e] += 0.05 + 0.25 * mag
+            st.cpu_extra[i, s : s + 3] += 10
+            events.append(_event(st, s, root, "deploy", version, "release with a bad config key"))
+            events.append(_event(st, e, root, "rollback", f"v2.{int(rng.integers(20, 30))}.1", f"rolled back {version}"))
+            st.deploy_marks[i].append(s)
+            affected = {root} | topo.upstream(root)
+        elif kind == "disk_fill":
+            full_at = s + int(length * 0.8)
+            st.disk_fill[i, s:full_at] = np.linspace(0, 1, full_at - s)
+            st.disk_fill[i, full_at:e] = 1.0
+            st.disk_cleanup[i].append(e)
+            st.err_extra[i, full_at:e] += 0.04 + 0.1 * mag
+            affected = {root} | set(topo.callers(root))
+        elif kind == "connection_pool_exhaustion":
+            climb = s + max(3, length // 4)
+            st.conn_fill[i, s:climb] = np.linspace(0, 1, climb - s)
+            st.conn_fill[i, climb:e] = 1.0
+            st.lat_factor[i, climb:e] *= 2.5 + 3 * mag
+            st.err_extra[i, climb:e] += 0.02 + 0.08 * mag
+            st.queue_extra[i, s:e] += (20 + 60 * mag) * np.minimum(1, ramp * 4)
+            affected = {root} | topo.upstream(root)
+        elif kind == "traffic_surge":
+            factor = 2.5 + 2.5 * mag
+            shape = np.minimum(1.0, np.minimum(ramp, ramp[::-1]) * 6 + 0.3)
+            st.rps_factor[i, s:e] *= 1 + (factor - 1) * shape
+            affected = {root} | topo.downstream(root)
+        else:  # pragma: no cover - FAULT_KINDS is closed
+            raise ValueError(kind)
+        inc["affected"] = sorted(affected)
+
+    # ------------------------------------------------------------------ logs
+    def _logs(self, st: "_State", metrics: dict, incidents: list[dict], events: list[dict]) -> pd.DataFrame:
+        rows: list[tuple] = []
+        for ev in events:
+            t = ev["timestamp"]
+            if ev["kind"] == "deploy":
+                rows.append((t, ev["service"], "INFO", f"deploy {ev['version']} started: {ev['detail']}", None))
+                rows.append((t + pd.Timedelta(minutes=2), ev["service"], "INFO", f"deploy {ev['version']} healthy", None))
+            else:
+                rows.append((t, ev["service"], "WARN", f"rollback to {ev['version']}: {ev['detail']}", None))
+        for inc in incidents:
+            kind, root, s, e = inc["kind"], inc["root"], inc["s"], inc["e"]
+            i = st.index[root]
+            level, template = _ROOT_LOG[kind]
+            metric = PRIMARY_METRIC[kind]
+            step = max(1, (e - s) // 12)
+            svc = st.topo.service(root)
+            for t in range(s + step // 2, e, step):
+                value = float(metrics[metric][i, t]) * (100 if metric == "error_rate" else 1)
+                msg = template.format(value=value, gc=40 + 4 * value, pool=svc.pool_size,
+                                      flag="checkout_v2", version=inc.get("version", "unknown"))
+                if kind in ("disk_fill", "memory_leak") and t < s + (e - s) // 2:
+                    continue  # these creep: logs only speak once the trend is obvious
+                rows.append((st.times[t], root, level, msg, inc["id"]))
+            if kind == "memory_leak":
+                oom = inc["oom_at"]
+                rows.append((st.times[oom], root, "ERROR", f"container {root} OOMKilled (exit 137); restarting", inc["id"]))
+            for other in inc["affected"]:
+                if other == root:
+                    continue
+                mid = s + (e - s) // 2
+                rows.append((st.times[mid], other, "WARN", f"upstream {root} degraded: {_SYMPTOM[kind]}", inc["id"]))
+        logs = pd.DataFrame(rows, columns=LOG_COLUMNS)
+        logs["timestamp"] = pd.to_datetime(logs["timestamp"], utc=True)
+        logs["incident_id"] = logs["incident_id"].astype("string")
+        return logs.sort_values(["timestamp", "service"], kind="stable").reset_index(drop=True)
+
+
+_SYMPTOM = {
+    "cpu_saturation": "responses slow, timeouts rising",
+    "memory_leak": "connection resets while the process restarts",
+    "slow_dependency": "calls taking much longer than usual, timeouts",
+    "error_burst": "HTTP 5xx from the dependency",
+    "disk_fill": "write failures: no space left on device",
+    "connection_pool_exhaustion": "timed out waiting for a connection",
+    "traffic_surge": "request volume far above normal",
+}
+
+
+def _keep_visibly_affected(st: "_State", metrics: dict, inc: dict) -> None:
+    """Narrow the candidate blast radius to the services whose metrics really moved, then describe it.
+
+    A caller that sends a dependency few requests barely notices it is slow; ground truth must not claim
+    otherwise. A service counts as affected when, during the incident, its median latency, error rate,
+    request rate or CPU moved well outside the two hours before."""
+    s, e = inc["s"], inc["e"]
+    lo = max(0, s - 120)
+    kept = [inc["root"]]
+    for name in inc["affected"]:
+        if name == inc["root"]:
+            continue
+        i = st.index[name]
+        for metric, rel, absolute in (("latency_p50_ms", 0.15, 0.5), ("error_rate", 0.5, 0.005),
+                                      ("request_rate", 0.3, 1.0), ("cpu_pct", 0.25, 5.0)):
+            before = float(np.median(metrics[metric][i, lo:s])) if s > lo else float(metrics[metric][i, s])
+            during = float(np.median(metrics[metric][i, s:e]))
+            peak = float(np.quantile(metrics[metric][i, s:e], 0.9))
+            change = max(abs(during - before), abs(peak - before))
+            if change > rel * abs(before) and change > absolute:
+                kept.append(name)
+                break
+    inc["affected"] = sorted(kept)
+    inc["severity"] = _severity(inc["kind"], inc["mag"], len(kept))
+    inc["summary"] = _summary(inc, st.topo)
+
+
+def _severity(kind: str, mag: float, n_affected: int) -> str:
+    score = mag + 0.08 * n_affected + (0.3 if kind in ("slow_dependency", "error_burst") else 0.0)
+    return "critical" if score > 1.2 else "high" if score > 0.8 else "medium" if score > 0.45 else "low"
+
+
+def _event(st: "_State", t: int, service: str, kind: str, version: str, detail: str) -> dict:
+    return {
+        "event_id": f"EVT-{st.times[t]:%Y%m%d%H%M}-{service}-{kind}",
+        "timestamp": st.times[t],
+        "service": service,
+        "kind": kind,
+        "version": version,
+        "detail": detail,
+    }
+
+
+def _summary(inc: dict, topo: Topology) -> str:
+    kind, root = inc["kind"], inc["root"]
+    others = [a for a in inc["affected"] if a != root]
+    blast = f"; also affected: {', '.join(others)}" if others else ""
+    what = {
+        "cpu_saturation": f"CPU saturation on {root}: utilisation pinned above 93%, latency up",
+        "memory_leak": f"Memory leak in {root}: memory grew until the process was OOM-killed and restarted",
+        "slow_dependency": f"Slow dependency: {root} responded several times slower than usual and the latency "
+        f"propagated to its callers",
+        "error_burst": f"Error burst on {root} after deploy {inc.get('version', '')}: 5xx rate jumped until rollback",
+        "disk_fill": f"Disk filling up on {root}: volume reached 100%, writes failed",
+        "connection_pool_exhaustion": f"Connection-pool exhaustion on {root}: all {topo.service(root).pool_size} "
+        "connections in use, requests queued and timed out",
+        "traffic_surge": f"Traffic surge at {root}: request rate several times the normal peak",
+    }[kind]
+    return what + blast
+
+
+def _incident_frame(incidents: list[dict], times: pd.DatetimeIndex) -> pd.DataFrame:
+    topo_rows = []
+    for inc in incidents:
+        templates = _RESOLUTIONS[inc["kind"]]
+        resolution = templates[int(inc["mag"] * 1000) % len(templates)].format(svc=inc["root"])
+        topo_rows.append(
+            {
+                "incident_id": inc["id"],
+                "root_cause_service": inc["root"],
+                "affected_services": list(inc["affected"]),
+                "kind": inc["kind"],
+                "severity": inc["severity"],
+                "start": times[inc["s"]],
+                "end": times[min(inc["e"], len(times) - 1)],
+                "summary": inc["summary"],
+                "resolution": resolution,
+            }
+        )
+    frame = pd.DataFrame(topo_rows, columns=INCIDENT_COLUMNS)
+    for col in ("start", "end"):
+        frame[col] = pd.to_datetime(frame[col], utc=True)
+    return frame
+
+
+def _ar1(rng: np.random.Generator, shape: tuple[int, int], phi: float, sigma: float) -> np.ndarray:
+    """Autocorrelated noise (AR(1)) with stationary standard deviation ``sigma``, one row per service."""
+    eps = rng.normal(0.0, sigma * np.sqrt(1 - phi**2), size=shape)
+    return lfilter([1.0], [1.0, -phi], eps, axis=1)
+
+
+def _sawtooth_since(marks: list[int], n: int) -> np.ndarray:
+    """Minutes since the latest mark (or since the start), for resets such as deploys and restarts."""
+    last = np.zeros(n, dtype=np.int64)
+    idx = np.zeros(n, dtype=np.int64)
+    for m in sorted(marks):
+        if 0 <= m < n:
+            idx[m:] = m
+    last = np.arange(n) - idx
+    return last.astype(float)
+
+
+class _State:
+    """Drivers per service (rows) and minute (columns); faults edit these, ``derive`` turns them into metrics."""
+
+    def __init__(self, topo: Topology, times: pd.DatetimeIndex, rng: np.random.Generator):
+        self.topo, self.times, self.rng = topo, times, rng
+        self.n = n = len(times)
+        k = len(topo.services)
+        self.index = {name: i for i, name in enumerate(topo.names)}
+        shape = (k, n)
+        self.rps_factor = np.ones(shape)
+        self.cpu_extra = np.zeros(shape)
+        self.cpu_floor = np.zeros(shape)
+        self.lat_factor = np.ones(shape)
+        self.err_extra = np.zeros(shape)
+        self.mem_extra = np.zeros(shape)
+        self.disk_fill = np.zeros(shape)
+        self.conn_fill = np.zeros(shape)
+        self.queue_extra = np.zeros(shape)
+        self.deploy_marks: list[list[int]] = [[] for _ in range(k)]
+        self.mem_reset: list[list[int]] = [[] for _ in range(k)]
+        self.disk_cleanup: list[list[int]] = [[] for _ in range(k)]
+
+    def _seasonality(self) -> np.ndarray:
+        minute = (self.times.hour * 60 + self.times.minute).to_numpy()
+        hours = minute / 60.0
+        # Low at 04:00, a broad day peak around 14:00, a smaller evening shoulder.
+        daily = 0.25 + 0.75 * np.exp(-((hours - 14.0) ** 2) / (2 * 4.0**2)) + 0.15 * np.exp(-((hours - 20.5) ** 2) / 2.0)
+        weekly = np.where(self.times.weekday.to_numpy() >= 5, 0.7, 1.0)
+        days = (self.times - self.times[0]).total_seconds().to_numpy() / 86400.0
+        trend = 1.0 + 0.004 * days  # slow organic growth
+        return daily * weekly * trend
+
+    def derive(self) -> dict[str, np.ndarray]:
+        topo, rng, n = self.topo, self.rng, self.n
+        names = topo.names
+        k = len(names)
+        season = self._seasonality()
+        graph = topo.graph
+
+        # ---- traffic: entry points and background consumers, then down the edges
+        own_noise = np.exp(_ar1(rng, (k, n), 0.9, 0.05))
+        rps = np.zeros((k, n))
+        for name in topo.callers_order():
+            i = self.index[name]
+            preds = list(graph.predecessors(name))
+            if name in topo.entrypoints:
+                base = topo.entry_rps * season
+            elif not preds:
+                base = topo.entry_rps * 0.08 * season  # consumers fed by the queue
+            else:
+                base = sum(rps[self.index[p]] * graph.edges[p, name]["ratio"] for p in preds)
+            rps[i] = base * self.rps_factor[i] * own_noise[i]
+
+        # ---- CPU
+        cpu = np.zeros((k, n))
+        cpu_noise = _ar1(rng, (k, n), 0.8, 1.5)
+        for name in names:
+            i = self.index[name]
+            svc = topo.service(name)
+            cpu[i] = svc.idle_cpu_pct + 75 * rps[i] / svc.capacity_rps + cpu_noise[i] + self.cpu_extra[i]
+            cpu[i] = np.maximum(cpu[i], self.cpu_floor[i] + rng.normal(0, 0.6, n) * (self.cpu_floor[i] > 0))
+        cpu = np.clip(cpu, 0.5, 100.0)
+
+        # ---- latency: own time with queueing, plus calls to callees (callees first)
+        u = np.clip(cpu / 100.0, 0, 0.985)
+        queueing = 1 + 3.0 * np.maximum(0, u - 0.65) ** 2 / (1 - u)
+        lat_noise = np.exp(_ar1(rng, (k, n), 0.7, 0.06))
+        p50 = np.zeros((k, n))
+        p99 = np.zeros((k, n))
+        tail = np.exp(_ar1(rng, (k, n), 0.6, 0.08))
+        for name in reversed(topo.callers_order()):
+            i = self.index[name]
+            svc = topo.service(name)
+            own = svc.base_latency_ms * queueing[i] * self.lat_factor[i] * lat_noise[i]
+            down50 = np.zeros(n)
+            down99 = np.zeros(n)
+            for callee in graph.successors(name):
+                j = self.index[callee]
+                ratio = graph.edges[name, callee]["ratio"]
+                down50 += 0.7 * ratio * p50[j]
+                down99 += 0.5 * ratio * p99[j]
+            p50[i] = own + down50
+            p99[i] = own * 3.2 * tail[i] + down99 + down50
+
+        # ---- errors: own base rate, fault bursts, then a share of each callee's errors
+        err = np.zeros((k, n))
+        base_err = np.abs(_ar1(rng, (k, n), 0.5, 0.0006)) + 0.0008
+        for name in reversed(topo.callers_order()):
+            i = self.index[name]
+            inherited = np.zeros(n)
+            for callee in graph.successors(name):
+                inherited += 0.5 * min(1.0, graph.edges[name, callee]["ratio"]) * err[self.index[callee]]
+            err[i] = base_err[i] + self.err_extra[i] + inherited
+        err = np.clip(err, 0.0, 1.0)
+
+        # ---- connections: Little's law (in flight = rate x time) on top of a warm pool, up to the pool size
+        conn = np.zeros((k, n))
+        conn_noise = _ar1(rng, (k, n), 0.7, 1.5)
+        for name in names:
+            i = self.index[name]
+            pool = topo.service(name).pool_size
+            in_flight = rps[i] * p50[i] / 1000.0
+            normal = 0.12 * pool + 2.5 * in_flight + conn_noise[i]
+            normal = np.minimum(normal, 0.8 * pool)  # a healthy service never sits at its limit
+            conn[i] = normal + (pool - normal) * self.conn_fill[i]
+        conn = np.clip(np.round(conn), 0, None)
+
+        # ---- queue depth: backlog grows with load and with stalls
+        queue = np.zeros((k, n))
+        q_noise = np.abs(_ar1(rng, (k, n), 0.85, 1.0))
+        for name in names:
+            i = self.index[name]
+            svc = topo.service(name)
+            load = rps[i] / svc.capacity_rps
+            backlog = svc.base_queue_depth * season * (1 + q_noise[i]) + 40 * np.maximum(0, u[i] - 0.8) ** 2 * 25
+            queue[i] = backlog + 0.5 * q_noise[i] * (load > 0.5) + self.queue_extra[i]
+        queue = np.clip(np.round(queue), 0, None)
+
+        # ---- memory: working set with load, slow creep between deploys, leaks, resets on restart
+        mem = np.zeros((k, n))
+        mem_noise = _ar1(rng, (k, n), 0.95, 0.8)
+        for name in names:
+            i = self.index[name]
+            svc = topo.service(name)
+            since = _sawtooth_since(self.deploy_marks[i] + self.mem_reset[i], n)
+            creep = np.minimum(8.0, since / 1440.0 * 1.5)
+            leak = self.mem_extra[i].copy()
+            for r in self.mem_reset[i]:
+                leak[r:] = 0.0
+            mem[i] = svc.base_memory_pct + 6 * season + creep + leak + mem_noise[i]
+        mem = np.clip(mem, 1.0, 100.0)
+
+        # ---- disk: slow growth, a daily rotation sawtooth, and fills that clean-ups undo
+        disk = np.zeros((k, n))
+        minute_of_day = (self.times.hour * 60 + self.times.minute).to_numpy()
+        days_elapsed = np.arange(n) / 1440.0
+        for name in names:
+            i = self.index[name]
+            svc = topo.service(name)
+            normal = svc.base_disk_pct + svc.disk_growth_pct_per_day * days_elapsed + 1.2 * minute_of_day / 1440.0
+            normal = normal + rng.normal(0, 0.05, n)
+            disk[i] = normal + (100.2 - normal) * self.disk_fill[i]
+        disk = np.clip(disk, 0.0, 100.0)
+
+        return {
+            "cpu_pct": cpu,
+            "memory_pct": mem,
+            "latency_p50_ms": p50,
+            "latency_p99_ms": np.maximum(p99, p50),
+            "error_rate": err,
+            "request_rate": rps,
+            "connections": conn,
+            "queue_depth": queue,
+            "disk_pct": disk,
+        }
+
+
+def _long_form(times: pd.DatetimeIndex, services: list[str], metrics: dict[str, np.ndarray]) -> pd.DataFrame:
+    """Stack (service x minute) arrays into the canonical long frame, ordered by timestamp, service, metric."""
+    k, n = len(services), len(times)
+    names = sorted(metrics)
+    values = np.stack([metrics[m] for m in names], axis=2)  # (service, time, metric)
+    values = np.round(values.transpose(1, 0, 2), 4)  # (time, service, metric)
+    return pd.DataFrame(
+        {
+            "timestamp": np.repeat(times.to_numpy(), k * len(names)),
+            "service": pd.Categorical(np.tile(np.repeat(services, len(names)), n), categories=sorted(services)),
+            "metric": pd.Categorical(np.tile(names, k * n), categories=sorted(FLEET_METRICS)),
+            "value": values.reshape(-1),
+        }
+    ).assign(timestamp=lambda f: pd.to_datetime(f["timestamp"], utc=True))

@@ -1,0 +1,193 @@
+"""CSV and Parquet files, in long form (timestamp, service, metric, value) or wide form.
+
+Wide form is a timestamp column, optionally a service column, and one column per metric. Headers are
+matched loosely: case, surrounding quotes and spaces, and a handful of common names
+(``time``, ``ts``, ``@timestamp``, ``app``, ``metric_name`` ...) are all understood.
+
+A file source does not judge values: it maps the layout onto the canonical columns, keeps the raw text
+and records where each row came from (``source``, ``source_row``) so that validation can quarantine a
+bad row by name. Lines that CSV cannot split into the header's fields are kept too, flagged in
+``problem``.
+"""
+from __future__ import annotations
+
+import csv
+import io
+import re
+from pathlib import Path
+
+import pandas as pd
+
+from telemetry.schema import PROVENANCE_COLUMNS, TELEMETRY_COLUMNS
+
+ALIASES = {
+    "timestamp": ("timestamp", "time", "ts", "datetime", "date_time", "date", "@timestamp", "event_time",
+                  "time_stamp", "_time", "timestamp_utc", "time_utc", "period", "minute"),
+    "service": ("service", "service_name", "svc", "app", "application", "job", "component", "host", "instance",
+                "entity"),
+    "metric": ("metric", "metric_name", "name", "__name__", "series", "signal"),
+    "value": ("value", "val", "metric_value", "reading", "measurement"),
+}
+RAW_COLUMNS = TELEMETRY_COLUMNS + PROVENANCE_COLUMNS + ["problem"]
+
+
+class SchemaError(ValueError):
+    """The file's columns cannot be mapped onto telemetry; the message names the file and the columns."""
+
+
+def normalise_header(name: object) -> str:
+    text = str(name).replace("\ufeff", "").strip().strip("\"'` ").strip()
+    text = re.sub(r"[\s\-/]+", "_", text)
+    return text.lower()
+
+
+def find_column(columns: list[str], role: str, explicit: str | None = None) -> str | None:
+    """The column that plays ``role`` (after normalisation), or the explicitly named one."""
+    if explicit:
+        want = normalise_header(explicit)
+        if want not in columns:
+            raise SchemaError(f"column {explicit!r} not found; columns are {columns}")
+        return want
+    for alias in ALIASES[role]:
+        if alias in columns:
+            return alias
+    return None
+
+
+def read_table(path: Path) -> pd.DataFrame:
+    """Read a CSV or Parquet file with normalised headers and a ``source_row`` (1-based data row).
+
+    CSV values stay text so that nothing is guessed before validation; a line with the wrong number of
+    fields becomes a row with ``problem`` set instead of aborting the read.
+    """
+    suffix = "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
+    if suffix in (".parquet", ".pq"):
+        frame = pd.read_parquet(path)
+        frame["problem"] = None
+    elif suffix in (".csv", ".csv.gz", ".tsv", ".txt"):
+        frame = _read_csv(path, sep="\t" if suffix == ".tsv" else None)
+    else:
+        raise SchemaError(f"{path}: unsupported file type {suffix or '(none)'}; expected .csv, .tsv or .parquet")
+    frame.columns = [normalise_header(c) if c != "problem" else c for c in frame.columns]
+    if frame.columns.duplicated().any():
+        dupes = sorted(set(frame.columns[frame.columns.duplicated()]))
+        raise SchemaError(f"{path}: column names repeat after normalising case and spaces: {dupes}")
+    frame.insert(0, "source_row", range(1, len(frame) + 1))
+    return frame
+
+
+def _sniff_sep(head: str) -> str:
+    try:
+        return csv.Sniffer().sniff(head.splitlines()[0], delimiters=",;\t|").delimiter
+    except (csv.Error, IndexError):
+        return ","
+
+
+def _read_csv(path: Path, sep: str | None) -> pd.DataFrame:
+    opener = {"compression": "infer"}
+    with pd.io.common.get_handle(path, "r", encoding="utf-8-sig", errors="replace", **opener) as handle:
+        text = handle.handle.read()
+    if not text.strip():
+        raise SchemaError(f"{path}: the file is empty; expected a header line and data rows")
+    sep = sep or _sniff_sep(text[:4096])
+    try:
+        frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
+                            skipinitialspace=True, on_bad_lines="error")
+        frame["problem"] = None
+        return frame
+    except pd.errors.ParserError:
+        pass
+    # Slow path, only for files with malformed lines: keep every line, flag the ones that do not fit.
+    reader = csv.reader(io.StringIO(text), delimiter=sep, skipinitialspace=True)
+    header = next(reader)
+    rows, problems = [], []
+    for lineno, fields in enumerate(reader, start=2):
+        if not fields:
+            continue
+        if len(fields) != len(header):
+            problems.append(f"line {lineno}: expected {len(header)} fields, found {len(fields)}")
+            fields = (fields + [""] * len(header))[: len(header)]
+        else:
+            problems.append(None)
+        rows.append(fields)
+    frame = pd.DataFrame(rows, columns=header)
+    frame["problem"] = problems
+    return frame
+
+
+def to_raw_telemetry(
+    frame: pd.DataFrame,
+    source: str,
+    *,
+    time_col: str | None = None,
+    service_col: str | None = None,
+    value_cols: list[str] | None = None,
+    default_service: str | None = None,
+) -> pd.DataFrame:
+    """Map a table in either layout onto raw canonical rows (values untouched), with provenance."""
+    columns = [c for c in frame.columns if c not in ("source_row", "problem")]
+    ts = find_column(columns, "timestamp", time_col)
+    if ts is None:
+        raise SchemaError(
+            f"{source}: no timestamp column; expected one named like {', '.join(ALIASES['timestamp'][:6])} "
+            f"(any case), found {columns}. Name it with --time-col."
+        )
+    svc = find_column(columns, "service", service_col)
+    metric = find_column(columns, "metric")
+    value = find_column(columns, "value")
+    if metric and value and not value_cols:
+        out = pd.DataFrame({
+            "timestamp": frame[ts],
+            "service": frame[svc] if svc else (default_service or Path(source).stem),
+            "metric": frame[metric],
+            "value": frame[value],
+        })
+        out["source_row"] = frame["source_row"].to_numpy()
+        out["problem"] = frame["problem"].to_numpy()
+    else:
+        metrics = [normalise_header(c) for c in value_cols] if value_cols else [
+            c for c in columns if c not in (ts, svc)
+        ]
+        missing = [m for m in metrics if m not in frame.columns]
+        if missing:
+            raise SchemaError(f"{source}: value columns {missing} not found; columns are {columns}")
+        if not metrics:
+            raise SchemaError(
+                f"{source}: no value columns; expected long form (timestamp, service, metric, value) or wide "
+                f"form (a timestamp column and one column per metric), found {columns}"
+            )
+        ids = ["source_row", "problem", ts] + ([svc] if svc else [])
+        out = frame[ids + metrics].melt(id_vars=ids, value_vars=metrics, var_name="metric", value_name="value")
+        out = out.rename(columns={ts: "timestamp"})
+        if svc:
+            out = out.rename(columns={svc: "service"})
+        else:
+            out["service"] = default_service or Path(source).stem
+        out = out.sort_values(["source_row"], kind="stable")
+    out["source"] = source
+    return out[RAW_COLUMNS].reset_index(drop=True)
+
+
+def read_file(path: str | Path, **mapping) -> pd.DataFrame:
+    """Read one CSV/Parquet file into raw canonical rows (see :func:`to_raw_telemetry`)."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: no such file")
+    return to_raw_telemetry(read_table(path), str(path), **mapping)
+
+
+def discover(path: str | Path) -> list[Path]:
+    """The telemetry files under a path: the file itself, or every CSV/Parquet file in a folder."""
+    path = Path(path)
+    if path.is_file():
+        return [path]
+    if path.is_dir():
+        skip = {"events", "incidents", "logs", "graph", "manifest"}
+        files = sorted(
+            p for p in path.rglob("*")
+            if p.is_file() and p.suffix.lower() in (".csv", ".parquet", ".tsv") and p.stem not in skip
+        )
+        if not files:
+            raise FileNotFoundError(f"{path}: no .csv or .parquet files in this folder")
+        return files
+    raise FileNotFoundError(f"{path}: no such file or folder")

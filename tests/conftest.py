@@ -1,0 +1,48 @@
+"""Shared fixtures: a throw-away home folder for the session and one Prefect test server."""
+from __future__ import annotations
+
+import os
+
+import pytest
+
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
+os.environ.setdefault("HF_HUB_OFFLINE", "1")
+
+
+@pytest.fixture(scope="session", autouse=True)
+def cerebro_home(tmp_path_factory):
+    """Everything the code under test writes goes to a temporary home, never to the checkout's .cerebro."""
+    home = tmp_path_factory.mktemp("cerebro-home")
+    old = os.environ.get("CEREBRO_HOME")
+    os.environ["CEREBRO_HOME"] = str(home)
+    os.environ["PREFECT_HOME"] = str(home / "prefect")
+    yield home
+    if old is None:
+        os.environ.pop("CEREBRO_HOME", None)
+    else:
+        os.environ["CEREBRO_HOME"] = old
+
+
+@pytest.fixture
+def home(tmp_path, monkeypatch):
+    """A fresh home folder for one test (lake, quarantine ...)."""
+    monkeypatch.setenv("CEREBRO_HOME", str(tmp_path / "home"))
+    return tmp_path / "home"
+
+
+@pytest.fixture(scope="session")
+def prefect_server():
+    """One temporary Prefect server (SQLite) for every flow test; it takes several seconds to start."""
+    from prefect.testing.utilities import prefect_test_harness
+
+    with prefect_test_harness(server_startup_timeout=120):
+        yield
+
+
+@pytest.fixture(scope="session")
+def small_fleet():
+    """Two days of the simulated fleet, shared by the read-only tests."""
+    from telemetry.simulator import FleetSimulator
+
+    return FleetSimulator(days=2, seed=11, end="2026-11-20T00:00:00Z", incidents_per_day=4).run()

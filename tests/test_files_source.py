@@ -1,0 +1,93 @@
+"""The file source: both layouts, header variants, quoting, separators, malformed lines."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from telemetry.sources.files import SchemaError, discover, read_file
+
+
+def _write(tmp_path, name, text):
+    path = tmp_path / name
+    path.write_text(text, encoding="utf-8")
+    return path
+
+
+def test_long_form_with_canonical_headers(tmp_path):
+    p = _write(tmp_path, "long.csv", "timestamp,service,metric,value\n"
+               "2026-11-20T10:00:00Z,payment,cpu_pct,41.5\n2026-11-20T10:01:00Z,payment,cpu_pct,43\n")
+    raw = read_file(p)
+    assert list(raw["service"]) == ["payment", "payment"]
+    assert list(raw["value"]) == ["41.5", "43"]  # text until validation
+    assert list(raw["source_row"]) == [1, 2]
+    assert (raw["source"] == str(p)).all()
+
+
+@pytest.mark.parametrize("header", [
+    '"Timestamp","Service","Metric","Value"',
+    "TIME;SVC;METRIC_NAME;VAL",
+    "\ufeff ts , App , Name , Reading ",
+    "@timestamp\tjob\t__name__\tvalue",
+])
+def test_long_form_header_variants(tmp_path, header):
+    sep = ";" if ";" in header else "\t" if "\t" in header else ","
+    rows = sep.join(['"2026-11-20 10:00:00"', "cart", "memory_pct", '"55.5"'])
+    p = _write(tmp_path, "variant.csv", header + "\n" + rows + "\n")
+    raw = read_file(p)
+    assert raw.loc[0, "service"] == "cart"
+    assert raw.loc[0, "metric"] == "memory_pct"
+    assert str(raw.loc[0, "value"]).strip('"') == "55.5"
+
+
+def test_wide_form_with_and_without_service_column(tmp_path):
+    p = _write(tmp_path, "orders-db.csv", "Time,CPU_PCT,Latency P99 MS\n2026-11-20T10:00Z,12.5,80\n2026-11-20T10:01Z,13,82\n")
+    raw = read_file(p)
+    assert set(raw["metric"]) == {"cpu_pct", "latency_p99_ms"}
+    assert set(raw["service"]) == {"orders-db"}  # from the file name
+    assert len(raw) == 4 and set(raw["source_row"]) == {1, 2}
+
+    p2 = _write(tmp_path, "fleet.csv", "timestamp,service,cpu_pct\n2026-11-20T10:00Z,a,1\n2026-11-20T10:00Z,b,2\n")
+    raw2 = read_file(p2)
+    assert list(raw2["service"]) == ["a", "b"]
+
+
+def test_parquet_long_form(tmp_path, small_fleet):
+    p = tmp_path / "t.parquet"
+    small_fleet.telemetry.head(500).to_parquet(p)
+    raw = read_file(p)
+    assert len(raw) == 500
+    assert raw["timestamp"].dtype.kind == "M"
+
+
+def test_malformed_lines_are_kept_and_flagged(tmp_path):
+    p = _write(tmp_path, "broken.csv", "timestamp,service,metric,value\n"
+               "2026-11-20T10:00:00Z,payment,cpu_pct,41\n2026-11-20T10:01:00Z,payment,cpu_pct,42,extra\n"
+               "2026-11-20T10:02:00Z,payment,cpu_pct,43\n")
+    raw = read_file(p)
+    assert len(raw) == 3
+    assert raw["problem"].isna().tolist() == [True, False, True]
+    assert "line 3: expected 4 fields, found 5" in raw.loc[1, "problem"]
+
+
+def test_explicit_columns_and_clear_schema_errors(tmp_path):
+    p = _write(tmp_path, "odd.csv", "when,reading\n2026-11-20T10:00Z,1\n")
+    with pytest.raises(SchemaError, match="no timestamp column.*when"):
+        read_file(p)
+    raw = read_file(p, time_col="WHEN", default_service="svc")
+    assert raw.loc[0, "metric"] == "reading" and raw.loc[0, "service"] == "svc"
+    with pytest.raises(SchemaError, match="not found"):
+        read_file(p, time_col="nope")
+    with pytest.raises(SchemaError, match="empty"):
+        read_file(_write(tmp_path, "empty.csv", ""))
+    with pytest.raises(SchemaError, match="unsupported file type"):
+        read_file(_write(tmp_path, "x.json", "{}"))
+
+
+def test_discover_folder(tmp_path):
+    _write(tmp_path, "a.csv", "timestamp,value\n")
+    _write(tmp_path, "incidents.parquet", "")
+    (tmp_path / "sub").mkdir()
+    _write(tmp_path / "sub", "b.csv", "timestamp,value\n")
+    assert [p.name for p in discover(tmp_path)] == ["a.csv", "b.csv"]
+    with pytest.raises(FileNotFoundError):
+        discover(tmp_path / "missing")
