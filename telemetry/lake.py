@@ -49,26 +49,28 @@ def write_telemetry(frame: pd.DataFrame, lake_dir: Path) -> LakeWrite:
     root = Path(lake_dir) / "telemetry"
     if frame.empty:
         return LakeWrite(0, 0, 0, 0)
-    frame = frame[TELEMETRY_COLUMNS]
-    dates = frame["timestamp"].dt.strftime("%Y-%m-%d")
+    days = frame["timestamp"].dt.floor("D")
+    services = frame["service"].astype("category")
     new = updated = parts = 0
-    for (date, service), part in frame.groupby([dates, frame["service"].astype(str)], sort=True, observed=True):
-        path = root / f"date={date}" / f"service={service}" / "part.parquet"
-        incoming = part[["timestamp", "metric", "value"]].copy()
-        incoming["metric"] = incoming["metric"].astype(str)
+    for (day, service), part in frame.groupby([days, services], sort=True, observed=True):
+        path = root / f"date={day:%Y-%m-%d}" / f"service={service}" / "part.parquet"
+        incoming = pd.DataFrame({"timestamp": part["timestamp"].array,
+                                 "metric": part["metric"].astype(str).to_numpy(),
+                                 "value": part["value"].to_numpy()})
+        incoming = incoming.drop_duplicates(subset=["timestamp", "metric"], keep="last")
         if path.exists():
             existing = pq.read_table(path).to_pandas()
-            merged = pd.concat([existing, incoming], ignore_index=True)
-            before = len(existing)
-            merged = merged.drop_duplicates(subset=["timestamp", "metric"], keep="last")
-            added = len(merged) - before
             changed = _changed_values(existing, incoming)
+            merged = pd.concat([existing, incoming], ignore_index=True)
+            merged = merged.drop_duplicates(subset=["timestamp", "metric"], keep="last")
+            added = len(merged) - len(existing)
+            if added == 0 and changed == 0:
+                parts += 1
+                continue  # nothing new: leave the file untouched
         else:
-            merged = incoming.drop_duplicates(subset=["timestamp", "metric"], keep="last")
-            added, changed = len(merged), 0
+            merged, added, changed = incoming, len(incoming), 0
         merged = merged.sort_values(["timestamp", "metric"], kind="stable")
-        table = pa.Table.from_pandas(merged, preserve_index=False)
-        _atomic_write(table, path)
+        _atomic_write(pa.Table.from_pandas(merged, preserve_index=False), path)
         new += added
         updated += changed
         parts += 1

@@ -614,11 +614,12 @@ def _long_form(times: pd.DatetimeIndex, services: list[str], metrics: dict[str, 
     names = sorted(metrics)
     values = np.stack([metrics[m] for m in names], axis=2)  # (service, time, metric)
     values = np.round(values.transpose(1, 0, 2), 4)  # (time, service, metric)
+    stamps = np.repeat(times.tz_convert(None).to_numpy(), k * len(names))
     return pd.DataFrame(
         {
-            "timestamp": np.repeat(times.to_numpy(), k * len(names)),
+            "timestamp": pd.DatetimeIndex(stamps).tz_localize("UTC"),
             "service": pd.Categorical(np.tile(np.repeat(services, len(names)), n), categories=sorted(services)),
             "metric": pd.Categorical(np.tile(names, k * n), categories=sorted(FLEET_METRICS)),
             "value": values.reshape(-1),
         }
-    ).assign(timestamp=lambda f: pd.to_datetime(f["timestamp"], utc=True))
+    )

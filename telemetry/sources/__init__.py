@@ -3,6 +3,7 @@
     path/to/file.csv | .parquet | folder/     files (long or wide form)
     s3://bucket/key-or-prefix                  objects in S3 (boto3)
     prometheus://host:9090  (prometheus+https://...)   Prometheus range queries from the config
+    prometheus://                              the same, at sources.prometheus.url
     cloudwatch://[namespace]                   CloudWatch GetMetricData, metrics from the config
 """
 from __future__ import annotations
@@ -42,8 +43,13 @@ def resolve(uri: str, settings, **mapping) -> list[SourceBatch]:
         ]
     if scheme.startswith("prometheus"):
         cfg = settings.sources.prometheus
-        http = "https" if scheme.endswith("https") else "http"
-        url = f"{http}://{parsed.netloc}{parsed.path}".rstrip("/")
+        if parsed.netloc:
+            http = "https" if scheme.endswith("https") else "http"
+            url = f"{http}://{parsed.netloc}{parsed.path}".rstrip("/")
+        elif cfg.url:  # a bare prometheus:// means the configured server
+            url = cfg.url.rstrip("/")
+        else:
+            raise ValueError(f"{uri}: no Prometheus host; write prometheus://host:9090 or set sources.prometheus.url")
         start, end = _window(cfg.lookback_hours)
         return [SourceBatch(f"prometheus:{url}", lambda: prometheus.read_prometheus(
             url, cfg.queries, start, end, cfg.step, cfg.service_label))]

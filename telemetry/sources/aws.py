@@ -6,10 +6,15 @@ from __future__ import annotations
 
 import tempfile
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pandas as pd
 
-from telemetry.sources.files import RAW_COLUMNS, read_file
+from telemetry.sources.files import RAW_COLUMNS, SchemaError, read_file
+
+TELEMETRY_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet")
+# Like a local folder (telemetry.sources.files.discover): the lake's other tables are not telemetry.
+NOT_TELEMETRY = {"events", "incidents", "logs", "graph", "manifest"}
 
 
 def _client(service: str, region: str, endpoint_url: str | None):
@@ -31,32 +36,50 @@ def read_cloudwatch(
     region: str = "us-east-1",
     endpoint_url: str | None = None,
 ) -> pd.DataFrame:
-    """One row per datapoint for each (service, metric) pair; services are listed from CloudWatch when not given."""
+    """One row per datapoint for each (service, metric) pair.
+
+    Without ``services``, the services are those listed (ListMetrics) with ``dimension`` on a configured metric,
+    and each is read with the dimension set it was published with (the ``dimension``-only set if there is one).
+    """
     if not metrics:
         raise ValueError(
             "no CloudWatch metrics configured: set sources.cloudwatch.metrics (metric name -> CloudWatch name)"
         )
     cw = _client("cloudwatch", region, endpoint_url)
-    if not services:
-        services = sorted({
-            d["Value"]
-            for page in cw.get_paginator("list_metrics").paginate(Namespace=namespace)
-            for m in page["Metrics"] for d in m.get("Dimensions", []) if d["Name"] == dimension
-        })
+    # (service, metric, CloudWatch name, exact dimensions): CloudWatch only answers a query whose dimension
+    # set matches the published one exactly.
+    targets: list[tuple[str, str, str, list[dict]]] = []
+    if services:
+        targets = [(service, metric, cw_name, [{"Name": dimension, "Value": service}])
+                   for service in services for metric, cw_name in metrics.items()]
+    else:
+        wanted = set(metrics.values())
+        found: dict[tuple[str, str], list[list[dict]]] = {}
+        for page in cw.get_paginator("list_metrics").paginate(Namespace=namespace):
+            for m in page["Metrics"]:
+                dims = m.get("Dimensions", [])
+                service = next((d["Value"] for d in dims if d["Name"] == dimension), None)
+                if service is not None and m["MetricName"] in wanted:
+                    found.setdefault((service, m["MetricName"]), []).append(dims)
+        for (service, cw_name), dim_sets in sorted(found.items()):
+            # Prefer the series published with the service dimension alone; otherwise read every set.
+            exact = [d for d in dim_sets if len(d) == 1]
+            for dims in exact or dim_sets:
+                targets.extend((service, metric, cw_name, dims) for metric, name in metrics.items() if name == cw_name)
     queries, ids = [], {}
-    for s_i, service in enumerate(services):
-        for m_i, (metric, cw_name) in enumerate(metrics.items()):
-            qid = f"q{s_i}_{m_i}"
-            ids[qid] = (service, metric)
-            queries.append({
-                "Id": qid,
-                "MetricStat": {
-                    "Metric": {"Namespace": namespace, "MetricName": cw_name,
-                               "Dimensions": [{"Name": dimension, "Value": service}]},
-                    "Period": period, "Stat": stat,
-                },
-                "ReturnData": True,
-            })
+    for i, (service, metric, cw_name, dims) in enumerate(targets):
+        qid = f"q{i}"
+        ids[qid] = (service, metric)
+        queries.append({
+            "Id": qid,
+            "MetricStat": {
+                "Metric": {"Namespace": namespace, "MetricName": cw_name, "Dimensions": dims},
+                "Period": period, "Stat": stat,
+            },
+            "ReturnData": True,
+        })
+    if not queries:  # nothing in the namespace: GetMetricData refuses an empty query list
+        return pd.DataFrame(columns=RAW_COLUMNS)
     rows = []
     for chunk in range(0, len(queries), 500):  # GetMetricData takes at most 500 queries a call
         paginator = cw.get_paginator("get_metric_data")
@@ -72,15 +95,45 @@ def read_cloudwatch(
     return out[RAW_COLUMNS]
 
 
+def _stem(key: str) -> str:
+    """The object's file name without its extensions (``orders-db.csv.gz`` -> ``orders-db``)."""
+    name = Path(key).name
+    for suffix in TELEMETRY_SUFFIXES:
+        if name.lower().endswith(suffix):
+            return name[: -len(suffix)]
+    return Path(name).stem
+
+
+def _is_missing(exc: Exception) -> bool:
+    code = str(getattr(exc, "response", {}).get("Error", {}).get("Code", ""))
+    return code in ("404", "NoSuchKey", "NoSuchBucket", "NotFound")
+
+
 def list_s3(uri: str, region: str = "us-east-1", endpoint_url: str | None = None) -> list[str]:
-    """The CSV/Parquet object keys at ``s3://bucket/key`` or under ``s3://bucket/prefix/``."""
-    bucket, _, prefix = uri.removeprefix("s3://").partition("/")
+    """The CSV/Parquet object keys at ``s3://bucket/key`` or under ``s3://bucket/prefix[/]``.
+
+    A prefix is a folder: ``s3://b/data`` reads ``data/...`` (or the object ``data`` itself), not ``data-old/``.
+    """
+    from botocore.exceptions import ClientError
+
+    parsed = urlparse(uri)
+    bucket, prefix = parsed.netloc, parsed.path.lstrip("/")
     s3 = _client("s3", region, endpoint_url)
+    folder = prefix if not prefix or prefix.endswith("/") else prefix + "/"
+    try:
+        listed = [
+            obj["Key"]
+            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+            for obj in page.get("Contents", [])
+        ]
+    except ClientError as exc:
+        if _is_missing(exc):
+            raise FileNotFoundError(f"{uri}: bucket {bucket!r} does not exist") from exc
+        raise
     keys = [
-        obj["Key"]
-        for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-        for obj in page.get("Contents", [])
-        if obj["Key"].lower().endswith((".csv", ".csv.gz", ".parquet", ".tsv"))
+        key for key in listed
+        if (key == prefix or key.startswith(folder))
+        and key.lower().endswith(TELEMETRY_SUFFIXES) and _stem(key) not in NOT_TELEMETRY
     ]
     if not keys:
         raise FileNotFoundError(f"{uri}: no .csv or .parquet objects there")
@@ -89,15 +142,30 @@ def list_s3(uri: str, region: str = "us-east-1", endpoint_url: str | None = None
 
 def read_s3_object(bucket: str, key: str, region: str = "us-east-1", endpoint_url: str | None = None,
                    **mapping) -> pd.DataFrame:
-    """Download one object to a temporary file and read it like a local file; provenance says s3://."""
+    """Download one object to a temporary file and read it like a local file; provenance says s3://.
+
+    A wide object without a service column takes its service from the object's name; every error names
+    the object, never the temporary file.
+    """
+    from botocore.exceptions import ClientError
+
+    uri = f"s3://{bucket}/{key}"
+    if mapping.get("default_service") is None:
+        mapping["default_service"] = _stem(key)
     s3 = _client("s3", region, endpoint_url)
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / Path(key).name
-        s3.download_file(bucket, key, str(local))
-        frame = read_file(local, **mapping)
-    frame["source"] = f"s3://{bucket}/{key}"
-    if mapping.get("default_service") is None and not (frame["service"] != local.stem).any():
-        frame["service"] = Path(key).stem
+        try:
+            s3.download_file(bucket, key, str(local))
+        except ClientError as exc:
+            if _is_missing(exc):
+                raise FileNotFoundError(f"{uri}: no such object") from exc
+            raise
+        try:
+            frame = read_file(local, **mapping)
+        except SchemaError as exc:
+            raise SchemaError(str(exc).replace(str(local), uri)) from None
+    frame["source"] = uri
     return frame
 
 

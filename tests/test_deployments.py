@@ -1,0 +1,30 @@
+"""prefect.yaml: every deployment points at a real flow, on the process pool, the pipeline weekly."""
+from __future__ import annotations
+
+from pathlib import Path
+
+import yaml
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def test_deployments_load_their_flows():
+    from prefect.flows import load_flow_from_entrypoint
+
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    deployments = spec["deployments"]
+    names = set()
+    for d in deployments:
+        flow = load_flow_from_entrypoint(str(ROOT / d["entrypoint"]))
+        names.add(f"{flow.name}/{d['name']}")
+        assert d["work_pool"]["name"] == "cerebro-local"
+    assert {"pipeline/weekly", "pipeline/on-demand", "ingest/on-demand"} <= names
+    weekly = next(d for d in deployments if d["name"] == "weekly")
+    assert weekly["schedules"][0]["cron"] == "0 3 * * 1" and weekly["schedules"][0]["active"]
+
+
+def test_ci_and_make_targets_exist():
+    assert "make test" in (ROOT / ".ci" / "run").read_text()
+    makefile = (ROOT / "Makefile").read_text()
+    for target in ("run:", "test:", "ui:", "bench:"):
+        assert f"\n{target}" in makefile

@@ -1,0 +1,66 @@
+"""Whole flows under a temporary Prefect server: the pipeline end to end, its artifacts, idempotence."""
+from __future__ import annotations
+
+import asyncio
+
+import pandas as pd
+import pytest
+
+from telemetry.lake import lake_stats, read_table
+
+pytestmark = pytest.mark.e2e
+
+
+def _artifact_keys(flow_run_ids=None) -> set[str]:
+    from prefect.client.orchestration import get_client
+
+    async def _read():
+        async with get_client() as client:
+            return await client.read_artifacts()
+
+    return {a.key for a in asyncio.run(_read()) if a.key}
+
+
+def test_pipeline_end_to_end_and_idempotent(prefect_server, home):
+    from flows.pipeline import pipeline_flow
+
+    summary = pipeline_flow(days=0.5, seed=3)
+    rows = int(0.5 * 1440) * 13 * 9
+    ingest = summary["ingest"]
+    assert [s["stage"] for s in summary["stages"]] == ["simulate", "ingest + validate"]
+    assert ingest["rows_in"] == rows and ingest["rows_clean"] == rows and ingest["rows_quarantined"] == 0
+    assert ingest["rows_new_in_lake"] == rows
+    stats = lake_stats(home / "lake")
+    assert stats["rows"] == rows and len(stats["services"]) == 13
+    incidents = read_table("incidents", home / "lake")
+    assert len(incidents) >= 1 and set(incidents["kind"]) <= {
+        "cpu_saturation", "memory_leak", "slow_dependency", "error_burst", "disk_fill",
+        "connection_pool_exhaustion", "traffic_surge"}
+    assert {"pipeline-summary", "ingest-summary", "ingest-data-quality"} <= _artifact_keys()
+
+    again = pipeline_flow(days=0.5, seed=3)
+    assert again["ingest"]["rows_new_in_lake"] == 0 and again["ingest"]["rows_updated_in_lake"] == 0
+    assert lake_stats(home / "lake")["rows"] == rows
+    assert len(read_table("incidents", home / "lake")) == len(incidents)
+
+
+def test_ingest_flow_quarantines_and_fails_unusable_batches(prefect_server, home, tmp_path):
+    from flows.ingest import IngestFailed, ingest_flow
+
+    now = pd.Timestamp.now(tz="UTC").floor("min")
+    good = [f"{(now - pd.Timedelta(minutes=m)).isoformat()},cart,cpu_pct,{10 + m}" for m in range(1, 9)]
+    mixed = tmp_path / "mixed.csv"
+    mixed.write_text("timestamp,service,metric,value\n" + "\n".join(good + [
+        f"{now.isoformat()},cart,cpu_pct,abc", f"{now.isoformat()},cart,request_rate,-3"]) + "\n")
+    summary = ingest_flow(source=str(mixed))
+    assert (summary["rows_clean"], summary["rows_quarantined"]) == (8, 2)
+    assert summary["quarantine_reasons"] == {"value": 1, "range": 1}
+    q = pd.read_parquet(summary["quarantine_files"][0])
+    assert sorted(q["source_row"]) == [9, 10] and q["reason"].str.len().gt(10).all()
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("timestamp,service,metric,value\nnope,cart,cpu_pct,1\nnever,cart,cpu_pct,2\n")
+    with pytest.raises(IngestFailed, match=r"bad\.csv.*2 of 2 rows rejected.*row 1: timestamp 'nope'"):
+        ingest_flow(source=str(bad))
+    files = sorted((home / "quarantine").rglob("bad-*.parquet"))
+    assert files and len(pd.read_parquet(files[-1])) == 2
