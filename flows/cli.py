@@ -37,14 +37,14 @@ def _settings(config: Optional[str], **overrides):
     try:
         settings = load_settings(config, **overrides)
     except ConfigError as exc:
-        console.print(f"[red]configuration error[/red]\n{exc}")
+        console.print(f"[red]configuration error[/red]\n{exc}", soft_wrap=True)
         raise typer.Exit(2)
     configure_environment(settings)
     return settings
 
 
 def _fail(message: str, code: int = 1) -> None:
-    console.print(f"[red]error:[/red] {message}", highlight=False)
+    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
@@ -199,6 +199,8 @@ def ingest(
         cerebro ingest --source prometheus://localhost:9090   # queries from sources.prometheus
     """
     settings = _settings(config)
+    if "://" not in source and not Path(source).expanduser().exists():
+        _fail(f"{source}: no such file or folder", 2)  # say so before starting Prefect
     from flows.ingest import ingest_flow
 
     with console.status(f"ingesting {source}"):
@@ -227,16 +229,22 @@ def ui(
     prefect_port: int = typer.Option(4200, help="Port of the Prefect UI."),
     mlflow_port: int = typer.Option(5000, help="Port of the MLflow UI."),
     wait: bool = typer.Option(True, help="Stay in the foreground until Ctrl-C (--no-wait starts them and returns)."),
+    stop: bool = typer.Option(False, "--stop", help="Stop UIs that an earlier `cerebro ui --no-wait` left running."),
 ):
     """Start the Prefect UI and the MLflow UI on localhost over the home folder, and print their addresses.
 
     Example:
 
         cerebro ui            # then open http://127.0.0.1:4200 and http://127.0.0.1:5000
+
+        cerebro ui --no-wait  # leave them running; `cerebro ui --stop` ends them
     """
     settings = _settings(config)
-    from flows.services import start_uis, stop_uis
+    from flows.services import start_uis, stop_detached, stop_uis
 
+    if stop:
+        out.print(f"stopped {stop_detached(settings)} process(es)")
+        return
     try:
         procs = start_uis(settings, prefect_port, mlflow_port)
     except RuntimeError as exc:

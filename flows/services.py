@@ -49,13 +49,28 @@ def start_uis(settings, prefect_port: int = 4200, mlflow_port: int = 5000, timeo
             log = run_dir / f"{name}-ui.log"
             proc = subprocess.Popen(cmd, env=env, stdout=log.open("w"), stderr=subprocess.STDOUT,
                                     start_new_session=True)
-            (run_dir / f"{name}-ui.pid").write_text(str(proc.pid))
+            (run_dir / f"{name}-ui.pid").write_text(f"{proc.pid}\n")
             procs.append(proc)
             _wait_http(url, proc, timeout, log)
     except Exception:
         stop_uis(procs)
         raise
     return procs
+
+
+def stop_detached(settings) -> int:
+    """Stop the UIs whose pid files ``start_uis`` left in <home>/run; returns how many were running."""
+    import signal
+
+    stopped = 0
+    for pid_file in (settings.home / "run").glob("*-ui.pid"):
+        try:
+            os.killpg(int(pid_file.read_text().strip()), signal.SIGTERM)
+            stopped += 1
+        except (ProcessLookupError, ValueError, PermissionError):
+            pass
+        pid_file.unlink(missing_ok=True)
+    return stopped
 
 
 def stop_uis(procs: list) -> None:

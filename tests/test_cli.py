@@ -104,8 +104,8 @@ def test_ingest_unusable_file_fails_naming_it(prefect_server, home, tmp_path):
 
 
 def test_ingest_missing_file_and_bad_config(tmp_path, monkeypatch):
-    missing = runner.invoke(app, ["ingest", "--source", str(tmp_path / "nope.csv")])
-    assert missing.exit_code == 2 and "no such file" in missing.output
+    missing = runner.invoke(app, ["ingest", "--source", str(tmp_path / "nope.csv")], terminal_width=300)
+    assert missing.exit_code == 2 and "nope.csv: no such file or folder" in missing.output
     monkeypatch.setenv("CEREBRO_PREFECT__TASK_RUNNER", "ray")
     bad = runner.invoke(app, ["ingest", "--source", str(tmp_path)], terminal_width=200)
     assert bad.exit_code == 2 and "prefect.task_runner" in bad.output

@@ -9,11 +9,11 @@ from __future__ import annotations
 
 import gzip
 import json
-import os
 import re
 import socket
 import tempfile
 import threading
+import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
@@ -25,7 +25,6 @@ from telemetry.sources import resolve
 from telemetry.sources.files import RAW_COLUMNS, SchemaError
 from telemetry.sources.prometheus import PrometheusError, read_prometheus
 from telemetry.validation import validate_telemetry
-
 
 # ============================================================================ fake Prometheus
 CPU_Q = "100 * avg by (service) (rate(process_cpu_seconds_total[1m]))"
@@ -63,7 +62,7 @@ def _time(text: str) -> float:
 
 
 def _fmt(value: float) -> str:
-    return "%.15g" % value  # Prometheus writes sample values as strings, without a trailing .0
+    return f"{value:.15g}"  # Prometheus writes sample values as strings, without a trailing .0
 
 
 def expected_samples(base: float, start: float, end: float, step: float) -> list[tuple[float, float]]:
@@ -89,7 +88,7 @@ class _PromHandler(BaseHTTPRequestHandler):
     def _error(self, status: int, error_type: str, error: str) -> None:
         self._send(status, json.dumps({"status": "error", "errorType": error_type, "error": error}))
 
-    def do_GET(self):  # noqa: N802
+    def do_GET(self):
         url = urlparse(self.path)
         if url.path != "/api/v1/query_range":
             return self._send(404, "<html><body>404 page not found</body></html>", "text/html")
@@ -139,8 +138,6 @@ def prometheus():
 
 def _wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
     """Wait until a server accepts connections (the only waiting these tests do)."""
-    import time
-
     deadline = time.monotonic() + timeout
     while True:
         try:
