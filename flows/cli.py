@@ -49,14 +49,9 @@ def _fail(message: str, code: int = 1) -> None:
 
 
 def _task_runner(settings):
-    if settings.prefect.task_runner == "dask":
-        from prefect_dask import DaskTaskRunner
+    from flows.runners import task_runner_for
 
-        return DaskTaskRunner(address=settings.prefect.dask_address) if settings.prefect.dask_address \
-            else DaskTaskRunner()
-    from prefect.task_runners import ThreadPoolTaskRunner
-
-    return ThreadPoolTaskRunner()
+    return task_runner_for(settings)
 
 
 @app.command()

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from prefect import flow, get_run_logger, task
+from prefect import flow, get_run_logger, task, unmapped
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
@@ -73,7 +73,8 @@ def ingest_flow(
     mapping = {k: v for k, v in dict(time_col=time_col, service_col=service_col, value_cols=value_cols,
                                      default_service=default_service).items() if v}
     batches = resolve_source(source, settings, mapping)
-    reports = [validate_and_store(b, settings) for b in batches]
+    # One task per file or object: they run side by side on the configured task runner (threads or Dask).
+    reports = validate_and_store.map(batches, settings=unmapped(settings)).result()
     side = store_side_tables(source, settings) if Path(source).is_dir() else {}
     publish_ingest_artifacts(reports, side)
     summary = reporting.ingest_summary(reports, side, settings)

@@ -18,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 from configs.settings import load_settings
 from flows import reporting
 from flows.ingest import ingest_flow
+from flows.runners import task_runner_for
 
 
 @task(name="simulate-fleet", cache_policy=NO_CACHE)
@@ -48,7 +49,7 @@ def pipeline_flow(config: str | None = None, source: str | None = None, days: fl
                        "result": f"{settings.simulator.days:g} days, seed {settings.simulator.seed}: {source}"})
 
     t0 = time.perf_counter()
-    ingest = ingest_flow(source=source, config=config)
+    ingest = ingest_flow.with_options(task_runner=task_runner_for(settings))(source=source, config=config)
     stages.append({"stage": "ingest + validate", "seconds": time.perf_counter() - t0,
                    "result": f"{ingest['rows_clean']:,} clean rows, {ingest['rows_quarantined']:,} quarantined, "
                              f"lake {ingest['lake']['rows']:,} rows"})

@@ -43,6 +43,7 @@ def write_simulation(result: SimulationResult, out_dir: str | Path, fmt: str = "
     paths["manifest"] = out / "manifest.json"
     paths["manifest"].write_text(json.dumps({
         "generator": "cerebro-fleet-simulator",
+        "dataset": result.dataset,
         "seed": result.seed,
         "start": result.start.isoformat(),
         "end": result.end.isoformat(),

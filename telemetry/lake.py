@@ -23,9 +23,9 @@ from telemetry.schema import KEY_COLUMNS, TELEMETRY_COLUMNS, canonical, empty_te
 
 # Tables other than telemetry, with the columns that identify a row.
 TABLE_KEYS = {
-    "events": ["event_id"],
-    "incidents": ["incident_id"],
-    "logs": ["timestamp", "service", "message"],
+    "events": ["dataset", "event_id"],
+    "incidents": ["dataset", "incident_id"],
+    "logs": ["dataset", "timestamp", "service", "message"],
 }
 
 
@@ -147,9 +147,13 @@ def write_table(name: str, frame: pd.DataFrame, lake_dir: Path) -> int:
     return int(added)
 
 
-def read_table(name: str, lake_dir: Path) -> pd.DataFrame:
+def read_table(name: str, lake_dir: Path, dataset: str | None = None) -> pd.DataFrame:
+    """A side table, optionally only the records of one history (``dataset``)."""
     path = Path(lake_dir) / f"{name}.parquet"
-    return pd.read_parquet(path) if path.exists() else pd.DataFrame()
+    if not path.exists():
+        return pd.DataFrame()
+    frame = pd.read_parquet(path)
+    return frame[frame["dataset"] == dataset].reset_index(drop=True) if dataset else frame
 
 
 def write_graph(graph: dict, lake_dir: Path) -> Path:

@@ -7,7 +7,7 @@ from pathlib import Path
 import pandas as pd
 
 from telemetry.dataset import write_simulation
-from telemetry.simulator import FleetSimulator, default_end
+from telemetry.simulator import FleetSimulator, dataset_name, default_end
 
 
 def simulator_from_settings(settings) -> FleetSimulator:
@@ -17,12 +17,14 @@ def simulator_from_settings(settings) -> FleetSimulator:
 
 
 def simulate_to_raw(settings) -> tuple[Path, bool]:
-    """Write the configured simulation to ``<home>/raw/fleet-...``; reuse it if it is already there."""
+    """Write the configured simulation to ``<home>/raw/<dataset>``; reuse it if it is already there.
+
+    The pipeline's fleet runs until the start of the current hour, so that its data is as fresh as a live
+    feed's; ``cerebro simulate`` defaults to the start of the day instead, for reproducible files."""
     s = settings.simulator
-    end = pd.Timestamp(s.end) if s.end else default_end()
+    end = pd.Timestamp(s.end) if s.end else default_end(freq="h")
     end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
-    name = f"fleet-seed{s.seed}-{s.days:g}d-until-{end:%Y%m%dT%H%M}"
-    out = settings.raw_dir / name
+    out = settings.raw_dir / dataset_name(s.seed, s.days, end)
     manifest = out / "manifest.json"
     if manifest.exists():
         meta = json.loads(manifest.read_text())

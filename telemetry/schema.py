@@ -15,12 +15,14 @@ KEY_COLUMNS = ["timestamp", "service", "metric"]
 # Provenance travels with raw rows so that an error can name the file and the line.
 PROVENANCE_COLUMNS = ["source", "source_row"]
 
-EVENT_COLUMNS = ["event_id", "timestamp", "service", "kind", "version", "detail"]
+# ``dataset`` names the history a record belongs to (one simulation, one import), so that records of
+# different histories never mix in the lake.
+EVENT_COLUMNS = ["event_id", "timestamp", "service", "kind", "version", "detail", "dataset"]
 INCIDENT_COLUMNS = [
     "incident_id", "root_cause_service", "affected_services", "kind", "severity",
-    "start", "end", "summary", "resolution",
+    "start", "end", "summary", "resolution", "dataset",
 ]
-LOG_COLUMNS = ["timestamp", "service", "level", "message", "incident_id"]
+LOG_COLUMNS = ["timestamp", "service", "level", "message", "incident_id", "dataset"]
 
 SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
 METRIC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:]{0,127}$")

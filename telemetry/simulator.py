@@ -124,13 +124,19 @@ class SimulationResult:
     start: pd.Timestamp
     end: pd.Timestamp
     seed: int
+    dataset: str = ""
     meta: dict = field(default_factory=dict)
 
 
-def default_end(now: datetime | None = None) -> pd.Timestamp:
-    """The start of the current UTC day: the same seed gives the same data all day."""
+def default_end(now: datetime | None = None, freq: str = "D") -> pd.Timestamp:
+    """The start of the current UTC day (or hour, ``freq="h"``): the same seed gives the same data until then."""
     now = now or datetime.now(timezone.utc)
-    return pd.Timestamp(now).tz_convert("UTC").floor("D")
+    return pd.Timestamp(now).tz_convert("UTC").floor(freq)
+
+
+def dataset_name(seed: int, days: float, end: pd.Timestamp) -> str:
+    """Names one simulated history; incidents, events and logs carry it so that histories never mix."""
+    return f"fleet-seed{seed}-{days:g}d-until-{end:%Y%m%dT%H%M}"
 
 
 class FleetSimulator:
@@ -163,6 +169,7 @@ class FleetSimulator:
         start = end - pd.Timedelta(minutes=n)
         times = pd.date_range(start, periods=n, freq="min", tz="UTC")
         rng = np.random.default_rng(self.seed)
+        self._end = end  # names incidents and events of this history
 
         state = _State(topo, times, rng)
         events = self._deploys(state)
@@ -176,8 +183,12 @@ class FleetSimulator:
         logs = self._logs(state, metrics, incidents, events)
 
         telemetry = _long_form(times, topo.names, metrics)
-        events_df = pd.DataFrame(events, columns=EVENT_COLUMNS).sort_values(["timestamp", "service"], kind="stable")
+        events_df = pd.DataFrame(events, columns=EVENT_COLUMNS[:-1]).sort_values(["timestamp", "service"],
+                                                                               kind="stable")
         events_df["timestamp"] = pd.to_datetime(events_df["timestamp"], utc=True)
+        dataset = dataset_name(self.seed, self.days, end)
+        for frame in (events_df, incidents_df, logs):
+            frame["dataset"] = dataset
         return SimulationResult(
             telemetry=telemetry,
             events=events_df.reset_index(drop=True),
@@ -187,6 +198,7 @@ class FleetSimulator:
             start=start,
             end=end,
             seed=self.seed,
+            dataset=dataset,
             meta={"days": self.days, "incidents_per_day": self.incidents_per_day,
                   "deploys_per_service_per_day": self.deploys_per_service_per_day},
         )
@@ -238,7 +250,7 @@ class FleetSimulator:
             planned.append({"kind": kind, "root": root, "s": s, "e": e, "mag": severity_draw})
         planned.sort(key=lambda p: p["s"])
         for idx, p in enumerate(planned, start=1):
-            p["id"] = f"INC-{self.seed:04d}-{idx:03d}"
+            p["id"] = f"INC-{self.seed}-{self._end:%y%m%d%H%M}-{idx:03d}"
         return planned
 
     def _inject(self, st: "_State", inc: dict, events: list[dict]) -> None:
@@ -332,7 +344,7 @@ class FleetSimulator:
                     continue
                 mid = s + (e - s) // 2
                 rows.append((st.times[mid], other, "WARN", f"upstream {root} degraded: {_SYMPTOM[kind]}", inc["id"]))
-        logs = pd.DataFrame(rows, columns=LOG_COLUMNS)
+        logs = pd.DataFrame(rows, columns=LOG_COLUMNS[:-1])
         logs["timestamp"] = pd.to_datetime(logs["timestamp"], utc=True)
         logs["incident_id"] = logs["incident_id"].astype("string")
         return logs.sort_values(["timestamp", "service"], kind="stable").reset_index(drop=True)
@@ -428,7 +440,7 @@ def _incident_frame(incidents: list[dict], times: pd.DatetimeIndex) -> pd.DataFr
                 "resolution": resolution,
             }
         )
-    frame = pd.DataFrame(topo_rows, columns=INCIDENT_COLUMNS)
+    frame = pd.DataFrame(topo_rows, columns=INCIDENT_COLUMNS[:-1])
     for col in ("start", "end"):
         frame[col] = pd.to_datetime(frame[col], utc=True)
     return frame

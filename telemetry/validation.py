@@ -277,17 +277,19 @@ def validate_telemetry(
                                     f"{age.total_seconds() / 3600:.1f} h old (limit {freshness_hours:g} h)"))
         if not fres.success:
             result.stale = True
-            msg = f"{source}: stale data: the newest row is {age.total_seconds() / 3600:.1f} h old, more than {freshness_hours:g} h"
-            result.warnings.append(msg)
+            result.warnings.append(f"{source}: stale data: the newest row is {age.total_seconds() / 3600:.1f} h "
+                                   f"old, more than {freshness_hours:g} h")
     result.rules = outcomes
 
     share = len(bad_index) / n
     if len(clean) == 0 or share > max_quarantine_share or (result.stale and on_stale == "fail"):
-        first = quarantine.head(5)
-        problems = "; ".join(f"row {r.source_row}: {r.reason}" for r in first.itertuples())
-        why = (result.warnings[0] if result.stale and on_stale == "fail" and share <= max_quarantine_share
-               else f"{len(bad_index)} of {n} rows rejected ({share:.0%}, limit {max_quarantine_share:.0%})")
-        err = UnusableBatchError(f"{source}: unusable batch: {why}. First problems: {problems or 'none'}")
+        if len(clean) and share <= max_quarantine_share:  # only the freshness rule failed
+            message = f"{result.warnings[0]} (validation.on_stale is 'fail')"
+        else:
+            problems = "; ".join(f"row {r.source_row}: {r.reason}" for r in quarantine.head(5).itertuples())
+            message = (f"{source}: unusable batch: {len(bad_index)} of {n} rows rejected ({share:.0%}, limit "
+                       f"{max_quarantine_share:.0%}). First problems: {problems}")
+        err = UnusableBatchError(message)
         err.result = result
         raise err
     return result

@@ -64,3 +64,23 @@ def test_ingest_flow_quarantines_and_fails_unusable_batches(prefect_server, home
         ingest_flow(source=str(bad))
     files = sorted((home / "quarantine").rglob("bad-*.parquet"))
     assert files and len(pd.read_parquet(files[-1])) == 2
+
+
+def test_ingest_on_a_dask_cluster_reads_files_side_by_side(prefect_server, home, tmp_path, monkeypatch):
+    """The scale-out profile's task runner: each file of a folder is a Dask task in its own process."""
+    from configs.settings import load_settings
+    from flows.ingest import ingest_flow
+    from flows.runners import task_runner_for
+
+    now = pd.Timestamp.now(tz="UTC").floor("min")
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    for svc in ("cart", "payment", "auth"):
+        rows = [f"{(now - pd.Timedelta(minutes=m)).isoformat()},{m % 50}" for m in range(1, 31)]
+        (folder / f"{svc}.csv").write_text("Time,CPU_PCT\n" + "\n".join(rows) + "\n")
+    monkeypatch.setenv("CEREBRO_PREFECT__TASK_RUNNER", "dask")
+    runner = task_runner_for(load_settings())
+    assert type(runner).__name__ == "DaskTaskRunner"
+    summary = ingest_flow.with_options(task_runner=runner)(source=str(folder))
+    assert summary["batches"] == 3 and summary["rows_clean"] == 90 and summary["rows_quarantined"] == 0
+    assert lake_stats(home / "lake")["services"] == ["auth", "cart", "payment"]

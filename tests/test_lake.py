@@ -71,3 +71,19 @@ def test_side_tables_merge_by_key(tmp_path, small_fleet):
     assert list(back["incident_id"]) == list(small_fleet.incidents.sort_values("start")["incident_id"])
     lake.write_graph(small_fleet.topology.to_dict(), tmp_path)
     assert len(lake.read_graph(tmp_path)["edges"]) == len(small_fleet.topology.edges)
+
+
+def test_histories_of_different_simulations_never_mix(tmp_path):
+    from telemetry.simulator import FleetSimulator
+
+    a = FleetSimulator(days=1, seed=1, end="2026-11-20T00:00Z", incidents_per_day=3).run()
+    b = FleetSimulator(days=1, seed=1, end="2026-11-20T06:00Z", incidents_per_day=3).run()
+    assert a.dataset != b.dataset
+    assert not set(a.incidents["incident_id"]) & set(b.incidents["incident_id"])
+    for r in (a, b):
+        lake.write_table("incidents", r.incidents, tmp_path)
+        lake.write_table("events", r.events, tmp_path)
+    assert len(lake.read_table("incidents", tmp_path)) == len(a.incidents) + len(b.incidents)
+    mine = lake.read_table("incidents", tmp_path, dataset=a.dataset)
+    assert sorted(mine["incident_id"]) == sorted(a.incidents["incident_id"])
+    assert set(lake.read_table("events", tmp_path, dataset=b.dataset)["dataset"]) == {b.dataset}

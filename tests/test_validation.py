@@ -97,7 +97,7 @@ def test_freshness_warns_or_fails(tmp_path):
     res = _validate(raw, now=later, freshness_hours=48)
     assert res.stale and "stale data" in res.warnings[0] and res.rows_clean == 6
     assert next(r for r in res.rules if r.rule == "freshness").failed == 1
-    with pytest.raises(UnusableBatchError, match="stale"):
+    with pytest.raises(UnusableBatchError, match=r"batch.csv: stale data: the newest row is 74.0 h old.*on_stale is .fail."):
         _validate(raw, now=later, freshness_hours=48, on_stale="fail")
     assert not _validate(raw, now=later, freshness_hours=None).stale
 
