@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import sys
 import time
+from contextlib import contextmanager
 from pathlib import Path
 from typing import Optional
 
@@ -48,6 +49,30 @@ def _fail(message: str, code: int = 1) -> None:
     raise typer.Exit(code)
 
 
+@contextmanager
+def _progress(title: str):
+    """A rich progress bar fed by flows.progress: one line per stage (pipeline stages, batches ...)."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+
+    from flows import progress as hub
+
+    bars = Progress(SpinnerColumn(), TextColumn("[bold]{task.description}"), BarColumn(), MofNCompleteColumn(),
+                    TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=console, transient=False)
+    tasks: dict[str, int] = {}
+
+    def listener(stage: str, done: int, total: int, detail: str) -> None:
+        if stage not in tasks:
+            tasks[stage] = bars.add_task(stage, total=total, detail="")
+        bars.update(tasks[stage], completed=done, total=total, detail=Path(detail).name if "/" in detail else detail)
+
+    with bars, hub.listen(listener):
+        head = bars.add_task(title, total=None, detail="")
+        try:
+            yield
+        finally:
+            bars.update(head, total=1, completed=1)
+
+
 def _task_runner(settings):
     from flows.runners import task_runner_for
 
@@ -79,7 +104,7 @@ def run(
     from flows.pipeline import pipeline_flow
 
     t0 = time.perf_counter()
-    with console.status("[bold]running the pipeline[/bold] (Prefect starts a local server on first use)"):
+    with _progress("pipeline (Prefect starts a local server on first use)"):
         try:
             summary = pipeline_flow.with_options(task_runner=_task_runner(settings))(
                 config=config, source=source, days=days, seed=seed)
@@ -119,6 +144,7 @@ def simulate(
     end: Optional[str] = typer.Option(None, help="Last minute (ISO 8601, UTC); default the start of today (UTC)."),
     incidents_per_day: float = typer.Option(1.5, min=0, max=24, help="Injected faults per day."),
     fmt: str = typer.Option("parquet", "--format", help="Telemetry file format: parquet or csv."),
+    plot: Optional[Path] = typer.Option(None, help="Also draw the fleet and its incidents to this PNG file."),
     as_json: bool = JsonOpt,
 ):
     """Generate a labelled fleet: telemetry, deploy events, incidents (ground truth), logs and the service graph.
@@ -131,6 +157,8 @@ def simulate(
     Example:
 
         cerebro simulate --days 3 --seed 7 --out data/fleet
+
+        cerebro simulate --days 7 --out data/week --format csv --plot data/week.png
     """
     if fmt not in ("parquet", "csv"):
         _fail(f"--format {fmt!r}: expected parquet or csv", 2)
@@ -145,6 +173,10 @@ def simulate(
             _fail(str(exc), 2)
     with console.status(f"writing to {out_dir}"):
         paths = write_simulation(result, out_dir, fmt)
+        if plot:
+            from telemetry.plots import plot_fleet
+
+            paths["plot"] = plot_fleet(result, plot)
     info = {
         "out": str(out_dir), "seed": seed, "start": result.start.isoformat(), "end": result.end.isoformat(),
         "services": len(result.topology.services), "telemetry_rows": len(result.telemetry),
@@ -198,7 +230,7 @@ def ingest(
         _fail(f"{source}: no such file or folder", 2)  # say so before starting Prefect
     from flows.ingest import ingest_flow
 
-    with console.status(f"ingesting {source}"):
+    with _progress(f"ingest {source}"):
         try:
             summary = ingest_flow.with_options(task_runner=_task_runner(settings))(
                 source=source, config=config, time_col=time_col, service_col=service_col,

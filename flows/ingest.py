@@ -12,7 +12,7 @@ from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from configs.settings import load_settings
-from flows import reporting
+from flows import progress, reporting
 
 
 class IngestFailed(RuntimeError):
@@ -74,7 +74,14 @@ def ingest_flow(
                                      default_service=default_service).items() if v}
     batches = resolve_source(source, settings, mapping)
     # One task per file or object: they run side by side on the configured task runner (threads or Dask).
-    reports = validate_and_store.map(batches, settings=unmapped(settings)).result()
+    futures = validate_and_store.map(batches, settings=unmapped(settings))
+    bar = progress.ProgressArtifact(f"validating {len(batches)} batch(es) from {source}")
+    progress.advance("validate", 0, len(batches), source)
+    for done, future in enumerate(futures, start=1):
+        future.wait()
+        bar.update(done, len(batches))
+        progress.advance("validate", done, len(batches), batches[done - 1].name)
+    reports = futures.result()
     side = store_side_tables(source, settings) if Path(source).is_dir() else {}
     publish_ingest_artifacts(reports, side)
     summary = reporting.ingest_summary(reports, side, settings)

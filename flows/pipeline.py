@@ -16,7 +16,7 @@ from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from configs.settings import load_settings
-from flows import reporting
+from flows import progress, reporting
 from flows.ingest import ingest_flow
 from flows.runners import task_runner_for
 
@@ -43,17 +43,20 @@ def pipeline_flow(config: str | None = None, source: str | None = None, days: fl
     stages: list[dict] = []
 
     t0 = time.perf_counter()
+    progress.advance("pipeline", 0, 2, "simulate")
     if source is None:
         source = simulate_fleet(settings)
         stages.append({"stage": "simulate", "seconds": time.perf_counter() - t0,
                        "result": f"{settings.simulator.days:g} days, seed {settings.simulator.seed}: {source}"})
 
     t0 = time.perf_counter()
+    progress.advance("pipeline", 1, 2, "ingest + validate")
     ingest = ingest_flow.with_options(task_runner=task_runner_for(settings))(source=source, config=config)
     stages.append({"stage": "ingest + validate", "seconds": time.perf_counter() - t0,
                    "result": f"{ingest['rows_clean']:,} clean rows, {ingest['rows_quarantined']:,} quarantined, "
                              f"lake {ingest['lake']['rows']:,} rows"})
 
+    progress.advance("pipeline", 2, 2, "done")
     summary = {"profile": settings.profile, "home": str(settings.home), "source": source,
                "stages": stages, "ingest": ingest}
     create_markdown_artifact(

@@ -263,7 +263,7 @@ class FleetSimulator:
         topo = st.topo
         if kind == "cpu_saturation":
             st.cpu_floor[i, s:e] = np.maximum(st.cpu_floor[i, s:e], 93 + 6 * mag)
-            affected = {root} | set(topo.callers(root))
+            affected = {root} | topo.upstream(root)
         elif kind == "memory_leak":
             # Memory climbs until the process is OOM-killed a few minutes before the end, then restarts.
             oom = e - 8
@@ -273,7 +273,7 @@ class FleetSimulator:
             st.err_extra[i, oom : oom + 4] += 0.3 + 0.4 * mag
             st.rps_factor[i, oom : oom + 3] *= 0.3
             inc["oom_at"] = oom
-            affected = {root} | set(topo.callers(root))
+            affected = {root} | topo.upstream(root)
         elif kind == "slow_dependency":
             factor = 4 + 8 * mag
             shape = np.minimum(1.0, np.minimum(ramp, ramp[::-1]) * 8 + 0.25)
@@ -294,7 +294,7 @@ class FleetSimulator:
             st.disk_fill[i, full_at:e] = 1.0
             st.disk_cleanup[i].append(e)
             st.err_extra[i, full_at:e] += 0.04 + 0.1 * mag
-            affected = {root} | set(topo.callers(root))
+            affected = {root} | topo.upstream(root)
         elif kind == "connection_pool_exhaustion":
             climb = s + max(3, length // 4)
             st.conn_fill[i, s:climb] = np.linspace(0, 1, climb - s)
@@ -362,7 +362,8 @@ _SYMPTOM = {
 
 
 def _keep_visibly_affected(st: "_State", metrics: dict, inc: dict) -> None:
-    """Narrow the candidate blast radius to the services whose metrics really moved, then describe it.
+    """Narrow the candidate blast radius (every caller, transitively, or every callee for a surge) to the
+    services whose metrics really moved, then describe it.
 
     A caller that sends a dependency few requests barely notices it is slow; ground truth must not claim
     otherwise. A service counts as affected when, during the incident, its median latency, error rate,

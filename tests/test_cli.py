@@ -56,8 +56,11 @@ def test_simulate_writes_every_file_and_is_deterministic(tmp_path):
 
 
 def test_simulate_csv_and_bad_arguments(tmp_path):
-    ok = runner.invoke(app, ["simulate", "--days", "0.1", "--format", "csv", "--out", str(tmp_path)])
+    ok = runner.invoke(app, ["simulate", "--days", "0.5", "--format", "csv", "--out", str(tmp_path),
+                             "--plot", str(tmp_path / "fleet.png")])
     assert ok.exit_code == 0
+    png = (tmp_path / "fleet.png").read_bytes()
+    assert png[:8] == b"\x89PNG\r\n\x1a\n" and len(png) > 20_000
     head = (tmp_path / "telemetry.csv").read_text().splitlines()[:2]
     assert head[0] == "timestamp,service,metric,value" and head[1].endswith(tuple("0123456789"))
     bad = runner.invoke(app, ["simulate", "--days", "1", "--format", "xml", "--out", str(tmp_path)])
