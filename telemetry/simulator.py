@@ -362,26 +362,27 @@ _SYMPTOM = {
 
 
 def _keep_visibly_affected(st: "_State", metrics: dict, inc: dict) -> None:
-    """Narrow the candidate blast radius (every caller, transitively, or every callee for a surge) to the
-    services whose metrics really moved, then describe it.
+    """Narrow the candidate blast radius (every service connected to the root) to the services whose
+    metrics really moved, then describe it.
 
-    A caller that sends a dependency few requests barely notices it is slow; ground truth must not claim
-    otherwise. A service counts as affected when, during the incident, its median latency, error rate,
-    request rate or CPU moved well outside the two hours before."""
+    A caller that sends a dependency few requests barely notices it is slow, and a callee only notices its
+    caller's restart as a dip in traffic; ground truth must say exactly who felt it. A service counts as
+    affected when a 3-minute median of its latency, errors, traffic or CPU during the incident moved well
+    outside the two hours before (relative, absolute and robust-noise margins all exceeded)."""
     s, e = inc["s"], inc["e"]
     lo = max(0, s - 120)
     kept = [inc["root"]]
-    for name in inc["affected"]:
-        if name == inc["root"]:
-            continue
+    candidates = (st.topo.upstream(inc["root"]) | st.topo.downstream(inc["root"])) - {inc["root"]}
+    for name in sorted(candidates):
         i = st.index[name]
         for metric, rel, absolute in (("latency_p50_ms", 0.15, 0.5), ("error_rate", 0.5, 0.005),
                                       ("request_rate", 0.3, 1.0), ("cpu_pct", 0.25, 5.0)):
-            before = float(np.median(metrics[metric][i, lo:s])) if s > lo else float(metrics[metric][i, s])
-            during = float(np.median(metrics[metric][i, s:e]))
-            peak = float(np.quantile(metrics[metric][i, s:e], 0.9))
-            change = max(abs(during - before), abs(peak - before))
-            if change > rel * abs(before) and change > absolute:
+            before = metrics[metric][i, lo:s] if s - lo >= 10 else metrics[metric][i, s:s + 10]
+            centre = float(np.median(before))
+            noise = 1.4826 * float(np.median(np.abs(before - centre)))
+            during = pd.Series(metrics[metric][i, s:e]).rolling(3, min_periods=3).median().dropna()
+            change = float(np.abs(during - centre).max()) if len(during) else 0.0
+            if change > rel * abs(centre) and change > absolute and change > 6 * noise:
                 kept.append(name)
                 break
     inc["affected"] = sorted(kept)
@@ -577,9 +578,11 @@ class _State:
         for name in names:
             i = self.index[name]
             svc = topo.service(name)
-            load = rps[i] / svc.capacity_rps
-            backlog = svc.base_queue_depth * season * (1 + q_noise[i]) + 40 * np.maximum(0, u[i] - 0.8) ** 2 * 25
-            queue[i] = backlog + 0.5 * q_noise[i] * (load > 0.5) + self.queue_extra[i]
+            # Requests wait in proportion to those in flight, more steeply as the CPU nears saturation.
+            in_flight = rps[i] * p50[i] / 1000.0
+            waiting = in_flight * 4 * u[i] ** 4 * (1 + 0.3 * q_noise[i])
+            backlog = svc.base_queue_depth * season * (1 + q_noise[i]) + 1000 * np.maximum(0, u[i] - 0.8) ** 2
+            queue[i] = backlog + waiting + self.queue_extra[i]
         queue = np.clip(np.round(queue), 0, None)
 
         # ---- memory: working set with load, slow creep between deploys, leaks, resets on restart

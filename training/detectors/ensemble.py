@@ -1,0 +1,71 @@
+"""A voting ensemble over calibrated scores.
+
+Each member's raw score is first mapped onto the shared scale its own tail calibrator learned on the
+training data (``-log10`` of the probability of a training score at least this high: 2 = one row in a
+hundred, 4 = one in ten thousand). The ensemble's score is the mean of the members' calibrated scores, so
+every member has an equal vote whatever the units of its raw score; its threshold is learned like any
+other detector's, from its own training scores.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+from sklearn.base import clone
+
+from training.detectors.base import Detector
+
+
+def surprisal(detector: Detector, scores: np.ndarray) -> np.ndarray:
+    """-log10 of the tail probability of each score under the detector's training distribution."""
+    return -np.log10(detector.calibrator_.tail_probability(scores))
+
+
+class VotingEnsemble(Detector):
+    """``members``: a list of (name, detector). With ``prefit=True`` fitted members are used as they are
+    (the zoo trains them once); otherwise they are cloned and fitted on the ensemble's training data."""
+
+    family: ClassVar[str] = "ensemble"
+
+    def __init__(self, members=(), prefit=False, cap=12.0, alpha=1e-3):
+        self.members = members
+        self.prefit = prefit
+        self.cap = cap
+        self.alpha = alpha
+
+    def _select(self, frame, fitting=False):
+        # Members pick their own columns; the ensemble passes the whole frame through.
+        if fitting:
+            self.feature_names_in_ = np.array(list(frame.columns), dtype=object)
+            self.n_features_in_ = frame.shape[1]
+        return frame
+
+    def _fit(self, frame):
+        if not self.members:
+            raise ValueError("VotingEnsemble needs at least one member")
+        self.members_ = [(name, det if self.prefit else clone(det).fit(frame)) for name, det in self.members]
+
+    def member_scores(self, frame) -> dict[str, np.ndarray]:
+        return {name: det.score(frame) for name, det in self.members_}
+
+    def combine(self, member_scores: dict[str, np.ndarray]) -> np.ndarray:
+        """The ensemble score from members' raw scores (lets a caller that has them avoid rescoring)."""
+        votes = [np.minimum(surprisal(det, member_scores[name]), self.cap) for name, det in self.members_]
+        return np.mean(votes, axis=0)
+
+    def _score(self, frame):
+        return self.combine(self.member_scores(frame))
+
+    def fit_from_member_scores(self, train_member_scores: dict[str, np.ndarray], columns: list[str]):
+        """Fit from the prefit members' training scores (already computed by the caller)."""
+        from training.detectors.base import TailCalibrator
+
+        if not self.prefit:
+            raise ValueError("fit_from_member_scores needs prefit members")
+        self.feature_names_in_ = np.array(columns, dtype=object)
+        self.n_features_in_ = len(columns)
+        self.members_ = list(self.members)
+        train = self.combine(train_member_scores)
+        self.calibrator_ = TailCalibrator().fit(train)
+        self.threshold_ = self.calibrator_.threshold(self.alpha)
+        return self

@@ -1,0 +1,29 @@
+"""The one MLflow pyfunc adapter every CEREBRO model is served through (models-from-code).
+
+MLflow loads this file and calls ``set_model``; the model's own state lives in the ``bundle`` artifact
+(a joblib file: the fitted estimator plus what it needs around it, such as the per-service scaler).
+``predict`` takes a DataFrame and returns a DataFrame; what the columns are depends on the bundle's
+``kind``:
+
+* ``detector``: input ``service``, ``timestamp`` and the feature columns; output ``score`` (raw),
+  ``calibrated`` (0-1, shared scale) and ``is_anomaly`` (0/1, the threshold learned in training).
+"""
+from __future__ import annotations
+
+import mlflow
+import pandas as pd
+
+
+class CerebroModel(mlflow.pyfunc.PythonModel):
+    def load_context(self, context):
+        import joblib
+
+        self.bundle = joblib.load(context.artifacts["bundle"])
+
+    def predict(self, context, model_input: pd.DataFrame, params=None):
+        from training.serving_adapters import predict_bundle
+
+        return predict_bundle(self.bundle, model_input, params or {})
+
+
+mlflow.models.set_model(CerebroModel())

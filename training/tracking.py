@@ -1,0 +1,63 @@
+"""MLflow: experiments, runs, and registering every model through the one pyfunc adapter.
+
+Tracking lives in SQLite under the home folder by default (an absolute ``sqlite:///`` URI) with artifacts in
+``<home>/mlartifacts``; the scale profile points both at PostgreSQL and S3 instead.
+"""
+from __future__ import annotations
+
+import json
+import tempfile
+from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
+
+import pandas as pd
+
+PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
+_REQUIREMENTS = ("pandas", "numpy", "scikit-learn", "scipy", "statsmodels", "joblib", "torch", "krcf", "mlflow")
+
+
+def requirements() -> list[str]:
+    out = []
+    for name in _REQUIREMENTS:
+        try:
+            out.append(f"{name}=={version(name).split('+')[0]}")
+        except PackageNotFoundError:  # pragma: no cover
+            continue
+    return out
+
+
+def use_experiment(settings) -> str:
+    """Point MLflow at the configured store and experiment (created with the configured artifact root)."""
+    import mlflow
+
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    name = settings.mlflow.experiment
+    if mlflow.get_experiment_by_name(name) is None:
+        mlflow.create_experiment(name, artifact_location=settings.mlflow_artifact_root)
+    mlflow.set_experiment(name)
+    return name
+
+
+def log_bundle(bundle: dict, registered_name: str, input_example: pd.DataFrame, params: dict, metrics: dict,
+               tags: dict) -> str:
+    """Log ``bundle`` as a pyfunc model in the active run and register it; returns the new version."""
+    import joblib
+    import mlflow
+    from mlflow.models import infer_signature
+
+    from training.serving_adapters import predict_bundle
+
+    output = predict_bundle(bundle, input_example, {})
+    signature = infer_signature(input_example, output)
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "bundle.joblib"
+        joblib.dump(bundle, path)
+        mlflow.log_params({k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in params.items()})
+        mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
+        mlflow.set_tags(tags)
+        info = mlflow.pyfunc.log_model(
+            name="model", python_model=str(PYFUNC_FILE), artifacts={"bundle": str(path)},
+            code_paths=[str(Path(__file__).parent)], signature=signature, input_example=input_example,
+            registered_model_name=registered_name, pip_requirements=requirements(),
+        )
+    return str(info.registered_model_version)
