@@ -5,7 +5,7 @@
   training scores only, a :class:`TailCalibrator` and the alarm threshold ``threshold_``: no labels, and
   never test data, are involved.
 * ``score(X)`` returns one float per row, higher = more anomalous; ``predict(X)`` returns 0/1 against
-  ``threshold_``; ``calibrated(X)`` maps scores to [0, 1) on a scale shared by every detector
+  ``threshold_``; ``calibrated(X)`` maps scores to [0, 1] on a scale shared by every detector
   (1 - the estimated probability of a training score at least this high), which the ensemble combines.
 * Streaming members (``streaming = True``) also take one point at a time: ``update(x, key)`` returns
   that point's score and learns from it.
@@ -130,7 +130,7 @@ class Detector(BaseEstimator):
         return (self.score(X) > self.threshold_).astype(int)
 
     def calibrated(self, X=None, scores: np.ndarray | None = None) -> np.ndarray:
-        """Scores on the shared [0, 1) scale: 1 - P(a training score at least this high)."""
+        """Scores on the shared [0, 1] scale: 1 - P(a training score at least this high)."""
         s = self.score(X) if scores is None else scores
         return 1.0 - self.calibrator_.tail_probability(s)
 

@@ -1,0 +1,81 @@
+"""Event-wise scoring without point adjustment, checked on hand-made alarms and incidents."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.evaluation import alarm_events, auc_pr, evaluate, incident_labels, score_events
+
+T0 = pd.Timestamp("2026-11-20T00:00Z")
+
+
+def _index(services=("a", "b"), minutes=600):
+    times = pd.date_range(T0, periods=minutes, freq="min")
+    return pd.MultiIndex.from_product([list(services), times], names=["service", "timestamp"])
+
+
+def _incidents(*rows):
+    return pd.DataFrame([{"incident_id": f"I{k}", "affected_services": aff, "kind": kind,
+                          "start": T0 + pd.Timedelta(minutes=s), "end": T0 + pd.Timedelta(minutes=e)}
+                         for k, (aff, kind, s, e) in enumerate(rows)])
+
+
+def _alarms(index, spans):
+    """spans: (service, first minute, last minute) alarmed."""
+    svc = index.get_level_values(0)
+    t = (index.get_level_values(1) - T0).total_seconds() / 60
+    out = np.zeros(len(index), dtype=bool)
+    for s, a, b in spans:
+        out |= (svc == s) & (t >= a) & (t <= b)
+    return out
+
+
+def test_merging_and_the_persistence_rule():
+    idx = _index()
+    alarms = _alarms(idx, [("a", 10, 14), ("a", 20, 22), ("a", 40, 40), ("b", 100, 101)])
+    ev = alarm_events(idx, alarms, merge_gap=10, min_minutes=3)
+    # a:10-14 and a:20-22 are 6 minutes apart: one event; a:40 alone and b's 2 minutes are too short
+    assert len(ev) == 1
+    assert ev.iloc[0]["service"] == "a" and ev.iloc[0]["minutes"] == 8
+    assert ev.iloc[0]["start"] == T0 + pd.Timedelta(minutes=10) and ev.iloc[0]["end"] == T0 + pd.Timedelta(minutes=22)
+
+
+def test_one_incident_counts_once_and_outside_alarms_are_false_positives():
+    idx = _index()
+    inc = _incidents((["a", "b"], "slow_dependency", 100, 160), (["b"], "cpu_saturation", 400, 450))
+    alarms = _alarms(idx, [("a", 95, 120), ("b", 110, 130), ("a", 300, 310), ("b", 500, 505)])
+    ev = alarm_events(idx, alarms)
+    score = score_events(ev, inc, lead_minutes=10)
+    assert score.alarm_events == 4 and score.false_alarm_events == 2
+    assert score.precision == pytest.approx(0.5) and score.recall == pytest.approx(0.5)
+    assert score.f1 == pytest.approx(0.5)
+    assert score.found == 1 and score.mttd_minutes == 0  # the alarm at 95 came within the 10-minute lead
+    assert score.per_kind["cpu_saturation"]["found"] == 0
+
+
+def test_an_alarm_on_an_unaffected_service_is_a_false_positive():
+    idx = _index()
+    inc = _incidents((["a"], "error_burst", 100, 130))
+    ev = alarm_events(idx, _alarms(idx, [("b", 100, 130)]))
+    score = score_events(ev, inc)
+    assert (score.found, score.false_alarm_events, score.precision) == (0, 1, 0.0)
+
+
+def test_time_to_detect_and_no_point_adjustment():
+    idx = _index()
+    inc = _incidents((["a"], "memory_leak", 100, 400))
+    labels = incident_labels(idx, inc)
+    alarms = _alarms(idx, [("a", 380, 400)])  # found late: 280 minutes after the start
+    result = evaluate(idx, alarms.astype(float), 0.5, inc)
+    assert result["recall"] == 1.0 and result["mttd_minutes"] == pytest.approx(280)
+    # point-wise, the same alarms cover only a small part of the incident's rows
+    assert labels.sum() == 301 and alarms[labels].mean() < 0.1
+
+
+def test_auc_pr_is_threshold_free_and_honest_about_chance():
+    rng = np.random.default_rng(0)
+    labels = rng.random(10_000) < 0.05
+    assert auc_pr(labels, labels.astype(float)) == pytest.approx(1.0)
+    assert auc_pr(labels, rng.random(10_000)) < 0.1  # random scores score near the base rate
+    assert auc_pr(np.zeros(5, dtype=bool), np.arange(5.0)) is None
