@@ -53,14 +53,36 @@ class FeastSettings(_Section):
     online_store: Literal["sqlite", "redis"] = "sqlite"
     redis_url: str = "127.0.0.1:6379"
     registry_url: str | None = Field(default=None, description="SQL registry URL; empty means a file registry")
+    offline_store: Literal["file"] = Field(
+        default="file", description="Feast offline store; file (Dask over Parquet) is the one installed"
+    )
+    ttl_minutes: float = Field(
+        default=60, ge=0, description="how old a feature row may be at an entity row's time; 0 means no limit"
+    )
+    window_minutes: int = Field(default=15, ge=2, le=1440, description="trailing window of the rolling features")
 
 
 class SimulatorSettings(_Section):
     days: float = Field(default=14, gt=0, le=366)
     seed: int = 42
     end: str | None = Field(default=None, description="ISO timestamp; empty means the start of today (UTC)")
-    incidents_per_day: float = Field(default=1.5, ge=0, le=24)
+    incidents_per_day: float = Field(default=3, ge=0, le=24)
     deploys_per_service_per_day: float = Field(default=0.5, ge=0, le=24)
+
+
+class DetectionSettings(_Section):
+    include: list[str] = Field(default_factory=list, description="zoo members to train; empty means all")
+    profile: Literal["default", "large"] = Field(default="default", description="large trains deep members longer")
+    split: tuple[float, float, float] = Field(default=(0.5, 0.2, 0.3), description="train, validation, test shares")
+    buffer_minutes: int = Field(default=30, ge=0, description="training rows this close to an incident are left out")
+    ensemble_size: int = Field(default=5, ge=1, le=20)
+
+    @field_validator("split")
+    @classmethod
+    def _shares(cls, value):
+        if abs(sum(value) - 1) > 1e-6 or min(value) <= 0:
+            raise ValueError("three positive shares that add up to 1, e.g. [0.5, 0.2, 0.3]")
+        return value
 
 
 class ValidationSettings(_Section):
@@ -114,6 +136,7 @@ class Settings(BaseSettings):
     feast: FeastSettings = FeastSettings()
     simulator: SimulatorSettings = SimulatorSettings()
     validation: ValidationSettings = ValidationSettings()
+    detection: DetectionSettings = DetectionSettings()
     sources: SourcesSettings = SourcesSettings()
 
     @classmethod

@@ -142,7 +142,7 @@ def simulate(
     days: float = typer.Option(3.0, min=0.05, max=366, help="Days of one-minute telemetry."),
     seed: int = typer.Option(42, help="Random seed: the same seed and window give identical files."),
     end: Optional[str] = typer.Option(None, help="Last minute (ISO 8601, UTC); default the start of today (UTC)."),
-    incidents_per_day: float = typer.Option(1.5, min=0, max=24, help="Injected faults per day."),
+    incidents_per_day: float = typer.Option(3.0, min=0, max=24, help="Injected faults per day."),
     fmt: str = typer.Option("parquet", "--format", help="Telemetry file format: parquet or csv."),
     plot: Optional[Path] = typer.Option(None, help="Also draw the fleet and its incidents to this PNG file."),
     as_json: bool = JsonOpt,
@@ -248,6 +248,90 @@ def ingest(
     _print_ingest_details(summary)
     out.print(f"Lake: {summary['lake']['rows']:,} rows in {summary['lake']['partitions']} partitions at "
               f"{summary['lake_dir']}")
+
+
+@app.command()
+def detect(
+    input_path: Path = typer.Option(..., "--input", "-i", help="CSV or Parquet: a timestamp column and numeric "
+                                    "columns, or long form timestamp, service, metric, value."),
+    output: Path = typer.Option(..., "--output", "-o", help="CSV to write: timestamp, score, is_anomaly, one row "
+                                "per input row, in input order."),
+    model: Optional[str] = typer.Option(None, help="Detector of the zoo (zscore, mad, ewma, holt_winters, "
+                                        "isolation_forest, one_class_svm, dbscan, lof, random_cut_forest, pca, "
+                                        "lstm_autoencoder, transformer_autoencoder, vae). Default: mad."),
+    time_col: Optional[str] = typer.Option(None, help="Timestamp column (default: found by name)."),
+    value_col: Optional[list[str]] = typer.Option(None, "--value-col", help="Numeric column(s) to score "
+                                                  "(repeatable; default: every other column)."),
+    train_fraction: float = typer.Option(0.5, min=0.05, max=1.0, help="Leading share of the series the model "
+                                         "learns normal behaviour from."),
+    as_json: bool = JsonOpt,
+):
+    """Find anomalies in your own exported metrics, with no labels: the model learns from the series itself.
+
+    Writes one row per input row: `timestamp, score, is_anomaly`, with `score` in [0, 1] (1 - how often
+    the training part scored at least this high) and `is_anomaly` against the threshold learned from the
+    training part. Long-form files are scored per service, all its metrics together. Unsorted, irregular
+    or duplicate timestamps and gaps are handled (see the summary); a series too short for the model is
+    refused with what it needs.
+
+    Examples:
+
+        cerebro detect --input cpu.csv --output cpu-scores.csv
+
+        cerebro detect -i export.parquet -o out.csv --model isolation_forest --value-col p99 --json
+    """
+    import pandas as pd
+
+    from training.detectors.base import NotEnoughData
+    from training.series_detection import DEFAULT_MODEL, detect_series
+    from telemetry.sources.files import SchemaError, read_table, to_raw_telemetry
+    from telemetry.validation import parse_timestamps, parse_values
+
+    model = model or DEFAULT_MODEL
+    if not input_path.is_file():
+        _fail(f"{input_path}: no such file", 2)
+    try:
+        table = read_table(input_path)
+        raw = to_raw_telemetry(table, str(input_path), time_col=time_col, value_cols=value_col or None,
+                               default_service="series")
+    except SchemaError as exc:
+        _fail(str(exc), 2)
+    ts = parse_timestamps(raw["timestamp"])
+    bad = raw.loc[ts.isna(), "source_row"].unique()
+    if len(bad):
+        examples = ", ".join(f"row {r}: {raw.loc[raw['source_row'] == r, 'timestamp'].iloc[0]!r}" for r in bad[:5])
+        _fail(f"{input_path}: {len(bad)} row(s) have no readable timestamp ({examples}); expected ISO 8601 or "
+              "epoch seconds. Fix or remove them, or name the column with --time-col", 2)
+    raw = raw.assign(ts=ts, val=parse_values(raw["value"]))
+    outputs, summary = [], {"input": str(input_path), "output": str(output), "model": model, "series": []}
+    for service, rows in raw.groupby(raw["service"].astype(str), sort=False):
+        wide = rows.pivot_table(index="ts", columns="metric", values="val", aggfunc="mean", dropna=False)
+        wide = wide.reindex(pd.Index(rows["ts"].drop_duplicates().to_numpy(), name="ts"))
+        try:
+            res = detect_series(wide, model=model, train_fraction=train_fraction, key=service)
+        except (NotEnoughData, ValueError) as exc:
+            _fail(f"{input_path}: series {service!r}: {exc}", 2)
+        scored = res.frame.set_index("timestamp")
+        outputs.append(rows[["source_row", "ts"]].join(scored, on="ts"))
+        summary["series"].append({"series": service, "rows": int(len(wide)), "train_rows": res.train_rows,
+                                  "anomalous_rows": int(res.frame["is_anomaly"].sum()), "windows": res.windows,
+                                  "notes": res.notes})
+    result = pd.concat(outputs).drop_duplicates("source_row").sort_values("source_row")
+    result = pd.DataFrame({"timestamp": result["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"), "score": result["score"],
+                           "is_anomaly": result["is_anomaly"].astype(int)})
+    output.parent.mkdir(parents=True, exist_ok=True)
+    result.to_csv(output, index=False)
+    summary["rows"] = len(result)
+    summary["anomalous_rows"] = int(result["is_anomaly"].sum())
+    if as_json:
+        out.print_json(json.dumps(summary, default=str))
+        return
+    out.print(f"Scored {len(result):,} rows with {model}: {summary['anomalous_rows']:,} anomalous; wrote {output}")
+    for s in summary["series"]:
+        for note in s["notes"]:
+            out.print(f"[yellow]note[/yellow] ({s['series']}): {note}")
+        for w in s["windows"][:10]:
+            out.print(f"  {s['series']}: {w['start']} .. {w['end']} ({w['rows']} rows, peak {w['peak_score']:.4f})")
 
 
 @app.command()

@@ -1,7 +1,8 @@
 """The ``pipeline`` flow: every lifecycle stage that exists, end to end, on the configured profile.
 
 Stages so far: simulate the fleet (or take a given source) -> ingest (validate with Great Expectations,
-quarantine, lake). Later stages are added here as they are built; none is a placeholder.
+quarantine, lake) -> features (Feast) -> train the detector zoo -> evaluate -> register in MLflow.
+Later stages are added here as they are built; none is a placeholder.
 
     make run                      # the embedded default
     cerebro run --days 3 --seed 7
@@ -17,6 +18,7 @@ from prefect.cache_policies import NO_CACHE
 
 from configs.settings import load_settings
 from flows import progress, reporting
+from flows.detection import detection_flow
 from flows.ingest import ingest_flow
 from flows.runners import task_runner_for
 
@@ -31,6 +33,15 @@ def simulate_fleet(settings) -> str:
     return str(path)
 
 
+def _manifest(source: str) -> dict | None:
+    """The manifest of a simulated dataset folder (its name and window), if the source is one."""
+    import json
+    from pathlib import Path
+
+    path = Path(source) / "manifest.json"
+    return json.loads(path.read_text()) if path.is_file() else None
+
+
 def _overrides(days: float | None, seed: int | None) -> dict:
     return {k: v for k, v in {"simulator.days": days, "simulator.seed": seed}.items() if v is not None}
 
@@ -43,22 +54,38 @@ def pipeline_flow(config: str | None = None, source: str | None = None, days: fl
     stages: list[dict] = []
 
     t0 = time.perf_counter()
-    progress.advance("pipeline", 0, 2, "simulate")
+    progress.advance("pipeline", 0, 3, "simulate")
     if source is None:
         source = simulate_fleet(settings)
         stages.append({"stage": "simulate", "seconds": time.perf_counter() - t0,
                        "result": f"{settings.simulator.days:g} days, seed {settings.simulator.seed}: {source}"})
 
     t0 = time.perf_counter()
-    progress.advance("pipeline", 1, 2, "ingest + validate")
+    progress.advance("pipeline", 1, 3, "ingest + validate")
     ingest = ingest_flow.with_options(task_runner=task_runner_for(settings))(source=source, config=config)
     stages.append({"stage": "ingest + validate", "seconds": time.perf_counter() - t0,
                    "result": f"{ingest['rows_clean']:,} clean rows, {ingest['rows_quarantined']:,} quarantined, "
                              f"lake {ingest['lake']['rows']:,} rows"})
 
-    progress.advance("pipeline", 2, 2, "done")
+    progress.advance("pipeline", 2, 3, "features, detectors, MLflow")
+    detection = None
+    manifest = _manifest(source)
+    if manifest and manifest.get("dataset"):
+        t0 = time.perf_counter()
+        detection = detection_flow.with_options(task_runner=task_runner_for(settings))(
+            dataset=manifest["dataset"], start=manifest["start"], end=manifest["end"], config=config)
+        t = detection["test"]
+        stages.append({"stage": "features + detectors + register", "seconds": time.perf_counter() - t0,
+                       "result": f"best {detection['best']}: test precision {t['precision']:.3f}, recall "
+                                 f"{t['recall']:.3f}, F1 {t['f1']:.3f} ({'meets' if detection['meets_targets'] else 'misses'}"
+                                 f" targets); {len(detection['registered'])} models registered"})
+    else:
+        stages.append({"stage": "features + detectors + register", "seconds": 0.0,
+                       "result": "skipped: the source has no labelled incidents to train and measure against"})
+
+    progress.advance("pipeline", 3, 3, "done")
     summary = {"profile": settings.profile, "home": str(settings.home), "source": source,
-               "stages": stages, "ingest": ingest}
+               "stages": stages, "ingest": ingest, "detection": detection}
     create_markdown_artifact(
         key="pipeline-summary",
         markdown=reporting.stages_markdown("Pipeline", stages, f"Home folder: `{settings.home}`"),

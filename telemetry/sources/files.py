@@ -157,8 +157,9 @@ def to_raw_telemetry(
                 f"form (a timestamp column and one column per metric), found {columns}"
             )
         ids = ["source_row", "problem", ts] + ([svc] if svc else [])
-        out = frame[ids + metrics].melt(id_vars=ids, value_vars=metrics, var_name="metric", value_name="value")
-        out = out.rename(columns={ts: "timestamp"})
+        # Private names while melting: a metric column may itself be called "value" or "metric".
+        out = frame[ids + metrics].melt(id_vars=ids, value_vars=metrics, var_name="__metric", value_name="__value")
+        out = out.rename(columns={ts: "timestamp", "__metric": "metric", "__value": "value"})
         if svc:
             out = out.rename(columns={svc: "service"})
         else:

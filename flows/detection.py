@@ -1,0 +1,72 @@
+"""The ``detection`` flow: features (Feast) -> train the zoo -> evaluate -> register in MLflow, with artifacts.
+
+    prefect deployment run 'pipeline/on-demand'       # runs it as a stage of the pipeline
+"""
+from __future__ import annotations
+
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from configs.settings import load_settings
+from flows import progress
+
+
+@task(name="build-features", cache_policy=NO_CACHE)
+def build_features(settings, dataset: str, start: str, end: str):
+    from training.detection import training_data
+
+    data = training_data(settings, dataset, pd.Timestamp(start), pd.Timestamp(end))
+    join = data.feature_report["join"]
+    get_run_logger().info("features: %d rows x %d columns; %s", len(data.frame), data.frame.shape[1],
+                          f"{join['rows_dropped_ttl']} entity rows dropped by the TTL" if join["rows_dropped_ttl"]
+                          else "no rows dropped by the TTL")
+    return data
+
+
+@task(name="train-and-evaluate-zoo", cache_policy=NO_CACHE)
+def train_and_evaluate(settings, data):
+    from training.detection import run_zoo
+
+    logger = get_run_logger()
+    bar = progress.ProgressArtifact("training the detector zoo")
+
+    def on_progress(name: str, done: int, total: int) -> None:
+        bar.update(done, total)
+        progress.advance("train detectors", done, total, name)
+        if name not in ("done",):
+            logger.info("training %s (%d/%d)", name, done + 1, total)
+
+    return run_zoo(data, settings, on_progress=on_progress)
+
+
+@task(name="register-models", cache_policy=NO_CACHE)
+def register(settings, result, splits, data, report_md: str, plot_path: str) -> dict:
+    from pathlib import Path
+
+    from training.detection import register_zoo
+
+    return register_zoo(settings, result, splits, data, report_md, Path(plot_path),
+                        on_progress=lambda n, k, t: progress.advance("register in MLflow", k + 1, t, n))
+
+
+@flow(name="detection", log_prints=True)
+def detection_flow(dataset: str, start: str, end: str, config: str | None = None) -> dict:
+    """Train, evaluate and register the anomaly-detection zoo on one labelled dataset of the lake."""
+    from training.detection import plot_scores, report_markdown, summarise
+
+    settings = load_settings(config)
+    data = build_features(settings, dataset, start, end)
+    splits, result = train_and_evaluate(settings, data)
+    report_md = report_markdown(result, splits, data)
+    plot = plot_scores(result, splits, settings.reports_dir / f"detection-{data.data_version.replace('@', '-')}.png")
+    create_table_artifact(key="detector-comparison", table=result.comparison("test"),
+                          description="Every detector on the test period: event-wise precision, recall, F1 "
+                                      "(no point adjustment), AUC-PR, mean time to detect")
+    create_markdown_artifact(key="detection-report", markdown=report_md + f"\n\nScores plot: `{plot}`",
+                             description="Which detectors meet the spec's targets, per fault kind")
+    registered = register(settings, result, splits, data, report_md, str(plot))
+    return {**summarise(result), "data_version": data.data_version, "mlflow_run": registered["run_id"],
+            "registered": registered["versions"], "plot": str(plot),
+            "ttl_dropped": data.feature_report["join"]["rows_dropped_ttl"]}

@@ -1,0 +1,101 @@
+"""`cerebro detect` on files it has never seen: both layouts, one output row per input row, awkward input."""
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+from flows.cli import app
+from training.series_detection import detect_series
+
+runner = CliRunner()
+T0 = pd.Timestamp("2026-11-01T00:00Z")
+
+
+def _series(n=2000, anomaly=(1600, 1630), seed=0, size=20.0):
+    rng = np.random.default_rng(seed)
+    i = np.arange(n)
+    v = 40 + 8 * np.sin(2 * np.pi * i / 1440) + rng.normal(0, 1, n)
+    v[anomaly[0]:anomaly[1]] += size
+    return pd.DataFrame({"timestamp": T0 + pd.to_timedelta(i, unit="min"), "value": v})
+
+
+def _run(*args):
+    return runner.invoke(app, ["detect", *args], terminal_width=200)
+
+
+def test_wide_file_one_row_per_input_row_and_the_anomaly_found(tmp_path):
+    df = _series()
+    src = tmp_path / "Latency Export.csv"
+    pd.DataFrame({"TIME": df["timestamp"].dt.strftime("%Y-%m-%d %H:%M:%S"), "p99 ms": df["value"]}).to_csv(
+        src, index=False, quoting=1)
+    out = tmp_path / "scores.csv"
+    res = _run("--input", str(src), "--output", str(out), "--json")
+    assert res.exit_code == 0, res.output
+    scored = pd.read_csv(out)
+    assert list(scored.columns) == ["timestamp", "score", "is_anomaly"]
+    assert len(scored) == len(df)
+    assert scored["score"].between(0, 1).all()
+    flagged = np.flatnonzero(scored["is_anomaly"].to_numpy())
+    assert len(flagged) and set(range(1600, 1630)) & set(flagged)
+    assert (scored["is_anomaly"].iloc[:1500] == 0).mean() > 0.99
+    summary = json.loads(res.stdout)
+    assert summary["rows"] == len(df) and any(w["rows"] >= 20 for w in summary["series"][0]["windows"])
+
+
+def test_long_form_with_two_services_keeps_input_order(tmp_path):
+    a, b = _series(seed=1), _series(seed=2, anomaly=(1500, 1540), size=40.0)
+    long = pd.concat([
+        a.assign(service="a", metric="cpu_pct"), b.assign(service="b", metric="cpu_pct"),
+        a.assign(service="a", metric="mem_pct", value=a["value"] * 0.5),
+    ]).sample(frac=1.0, random_state=0)  # shuffled rows
+    src = tmp_path / "long.parquet"
+    long[["timestamp", "service", "metric", "value"]].to_parquet(src)
+    out = tmp_path / "o.csv"
+    res = _run("-i", str(src), "-o", str(out), "--model", "zscore")
+    assert res.exit_code == 0, res.output
+    scored = pd.read_csv(out)
+    assert len(scored) == len(long)
+    assert list(scored["timestamp"]) == list(long["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"))
+    b_rows = (long["service"] == "b").to_numpy()
+    t = ((long["timestamp"] - T0).dt.total_seconds() // 60).to_numpy()
+    in_b_anomaly = b_rows & (t >= 1500) & (t < 1540)
+    assert scored["is_anomaly"].to_numpy()[in_b_anomaly].mean() > 0.5
+
+
+def test_awkward_input_is_handled_as_documented():
+    df = _series(n=1500, anomaly=(1200, 1230)).set_index("timestamp")
+    shuffled = df.sample(frac=1.0, random_state=3)
+    shuffled.iloc[5, 0] = np.nan
+    res = detect_series(shuffled, model="mad")
+    assert list(res.frame["timestamp"]) == list(shuffled.index)  # input order kept
+    assert any("not in order" in n for n in res.notes) and any("filled" in n for n in res.notes)
+    ordered = detect_series(df, model="mad")
+    by_time = res.frame.set_index("timestamp")["score"].sort_index()
+    np.testing.assert_allclose(by_time.drop(shuffled.index[5]).to_numpy(),
+                               ordered.frame.set_index("timestamp")["score"].drop(shuffled.index[5]).to_numpy())
+
+    const = detect_series(pd.DataFrame({"v": np.full(100, 3.0)}, index=df.index[:100]))
+    assert (const.frame["score"] == 0).all() and "constant" in const.notes[0]
+
+
+def test_too_short_and_unreadable_input_are_refused_with_reasons(tmp_path):
+    short = tmp_path / "short.csv"
+    _series(n=30, anomaly=(0, 0)).to_csv(short, index=False)
+    res = _run("--input", str(short), "--output", str(tmp_path / "o.csv"), "--model", "lstm_autoencoder")
+    assert res.exit_code == 2 and "needs at least" in res.output and "training rows" in res.output
+
+    bad = tmp_path / "bad.csv"
+    bad.write_text("when,value\n2026-11-01T00:00:00Z,1\nyesterday,2\n")
+    res = _run("--input", str(bad), "--output", str(tmp_path / "o.csv"), "--time-col", "when")
+    assert res.exit_code == 2 and "row 2: 'yesterday'" in res.output
+
+    text = tmp_path / "text.csv"
+    text.write_text("timestamp,value\n2026-11-01T00:00:00Z,high\n2026-11-01T00:01:00Z,low\n")
+    res = _run("--input", str(text), "--output", str(tmp_path / "o.csv"))
+    assert res.exit_code == 2 and "hold no numbers" in res.output
+
+    assert _run("--input", str(tmp_path / "nope.csv"), "--output", "x.csv").exit_code == 2

@@ -1,0 +1,178 @@
+"""The detection stage of the pipeline, as plain functions: training data from the feature store, the zoo,
+its report, and MLflow registration. The Prefect flow in ``flows/detection.py`` only wires these.
+"""
+from __future__ import annotations
+
+import hashlib
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from training.zoo import Splits, ZooResult, build_zoo, time_split, train_zoo, verdict
+
+
+@dataclass
+class TrainingData:
+    frame: pd.DataFrame  # features, index (service, timestamp)
+    incidents: pd.DataFrame
+    edges: list[tuple[str, str]]
+    dataset: str
+    data_version: str
+    feature_report: dict = field(default_factory=dict)
+
+
+def data_version(parquet: Path, dataset: str) -> str:
+    """A short, stable id of the exact feature data a model saw (dataset name + Parquet footer digest)."""
+    import pyarrow.parquet as pq
+
+    meta = pq.ParquetFile(parquet).metadata
+    digest = hashlib.sha1(f"{dataset}|{meta.num_rows}|{meta.serialized_size}|{parquet.stat().st_size}".encode())
+    return f"{dataset}@{digest.hexdigest()[:10]}"
+
+
+def training_data(settings, dataset: str, start: pd.Timestamp, end: pd.Timestamp) -> TrainingData:
+    """Features for every (service, minute) of the dataset's window, through Feast's point-in-time join."""
+    from features.store import build_feature_store, training_frame
+    from telemetry import lake
+
+    telemetry = lake.read_telemetry(settings.lake_dir, start=start, end=end)
+    events = lake.read_table("events", settings.lake_dir, dataset=dataset)
+    incidents = lake.read_table("incidents", settings.lake_dir, dataset=dataset)
+    graph = lake.read_graph(settings.lake_dir) or {"edges": []}
+    build = build_feature_store(settings, telemetry, events, replace=True)
+    keys = telemetry[["service", "timestamp"]].drop_duplicates().rename(columns={"timestamp": "event_timestamp"})
+    keys["service"] = keys["service"].astype(str)
+    frame, report = training_frame(settings, keys.reset_index(drop=True), "detection_v1")
+    frame = frame.set_index(["service", "event_timestamp"]).rename_axis(["service", "timestamp"])
+    frame = frame.select_dtypes("number")
+    for col in ("start", "end"):
+        incidents[col] = pd.to_datetime(incidents[col], utc=True)
+    return TrainingData(frame=frame, incidents=incidents, edges=[(e["caller"], e["callee"]) for e in graph["edges"]],
+                        dataset=dataset, data_version=data_version(Path(build.parquet), dataset),
+                        feature_report={"build": build.as_dict(), "join": report.as_dict()})
+
+
+def run_zoo(data: TrainingData, settings, on_progress=None) -> tuple[Splits, ZooResult]:
+    cfg = settings.detection
+    splits = time_split(data.frame, data.incidents, fractions=tuple(cfg.split), buffer_minutes=cfg.buffer_minutes)
+    zoo = build_zoo(list(data.frame.columns), data.edges, profile=cfg.profile, include=cfg.include or None,
+                    random_state=settings.simulator.seed)
+    return splits, train_zoo(splits, zoo, ensemble_size=cfg.ensemble_size, on_progress=on_progress)
+
+
+def report_markdown(result: ZooResult, splits: Splits, data: TrainingData) -> str:
+    def table(rows: list[dict], cols: list[str]) -> list[str]:
+        out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+        for r in rows:
+            out.append("| " + " | ".join("-" if r.get(c) is None else str(r.get(c)) for c in cols) + " |")
+        return out
+
+    cols = ["model", "family", "precision", "recall", "f1", "auc_pr", "mttd_min", "found", "incidents",
+            "false_alarms", "meets_targets", "fit_s", "score_s"]
+    bounds = {k: f"{a:%Y-%m-%d %H:%M} to {b:%Y-%m-%d %H:%M}" for k, (a, b) in splits.bounds.items()}
+    lines = ["# Anomaly detection: the zoo on the fleet", "",
+             f"Data `{data.data_version}`; train {bounds['train']}, validation {bounds['validation']}, "
+             f"test {bounds['test']} (UTC). Training rows inside labelled incidents are left out; thresholds "
+             "come from training scores only; the ensemble's members and the chosen model come from the "
+             "validation period.", "", verdict(result, "test"), "", "## Test period", ""]
+    lines += table(result.comparison("test"), cols)
+    lines += ["", f"## {result.best}, per fault kind (test)", ""]
+    lines += table(result.per_kind(result.best, "test"), ["kind", "incidents", "found", "recall", "mttd_minutes"])
+    lines += ["", "## Validation period", ""]
+    lines += table(result.comparison("validation"), cols)
+    lines += ["", f"Ensemble members (best on validation): {', '.join(result.ensemble_members)}"]
+    return "\n".join(lines)
+
+
+def plot_scores(result: ZooResult, splits: Splits, path: Path, name: str | None = None) -> Path:
+    """The chosen model's calibrated score per service over the test period, incidents shaded."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    name = name or result.best
+    mask = splits.masks["test"]
+    idx = splits.frame.index[mask]
+    scores = result.scores[name][mask]
+    det = result.models[name]
+    services = list(pd.unique(idx.get_level_values(0)))
+    fig, axes = plt.subplots(len(services), 1, figsize=(14, 0.9 * len(services) + 1), sharex=True)
+    axes = np.atleast_1d(axes)
+    level = idx.get_level_values(0)
+    times = pd.DatetimeIndex(idx.get_level_values(1))
+    for ax, svc in zip(axes, services):
+        sel = np.asarray(level == svc)
+        ax.plot(times[sel], scores[sel], lw=0.5, color="0.3")
+        ax.axhline(det.threshold_, color="tab:red", lw=0.6, ls="--")
+        ax.set_ylabel(svc, rotation=0, ha="right", va="center", fontsize=7)
+        ax.set_yscale("symlog")
+        ax.tick_params(labelsize=6)
+        for inc in splits.incidents.itertuples():
+            if svc in inc.affected_services and inc.end >= times.min():
+                ax.axvspan(inc.start, inc.end, color="tab:orange",
+                           alpha=0.45 if inc.root_cause_service == svc else 0.15, lw=0)
+    fig.suptitle(f"{name}: scores on the test period (dashed: threshold; shaded: incidents)", fontsize=9)
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, dpi=100)
+    plt.close(fig)
+    return path
+
+
+def register_zoo(settings, result: ZooResult, splits: Splits, data: TrainingData, report_md: str,
+                 plot: Path | None = None, on_progress=None) -> dict:
+    """Log every model as a child run of one evaluation run, register each as ``cerebro-detector-<name>``."""
+    import mlflow
+
+    from training.tracking import log_bundle, use_experiment
+
+    use_experiment(settings)
+    # One service's last hour: enough rows for the windowed members (a request is a window of a series).
+    first = data.frame.index.get_level_values(0)[0]
+    example = data.frame.loc[[first]].tail(60).reset_index()
+    example["timestamp"] = example["timestamp"].dt.tz_localize(None)
+    versions = {}
+    config = settings.model_dump(mode="json")
+    with mlflow.start_run(run_name="detector-zoo") as parent:
+        mlflow.set_tags({"cerebro.stage": "detection", "cerebro.data_version": data.data_version,
+                         "cerebro.dataset": data.dataset, "cerebro.best": result.best})
+        mlflow.log_dict(config, "config.json")
+        mlflow.log_dict(data.feature_report, "features.json")
+        mlflow.log_table(pd.DataFrame(result.comparison("test")), "comparison_test.json")
+        mlflow.log_table(pd.DataFrame(result.comparison("validation")), "comparison_validation.json")
+        mlflow.log_text(report_md, "report.md")
+        if plot is not None:
+            mlflow.log_artifact(str(plot))
+        best = result.reports[result.best]["test"]
+        mlflow.log_metrics({f"best_test_{k}": float(best[k]) for k in ("precision", "recall", "f1")})
+        for k, (name, model) in enumerate(result.models.items()):
+            if on_progress:
+                on_progress(name, k, len(result.models))
+            metrics = {}
+            for split in ("validation", "test"):
+                r = result.reports[name][split]
+                for key in ("precision", "recall", "f1", "auc_pr", "mttd_minutes"):
+                    metrics[f"{split}_{key}"] = r[key]
+            metrics.update({"fit_seconds": result.timings[name]["fit"], "threshold": float(model.threshold_)})
+            bundle = {"kind": "detector", "name": name, "model": model, "scaler": splits.scaler,
+                      "columns": list(splits.frame.columns), "data_version": data.data_version}
+            with mlflow.start_run(run_name=name, nested=True):
+                params = {k: v for k, v in model.get_params(deep=False).items()
+                          if k not in ("features", "members", "edges")}
+                params.update({"detector": type(model).__name__, "family": model.family,
+                               "n_features": model.n_features_in_})
+                versions[name] = log_bundle(bundle, f"cerebro-detector-{name}", example, params, metrics,
+                                            {"cerebro.data_version": data.data_version, "cerebro.family": model.family})
+        run_id = parent.info.run_id
+    return {"run_id": run_id, "versions": versions, "experiment": settings.mlflow.experiment}
+
+
+def summarise(result: ZooResult) -> dict:
+    best = result.reports[result.best]["test"]
+    return {"best": result.best, "test": {k: best[k] for k in ("precision", "recall", "f1", "auc_pr", "mttd_minutes")},
+            "meets_targets": best["meets_targets"],
+            "models_meeting_targets": [r["model"] for r in result.comparison("test") if r["meets_targets"]]}
+

@@ -1,0 +1,131 @@
+"""Anomaly detection on a user's own exported series, with no labels: what ``cerebro detect`` runs.
+
+The detector is fitted on the series itself (its leading ``train_fraction``), scores every row, and
+reports a score in [0, 1] (the shared calibrated scale: 1 - how often training rows scored at least as
+high) and whether the row is over the threshold learned from the training part.
+
+How awkward input is handled (each case is tested):
+* unsorted or irregular timestamps: rows are scored in time order, written back in input order;
+* duplicate timestamps: the values at one timestamp are averaged and every duplicate row gets that
+  time's score (``cerebro detect`` does this before calling :func:`detect_series`);
+* gaps (empty or non-numeric values): filled from the previous value (the first from the next one) for
+  scoring and counted in the summary; a column with no numbers at all is an error;
+* a constant series: nothing can be anomalous, every score is 0 and the summary says why;
+* too short: fewer rows than the model needs (``min_rows``, or ``window`` for windowed models) is an error
+  naming both numbers.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+import pandas as pd
+
+from training.detectors.base import NotEnoughData
+
+# The default for an unlabelled series: on the fleet's single series (benchmarks/detectors.py, "single
+# series" table) MAD gave the best event-wise F1 of the members that need no other series, and it is
+# robust to the anomalies the training part itself holds.
+DEFAULT_MODEL = "mad"
+ROLLING = 15
+
+
+@dataclass
+class SeriesResult:
+    frame: pd.DataFrame  # timestamp, score, is_anomaly, in input order
+    windows: list[dict] = field(default_factory=list)
+    notes: list[str] = field(default_factory=list)
+    model: str = DEFAULT_MODEL
+    train_rows: int = 0
+    threshold: float | None = None
+
+
+def series_features(wide: pd.DataFrame, window: int = ROLLING) -> pd.DataFrame:
+    """Raw values plus trailing rolling mean, std and first difference per column (in rows, so any
+    sampling interval works)."""
+    out = {}
+    for col in wide.columns:
+        x = wide[col]
+        out[col] = x
+        out[f"{col}__mean"] = x.rolling(window, min_periods=1).mean()
+        out[f"{col}__std"] = x.rolling(window, min_periods=2).std().fillna(0.0)
+        out[f"{col}__diff"] = x.diff().fillna(0.0)
+    return pd.DataFrame(out, index=wide.index)
+
+
+def _model(name: str, raw: list[str], engineered: list[str]):
+    from training.zoo import build_zoo
+
+    zoo = build_zoo(raw + engineered, edges=[], include=[name])
+    det = zoo[name]
+    if det.family == "statistical" or name == "random_cut_forest":
+        det.set_params(features=raw)
+    elif det.family == "deep":
+        det.set_params(features=raw)
+    return det
+
+
+def detect_series(wide: pd.DataFrame, model: str = DEFAULT_MODEL, train_fraction: float = 0.5,
+                  key: str = "series") -> SeriesResult:
+    """Score a wide series (index: timestamps, columns: numeric metrics) in the index order given."""
+    from training.zoo import SeriesScaler
+
+    if not 0 < train_fraction <= 1:
+        raise ValueError(f"--train-fraction {train_fraction}: expected a number in (0, 1]")
+    notes: list[str] = []
+    order = np.argsort(wide.index.to_numpy(), kind="stable")
+    if not (order == np.arange(len(order))).all():
+        notes.append("timestamps were not in order: rows were scored in time order and written back in input order")
+    data = wide.iloc[order]
+    empty = [c for c in data.columns if data[c].notna().sum() == 0]
+    if empty:
+        raise ValueError(f"columns {empty} hold no numbers; choose value columns with --value-col")
+    gaps = int(data.isna().sum().sum())
+    if gaps:
+        notes.append(f"{gaps} missing or non-numeric value(s) were filled from the previous value for scoring")
+        data = data.ffill().bfill()
+    if data.index.duplicated().any():
+        notes.append(f"{int(data.index.duplicated().sum())} duplicate timestamp(s): scored row by row")
+    n_train = max(1, int(round(len(data) * train_fraction)))
+    if (data.nunique() <= 1).all():
+        notes.append("the series is constant: nothing can be anomalous, every score is 0")
+        return _result(wide, order, np.zeros(len(data)), np.zeros(len(data), dtype=int), notes, model, n_train, None)
+
+    feats = series_features(data)
+    stacked = feats.set_axis(pd.MultiIndex.from_arrays([[key] * len(feats), data.index],
+                                                       names=["service", "timestamp"]))
+    scaler = SeriesScaler().fit(stacked.iloc[:n_train])
+    X = scaler.transform(stacked)
+    raw = list(data.columns)
+    det = _model(model, raw, [c for c in X.columns if c not in raw])
+    need = max(getattr(det, "min_rows", 20), getattr(det, "window", 0) or 0)
+    if n_train < need:
+        raise NotEnoughData(f"model {model!r} needs at least {need} training rows; the leading "
+                            f"{train_fraction:g} of {len(data)} rows is {n_train}. Give more history or a larger "
+                            "--train-fraction")
+    det.fit(X.iloc[:n_train])
+    raw_scores = det.score(X)
+    score = det.calibrated(scores=raw_scores)
+    flags = (raw_scores > det.threshold_).astype(int)
+    return _result(wide, order, score, flags, notes, model, n_train, float(det.threshold_))
+
+
+def _result(wide, order, score, flags, notes, model, n_train, threshold) -> SeriesResult:
+    back = np.empty_like(order)
+    back[order] = np.arange(len(order))
+    frame = pd.DataFrame({"timestamp": wide.index, "score": np.round(score[back], 6), "is_anomaly": flags[back]})
+    return SeriesResult(frame=frame, windows=anomalous_windows(wide.index[order], score, flags), notes=notes,
+                        model=model, train_rows=n_train, threshold=threshold)
+
+
+def anomalous_windows(times: pd.Index, score: np.ndarray, flags: np.ndarray) -> list[dict]:
+    """Runs of consecutive anomalous rows (in time order): start, end, rows, peak score."""
+    windows, start = [], None
+    for i, flag in enumerate(np.append(flags, 0)):
+        if flag and start is None:
+            start = i
+        elif not flag and start is not None:
+            windows.append({"start": str(times[start]), "end": str(times[i - 1]), "rows": i - start,
+                            "peak_score": float(np.max(score[start:i]))})
+            start = None
+    return windows
