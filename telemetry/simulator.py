@@ -494,7 +494,7 @@ class _State:
         daily = 0.25 + 0.75 * np.exp(-((hours - 14.0) ** 2) / (2 * 4.0**2)) + 0.15 * np.exp(-((hours - 20.5) ** 2) / 2.0)
         weekly = np.where(self.times.weekday.to_numpy() >= 5, 0.7, 1.0)
         days = (self.times - self.times[0]).total_seconds().to_numpy() / 86400.0
-        trend = 1.0 + 0.004 * days  # slow organic growth
+        trend = 1.0 + 0.001 * days  # organic growth: about 40 % a year
         return daily * weekly * trend
 
     def derive(self) -> dict[str, np.ndarray]:

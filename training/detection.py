@@ -133,7 +133,9 @@ def register_zoo(settings, result: ZooResult, splits: Splits, data: TrainingData
     # One service's last hour: enough rows for the windowed members (a request is a window of a series).
     first = data.frame.index.get_level_values(0)[0]
     example = data.frame.loc[[first]].tail(60).reset_index()
-    example["timestamp"] = example["timestamp"].dt.tz_localize(None)
+    # Timestamps travel as ISO 8601 text (what a JSON request carries); the adapter parses them as UTC.
+    example["timestamp"] = example["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    example["service"] = example["service"].astype(str)
     versions = {}
     config = settings.model_dump(mode="json")
     with mlflow.start_run(run_name="detector-zoo") as parent:

@@ -98,16 +98,17 @@ def build_zoo(feature_columns: list[str], edges: list[tuple[str, str]], profile:
     # Inputs arrive standardised per service; no column may claim a spread finer than half a unit of that.
     m = 0.5
     engineered = [c for c in feature_columns if c not in ("hour", "weekday")]
-    deep_epochs, deep_windows = (8, 60000) if profile == "large" else (3, 12000)
+    deep_epochs, deep_windows = (8, 60000) if profile == "large" else (2, 8000)
     zoo: dict[str, Callable[[], Detector]] = {
         "zscore": lambda: S.ZScoreDetector(features=raw, min_scale=m),
         "mad": lambda: S.MADDetector(features=raw, min_scale=m),
         "ewma": lambda: S.EWMADetector(features=raw, min_scale=m),
         "holt_winters": lambda: S.HoltWintersDetector(features=raw, min_scale=m),
-        "isolation_forest": lambda: C.IsolationForestDetector(features=engineered, min_scale=m, random_state=random_state),
+        "isolation_forest": lambda: C.IsolationForestDetector(features=engineered, n_estimators=100, min_scale=m,
+                                                              random_state=random_state),
         "one_class_svm": lambda: C.OneClassSVMDetector(features=engineered, min_scale=m, random_state=random_state),
-        "dbscan": lambda: C.DBSCANDetector(features=engineered, min_scale=m, random_state=random_state),
-        "lof": lambda: C.LOFDetector(features=engineered, max_samples=3000, min_scale=m, random_state=random_state),
+        "dbscan": lambda: C.DBSCANDetector(features=engineered, max_samples=2500, min_scale=m, random_state=random_state),
+        "lof": lambda: C.LOFDetector(features=engineered, max_samples=2500, min_scale=m, random_state=random_state),
         "random_cut_forest": lambda: C.RandomCutForestDetector(features=raw, min_scale=m, random_state=random_state),
         "pca": lambda: C.PCADetector(features=engineered, min_scale=m),
     }

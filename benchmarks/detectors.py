@@ -1,0 +1,168 @@
+"""Detector benchmark: speed, memory and quality of every member of the zoo.
+
+    python benchmarks/detectors.py                 # everything (several minutes on 2 cores)
+    python benchmarks/detectors.py --skip-quality  # speed and memory only
+    python benchmarks/detectors.py --json
+
+Speed: each member is fitted on a simulated fleet (13 services, standardised per service like the
+pipeline does) and then scores a batch; a *point* is one row (one service at one minute, its metrics
+together). The fast members score at least ``--points`` rows (default 1,000,000); the slow ones a smaller
+batch, said in the table. Streaming members also take points one at a time through ``update``: p50 and
+p99 latency per point and points per second on one core. Peak memory is what ``tracemalloc`` saw during
+fit + score (Python and NumPy allocations; torch's own buffers are not counted).
+
+Quality: the zoo on the simulator's test period (event-wise precision, recall, F1 without point
+adjustment, AUC-PR, mean time to detect), the chosen model per fault kind, and a "single series" table
+(each service's metrics scored on their own, as `cerebro detect` does, which picks its default model).
+Targets: statistical members > 1,000,000 points/s batch; Random Cut Forest streaming > 20,000 points/s
+per core; best model precision > 0.90, recall > 0.95, F1 > 0.92.
+"""
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import tracemalloc
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+
+import numpy as np  # noqa: E402
+import pandas as pd  # noqa: E402
+
+FAST = {"zscore", "mad", "ewma", "holt_winters", "pca", "isolation_forest"}
+
+
+def _fleet(days: float, seed: int, incidents_per_day: float = 3.0):
+    from features.transforms import compute_features
+    from telemetry.simulator import FleetSimulator
+
+    sim = FleetSimulator(days=days, seed=seed, end="2026-11-26T00:00Z", incidents_per_day=incidents_per_day).run()
+    feats = compute_features(sim.telemetry, sim.events)
+    frame = feats.drop(columns=["created"]).set_index(["service", "event_timestamp"])
+    frame = frame.rename_axis(["service", "timestamp"]).select_dtypes("number")
+    return sim, frame
+
+
+def _tile(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
+    """At least ``rows`` rows: the frame repeated under new series names (so windows stay per series)."""
+    reps = int(np.ceil(rows / len(frame)))
+    parts = []
+    for r in range(reps):
+        part = frame.copy()
+        part.index = part.index.set_levels([f"{s}-{r}" for s in part.index.levels[0]], level=0)
+        parts.append(part)
+    return pd.concat(parts)
+
+
+def speed(args) -> list[dict]:
+    from training.zoo import SeriesScaler, build_zoo
+
+    sim, frame = _fleet(args.days, args.seed, incidents_per_day=0)
+    scaled = SeriesScaler().fit(frame).transform(frame)
+    zoo = build_zoo(list(scaled.columns), [(e.caller, e.callee) for e in sim.topology.edges])
+    rows = []
+    big = _tile(scaled, args.points)
+    for name, det in zoo.items():
+        tracemalloc.start()
+        t0 = time.perf_counter()
+        det.fit(scaled)
+        fit_s = time.perf_counter() - t0
+        batch = big if name in FAST else scaled
+        t0 = time.perf_counter()
+        det.score(batch)
+        score_s = time.perf_counter() - t0
+        peak = tracemalloc.get_traced_memory()[1] / 2**20
+        tracemalloc.stop()
+        row = {"model": name, "family": det.family, "fit_s": round(fit_s, 2), "batch_points": len(batch),
+               "batch_points_per_s": round(len(batch) / score_s), "peak_mb": round(peak)}
+        if det.streaming:
+            cols = list(det.feature_names_in_)
+            pts = scaled.loc[scaled.index.get_level_values(0)[0]][cols].to_numpy()[: args.stream]
+            hours = scaled.loc[scaled.index.get_level_values(0)[0]].index.hour[: args.stream]
+            lat = np.empty(len(pts))
+            for i, x in enumerate(pts):
+                t = time.perf_counter()
+                if name == "holt_winters":
+                    det.update(x, key="bench", hour=int(hours[i]))
+                else:
+                    det.update(x, key="bench")
+                lat[i] = time.perf_counter() - t
+            row.update({"stream_p50_us": round(np.percentile(lat, 50) * 1e6, 1),
+                        "stream_p99_us": round(np.percentile(lat, 99) * 1e6, 1),
+                        "stream_points_per_s": round(len(lat) / lat.sum())})
+        rows.append(row)
+        print(f"  {name:24s} fit {fit_s:6.2f} s   batch {row['batch_points_per_s']:>12,} points/s "
+              f"({len(batch):,} points)" + (f"   stream p50 {row['stream_p50_us']:.1f} us p99 {row['stream_p99_us']:.1f}"
+                                          f" us ({row['stream_points_per_s']:,}/s)" if det.streaming else "")
+              + f"   peak {row['peak_mb']} MB", flush=True)
+    return rows
+
+
+def quality(args) -> dict:
+    from training.detection import TrainingData
+    from training.evaluation import alarm_events, incidents_in, score_events
+    from training.series_detection import detect_series
+    from training.zoo import build_zoo, time_split, train_zoo, verdict
+
+    sim, frame = _fleet(args.days, args.seed)
+    data = TrainingData(frame=frame, incidents=sim.incidents, edges=[(e.caller, e.callee) for e in sim.topology.edges],
+                        dataset=sim.dataset, data_version=sim.dataset)
+    splits = time_split(data.frame, data.incidents)
+    zoo = build_zoo(list(frame.columns), data.edges)
+    result = train_zoo(splits, zoo)
+    table = result.comparison("test")
+    print(verdict(result))
+    cols = ["model", "precision", "recall", "f1", "auc_pr", "mttd_min", "found", "incidents", "false_alarms"]
+    print(pd.DataFrame(table)[cols].to_string(index=False))
+    print(f"\n{result.best} per fault kind (test):")
+    print(pd.DataFrame(result.per_kind(result.best)).to_string(index=False))
+
+    # Single series, no labels, as `cerebro detect` works: each service's raw metrics on their own.
+    wide = sim.telemetry.pivot_table(index=["service", "timestamp"], columns="metric", values="value", observed=True)
+    single = []
+    for name in args.single_models:
+        events = []
+        for svc in wide.index.get_level_values(0).unique():
+            series = wide.loc[svc]
+            res = detect_series(series, model=name, train_fraction=0.5)
+            idx = pd.MultiIndex.from_arrays([[str(svc)] * len(series), series.index])
+            half = len(series) // 2
+            ev = alarm_events(idx[half:], res.frame["is_anomaly"].to_numpy()[half:].astype(bool),
+                              res.frame["score"].to_numpy()[half:])
+            events.append(ev)
+        start = wide.index.get_level_values(1)[len(wide.loc[wide.index.get_level_values(0)[0]]) // 2]
+        period = incidents_in(sim.incidents, start, wide.index.get_level_values(1).max())
+        s = score_events(pd.concat(events, ignore_index=True), period)
+        single.append({"model": name, "precision": round(s.precision, 3), "recall": round(s.recall, 3),
+                       "f1": round(s.f1, 3), "false_alarms": s.false_alarm_events, "incidents": s.incidents})
+    print("\nSingle series (each service alone, fitted on its first half, scored on the second):")
+    print(pd.DataFrame(single).sort_values("f1", ascending=False).to_string(index=False))
+    return {"zoo_test": table, "best": result.best, "per_kind": result.per_kind(result.best), "single_series": single}
+
+
+def main():
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--days", type=float, default=14)
+    ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--points", type=int, default=1_000_000)
+    ap.add_argument("--stream", type=int, default=20_000, help="points pushed one at a time through update()")
+    ap.add_argument("--skip-quality", action="store_true")
+    ap.add_argument("--single-models", nargs="*", default=["zscore", "mad", "ewma", "isolation_forest", "pca",
+                                                            "random_cut_forest"])
+    ap.add_argument("--json", action="store_true")
+    args = ap.parse_args()
+    print(f"Speed and memory (fleet of {args.days:g} days, {os.cpu_count()} CPUs):")
+    out = {"speed": speed(args)}
+    if not args.skip_quality:
+        print("\nQuality (simulator test period):")
+        out["quality"] = quality(args)
+    if args.json:
+        print(json.dumps(out, indent=2, default=str))
+
+
+if __name__ == "__main__":
+    main()
