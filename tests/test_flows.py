@@ -22,23 +22,34 @@ def _artifact_keys(flow_run_ids=None) -> set[str]:
 
 
 def test_pipeline_end_to_end_and_idempotent(prefect_server, home):
+    from mlflow import MlflowClient
+
     from flows.pipeline import pipeline_flow
 
-    summary = pipeline_flow(days=0.5, seed=3)
-    rows = int(0.5 * 1440) * 13 * 9
+    summary = pipeline_flow(days=1, seed=3)
+    rows = 1440 * 13 * 9
     ingest = summary["ingest"]
-    assert [s["stage"] for s in summary["stages"]] == ["simulate", "ingest + validate"]
+    assert [s["stage"] for s in summary["stages"]] == ["simulate", "ingest + validate",
+                                                       "features + detectors + register"]
     assert ingest["rows_in"] == rows and ingest["rows_clean"] == rows and ingest["rows_quarantined"] == 0
     assert ingest["rows_new_in_lake"] == rows
     stats = lake_stats(home / "lake")
     assert stats["rows"] == rows and len(stats["services"]) == 13
     incidents = read_table("incidents", home / "lake")
-    assert len(incidents) >= 1 and set(incidents["kind"]) <= {
-        "cpu_saturation", "memory_leak", "slow_dependency", "error_burst", "disk_fill",
-        "connection_pool_exhaustion", "traffic_surge"}
-    assert {"pipeline-summary", "ingest-summary", "ingest-data-quality"} <= _artifact_keys()
+    assert len(incidents) >= 1
 
-    again = pipeline_flow(days=0.5, seed=3)
+    detection = summary["detection"]
+    assert "holt_winters" in detection["skipped"]  # a day is too little for a daily season: said, not hidden
+    assert detection["ttl_dropped"] == 0
+    registered = detection["registered"]
+    assert {"zscore", "mad", "pca", "lof", "random_cut_forest", "vae", "graph", "ensemble"} <= set(registered)
+    client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
+    assert client.get_registered_model("cerebro-detector-ensemble").name
+    assert detection["best"] in registered
+    assert {"pipeline-summary", "ingest-summary", "ingest-data-quality", "detector-comparison",
+            "detection-report"} <= _artifact_keys()
+
+    again = pipeline_flow(days=1, seed=3)
     assert again["ingest"]["rows_new_in_lake"] == 0 and again["ingest"]["rows_updated_in_lake"] == 0
     assert lake_stats(home / "lake")["rows"] == rows
     assert len(read_table("incidents", home / "lake")) == len(incidents)

@@ -83,6 +83,8 @@ def report_markdown(result: ZooResult, splits: Splits, data: TrainingData) -> st
     lines += ["", "## Validation period", ""]
     lines += table(result.comparison("validation"), cols)
     lines += ["", f"Ensemble members (best on validation): {', '.join(result.ensemble_members)}"]
+    if result.skipped:
+        lines += ["", "## Not trained", ""] + [f"- {n}: {why}" for n, why in result.skipped.items()]
     return "\n".join(lines)
 
 
@@ -174,7 +176,8 @@ def register_zoo(settings, result: ZooResult, splits: Splits, data: TrainingData
 
 def summarise(result: ZooResult) -> dict:
     best = result.reports[result.best]["test"]
-    return {"best": result.best, "test": {k: best[k] for k in ("precision", "recall", "f1", "auc_pr", "mttd_minutes")},
+    return {"best": result.best, "skipped": result.skipped,
+            "test": {k: best[k] for k in ("precision", "recall", "f1", "auc_pr", "mttd_minutes")},
             "meets_targets": best["meets_targets"],
             "models_meeting_targets": [r["model"] for r in result.comparison("test") if r["meets_targets"]]}
 

@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 from telemetry.schema import FLEET_METRICS
-from training.detectors.base import Detector
+from training.detectors.base import Detector, NotEnoughData
 from training.evaluation import TARGETS, evaluate
 
 RAW_METRICS = list(FLEET_METRICS)
@@ -143,6 +143,7 @@ class ZooResult:
     timings: dict[str, dict[str, float]]
     best: str = ""
     ensemble_members: list[str] = field(default_factory=list)
+    skipped: dict[str, str] = field(default_factory=dict)  # name -> why it could not be trained here
 
     def comparison(self, split: str = "test") -> list[dict]:
         rows = []
@@ -172,14 +173,18 @@ def train_zoo(splits: Splits, detectors: dict[str, Detector], ensemble_size: int
               on_progress: Callable[[str, int, int], None] | None = None) -> ZooResult:
     from training.detectors.ensemble import VotingEnsemble
 
-    models, scores, reports, timings = {}, {}, {}, {}
+    models, scores, reports, timings, skipped = {}, {}, {}, {}, {}
     train = splits.frame[splits.train_clean]
     total = len(detectors) + 1
     for k, (name, det) in enumerate(detectors.items()):
         if on_progress:
             on_progress(name, k, total)
         t0 = time.perf_counter()
-        det.fit(train)
+        try:
+            det.fit(train)
+        except NotEnoughData as exc:  # too little history for this member: say so, train the others
+            skipped[name] = str(exc)
+            continue
         t1 = time.perf_counter()
         scores[name] = det.score(splits.frame)
         t2 = time.perf_counter()
@@ -206,7 +211,7 @@ def train_zoo(splits: Splits, detectors: dict[str, Detector], ensemble_size: int
         on_progress("done", total, total)
 
     best = max(reports, key=lambda n: (reports[n]["validation"]["f1"], reports[n]["validation"]["auc_pr"] or 0))
-    return ZooResult(models, scores, reports, timings, best=best, ensemble_members=members)
+    return ZooResult(models, scores, reports, timings, best=best, ensemble_members=members, skipped=skipped)
 
 
 def verdict(result: ZooResult, split: str = "test") -> str:

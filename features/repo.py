@@ -1,0 +1,139 @@
+"""The Feast feature repository, defined in code so that every path lives under ``settings.feast_dir``.
+
+    <feast_dir>/registry.db                     file registry (or a SQL registry: settings.feast.registry_url)
+    <feast_dir>/online_store.db                 SQLite online store (or Redis: settings.feast.online_store)
+    <feast_dir>/data/service_features.parquet   the batch source, written by features.store
+
+Objects: the entity ``service``; one ``FileSource``; three feature views over it, ``service_metrics`` (current
+values), ``service_rolling`` (window statistics, slope, rate of change) and ``service_context`` (hour, weekday,
+minutes since deploy, week-over-week deviations); and two feature services, ``detection_v1`` (all three views)
+and ``failure_v1`` (the failure predictor's fields).
+
+Offline store: ``file`` (Feast's Dask store). It is the only built-in offline store that runs here without a
+server: ``duckdb`` needs the duckdb and ibis packages, which are not installed, and the others (postgres, spark,
+ray, ...) need a cluster or a database. The Dask store's point-in-time join merges every entity row with *every*
+feature row of its service before it filters by time, which is quadratic in the history; ``features.store``
+therefore feeds it time chunks (see ``training_frame`` there for the measurement and why that is exact).
+"""
+from __future__ import annotations
+
+from collections.abc import Iterable
+from datetime import timedelta
+from typing import TYPE_CHECKING, Any
+
+from features.transforms import (
+    CREATED,
+    ENTITY,
+    TIMESTAMP,
+    failure_feature_names,
+    view_columns,
+)
+from telemetry.schema import FLEET_METRICS
+
+if TYPE_CHECKING:  # pragma: no cover
+    from configs.settings import Settings
+
+SOURCE_NAME = "service_features_source"
+SOURCE_FILE = "service_features.parquet"
+VIEWS = ("service_metrics", "service_rolling", "service_context")
+FEATURE_SERVICES = ("detection_v1", "failure_v1")
+INT_FEATURES = {"hour", "weekday"}
+
+
+def source_path(settings: Settings):
+    return settings.feast_dir / "data" / SOURCE_FILE
+
+
+def ttl(settings: Settings) -> timedelta:
+    """The feature views' TTL; ``timedelta(0)`` means no limit (Feast then only requires rows at or before t)."""
+    return timedelta(minutes=settings.feast.ttl_minutes)
+
+
+def repo_config(settings: Settings) -> Any:
+    """A ``RepoConfig`` from the settings: local provider, file or SQL registry, SQLite or Redis online store."""
+    from feast.repo_config import RepoConfig
+
+    feast_dir = settings.feast_dir
+    # Dicts, not RegistryConfig objects: Feast turns {"registry_type": "sql"} into the SqlRegistryConfig that
+    # SqlRegistry insists on (a plain RegistryConfig fails its isinstance check).
+    if settings.feast.registry_url:
+        registry: dict[str, Any] = {"registry_type": "sql", "path": settings.feast.registry_url,
+                                    "cache_ttl_seconds": 60}
+    else:
+        registry = {"registry_type": "file", "path": str(feast_dir / "registry.db"), "cache_ttl_seconds": 60}
+    if settings.feast.online_store == "redis":
+        online: dict[str, Any] = {"type": "redis", "connection_string": settings.feast.redis_url}
+    else:
+        online = {"type": "sqlite", "path": str(feast_dir / "online_store.db")}
+    return RepoConfig(
+        project=settings.feast.project,
+        provider="local",
+        registry=registry,
+        online_store=online,
+        offline_store={"type": settings.feast.offline_store},
+        entity_key_serialization_version=3,
+        repo_path=feast_dir,
+    )
+
+
+def feature_store(settings: Settings) -> Any:
+    from feast import FeatureStore
+
+    settings.feast_dir.mkdir(parents=True, exist_ok=True)
+    (settings.feast_dir / "data").mkdir(parents=True, exist_ok=True)
+    return FeatureStore(config=repo_config(settings))
+
+
+def definitions(
+    settings: Settings, metrics: Iterable[str] | None = None, window: int | None = None
+) -> dict[str, Any]:
+    """Every Feast object of the repository, by name (``service``, the source, the views, the services)."""
+    from feast import Entity, FeatureService, FeatureView, Field, FileSource
+    from feast.types import Float64, Int64
+    from feast.value_type import ValueType
+
+    metrics = sorted(metrics if metrics is not None else FLEET_METRICS)
+    window = window or settings.feast.window_minutes
+    service = Entity(
+        name=ENTITY, join_keys=[ENTITY], value_type=ValueType.STRING, description="a service of the fleet"
+    )
+    source = FileSource(
+        name=SOURCE_NAME,
+        path=str(source_path(settings)),
+        timestamp_field=TIMESTAMP,
+        created_timestamp_column=CREATED,
+        description="one row per service and minute, from features.transforms.compute_features",
+    )
+    life = ttl(settings)
+    views = {}
+    for name, columns in view_columns(metrics, window).items():
+        views[name] = FeatureView(
+            name=name,
+            entities=[service],
+            ttl=life,
+            schema=[Field(name=c, dtype=Int64 if c in INT_FEATURES else Float64) for c in columns],
+            source=source,
+            online=True,
+            tags={"window_minutes": str(window), "owner": "cerebro"},
+        )
+    wanted = set(failure_feature_names(window))
+    failure_parts = []
+    for view in views.values():
+        cols = [f.name for f in view.features if f.name in wanted]
+        if cols:
+            failure_parts.append(view[cols])
+    missing = wanted - {f.name for part in failure_parts for f in part.features}
+    if missing:
+        raise ValueError(f"failure_v1 needs {sorted(missing)}, which the metrics {metrics} do not produce")
+    services = {
+        "detection_v1": FeatureService(
+            name="detection_v1", features=list(views.values()), description="anomaly detection: every feature"
+        ),
+        "failure_v1": FeatureService(
+            name="failure_v1",
+            features=failure_parts,
+            description="failure prediction: CPU trend, memory growth, error rate, latency p99, connections, "
+            "queue depth, recent deploys, time of day and week",
+        ),
+    }
+    return {ENTITY: service, SOURCE_NAME: source, **views, **services}
