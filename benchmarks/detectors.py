@@ -59,9 +59,10 @@ def _tile(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
 
 
 def speed(args) -> list[dict]:
-    from training.zoo import SeriesScaler, build_zoo
+    from training.zoo import SeriesScaler, build_zoo, with_time_of_day
 
     sim, frame = _fleet(args.days, args.seed, incidents_per_day=0)
+    frame = with_time_of_day(frame)
     scaled = SeriesScaler().fit(frame).transform(frame)
     zoo = build_zoo(list(scaled.columns), [(e.caller, e.callee) for e in sim.topology.edges])
     rows = []
@@ -112,7 +113,7 @@ def quality(args) -> dict:
     data = TrainingData(frame=frame, incidents=sim.incidents, edges=[(e.caller, e.callee) for e in sim.topology.edges],
                         dataset=sim.dataset, data_version=sim.dataset)
     splits = time_split(data.frame, data.incidents)
-    zoo = build_zoo(list(frame.columns), data.edges)
+    zoo = build_zoo(list(splits.frame.columns), data.edges)
     result = train_zoo(splits, zoo)
     table = result.comparison("test")
     print(verdict(result))

@@ -45,7 +45,9 @@ def test_register_and_load_back_by_name(tiny_zoo):
     request["timestamp"] = request["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     answer = model.predict(request)
     assert list(answer.columns) == ["score", "calibrated", "is_anomaly"] and len(answer) == 30
-    expected = result.models["zscore"].score(splits.scaler.transform(data.frame.loc[["cart"]].tail(30)))
+    from training.zoo import with_time_of_day
+
+    expected = result.models["zscore"].score(splits.scaler.transform(with_time_of_day(data.frame.loc[["cart"]].tail(30))))
     np.testing.assert_allclose(answer["score"].to_numpy(), expected)
     signature_cols = [c.name for c in model.metadata.get_input_schema().inputs]
     assert "service" in signature_cols and "cpu_pct" in signature_cols

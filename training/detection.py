@@ -57,9 +57,10 @@ def training_data(settings, dataset: str, start: pd.Timestamp, end: pd.Timestamp
 def run_zoo(data: TrainingData, settings, on_progress=None) -> tuple[Splits, ZooResult]:
     cfg = settings.detection
     splits = time_split(data.frame, data.incidents, fractions=tuple(cfg.split), buffer_minutes=cfg.buffer_minutes)
-    zoo = build_zoo(list(data.frame.columns), data.edges, profile=cfg.profile, include=cfg.include or None,
+    zoo = build_zoo(list(splits.frame.columns), data.edges, profile=cfg.profile, include=cfg.include or None,
                     random_state=settings.simulator.seed)
-    return splits, train_zoo(splits, zoo, ensemble_size=cfg.ensemble_size, on_progress=on_progress)
+    return splits, train_zoo(splits, zoo, ensemble_size=cfg.ensemble_size, on_progress=on_progress,
+                             selection_margin=cfg.selection_margin)
 
 
 def report_markdown(result: ZooResult, splits: Splits, data: TrainingData) -> str:
