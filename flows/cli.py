@@ -121,6 +121,18 @@ def run(
         table.add_row(stage["stage"], f"{stage['seconds']:.1f}", stage["result"])
     out.print(table)
     _print_ingest_details(summary["ingest"])
+    det = summary.get("detection")
+    if det:
+        t = det["test"]
+        out.print(f"\nDetection (test period, event-wise, no point adjustment): [bold]{det['best']}[/bold] "
+                  f"precision {t['precision']:.3f}, recall {t['recall']:.3f}, F1 {t['f1']:.3f}, mean time to "
+                  f"detect {t['mttd_minutes'] or 0:.0f} min: {'meets' if det['meets_targets'] else 'does NOT meet'} "
+                  "the targets (P > 0.90, R > 0.95, F1 > 0.92)")
+        out.print(f"Models that meet them: {', '.join(det['models_meeting_targets']) or 'none'}")
+        if det.get("skipped"):
+            out.print(f"Not trained: {'; '.join(f'{k}: {v}' for k, v in det['skipped'].items())}")
+        out.print(f"Report: Prefect artifact 'detection-report'; MLflow run {det['mlflow_run']} "
+                  f"({len(det['registered'])} models registered as cerebro-detector-*); scores plot {det['plot']}")
     out.print(f"\nHome folder: {settings.home}\n  lake        {settings.lake_dir}\n  quarantine  "
               f"{settings.quarantine_dir}\n  MLflow      {settings.mlflow_tracking_uri}\n"
               f"Look at the runs: [bold]make ui[/bold] (Prefect http://127.0.0.1:4200, MLflow http://127.0.0.1:5000)")

@@ -60,7 +60,7 @@ def run_zoo(data: TrainingData, settings, on_progress=None) -> tuple[Splits, Zoo
     zoo = build_zoo(list(splits.frame.columns), data.edges, profile=cfg.profile, include=cfg.include or None,
                     random_state=settings.simulator.seed)
     return splits, train_zoo(splits, zoo, ensemble_size=cfg.ensemble_size, on_progress=on_progress,
-                             selection_margin=cfg.selection_margin)
+                             put_forward=cfg.put_forward)
 
 
 def report_markdown(result: ZooResult, splits: Splits, data: TrainingData) -> str:
@@ -135,7 +135,7 @@ def register_zoo(settings, result: ZooResult, splits: Splits, data: TrainingData
     use_experiment(settings)
     # One service's last hour: enough rows for the windowed members (a request is a window of a series).
     first = data.frame.index.get_level_values(0)[0]
-    example = data.frame.loc[[first]].tail(60).reset_index()
+    example = data.frame.loc[[first]].tail(60).astype("float64").reset_index()  # floats: a request may hold NaN
     # Timestamps travel as ISO 8601 text (what a JSON request carries); the adapter parses them as UTC.
     example["timestamp"] = example["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     example["service"] = example["service"].astype(str)
