@@ -76,8 +76,8 @@ class DetectionSettings(_Section):
     split: tuple[float, float, float] = Field(default=(0.5, 0.2, 0.3), description="train, validation, test shares")
     buffer_minutes: int = Field(default=30, ge=0, description="training rows this close to an incident are left out")
     ensemble_size: int = Field(default=5, ge=1, le=20)
-    put_forward: Literal["ensemble", "best"] = Field(
-        default="ensemble", description="ensemble, or the single best model on the validation period")
+    put_forward: str = Field(
+        default="ensemble", description="the model put forward: ensemble, a zoo member, or best (top on validation)")
 
     @field_validator("split")
     @classmethod

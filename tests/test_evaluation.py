@@ -87,9 +87,11 @@ def test_the_model_put_forward_comes_from_validation_only():
     def reports(**f1):
         return {n: {"validation": {"f1": v, "auc_pr": 0.5}, "test": {"f1": 0.0}} for n, v in f1.items()}
 
-    assert choose(reports(ensemble=0.90, lof=0.98, pca=0.95)) == "ensemble"
+    assert choose(reports(ensemble=0.90, lof=0.98, pca=0.95), "ensemble") == "ensemble"
     assert choose(reports(ensemble=0.90, lof=0.98, pca=0.95), "best") == "lof"
-    assert choose(reports(lof=0.9, pca=0.95)) == "pca"  # no ensemble: the best single model
+    assert choose(reports(ensemble=0.8, lof=0.9)) == "ensemble"  # the default
+    assert choose(reports(dbscan=0.8, lof=0.9), "dbscan") == "dbscan"  # a named member
+    assert choose(reports(lof=0.9, pca=0.95)) == "pca"  # the named member was not trained: the best one
     r = reports(ensemble=0.90, lof=0.98)
     r["ensemble"]["test"]["f1"] = 1.0  # the test period never takes part in the choice
     assert choose(r, "best") == "lof"

@@ -76,8 +76,8 @@ def report_markdown(result: ZooResult, splits: Splits, data: TrainingData) -> st
     lines = ["# Anomaly detection: the zoo on the fleet", "",
              f"Data `{data.data_version}`; train {bounds['train']}, validation {bounds['validation']}, "
              f"test {bounds['test']} (UTC). Training rows inside labelled incidents are left out; thresholds "
-             "come from training scores only; the ensemble's members and the chosen model come from the "
-             "validation period.", "", verdict(result, "test"), "", "## Test period", ""]
+             "come from training scores only; the ensemble's members come from the validation period, and the "
+             "test period is only measured.", "", verdict(result, "test"), "", "## Test period", ""]
     lines += table(result.comparison("test"), cols)
     lines += ["", f"## {result.best}, per fault kind (test)", ""]
     lines += table(result.per_kind(result.best, "test"), ["kind", "incidents", "found", "recall", "mttd_minutes"])

@@ -188,14 +188,14 @@ def ensemble_members(reports: dict[str, dict], size: int = 5) -> list[str]:
 
 
 def choose(reports: dict[str, dict], put_forward: str = "ensemble") -> str:
-    """The model to put forward, from validation figures only.
+    """The model to put forward: ``"ensemble"`` (the default), a named member, or ``"best"`` (the top single
+    model on the validation period, F1 then AUC-PR). Never the test period.
 
-    ``"ensemble"`` (the default): the voting ensemble, whose members are the best single models on
-    validation. A validation period holds a handful of incidents, so the single model that tops it is often
-    there by one alarm's luck; averaging several good members lowers that variance. ``"best"``: the single
-    model (or the ensemble) with the highest validation F1, then AUC-PR."""
-    if put_forward == "ensemble" and "ensemble" in reports:
-        return "ensemble"
+    The ensemble is the default because a validation period holds a handful of incidents, so the model that
+    tops it is often there by one alarm's luck; averaging the best few lowers that variance. A named member
+    that could not be trained falls back to ``"best"``."""
+    if put_forward != "best" and put_forward in reports:
+        return put_forward
     return max(reports, key=lambda n: (reports[n]["validation"]["f1"], reports[n]["validation"]["auc_pr"] or 0))
 
 
