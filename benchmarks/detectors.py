@@ -134,10 +134,12 @@ def quality(args) -> dict:
             half = len(series) // 2
             ev = alarm_events(idx[half:], res.frame["is_anomaly"].to_numpy()[half:].astype(bool),
                               res.frame["score"].to_numpy()[half:])
-            events.append(ev)
+            if len(ev):
+                events.append(ev)
         start = wide.index.get_level_values(1)[len(wide.loc[wide.index.get_level_values(0)[0]]) // 2]
         period = incidents_in(sim.incidents, start, wide.index.get_level_values(1).max())
-        s = score_events(pd.concat(events, ignore_index=True), period)
+        found = pd.concat(events, ignore_index=True) if events else alarm_events(idx[:0], np.zeros(0, bool))
+        s = score_events(found, period)
         single.append({"model": name, "precision": round(s.precision, 3), "recall": round(s.recall, 3),
                        "f1": round(s.f1, 3), "false_alarms": s.false_alarm_events, "incidents": s.incidents})
     print("\nSingle series (each service alone, fitted on its first half, scored on the second):")

@@ -270,7 +270,8 @@ def detect(
                                 "per input row, in input order."),
     model: Optional[str] = typer.Option(None, help="Detector of the zoo (zscore, mad, ewma, holt_winters, "
                                         "isolation_forest, one_class_svm, dbscan, lof, random_cut_forest, pca, "
-                                        "lstm_autoencoder, transformer_autoencoder, vae). Default: mad."),
+                                        "lstm_autoencoder, transformer_autoencoder, vae). Default: pca, the best on unlabelled single "
+                                        "series in benchmarks/detectors.py."),
     time_col: Optional[str] = typer.Option(None, help="Timestamp column (default: found by name)."),
     value_col: Optional[list[str]] = typer.Option(None, "--value-col", help="Numeric column(s) to score "
                                                   "(repeatable; default: every other column)."),

