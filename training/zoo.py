@@ -27,6 +27,17 @@ SPLITS = ("train", "validation", "test")
 TIME_OF_DAY = ["tod_sin", "tod_cos"]
 
 
+DEPLOY_HORIZON_MINUTES = 240
+
+
+def recent_deploys(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cap ``minutes_since_deploy`` at four hours: a deploy's effects are short-lived, while the raw count
+    grows without bound between deploys and would drift past anything the training period saw."""
+    if "minutes_since_deploy" not in frame.columns:
+        return frame
+    return frame.assign(minutes_since_deploy=frame["minutes_since_deploy"].clip(upper=DEPLOY_HORIZON_MINUTES))
+
+
 def with_time_of_day(frame: pd.DataFrame) -> pd.DataFrame:
     """Add the time of day as a point on a circle (23:59 sits next to 00:00), from the timestamp index.
 
@@ -80,7 +91,7 @@ class Splits:
 def time_split(features: pd.DataFrame, incidents: pd.DataFrame, fractions=(0.5, 0.2, 0.3),
                buffer_minutes: int = 30) -> Splits:
     """Split by time (never shuffled) and scale per service with clean training statistics."""
-    frame = with_time_of_day(features.sort_index(level=[0, 1]))
+    frame = with_time_of_day(recent_deploys(features.sort_index(level=[0, 1])))
     times = pd.DatetimeIndex(frame.index.get_level_values(1))
     stamps = np.sort(times.unique())
     cuts = [stamps[int(len(stamps) * sum(fractions[:k]))] for k in (1, 2)]
