@@ -30,8 +30,8 @@ from pathlib import Path
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 
-import numpy as np  # noqa: E402
-import pandas as pd  # noqa: E402
+import numpy as np
+import pandas as pd
 
 FAST = {"zscore", "mad", "ewma", "holt_winters", "pca", "isolation_forest"}
 

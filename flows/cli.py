@@ -9,7 +9,6 @@ import sys
 import time
 from contextlib import contextmanager
 from pathlib import Path
-from typing import Optional
 
 import typer
 from rich.console import Console
@@ -31,7 +30,7 @@ ConfigOpt = typer.Option(None, "--config", "-c", help="Profile name (default, sc
 JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout instead of tables.")
 
 
-def _settings(config: Optional[str], **overrides):
+def _settings(config: str | None, **overrides):
     from configs.runtime import configure_environment
     from configs.settings import ConfigError, load_settings
 
@@ -52,7 +51,14 @@ def _fail(message: str, code: int = 1) -> None:
 @contextmanager
 def _progress(title: str):
     """A rich progress bar fed by flows.progress: one line per stage (pipeline stages, batches ...)."""
-    from rich.progress import BarColumn, MofNCompleteColumn, Progress, SpinnerColumn, TextColumn, TimeElapsedColumn
+    from rich.progress import (
+        BarColumn,
+        MofNCompleteColumn,
+        Progress,
+        SpinnerColumn,
+        TextColumn,
+        TimeElapsedColumn,
+    )
 
     from flows import progress as hub
 
@@ -81,10 +87,10 @@ def _task_runner(settings):
 
 @app.command()
 def run(
-    config: Optional[str] = ConfigOpt,
-    days: Optional[float] = typer.Option(None, help="Days of fleet telemetry to simulate (overrides the profile)."),
-    seed: Optional[int] = typer.Option(None, help="Simulator seed (overrides the profile)."),
-    source: Optional[str] = typer.Option(None, help="Ingest this source instead of simulating the fleet."),
+    config: str | None = ConfigOpt,
+    days: float | None = typer.Option(None, help="Days of fleet telemetry to simulate (overrides the profile)."),
+    seed: int | None = typer.Option(None, help="Simulator seed (overrides the profile)."),
+    source: str | None = typer.Option(None, help="Ingest this source instead of simulating the fleet."),
     as_json: bool = JsonOpt,
 ):
     """Run the whole pipeline end to end: simulate, ingest and validate into the lake, and the later stages.
@@ -153,10 +159,10 @@ def simulate(
     out_dir: Path = typer.Option(..., "--out", "-o", help="Folder to write the dataset into (created if missing)."),
     days: float = typer.Option(3.0, min=0.05, max=366, help="Days of one-minute telemetry."),
     seed: int = typer.Option(42, help="Random seed: the same seed and window give identical files."),
-    end: Optional[str] = typer.Option(None, help="Last minute (ISO 8601, UTC); default the start of today (UTC)."),
+    end: str | None = typer.Option(None, help="Last minute (ISO 8601, UTC); default the start of today (UTC)."),
     incidents_per_day: float = typer.Option(3.0, min=0, max=24, help="Injected faults per day."),
     fmt: str = typer.Option("parquet", "--format", help="Telemetry file format: parquet or csv."),
-    plot: Optional[Path] = typer.Option(None, help="Also draw the fleet and its incidents to this PNG file."),
+    plot: Path | None = typer.Option(None, help="Also draw the fleet and its incidents to this PNG file."),
     as_json: bool = JsonOpt,
 ):
     """Generate a labelled fleet: telemetry, deploy events, incidents (ground truth), logs and the service graph.
@@ -213,12 +219,12 @@ def simulate(
 def ingest(
     source: str = typer.Option(..., "--source", "-s", help="A CSV/Parquet file or folder, s3://bucket/prefix, "
                                "prometheus://host:9090 or cloudwatch://[namespace]."),
-    config: Optional[str] = ConfigOpt,
-    time_col: Optional[str] = typer.Option(None, help="Timestamp column, when its name is not a usual one."),
-    service_col: Optional[str] = typer.Option(None, help="Service column (files)."),
-    service: Optional[str] = typer.Option(None, help="Service name for files without a service column "
+    config: str | None = ConfigOpt,
+    time_col: str | None = typer.Option(None, help="Timestamp column, when its name is not a usual one."),
+    service_col: str | None = typer.Option(None, help="Service column (files)."),
+    service: str | None = typer.Option(None, help="Service name for files without a service column "
                                           "(default: the file name)."),
-    value_col: Optional[list[str]] = typer.Option(None, "--value-col", help="Metric columns of a wide file "
+    value_col: list[str] | None = typer.Option(None, "--value-col", help="Metric columns of a wide file "
                                                   "(repeatable; default: every other column)."),
     as_json: bool = JsonOpt,
 ):
@@ -268,12 +274,12 @@ def detect(
                                     "columns, or long form timestamp, service, metric, value."),
     output: Path = typer.Option(..., "--output", "-o", help="CSV to write: timestamp, score, is_anomaly, one row "
                                 "per input row, in input order."),
-    model: Optional[str] = typer.Option(None, help="Detector of the zoo (zscore, mad, ewma, holt_winters, "
+    model: str | None = typer.Option(None, help="Detector of the zoo (zscore, mad, ewma, holt_winters, "
                                         "isolation_forest, one_class_svm, dbscan, lof, random_cut_forest, pca, "
                                         "lstm_autoencoder, transformer_autoencoder, vae). Default: pca, the best on unlabelled single "
                                         "series in benchmarks/detectors.py."),
-    time_col: Optional[str] = typer.Option(None, help="Timestamp column (default: found by name)."),
-    value_col: Optional[list[str]] = typer.Option(None, "--value-col", help="Numeric column(s) to score "
+    time_col: str | None = typer.Option(None, help="Timestamp column (default: found by name)."),
+    value_col: list[str] | None = typer.Option(None, "--value-col", help="Numeric column(s) to score "
                                                   "(repeatable; default: every other column)."),
     train_fraction: float = typer.Option(0.5, min=0.05, max=1.0, help="Leading share of the series the model "
                                          "learns normal behaviour from."),
@@ -295,10 +301,10 @@ def detect(
     """
     import pandas as pd
 
-    from training.detectors.base import NotEnoughData
-    from training.series_detection import DEFAULT_MODEL, detect_series
     from telemetry.sources.files import SchemaError, read_table, to_raw_telemetry
     from telemetry.validation import parse_timestamps, parse_values
+    from training.detectors.base import NotEnoughData
+    from training.series_detection import DEFAULT_MODEL, detect_series
 
     model = model or DEFAULT_MODEL
     if not input_path.is_file():
@@ -326,7 +332,7 @@ def detect(
             _fail(f"{input_path}: series {service!r}: {exc}", 2)
         scored = res.frame.set_index("timestamp")
         outputs.append(rows[["source_row", "ts"]].join(scored, on="ts"))
-        summary["series"].append({"series": service, "rows": int(len(wide)), "train_rows": res.train_rows,
+        summary["series"].append({"series": service, "rows": len(wide), "train_rows": res.train_rows,
                                   "anomalous_rows": int(res.frame["is_anomaly"].sum()), "windows": res.windows,
                                   "notes": res.notes})
     result = pd.concat(outputs).drop_duplicates("source_row").sort_values("source_row")
@@ -349,7 +355,7 @@ def detect(
 
 @app.command()
 def ui(
-    config: Optional[str] = ConfigOpt,
+    config: str | None = ConfigOpt,
     prefect_port: int = typer.Option(4200, help="Port of the Prefect UI."),
     mlflow_port: int = typer.Option(5000, help="Port of the MLflow UI."),
     wait: bool = typer.Option(True, help="Stay in the foreground until Ctrl-C (--no-wait starts them and returns)."),
@@ -388,7 +394,7 @@ def ui(
 
 
 @app.command()
-def env(config: Optional[str] = ConfigOpt):
+def env(config: str | None = ConfigOpt):
     """Print `export` lines that point the `prefect` and `mlflow` commands at this project's home folder.
 
     Example:

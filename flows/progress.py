@@ -7,8 +7,8 @@ back to its spinner, and the Prefect UI's progress artifact still moves.
 from __future__ import annotations
 
 import threading
+from collections.abc import Callable
 from contextlib import contextmanager
-from typing import Callable
 
 Listener = Callable[[str, int, int, str], None]  # (stage, done, total, detail)
 _listeners: list[Listener] = []
@@ -27,7 +27,7 @@ def listen(listener: Listener):
 
 
 def advance(stage: str, done: int, total: int, detail: str = "") -> None:
-    for listener in list(_listeners):
+    for listener in _listeners:
         listener(stage, done, total, detail)
 
 

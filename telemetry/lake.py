@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from telemetry.schema import KEY_COLUMNS, TELEMETRY_COLUMNS, canonical, empty_telemetry
+from telemetry.schema import KEY_COLUMNS, canonical, empty_telemetry
 
 # Tables other than telemetry, with the columns that identify a row.
 TABLE_KEYS = {

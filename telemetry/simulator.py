@@ -13,7 +13,7 @@ same frames, byte for byte.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime
 
 import numpy as np
 import pandas as pd
@@ -130,7 +130,7 @@ class SimulationResult:
 
 def default_end(now: datetime | None = None, freq: str = "D") -> pd.Timestamp:
     """The start of the current UTC day (or hour, ``freq="h"``): the same seed gives the same data until then."""
-    now = now or datetime.now(timezone.utc)
+    now = now or datetime.now(UTC)
     return pd.Timestamp(now).tz_convert("UTC").floor(freq)
 
 
@@ -204,7 +204,7 @@ class FleetSimulator:
         )
 
     # ------------------------------------------------------------------ deploys
-    def _deploys(self, st: "_State") -> list[dict]:
+    def _deploys(self, st: _State) -> list[dict]:
         """Routine deploys in working hours: a short warm-up CPU spike and a memory reset."""
         events: list[dict] = []
         rng = st.rng
@@ -226,7 +226,7 @@ class FleetSimulator:
         return events
 
     # ------------------------------------------------------------------ incidents
-    def _schedule_incidents(self, st: "_State") -> list[dict]:
+    def _schedule_incidents(self, st: _State) -> list[dict]:
         """Non-overlapping incidents (two hours apart at least), every kind in turn, roots drawn per kind."""
         rng = st.rng
         total = int(round(self.incidents_per_day * st.n / 1440))
@@ -253,7 +253,7 @@ class FleetSimulator:
             p["id"] = f"INC-{self.seed}-{self._end:%y%m%d%H%M}-{idx:03d}"
         return planned
 
-    def _inject(self, st: "_State", inc: dict, events: list[dict]) -> None:
+    def _inject(self, st: _State, inc: dict, events: list[dict]) -> None:
         kind, root, s, e, mag = inc["kind"], inc["root"], inc["s"], inc["e"], inc["mag"]
         i = st.index[root]
         svc = st.topo.service(root)
@@ -313,7 +313,7 @@ class FleetSimulator:
         inc["affected"] = sorted(affected)
 
     # ------------------------------------------------------------------ logs
-    def _logs(self, st: "_State", metrics: dict, incidents: list[dict], events: list[dict]) -> pd.DataFrame:
+    def _logs(self, st: _State, metrics: dict, incidents: list[dict], events: list[dict]) -> pd.DataFrame:
         rows: list[tuple] = []
         for ev in events:
             t = ev["timestamp"]
@@ -361,7 +361,7 @@ _SYMPTOM = {
 }
 
 
-def _keep_visibly_affected(st: "_State", metrics: dict, inc: dict) -> None:
+def _keep_visibly_affected(st: _State, metrics: dict, inc: dict) -> None:
     """Narrow the candidate blast radius (every service connected to the root) to the services whose
     metrics really moved, then describe it.
 
@@ -395,7 +395,7 @@ def _severity(kind: str, mag: float, n_affected: int) -> str:
     return "critical" if score > 1.2 else "high" if score > 0.8 else "medium" if score > 0.45 else "low"
 
 
-def _event(st: "_State", t: int, service: str, kind: str, version: str, detail: str) -> dict:
+def _event(st: _State, t: int, service: str, kind: str, version: str, detail: str) -> dict:
     return {
         "event_id": f"EVT-{st.times[t]:%Y%m%d%H%M}-{service}-{kind}",
         "timestamp": st.times[t],

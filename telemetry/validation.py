@@ -25,7 +25,14 @@ from functools import lru_cache
 import numpy as np
 import pandas as pd
 
-from telemetry.schema import KEY_COLUMNS, METRIC_NAME, SERVICE_NAME, TELEMETRY_COLUMNS, canonical, physical_range
+from telemetry.schema import (
+    KEY_COLUMNS,
+    METRIC_NAME,
+    SERVICE_NAME,
+    TELEMETRY_COLUMNS,
+    canonical,
+    physical_range,
+)
 
 log = logging.getLogger(__name__)
 

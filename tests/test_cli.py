@@ -74,7 +74,7 @@ def test_ingest_messy_csv_reports_and_quarantines(prefect_server, home, tmp_path
     lines = ['"TIMESTAMP","Service","Metric","Value"']
     lines += [f'"{t[i]}","payment","latency_p99_ms","{100 + i}"' for i in range(6)]
     lines += [
-        f'"not-a-time","payment","latency_p99_ms","5"',
+        '"not-a-time","payment","latency_p99_ms","5"',
         f'"{t[6]}","payment","latency_p99_ms","fast"',
         f'"{t[7]}","payment","request_rate","-12"',
         f'"{t[0]}","payment","latency_p99_ms","100"',  # duplicate of the first row

@@ -5,7 +5,6 @@ import json
 
 import numpy as np
 import pandas as pd
-import pytest
 from typer.testing import CliRunner
 
 from flows.cli import app

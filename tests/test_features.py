@@ -1,9 +1,6 @@
 """Features: hand-computable transforms, causality, Feast's point-in-time join and TTL, online store builds."""
 from __future__ import annotations
 
-import shutil
-import socket
-import subprocess
 import time
 from datetime import timedelta
 
@@ -411,31 +408,24 @@ def test_build_then_online_features_then_an_incremental_build(settings):
                                rtol=0, atol=1e-9)
 
 
-@pytest.mark.skipif(shutil.which("redis-server") is None, reason="needs redis-server")
+@pytest.mark.services
 def test_online_store_on_redis(tmp_path, monkeypatch):
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    server = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--save", "", "--appendonly", "no", "--dir", str(tmp_path)],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    try:
-        monkeypatch.setenv("CEREBRO_HOME", str(tmp_path / "home"))
-        monkeypatch.setenv("CEREBRO_FEAST__ONLINE_STORE", "redis")
-        monkeypatch.setenv("CEREBRO_FEAST__REDIS_URL", f"127.0.0.1:{port}")
-        settings = load_settings()
-        for _ in range(50):
-            with socket.socket() as probe:
-                if probe.connect_ex(("127.0.0.1", port)) == 0:
-                    break
-            time.sleep(0.1)
-        publish_features(settings, _hand_rows([("a", "2026-11-09 10:00", 1), ("a", "2026-11-09 10:10", 2),
-                                               ("b", "2026-11-09 10:05", 7)]))
-        online = online_features(settings, ["b", "a", "c"], feature_service="failure_v1")
-        assert online[ENTITY].tolist() == ["b", "a", "c"]
-        assert online["error_rate"].tolist()[:2] == [7.0, 2.0] and np.isnan(online["error_rate"].iloc[2])
-        assert not (settings.feast_dir / "online_store.db").exists()
-    finally:
-        server.terminate()
-        server.wait(timeout=10)
+    """The scale profile's online store, on the Redis that runs on this machine (127.0.0.1:6379)."""
+    import uuid
+
+    import redis
+
+    monkeypatch.setenv("CEREBRO_HOME", str(tmp_path / "home"))
+    monkeypatch.setenv("CEREBRO_FEAST__ONLINE_STORE", "redis")
+    monkeypatch.setenv("CEREBRO_FEAST__REDIS_URL", "127.0.0.1:6379")
+    monkeypatch.setenv("CEREBRO_FEAST__PROJECT", f"cerebro_test_{uuid.uuid4().hex[:8]}")  # keys never collide
+    settings = load_settings()
+    client = redis.Redis(host="127.0.0.1", port=6379)
+    before = client.dbsize()
+    publish_features(settings, _hand_rows([("a", "2026-11-09 10:00", 1), ("a", "2026-11-09 10:10", 2),
+                                           ("b", "2026-11-09 10:05", 7)]))
+    assert client.dbsize() > before  # the rows really went to Redis
+    online = online_features(settings, ["b", "a", "c"], feature_service="failure_v1")
+    assert online[ENTITY].tolist() == ["b", "a", "c"]
+    assert online["error_rate"].tolist()[:2] == [7.0, 2.0] and np.isnan(online["error_rate"].iloc[2])
+    assert not (settings.feast_dir / "online_store.db").exists()

@@ -1,7 +1,6 @@
 """The file source: both layouts, header variants, quoting, separators, malformed lines."""
 from __future__ import annotations
 
-import pandas as pd
 import pytest
 
 from telemetry.sources.files import SchemaError, discover, read_file

@@ -1,8 +1,6 @@
 """The settings loader: profiles, environment overrides, the home folder, and errors that name the key."""
 from __future__ import annotations
 
-from pathlib import Path
-
 import pytest
 
 from configs.settings import PROJECT_ROOT, ConfigError, load_settings

@@ -59,9 +59,7 @@ def _model(name: str, raw: list[str], engineered: list[str]):
 
     zoo = build_zoo(raw + engineered, edges=[], include=[name])
     det = zoo[name]
-    if det.family == "statistical" or name == "random_cut_forest":
-        det.set_params(features=raw)
-    elif det.family == "deep":
+    if det.family == "statistical" or name == "random_cut_forest" or det.family == "deep":
         det.set_params(features=raw)
     return det
 

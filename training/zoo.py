@@ -12,8 +12,8 @@ Validation figures choose the ensemble's members and the best model; the test pe
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass, field
-from typing import Callable
 
 import numpy as np
 import pandas as pd
@@ -50,7 +50,7 @@ def with_time_of_day(frame: pd.DataFrame) -> pd.DataFrame:
 class SeriesScaler:
     """Standardise every column per series with statistics of the training rows (kept for serving)."""
 
-    def fit(self, frame: pd.DataFrame) -> "SeriesScaler":
+    def fit(self, frame: pd.DataFrame) -> SeriesScaler:
         grouped = frame.groupby(level=0, sort=False, observed=True)
         # A count (every training value whole) cannot vary by less than one unit: floor its spread there,
         # so a queue that is almost always empty does not make its first waiting request a huge outlier.

@@ -17,7 +17,8 @@ services up by time. ``features`` selects columns (``None``: all numeric columns
 """
 from __future__ import annotations
 
-from typing import ClassVar, Iterator
+from collections.abc import Iterator
+from typing import ClassVar
 
 import numpy as np
 import pandas as pd
@@ -70,7 +71,7 @@ class TailCalibrator:
     def __init__(self, tail_start: float = 0.98):
         self.tail_start = tail_start
 
-    def fit(self, scores: np.ndarray) -> "TailCalibrator":
+    def fit(self, scores: np.ndarray) -> TailCalibrator:
         s = np.asarray(scores, dtype=float)
         s = s[np.isfinite(s)]
         if len(s) < 20:
