@@ -276,7 +276,8 @@ class FleetSimulator:
             affected = {root} | topo.upstream(root)
         elif kind == "slow_dependency":
             factor = 4 + 8 * mag
-            shape = np.minimum(1.0, np.minimum(ramp, ramp[::-1]) * 8 + 0.25)
+            # Felt at once, over by the labelled end: the effect must not outlive the incident's window.
+            shape = np.minimum(1.0, np.minimum(ramp * 8 + 0.25, ramp[::-1] * 8))
             st.lat_factor[i, s:e] *= 1 + (factor - 1) * shape
             affected = {root} | topo.upstream(root)
         elif kind == "error_burst":
@@ -305,7 +306,7 @@ class FleetSimulator:
             affected = {root} | topo.upstream(root)
         elif kind == "traffic_surge":
             factor = 2.5 + 2.5 * mag
-            shape = np.minimum(1.0, np.minimum(ramp, ramp[::-1]) * 6 + 0.3)
+            shape = np.minimum(1.0, np.minimum(ramp * 6 + 0.3, ramp[::-1] * 6))
             st.rps_factor[i, s:e] *= 1 + (factor - 1) * shape
             affected = {root} | topo.downstream(root)
         else:  # pragma: no cover - FAULT_KINDS is closed
