@@ -3,12 +3,14 @@ SHELL := /bin/bash
 PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
-# Reinstall whenever pyproject.toml changes.
-STAMP := $(VENV)/.installed-$(shell sha1sum pyproject.toml | cut -c1-12)
+# Reinstall whenever pyproject.toml or the pinned versions change. constraints.txt pins every package to
+# the versions the tests passed with (pyproject.toml keeps the compatible ranges): set-up is reproducible
+# and pip has nothing to resolve. Refresh it with `make lock` after changing dependencies.
+STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum | cut -c1-12)
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: setup run test ui bench deploy worker lint clean help
+.PHONY: setup run test ui bench deploy worker lint lock clean help
 
 help:
 	@echo "make run     set up .venv, then run the whole pipeline on the embedded default profile"
@@ -17,12 +19,16 @@ help:
 	@echo "make bench   print the benchmark figures (benchmarks/*.py)"
 	@echo "make deploy  register prefect.yaml's deployments (needs 'make ui' running)"
 	@echo "make worker  start a process worker for those deployments"
+	@echo "make lock    re-pin constraints.txt to what .venv holds (after changing dependencies)"
 	@echo "make clean   delete the home folder .cerebro (the next run rebuilds it)"
 
-$(STAMP): pyproject.toml
+$(STAMP): pyproject.toml constraints.txt
 	@test -x $(BIN)/python || $(PYTHON) -m venv $(VENV)
-	$(BIN)/python -m pip install --quiet --progress-bar off -e '.[dev]'
+	$(BIN)/python -m pip install --quiet --progress-bar off -c constraints.txt -e '.[dev]'
 	@rm -f $(VENV)/.installed-* && touch $@
+
+lock: setup
+	$(BIN)/python -m pip freeze --exclude-editable | sed 's/+cpu$$//' > constraints.txt
 
 setup: $(STAMP)
 
