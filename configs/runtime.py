@@ -14,7 +14,7 @@ def engine_environment(settings: Settings) -> dict[str, str]:
     """The environment variables that tie Prefect, MLflow and friends to this configuration."""
     env = {
         "CEREBRO_HOME": str(settings.home),
-        "CEREBRO_CONFIG": settings.profile if settings.profile in ("default", "scale") else str(settings.profile),
+        "CEREBRO_CONFIG": settings.profile,
         "PREFECT_HOME": str(settings.prefect_home),
         "PREFECT_SERVER_ANALYTICS_ENABLED": "false",
         "PREFECT_SERVER_EPHEMERAL_STARTUP_TIMEOUT_SECONDS": "120",

@@ -79,12 +79,6 @@ def _progress(title: str):
             bars.update(head, total=1, completed=1)
 
 
-def _task_runner(settings):
-    from flows.runners import task_runner_for
-
-    return task_runner_for(settings)
-
-
 @app.command()
 def run(
     config: str | None = ConfigOpt,
@@ -108,11 +102,12 @@ def run(
     overrides = {k: v for k, v in {"simulator.days": days, "simulator.seed": seed}.items() if v is not None}
     settings = _settings(config, **overrides)
     from flows.pipeline import pipeline_flow
+    from flows.runners import task_runner_for
 
     t0 = time.perf_counter()
     with _progress("pipeline (Prefect starts a local server on first use)"):
         try:
-            summary = pipeline_flow.with_options(task_runner=_task_runner(settings))(
+            summary = pipeline_flow.with_options(task_runner=task_runner_for(settings))(
                 config=config, source=source, days=days, seed=seed)
         except Exception as exc:  # the flow has already logged the details
             _fail(str(exc))
@@ -247,10 +242,11 @@ def ingest(
     if "://" not in source and not Path(source).expanduser().exists():
         _fail(f"{source}: no such file or folder", 2)  # say so before starting Prefect
     from flows.ingest import ingest_flow
+    from flows.runners import task_runner_for
 
     with _progress(f"ingest {source}"):
         try:
-            summary = ingest_flow.with_options(task_runner=_task_runner(settings))(
+            summary = ingest_flow.with_options(task_runner=task_runner_for(settings))(
                 source=source, config=config, time_col=time_col, service_col=service_col,
                 value_cols=value_col or None, default_service=service)
         except FileNotFoundError as exc:

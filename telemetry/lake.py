@@ -19,7 +19,7 @@ import pyarrow as pa
 import pyarrow.dataset as ds
 import pyarrow.parquet as pq
 
-from telemetry.schema import KEY_COLUMNS, canonical, empty_telemetry
+from telemetry.schema import canonical, empty_telemetry
 
 # Tables other than telemetry, with the columns that identify a row.
 TABLE_KEYS = {
@@ -169,6 +169,6 @@ def read_graph(lake_dir: Path) -> dict | None:
 
 
 __all__ = [
-    "KEY_COLUMNS", "LakeWrite", "lake_stats", "read_graph", "read_table", "read_telemetry", "write_graph",
+    "LakeWrite", "lake_stats", "read_graph", "read_table", "read_telemetry", "write_graph",
     "write_table", "write_telemetry",
 ]

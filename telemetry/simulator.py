@@ -457,13 +457,11 @@ def _ar1(rng: np.random.Generator, shape: tuple[int, int], phi: float, sigma: fl
 
 def _sawtooth_since(marks: list[int], n: int) -> np.ndarray:
     """Minutes since the latest mark (or since the start), for resets such as deploys and restarts."""
-    last = np.zeros(n, dtype=np.int64)
     idx = np.zeros(n, dtype=np.int64)
     for m in sorted(marks):
         if 0 <= m < n:
             idx[m:] = m
-    last = np.arange(n) - idx
-    return last.astype(float)
+    return (np.arange(n) - idx).astype(float)
 
 
 class _State:

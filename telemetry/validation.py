@@ -63,6 +63,7 @@ class ValidationResult:
     newest: pd.Timestamp | None = None
     stale: bool = False
     warnings: list[str] = field(default_factory=list)
+    on_stale: str = "warn"  # a stale batch is a warning, or a failure
 
     @property
     def rows_clean(self) -> int:
@@ -83,12 +84,11 @@ class ValidationResult:
         """The data-quality table: one row per rule."""
         return [
             {"rule": r.rule, "expectation": r.expectation, "checked": r.checked, "failed": r.failed,
-             "status": "pass" if r.passed else ("warn" if r.rule == "freshness" and not self._fail_stale else "fail"),
+             "status": "pass" if r.passed else ("warn" if r.rule == "freshness" and self.on_stale == "warn" else "fail"),
              "example": r.example}
             for r in self.rules
         ]
 
-    _fail_stale: bool = False
 
 
 # ---------------------------------------------------------------------------- parsing
@@ -269,8 +269,7 @@ def validate_telemetry(
     clean = canonical(parsed.drop(index=bad_index)) if len(bad_index) < n else canonical(parsed.iloc[0:0])
     quarantine = _quarantine_frame(raw, parsed, bad_rules, now, first_of)
 
-    result = ValidationResult(clean=clean, quarantine=quarantine, rows_in=n)
-    result._fail_stale = on_stale == "fail"
+    result = ValidationResult(clean=clean, quarantine=quarantine, rows_in=n, on_stale=on_stale)
 
     # Freshness is a property of the batch, not of a row: the newest clean row must be recent.
     if freshness_hours is not None and len(clean):

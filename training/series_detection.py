@@ -59,8 +59,8 @@ def _model(name: str, raw: list[str], engineered: list[str]):
 
     zoo = build_zoo(raw + engineered, edges=[], include=[name])
     det = zoo[name]
-    if det.family == "statistical" or name == "random_cut_forest" or det.family == "deep":
-        det.set_params(features=raw)
+    if det.family in ("statistical", "deep") or name == "random_cut_forest":
+        det.set_params(features=raw)  # members that model raw values see only the series' own columns
     return det
 
 

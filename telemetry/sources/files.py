@@ -84,8 +84,7 @@ def _sniff_sep(head: str) -> str:
 
 
 def _read_csv(path: Path, sep: str | None) -> pd.DataFrame:
-    opener = {"compression": "infer"}
-    with pd.io.common.get_handle(path, "r", encoding="utf-8-sig", errors="replace", **opener) as handle:
+    with pd.io.common.get_handle(path, "r", encoding="utf-8-sig", errors="replace", compression="infer") as handle:
         text = handle.handle.read()
     if not text.strip():
         raise SchemaError(f"{path}: the file is empty; expected a header line and data rows")
