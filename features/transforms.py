@@ -14,10 +14,16 @@ sample a minute, possibly with gaps. The result has one row per (service, minute
     <m>__roc_5m                relative change against the sample exactly 5 minutes earlier,
                                (v_t - v_t-5) / |v_t-5|, with the denominator floored at 1e-9 and the result clipped
                                to +-10 (+-1000 %), so a change from 0 is finite; 0 -> 0 is 0; NaN when either
-                               sample is missing
+                               sample is missing. For a count (``telemetry.schema.is_count``: connections, queue
+                               depth) the denominator is floored at 1 instead: one message joining an empty queue
+                               is one message, not +1000 %
     <m>__wow                   week over week: v_t minus the mean of m over the same clock hour exactly one week
                                earlier (e.g. for Tue 14:37, the mean of the previous Tue 14:00-14:59). NaN when that
                                hour has no samples (the first week of a history, or a gap a week ago)
+    <m>__base_24h              the level m has kept lately: the median of its hourly means over the 24 clock hours
+                               before the current one (completed hours only; NaN until one hour has passed).
+                               Detectors measure levels against it, so slow drifts (memory creep, disk growth,
+                               organic traffic growth) do not carry a level past anything the training period saw
     hour, weekday              of event_timestamp, UTC (weekday: Monday = 0)
     minutes_since_deploy       minutes since the service's latest ``deploy`` or ``rollback`` event at or before
                                t, capped at 10080 (one week); 10080 when there is none
@@ -34,6 +40,8 @@ from collections.abc import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from telemetry.schema import is_count
+
 ENTITY = "service"
 TIMESTAMP = "event_timestamp"
 CREATED = "created"
@@ -44,12 +52,16 @@ DEPLOY_CAP_MINUTES = 10080.0  # one week
 DEPLOY_KINDS = ("deploy", "rollback")
 ROLLING_STATS = ("mean", "std", "min", "max", "p95", "slope")
 CONTEXT_COLUMNS = ["hour", "weekday", "minutes_since_deploy"]
+BASELINE_HOURS = 24
 
-# The fields the failure predictor uses: CPU trend, memory growth, error rate, latency p99, connection count,
-# queue depth, recent deploys and time features.
+# The fields the failure predictor uses: CPU trend, memory level and growth, disk level and growth, error rate,
+# latency p99, connection count, queue depth, recent deploys and time features.
 FAILURE_FEATURES = [
     "cpu_pct__slope_{w}m",
+    "memory_pct",
     "memory_pct__slope_{w}m",
+    "disk_pct",
+    "disk_pct__slope_{w}m",
     "error_rate",
     "latency_p99_ms",
     "connections",
@@ -77,7 +89,11 @@ def rolling_view_columns(metrics: Iterable[str], window: int = 15) -> list[str]:
 
 def context_view_columns(metrics: Iterable[str]) -> list[str]:
     """Columns of the ``service_context`` view: time, deploy recency and week-over-week deviations."""
-    return CONTEXT_COLUMNS + [f"{m}__wow" for m in sorted(metrics)]
+    return CONTEXT_COLUMNS + [f"{m}__wow" for m in sorted(metrics)] + [baseline_column(m) for m in sorted(metrics)]
+
+
+def baseline_column(metric: str) -> str:
+    return f"{metric}__base_{BASELINE_HOURS}h"
 
 
 def view_columns(metrics: Iterable[str], window: int = 15) -> dict[str, list[str]]:
@@ -205,6 +221,19 @@ def _minutes_since_deploy(
     return out
 
 
+def _trailing_baseline(hourly: pd.DataFrame) -> pd.DataFrame:
+    """Per service, the median of the hourly means of the ``BASELINE_HOURS`` clock hours before each hour.
+
+    ``closed="left"`` leaves the current hour out, so the value at minute t uses only completed hours (causal);
+    a median, so that an incident of an hour or two does not move it."""
+    def per_service(frame: pd.DataFrame) -> pd.DataFrame:
+        frame = frame.droplevel(0)
+        return frame.rolling(f"{BASELINE_HOURS}h", closed="left", min_periods=1).median()
+
+    parts = {svc: per_service(g) for svc, g in hourly.groupby(level=0, sort=False)}
+    return pd.concat(parts, names=hourly.index.names)
+
+
 def compute_features(
     telemetry: pd.DataFrame, events: pd.DataFrame | None = None, window: int = 15
 ) -> pd.DataFrame:
@@ -231,7 +260,8 @@ def compute_features(
     prev = np.full_like(values, np.nan)
     prev[ROC_LAG:] = values[:-ROC_LAG]  # the padding between services keeps this within one service
     with np.errstate(invalid="ignore", divide="ignore"):
-        roc = (values - prev) / np.maximum(np.abs(prev), ROC_FLOOR)
+        floor = np.array([1.0 if is_count(m) else ROC_FLOOR for m in metrics])
+        roc = (values - prev) / np.maximum(np.abs(prev), floor)
     roc = np.clip(roc[positions], -ROC_CLIP, ROC_CLIP)
     current = values[positions]
 
@@ -252,6 +282,9 @@ def compute_features(
     data["minutes_since_deploy"] = _minutes_since_deploy(services, stamps, events)
     for j, m in enumerate(metrics):
         data[f"{m}__wow"] = current[:, j] - week_ago[:, j]
+    baseline = _trailing_baseline(hourly).reindex(pd.MultiIndex.from_arrays([services, hour_key])).to_numpy()
+    for j, m in enumerate(metrics):
+        data[baseline_column(m)] = baseline[:, j]
     frame = pd.DataFrame(data)  # rows already ordered by service, then minute
     return frame
 

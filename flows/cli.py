@@ -350,6 +350,134 @@ def detect(
 
 
 @app.command()
+def forecast(
+    input_path: Path = typer.Option(..., "--input", "-i", help="CSV or Parquet: a timestamp column and a numeric "
+                                    "column, or long form timestamp, service, metric, value."),
+    horizon: int = typer.Option(..., "--horizon", "-H", min=1, help="Steps ahead to forecast, in the series' own "
+                                "step (24 on hourly data is one day); at most as many as the history holds."),
+    output: Path = typer.Option(..., "--output", "-o", help="CSV to write: timestamp, yhat, yhat_lower, "
+                                "yhat_upper (one row per future step)."),
+    model: str = typer.Option("auto", help="seasonal_naive, arima, prophet, lstm, deepar, or auto: backtest "
+                              "seasonal_naive and arima on the end of your series and keep the better (MASE)."),
+    time_col: str | None = typer.Option(None, help="Timestamp column (default: found by name)."),
+    value_col: str | None = typer.Option(None, "--value-col", help="The column to forecast (needed when the "
+                                         "file has several numeric columns)."),
+    series: str | None = typer.Option(None, help="SERVICE/METRIC to forecast from a long-form file with several."),
+    level: int = typer.Option(95, help="Interval of yhat_lower/yhat_upper: 80 or 95 (percent)."),
+    plot: Path | None = typer.Option(None, "--plot", help="Also draw history, forecast and intervals to this PNG."),
+    as_json: bool = JsonOpt,
+):
+    """Forecast a series of your own: when will it reach a level, what will the next day look like.
+
+    Reads the file like `cerebro detect` (header case and quoting may vary), prepares one regular series
+    (sorted, duplicate timestamps averaged, irregular samples put on the median step, short gaps
+    interpolated; each noted), fits the model and writes `timestamp, yhat, yhat_lower, yhat_upper`. Too
+    few points, a gap too long to fill, or a horizon longer than the history are refused with what is
+    needed; a constant series gets a flat forecast and a note.
+
+    Examples:
+
+        cerebro forecast --input disk.csv --horizon 48 --output disk-forecast.csv --plot disk.png
+
+        cerebro forecast -i export.parquet -H 24 -o out.csv --series database/cpu_pct --model prophet --json
+    """
+    import pandas as pd
+
+    from telemetry.sources.files import SchemaError, read_table, to_raw_telemetry
+    from telemetry.validation import parse_timestamps, parse_values
+    from training.forecasting import FORECASTERS, ForecastInputError, build_forecaster, prepare_series
+    from training.forecasting.prepare import check_horizon
+
+    if level not in (80, 95):
+        _fail(f"--level {level}: choose 80 or 95", 2)
+    if model != "auto" and model not in FORECASTERS:
+        _fail(f"--model {model!r}: choose auto or one of {', '.join(FORECASTERS)}", 2)
+    if not input_path.is_file():
+        _fail(f"{input_path}: no such file", 2)
+    try:
+        table = read_table(input_path)
+        raw = to_raw_telemetry(table, str(input_path), time_col=time_col, value_cols=[value_col] if value_col else None,
+                               default_service="series")
+    except SchemaError as exc:
+        _fail(str(exc), 2)
+    raw = raw.assign(ts=parse_timestamps(raw["timestamp"]), val=parse_values(raw["value"]))
+    bad = raw.loc[raw["ts"].isna(), "source_row"].unique()
+    if len(bad):
+        _fail(f"{input_path}: {len(bad)} row(s) have no readable timestamp (first: row {bad[0]}); expected ISO 8601 "
+              "or epoch seconds. Fix or remove them, or name the column with --time-col", 2)
+    keys = raw["service"].astype(str) + "/" + raw["metric"].astype(str)
+    available = list(dict.fromkeys(keys))
+    if series is not None:
+        if series not in available:
+            _fail(f"{input_path}: no series {series!r}; the file has {', '.join(available[:20])}", 2)
+        chosen = series
+    elif len(available) == 1:
+        chosen = available[0]
+    else:
+        _fail(f"{input_path}: {len(available)} series ({', '.join(available[:10])}); forecast one at a time: name it "
+              "with --value-col (wide file) or --series SERVICE/METRIC (long file)", 2)
+    rows = raw[keys == chosen]
+    values = pd.Series(rows["val"].to_numpy(), index=pd.DatetimeIndex(rows["ts"]), name=chosen)
+    try:
+        prepared = prepare_series(values)
+        check_horizon(horizon, len(prepared.series), prepared.step)
+        chosen_model, comparison = model, None
+        if model == "auto":
+            chosen_model, comparison = _auto_forecaster(prepared.series, horizon)
+        fitted = build_forecaster(chosen_model).fit(prepared.series)
+        result = fitted.predict(horizon)
+    except ForecastInputError as exc:
+        _fail(f"{input_path}: series {chosen!r}: {exc}", 2)
+    lo, hi = f"yhat_lower_{level}", f"yhat_upper_{level}"
+    table_out = pd.DataFrame({"timestamp": result.index.strftime("%Y-%m-%dT%H:%M:%SZ"), "yhat": result["yhat"].to_numpy(),
+                              "yhat_lower": result[lo].to_numpy(), "yhat_upper": result[hi].to_numpy()})
+    output.parent.mkdir(parents=True, exist_ok=True)
+    table_out.to_csv(output, index=False)
+    if plot is not None:
+        from training.forecasting.plots import plot_forecast
+
+        plot_forecast(prepared.series, result, plot, title=f"{chosen}: {chosen_model}, {level}% interval",
+                      last=max(4 * horizon, 200))
+    notes = list(prepared.notes) + list(getattr(fitted, "notes_", []))
+    summary = {"input": str(input_path), "output": str(output), "series": chosen, "model": chosen_model,
+               "history_points": len(prepared.series), "step": _step_text(prepared.step), "horizon": horizon,
+               "level": level, "first": table_out["timestamp"].iloc[0], "last": table_out["timestamp"].iloc[-1],
+               "yhat_last": float(table_out["yhat"].iloc[-1]), "notes": notes, "auto_comparison": comparison,
+               "plot": str(plot) if plot else None}
+    if as_json:
+        out.print_json(json.dumps(summary, default=str))
+        return
+    out.print(f"Forecast {chosen} {horizon} steps of {_step_text(prepared.step)} ahead with {chosen_model}: wrote {output}"
+              + (f" and {plot}" if plot else ""))
+    if comparison:
+        out.print("  auto: " + ", ".join(f"{k} MASE {v:.3f}" for k, v in comparison.items()))
+    for note in notes:
+        out.print(f"[yellow]note[/yellow]: {note}")
+
+
+def _step_text(step) -> str:
+    from pandas.tseries.frequencies import to_offset
+
+    return to_offset(step).freqstr
+
+
+def _auto_forecaster(series, horizon: int) -> tuple[str, dict]:
+    """Backtest seasonal naive and auto-ARIMA on the end of the series; the lower mean MASE wins (ties: naive)."""
+    from training.forecasting.backtest import backtest
+
+    h = max(1, min(horizon, len(series) // 4))
+    try:
+        result = backtest(series, ["seasonal_naive", "arima"], horizons=[h], n_origins=2, errors="record")
+    except Exception:  # too short to backtest: the baseline needs nothing to be chosen
+        return "seasonal_naive", {}
+    scores = result.frame.groupby("model")["mase"].mean().dropna().to_dict()
+    if not scores:
+        return "seasonal_naive", {}
+    best = min(scores, key=lambda k: (scores[k], k != "seasonal_naive"))
+    return best, {k: float(v) for k, v in scores.items()}
+
+
+@app.command()
 def ui(
     config: str | None = ConfigOpt,
     prefect_port: int = typer.Option(4200, help="Port of the Prefect UI."),

@@ -20,7 +20,7 @@ PROVENANCE_COLUMNS = ["source", "source_row"]
 EVENT_COLUMNS = ["event_id", "timestamp", "service", "kind", "version", "detail", "dataset"]
 INCIDENT_COLUMNS = [
     "incident_id", "root_cause_service", "affected_services", "kind", "severity",
-    "start", "end", "summary", "resolution", "dataset",
+    "start", "end", "failed_at", "summary", "resolution", "dataset",
 ]
 LOG_COLUMNS = ["timestamp", "service", "level", "message", "incident_id", "dataset"]
 
@@ -61,6 +61,17 @@ _PCT_SUFFIXES = ("_pct", "_percent", "_utilization", "_utilisation")
 _NON_NEGATIVE_SUFFIXES = (
     "_rate", "_total", "_count", "_bytes", "_ms", "_seconds", "_per_second", "_rps", "_depth", "connections",
 )
+
+
+_COUNT_SUFFIXES = ("_count", "_total", "_depth", "connections")
+
+
+def is_count(metric: str) -> bool:
+    """Whether a metric counts whole things (connections, queued messages): a change of one is one thing."""
+    spec = FLEET_METRICS.get(metric)
+    if spec is not None:
+        return spec.unit == "count"
+    return metric.lower().endswith(_COUNT_SUFFIXES)
 
 
 def physical_range(metric: str) -> tuple[float | None, float | None]:

@@ -273,6 +273,7 @@ class FleetSimulator:
             st.err_extra[i, oom : oom + 4] += 0.3 + 0.4 * mag
             st.rps_factor[i, oom : oom + 3] *= 0.3
             inc["oom_at"] = oom
+            inc["failed_at"] = oom
             affected = {root} | topo.upstream(root)
         elif kind == "slow_dependency":
             factor = 4 + 8 * mag
@@ -291,6 +292,7 @@ class FleetSimulator:
             affected = {root} | topo.upstream(root)
         elif kind == "disk_fill":
             full_at = s + int(length * 0.8)
+            inc["failed_at"] = full_at
             st.disk_fill[i, s:full_at] = np.linspace(0, 1, full_at - s)
             st.disk_fill[i, full_at:e] = 1.0
             st.disk_cleanup[i].append(e)
@@ -298,6 +300,7 @@ class FleetSimulator:
             affected = {root} | topo.upstream(root)
         elif kind == "connection_pool_exhaustion":
             climb = s + max(3, length // 4)
+            inc["failed_at"] = climb
             st.conn_fill[i, s:climb] = np.linspace(0, 1, climb - s)
             st.conn_fill[i, climb:e] = 1.0
             st.lat_factor[i, climb:e] *= 2.5 + 3 * mag
@@ -362,6 +365,21 @@ _SYMPTOM = {
 }
 
 
+def _moved(metrics: dict, i: int, effect: tuple[int, int], base: tuple[int, int]) -> bool:
+    """Whether a 3-minute median of service ``i``'s latency, errors, traffic or CPU inside ``effect`` left
+    what ``base`` shows (relative, absolute and robust-noise margins all exceeded)."""
+    for metric, rel, absolute in (("latency_p50_ms", 0.15, 0.5), ("error_rate", 0.5, 0.005),
+                                  ("request_rate", 0.3, 1.0), ("cpu_pct", 0.25, 5.0)):
+        before = metrics[metric][i, base[0]:base[1]]
+        centre = float(np.median(before))
+        noise = 1.4826 * float(np.median(np.abs(before - centre)))
+        during = pd.Series(metrics[metric][i, effect[0]:effect[1]]).rolling(3, min_periods=3).median().dropna()
+        change = float(np.abs(during - centre).max()) if len(during) else 0.0
+        if change > rel * abs(centre) and change > absolute and change > 6 * noise:
+            return True
+    return False
+
+
 def _keep_visibly_affected(st: _State, metrics: dict, inc: dict) -> None:
     """Narrow the candidate blast radius (every service connected to the root) to the services whose
     metrics really moved, then describe it.
@@ -369,23 +387,21 @@ def _keep_visibly_affected(st: _State, metrics: dict, inc: dict) -> None:
     A caller that sends a dependency few requests barely notices it is slow, and a callee only notices its
     caller's restart as a dip in traffic; ground truth must say exactly who felt it. A service counts as
     affected when a 3-minute median of its latency, errors, traffic or CPU during the incident moved well
-    outside the two hours before (relative, absolute and robust-noise margins all exceeded)."""
+    outside the two hours before (relative, absolute and robust-noise margins all exceeded). A memory
+    leak's OOM restart, hours after the leak began, is also measured against the half hour before it: by
+    then the day's traffic has changed, and the two hours before the leak say nothing about it."""
     s, e = inc["s"], inc["e"]
     lo = max(0, s - 120)
+    # (window of the effect, window it is compared with)
+    phases = [((s, e), (lo, s) if s - lo >= 10 else (s, s + 10))]
+    if "oom_at" in inc:
+        oom = inc["oom_at"]
+        phases.append(((oom, e), (max(0, oom - 30), oom)))
     kept = [inc["root"]]
     candidates = (st.topo.upstream(inc["root"]) | st.topo.downstream(inc["root"])) - {inc["root"]}
     for name in sorted(candidates):
-        i = st.index[name]
-        for metric, rel, absolute in (("latency_p50_ms", 0.15, 0.5), ("error_rate", 0.5, 0.005),
-                                      ("request_rate", 0.3, 1.0), ("cpu_pct", 0.25, 5.0)):
-            before = metrics[metric][i, lo:s] if s - lo >= 10 else metrics[metric][i, s:s + 10]
-            centre = float(np.median(before))
-            noise = 1.4826 * float(np.median(np.abs(before - centre)))
-            during = pd.Series(metrics[metric][i, s:e]).rolling(3, min_periods=3).median().dropna()
-            change = float(np.abs(during - centre).max()) if len(during) else 0.0
-            if change > rel * abs(centre) and change > absolute and change > 6 * noise:
-                kept.append(name)
-                break
+        if any(_moved(metrics, st.index[name], effect, base) for effect, base in phases):
+            kept.append(name)
     inc["affected"] = sorted(kept)
     inc["severity"] = _severity(inc["kind"], inc["mag"], len(kept))
     inc["summary"] = _summary(inc, st.topo)
@@ -439,12 +455,15 @@ def _incident_frame(incidents: list[dict], times: pd.DatetimeIndex) -> pd.DataFr
                 "severity": inc["severity"],
                 "start": times[inc["s"]],
                 "end": times[min(inc["e"], len(times) - 1)],
+                # When the service actually failed: the OOM kill, the full disk, the exhausted pool. Creeping faults
+                # show themselves before it (what the failure predictor learns from); the others fail at once.
+                "failed_at": times[min(inc.get("failed_at", inc["s"]), len(times) - 1)],
                 "summary": inc["summary"],
                 "resolution": resolution,
             }
         )
     frame = pd.DataFrame(topo_rows, columns=INCIDENT_COLUMNS[:-1])
-    for col in ("start", "end"):
+    for col in ("start", "end", "failed_at"):
         frame[col] = pd.to_datetime(frame[col], utc=True)
     return frame
 

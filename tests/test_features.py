@@ -94,8 +94,9 @@ def test_window_statistics_on_a_hand_computable_series(hand_features):
     assert row["cpu_pct__slope_15m"] == pytest.approx(2.0)
     assert row["cpu_pct__roc_5m"] == pytest.approx((48 - 38) / 38)
     assert f.loc[_ts("2026-11-09 10:18"), "cpu_pct__roc_5m"] == pytest.approx((46 - 36) / 36)
-    # Rate of change from zero is finite (capped); zero to zero is zero.
-    assert row["queue_depth__roc_5m"] == 10.0
+    # Rate of change from zero is finite; zero to zero is zero. queue_depth is a count, so its denominator is
+    # floored at one message: 0 -> 5 waiting is +5, not the +1000 % cap.
+    assert row["queue_depth__roc_5m"] == 5.0
     assert f.loc[_ts("2026-11-09 10:18"), "queue_depth__roc_5m"] == 0.0
     # Week over week: 48 against the mean of Monday 10:00-10:59 a week earlier (0..59 -> 29.5).
     assert row["cpu_pct__wow"] == pytest.approx(48 - 29.5)
@@ -189,6 +190,23 @@ def test_features_are_causal():
     assert third.loc[row, "cpu_pct__mean_15m"].item() != before.loc[row, "cpu_pct__mean_15m"].item()
 
 
+def test_baseline_is_the_median_of_the_24_completed_hours_before():
+    # Hour k of the series holds the value k all hour long, so each hourly mean is k.
+    start = _ts("2026-11-09 00:00")
+    stamps = pd.date_range(start, periods=30 * 60, freq="min")
+    tele = pd.DataFrame({"timestamp": stamps, "service": "svc", "metric": "cpu_pct",
+                         "value": (np.arange(len(stamps)) // 60).astype(float)})
+    f = compute_features(tele).set_index(TIMESTAMP)["cpu_pct__base_24h"]
+    assert np.isnan(f[start + pd.Timedelta(minutes=59)])  # no completed hour yet
+    assert f[start + pd.Timedelta(hours=1)] == 0.0  # one completed hour: 0
+    assert f[start + pd.Timedelta(hours=3, minutes=30)] == 1.0  # hours 0, 1, 2: median 1; hour 3 not yet done
+    assert f[start + pd.Timedelta(hours=26, minutes=59)] == 13.5  # hours 2 .. 25: median 13.5
+    # Causal: changing the current hour and what follows leaves the baseline at that time alone.
+    later = tele.assign(value=np.where(tele["timestamp"] >= start + pd.Timedelta(hours=26), 999.0, tele["value"]))
+    g = compute_features(later).set_index(TIMESTAMP)["cpu_pct__base_24h"]
+    assert g[start + pd.Timedelta(hours=26, minutes=59)] == 13.5
+
+
 def test_feature_names_and_views():
     metrics = ["cpu_pct", "memory_pct"]
     views = view_columns(metrics, 10)
@@ -197,11 +215,12 @@ def test_feature_names_and_views():
         "cpu_pct__mean_10m", "cpu_pct__std_10m", "cpu_pct__min_10m", "cpu_pct__max_10m", "cpu_pct__p95_10m",
         "cpu_pct__slope_10m", "cpu_pct__roc_5m",
     ]
-    assert views["service_context"] == ["hour", "weekday", "minutes_since_deploy", "cpu_pct__wow", "memory_pct__wow"]
-    assert len(feature_names(FLEET_METRICS)) == 9 + 9 * 7 + 3 + 9
+    assert views["service_context"] == ["hour", "weekday", "minutes_since_deploy", "cpu_pct__wow", "memory_pct__wow",
+                                        "cpu_pct__base_24h", "memory_pct__base_24h"]
+    assert len(feature_names(FLEET_METRICS)) == 9 + 9 * 7 + 3 + 9 + 9
     assert failure_feature_names(15) == [
-        "cpu_pct__slope_15m", "memory_pct__slope_15m", "error_rate", "latency_p99_ms", "connections",
-        "queue_depth", "minutes_since_deploy", "hour", "weekday",
+        "cpu_pct__slope_15m", "memory_pct", "memory_pct__slope_15m", "disk_pct", "disk_pct__slope_15m",
+        "error_rate", "latency_p99_ms", "connections", "queue_depth", "minutes_since_deploy", "hour", "weekday",
     ]
 
 
@@ -351,9 +370,9 @@ def test_ttl_is_read_from_the_settings_with_a_sql_registry(tmp_path, monkeypatch
     assert frame["error_rate"].tolist() == [1.0, 2.0]
     assert frame.index.tolist() == [0, 2]
     assert report.rows_dropped_ttl == 2 and report.dropped_index == [1, 3] and report.ttl_minutes == 5
-    assert list(frame.columns[2:]) == ["connections", "error_rate", "latency_p99_ms", "queue_depth",
-                                       "cpu_pct__slope_15m", "memory_pct__slope_15m", "hour", "weekday",
-                                       "minutes_since_deploy"]
+    assert list(frame.columns[2:]) == ["connections", "disk_pct", "error_rate", "latency_p99_ms", "memory_pct",
+                                       "queue_depth", "cpu_pct__slope_15m", "disk_pct__slope_15m",
+                                       "memory_pct__slope_15m", "hour", "weekday", "minutes_since_deploy"]
 
 
 # ----------------------------------------------------------------------------------------------- builds
@@ -366,7 +385,7 @@ def test_build_then_online_features_then_an_incremental_build(settings):
     assert first.materialized == {"mode": "backfill", "start": "2026-11-12T00:00:00+00:00",
                                   "end": "2026-11-19T23:59:00+00:00"}
     assert first.parquet == settings.feast_dir / "data" / "service_features.parquet" and first.parquet.exists()
-    assert len(first.feature_names) == 84 and set(first.timings) >= {"compute_features_s", "materialize_s"}
+    assert len(first.feature_names) == 93 and set(first.timings) >= {"compute_features_s", "materialize_s"}
 
     source = pd.read_parquet(first.parquet)
     last_day = source[source[TIMESTAMP] >= _ts("2026-11-19")]

@@ -163,7 +163,7 @@ def register_zoo(settings, result: ZooResult, splits: Splits, data: TrainingData
                     metrics[f"{split}_{key}"] = r[key]
             metrics.update({"fit_seconds": result.timings[name]["fit"], "threshold": float(model.threshold_)})
             bundle = {"kind": "detector", "name": name, "model": model, "scaler": splits.scaler,
-                      "columns": list(splits.frame.columns), "data_version": data.data_version}
+                      "columns": list(splits.frame.columns), "inputs": list(data.frame.columns), "data_version": data.data_version}
             with mlflow.start_run(run_name=name, nested=True):
                 params = {k: v for k, v in model.get_params(deep=False).items()
                           if k not in ("features", "members", "edges")}

@@ -18,7 +18,8 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from telemetry.schema import FLEET_METRICS
+from features.transforms import BASELINE_HOURS
+from telemetry.schema import FLEET_METRICS, is_count
 from training.detectors.base import Detector, NotEnoughData
 from training.evaluation import TARGETS, evaluate
 
@@ -47,18 +48,53 @@ def with_time_of_day(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(tod_sin=np.sin(angle), tod_cos=np.cos(angle))
 
 
+LEVEL_STATS = ("mean", "min", "max", "p95")
+
+
+def relative_to_baseline(frame: pd.DataFrame) -> pd.DataFrame:
+    """Measure every level feature (a metric's value and its window mean, min, max and p95) against the
+    metric's trailing 24-hour baseline (``<m>__base_24h``), and drop the baselines themselves.
+
+    Levels drift while nothing is wrong: memory creeps between deploys, disks grow, traffic grows. Scaled with
+    the training period's statistics, a level that drifted for a week sits past anything training saw and every
+    daily peak becomes an alarm. Against the level of the last day, the drift is gone, while a fault (minutes to
+    hours long) still stands out. Where no baseline exists yet (the first hour of a history) the level features
+    are NaN, which the detectors read as "at the baseline"; the other features still speak."""
+    bases = [c for c in frame.columns if c.endswith(f"__base_{BASELINE_HOURS}h")]
+    if not bases:
+        return frame
+    out = frame.drop(columns=bases)
+    updates = {}
+    for base in bases:
+        metric = base.split("__")[0]
+        b = frame[base].to_numpy()
+        levels = [metric, *(f"{metric}__{stat}_{w}" for stat in LEVEL_STATS for w in _windows(frame, metric))]
+        for col in levels:
+            if col in out.columns:
+                v = out[col].to_numpy()
+                updates[col] = v - b
+    return out.assign(**updates)
+
+
+def _windows(frame: pd.DataFrame, metric: str) -> set[str]:
+    """The rolling-window suffixes present for ``metric`` (``15m`` by default)."""
+    return {c.rsplit("_", 1)[1] for c in frame.columns if c.startswith(f"{metric}__mean_")}
+
+
 class SeriesScaler:
     """Standardise every column per series with statistics of the training rows (kept for serving)."""
 
     def fit(self, frame: pd.DataFrame) -> SeriesScaler:
         grouped = frame.groupby(level=0, sort=False, observed=True)
-        # A count (every training value whole) cannot vary by less than one unit: floor its spread there,
-        # so a queue that is almost always empty does not make its first waiting request a huge outlier.
-        whole = {c for c in frame.columns if "__" not in c and np.all(np.mod(frame[c].dropna().to_numpy(), 1) == 0)}
+        # A count (a count by name, or every training value whole) cannot vary by less than one unit: floor its
+        # spread there, so a queue that is almost always empty does not make its first waiting request a huge
+        # outlier. Its rate of change is floored at 1 too: from an empty queue, one message is a change of 1.
+        whole = {c for c in frame.columns if "__" not in c and
+                 (is_count(c) or np.all(np.mod(frame[c].dropna().to_numpy(), 1) == 0))}
         floor = pd.Series(0.0, index=frame.columns)
         for col in frame.columns:
             base, _, stat = col.partition("__")
-            if base in whole and not stat.startswith("roc"):  # features of a count share its unit
+            if base in whole:  # features of a count share its unit
                 floor[col] = 1.0 / 15 if stat.startswith("slope") else 1.0
         self.mean_ = grouped.mean()
         self.std_ = grouped.std(ddof=0).clip(lower=floor, axis=1).where(lambda s: s > 0, 1.0).fillna(1.0)
@@ -91,7 +127,7 @@ class Splits:
 def time_split(features: pd.DataFrame, incidents: pd.DataFrame, fractions=(0.5, 0.2, 0.3),
                buffer_minutes: int = 30) -> Splits:
     """Split by time (never shuffled) and scale per service with clean training statistics."""
-    frame = with_time_of_day(recent_deploys(features.sort_index(level=[0, 1])))
+    frame = with_time_of_day(recent_deploys(relative_to_baseline(features.sort_index(level=[0, 1]))))
     times = pd.DatetimeIndex(frame.index.get_level_values(1))
     stamps = np.sort(times.unique())
     cuts = [stamps[int(len(stamps) * sum(fractions[:k]))] for k in (1, 2)]
