@@ -87,6 +87,36 @@ class DetectionSettings(_Section):
         return value
 
 
+class ForecastingSettings(_Section):
+    models: list[str] = Field(
+        default_factory=lambda: ["seasonal_naive", "arima", "prophet", "lstm", "deepar"],
+        description="forecasters to backtest and register; seasonal_naive always runs as the baseline")
+    profile: Literal["default", "large"] = Field(default="default", description="large trains LSTM/DeepAR longer")
+    freq: str = Field(default="1h", description="the grid forecasts are made on (means of each interval)")
+    series: list[str] = Field(
+        default_factory=lambda: ["frontend/request_rate", "database/cpu_pct", "database/disk_pct"],
+        description="SERVICE/METRIC series the pipeline backtests and registers forecasters for")
+    horizons: list[int] = Field(default_factory=lambda: [1, 6, 24], description="backtest horizons, in steps of freq")
+    origins: int = Field(default=2, ge=1, le=20, description="rolling origins per backtest")
+    capacity_model: str = Field(default="prophet", description="the forecaster capacity planning uses")
+    capacity_horizon_hours: float = Field(default=168, gt=0, description="how far ahead capacity is planned")
+    cpu_limit_pct: float = Field(default=85, gt=0, le=100)
+    disk_limit_pct: float = Field(default=90, gt=0, le=100)
+    memory_limit_pct: float | None = Field(default=None, gt=0, le=100, description="empty: memory not planned")
+    connections_at_pool_size: bool = Field(default=True, description="connections limited by each pool's size")
+
+
+class FailureSettings(_Section):
+    horizon_minutes: int = Field(default=60, ge=5, le=1440, description="a failure within this many minutes")
+    step_minutes: int = Field(default=5, ge=1, le=60, description="one training row per service every N minutes")
+    split: tuple[float, float, float] = Field(default=(0.5, 0.2, 0.3), description="train, validation, test shares")
+    failure_at: Literal["failed_at", "start"] = Field(
+        default="failed_at", description="the failure moment: when the root cause gave out, or the incident start")
+    top_factors: int = Field(default=3, ge=1, le=20, description="SHAP factors shown per prediction")
+
+    _shares = field_validator("split")(DetectionSettings._shares.__func__)
+
+
 class ValidationSettings(_Section):
     future_tolerance_minutes: float = Field(default=5, ge=0)
     freshness_hours: float | None = Field(default=48, gt=0, description="newest row must be younger; empty disables")
@@ -139,6 +169,8 @@ class Settings(BaseSettings):
     simulator: SimulatorSettings = SimulatorSettings()
     validation: ValidationSettings = ValidationSettings()
     detection: DetectionSettings = DetectionSettings()
+    forecasting: ForecastingSettings = ForecastingSettings()
+    failure: FailureSettings = FailureSettings()
     sources: SourcesSettings = SourcesSettings()
 
     @classmethod

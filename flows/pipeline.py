@@ -1,7 +1,8 @@
 """The ``pipeline`` flow: every lifecycle stage that exists, end to end, on the configured profile.
 
 Stages so far: simulate the fleet (or take a given source) -> ingest (validate with Great Expectations,
-quarantine, lake) -> features (Feast) -> train the detector zoo -> evaluate -> register in MLflow.
+quarantine, lake) -> features (Feast) -> train the detector zoo -> evaluate -> register in MLflow ->
+forecasters (backtest, capacity plan, register) -> failure predictor (train, measure, register).
 Later stages are added here as they are built; none is a placeholder.
 
     make run                      # the embedded default
@@ -19,6 +20,8 @@ from prefect.cache_policies import NO_CACHE
 from configs.settings import load_settings
 from flows import progress, reporting
 from flows.detection import detection_flow
+from flows.failure import failure_flow
+from flows.forecasting import forecasting_flow
 from flows.ingest import ingest_flow
 from flows.runners import task_runner_for
 
@@ -42,6 +45,21 @@ def _manifest(source: str) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+STAGES = 5
+
+
+def _forecasting_line(result: dict) -> str:
+    if "skipped" in result:
+        return f"skipped: {result['skipped']}"
+    rows = [r for r in result["backtest"] if r["model"] != "seasonal_naive"]
+    beat = sorted({r["model"] for r in rows if r["mase_vs_naive"] < 1})
+    first = result["runs_out_first"][0] if result["runs_out_first"] else None
+    risk = (f"{result['capacity_at_risk']} resources may reach their limit; first {first['service']}/{first['metric']} "
+            f"({first['status']})") if result["capacity_at_risk"] and first else "no resource reaches its limit"
+    return (f"{len(result['registered'])} forecasters registered; beat seasonal naive: "
+            f"{', '.join(beat) if beat else 'none'}; {risk}")
+
+
 def _overrides(days: float | None, seed: int | None) -> dict:
     return {k: v for k, v in {"simulator.days": days, "simulator.seed": seed}.items() if v is not None}
 
@@ -54,20 +72,20 @@ def pipeline_flow(config: str | None = None, source: str | None = None, days: fl
     stages: list[dict] = []
 
     t0 = time.perf_counter()
-    progress.advance("pipeline", 0, 3, "simulate")
+    progress.advance("pipeline", 0, STAGES, "simulate")
     if source is None:
         source = simulate_fleet(settings)
         stages.append({"stage": "simulate", "seconds": time.perf_counter() - t0,
                        "result": f"{settings.simulator.days:g} days, seed {settings.simulator.seed}: {source}"})
 
     t0 = time.perf_counter()
-    progress.advance("pipeline", 1, 3, "ingest + validate")
+    progress.advance("pipeline", 1, STAGES, "ingest + validate")
     ingest = ingest_flow.with_options(task_runner=task_runner_for(settings))(source=source, config=config)
     stages.append({"stage": "ingest + validate", "seconds": time.perf_counter() - t0,
                    "result": f"{ingest['rows_clean']:,} clean rows, {ingest['rows_quarantined']:,} quarantined, "
                              f"lake {ingest['lake']['rows']:,} rows"})
 
-    progress.advance("pipeline", 2, 3, "features, detectors, MLflow")
+    progress.advance("pipeline", 2, STAGES, "features, detectors, MLflow")
     detection = None
     manifest = _manifest(source)
     if manifest and manifest.get("dataset"):
@@ -83,9 +101,29 @@ def pipeline_flow(config: str | None = None, source: str | None = None, days: fl
         stages.append({"stage": "features + detectors + register", "seconds": 0.0,
                        "result": "skipped: the source has no labelled incidents to train and measure against"})
 
-    progress.advance("pipeline", 3, 3, "done")
+    forecasting = failure = None
+    if manifest and manifest.get("start"):
+        t0 = time.perf_counter()
+        progress.advance("pipeline", 3, STAGES, "forecasters, capacity, MLflow")
+        forecasting = forecasting_flow.with_options(task_runner=task_runner_for(settings))(
+            start=manifest["start"], end=manifest["end"], config=config)
+        stages.append({"stage": "forecast + capacity + register", "seconds": time.perf_counter() - t0,
+                       "result": _forecasting_line(forecasting)})
+    if detection is not None:
+        t0 = time.perf_counter()
+        progress.advance("pipeline", 4, STAGES, "failure predictor, MLflow")
+        failure = failure_flow.with_options(task_runner=task_runner_for(settings))(
+            dataset=manifest["dataset"], start=manifest["start"], end=manifest["end"], config=config,
+            build_store=False)
+        stages.append({"stage": "failure predictor + register", "seconds": time.perf_counter() - t0,
+                       "result": f"skipped: {failure['skipped']}" if "skipped" in failure else
+                                 f"test PR-AUC {failure['pr_auc']:.3f} (positive rate {failure['positive_rate']:.3f}), "
+                                 f"{failure['caught']} of {failure['failures']} failures foreseen"})
+
+    progress.advance("pipeline", STAGES, STAGES, "done")
     summary = {"profile": settings.profile, "home": str(settings.home), "source": source,
-               "stages": stages, "ingest": ingest, "detection": detection}
+               "stages": stages, "ingest": ingest, "detection": detection, "forecasting": forecasting,
+               "failure": failure}
     create_markdown_artifact(
         key="pipeline-summary",
         markdown=reporting.stages_markdown("Pipeline", stages, f"Home folder: `{settings.home}`"),

@@ -22,10 +22,16 @@ from training.failure import (
     train_failure_predictor,
 )
 from training.failure.evaluation import lead_summary, lead_times, recall_at_precision
-from training.failure.labels import INCIDENT, LABEL, LABEL_COLUMNS, ONGOING, TTF
+from training.failure.labels import INCIDENT, LABEL, LABEL_COLUMNS, ONGOING, TTF, UNDERWAY
+from training.failure.relative import CAP_MINUTES, monotone_signs, relative_columns, relative_view
 
 FEATURES = failure_feature_names()
-SMALL = {"n_estimators": 60, "max_depth": 3}  # enough trees for these data, and fast
+# Enough trees for these data, and fast. The synthetic fleet below plants its precursor in raw columns and its
+# baselines are noise like every other column, so the tests of the machinery (split, SMOTE, calibration, SHAP,
+# skill against a planted precursor and against noise) feed the columns as they are; the relative view (the
+# default) has its own tests further down, on fleets with real baselines and on the simulator.
+SMALL = {"n_estimators": 60, "max_depth": 3, "inputs": "raw"}
+SMALL_RELATIVE = {"n_estimators": 60, "max_depth": 3}
 
 
 def _ts(text: str) -> pd.Timestamp:
@@ -150,6 +156,46 @@ def test_labels_depend_only_on_later_incidents_brute_force():
     kept = incidents[incidents["start"] <= cutoff + pd.Timedelta(minutes=45)]
     again = failure_labels(services[early], times[early], kept, horizon_minutes=45)
     pd.testing.assert_frame_equal(again, out[early].reset_index(drop=True))
+
+
+def test_labels_with_a_failure_moment_mark_the_precursor_window():
+    """``at="failed_at"``: only the root cause fails, at that moment; [start, failed_at) of the root cause is under
+    way (foreseeable when positive, early when the failure is beyond H), [failed_at, end] ongoing, and the
+    services the incident affected are ongoing over the whole incident. An abrupt incident has no window."""
+    incidents = _incidents([
+        ("I1", "db", ["db", "api"], "memory_leak", "2026-11-02 10:00", "2026-11-02 12:10"),
+        ("I2", "cache", ["cache", "web"], "error_burst", "2026-11-02 14:00", "2026-11-02 14:30"),
+        ("I3", "db", ["db"], "connection_pool_exhaustion", "2026-11-02 20:00", "2026-11-02 20:30"),
+    ]).assign(failed_at=pd.to_datetime(["2026-11-02 12:00", "2026-11-02 14:00", "2026-11-02 20:10"], utc=True))
+    rows = [  # service, time, failure, ttf, ongoing, underway
+        ("db", "2026-11-02 09:59", 0, None, False, False),
+        ("db", "2026-11-02 10:00", 0, None, False, True),  # the leak has begun; the OOM is 120 min away: early
+        ("db", "2026-11-02 11:00", 1, 60.0, False, True),  # foreseeable: under way and within H
+        ("db", "2026-11-02 11:59", 1, 1.0, False, True),
+        ("db", "2026-11-02 12:00", 0, None, True, False),  # the failure moment: ongoing from here
+        ("db", "2026-11-02 12:10", 0, None, True, False),
+        ("db", "2026-11-02 12:11", 0, None, False, False),
+        ("api", "2026-11-02 09:59", 0, None, False, False),
+        ("api", "2026-11-02 11:00", 0, None, True, False),  # affected, does not fail: inside the incident
+        ("api", "2026-11-02 12:11", 0, None, False, False),
+        ("cache", "2026-11-02 13:30", 1, 30.0, False, False),  # abrupt: positive, nothing under way
+        ("cache", "2026-11-02 14:00", 0, None, True, False),
+        ("web", "2026-11-02 13:30", 0, None, False, False),
+        ("web", "2026-11-02 14:15", 0, None, True, False),
+        ("db", "2026-11-02 19:30", 1, 40.0, False, False),  # before the pool fault began: not foreseeable
+        ("db", "2026-11-02 20:05", 1, 5.0, False, True),
+    ]
+    times = pd.to_datetime([r[1] for r in rows], utc=True)
+    out = failure_labels([r[0] for r in rows], times, incidents, horizon_minutes=60, at="failed_at")
+    assert out[LABEL].tolist() == [r[2] for r in rows]
+    np.testing.assert_array_equal(out[TTF].to_numpy(), np.array([np.nan if r[3] is None else r[3] for r in rows]))
+    assert out[ONGOING].tolist() == [r[4] for r in rows]
+    assert out[UNDERWAY].tolist() == [r[5] for r in rows]
+    assert out[INCIDENT].iloc[2] == "I1" and out[INCIDENT].iloc[10] == "I2" and out[INCIDENT].iloc[14] == "I3"
+    # At the incident start nothing is under way, and every service the incident touched fails at its start.
+    start = failure_labels([r[0] for r in rows], times, incidents, horizon_minutes=60, at="start")
+    assert not start[UNDERWAY].any()
+    assert start[LABEL].iloc[7] == 1 and start[ONGOING].iloc[2]  # api before I1; db inside I1
 
 
 # ----------------------------------------------------------------------------------------------- split
@@ -341,6 +387,159 @@ def test_lead_times_and_misses_on_a_hand_made_case():
     assert recall_at_precision(y, p, 0.7) == 1.0  # down to 0.3: 3 of 4 alarms right, every failure
 
 
+# ----------------------------------------------------------------------------------------------- the relative view
+def creeping_fleet(days: float = 6, step: int = 5, seed: int = 0, shift_roots: bool = False) -> FailureData:
+    """A fleet of six services at memory levels from 20 to 75 %, one incident every ~4 hours: every other one a
+    memory leak (memory climbs from the service's level to 100 % over the 2 hours before ``failed_at``, its slope
+    noisy), the others abrupt (``failed_at`` = start, nothing before). ``memory_pct__base_24h`` is the service's
+    level; every other column is noise with a per-service offset. ``shift_roots``: the incidents of the first 65 %
+    of the window hit the three low-memory services, the later ones the three high-memory services."""
+    rng = np.random.default_rng(seed)
+    services = [f"svc-{k}" for k in range(6)]
+    level = dict(zip(services, [20.0, 30.0, 40.0, 55.0, 65.0, 75.0]))
+    times = pd.date_range("2026-11-02", periods=int(days * 1440 / step), freq=f"{step}min", tz="UTC")
+    grid = np.arange(180, days * 1440 - 240, 240)
+    offsets = grid + rng.integers(-40, 40, size=len(grid))
+    rows = []
+    for k, o in enumerate(offsets):
+        pool = (services[:3] if o < 0.65 * days * 1440 else services[3:]) if shift_roots else services
+        root = str(rng.choice(pool))
+        start = times[0] + pd.Timedelta(minutes=int(o))
+        failed = start + pd.Timedelta(minutes=120 if k % 2 == 0 else 0)
+        rows.append((f"INC-{k}", root, [root], "memory_leak" if k % 2 == 0 else "error_burst", start, failed,
+                     failed + pd.Timedelta(minutes=20)))
+    incidents = pd.DataFrame(rows, columns=["incident_id", "root_cause_service", "affected_services", "kind",
+                                            "start", "failed_at", "end"])
+    svc = np.repeat(services, len(times))
+    ts = pd.DatetimeIndex(np.tile(times, len(services)))
+    n = len(svc)
+    shift = {s: rng.normal(0, 2, len(FEATURES)) for s in services}
+    frame = pd.DataFrame(rng.normal(0, 1, (n, len(FEATURES))) + np.vstack([shift[s] for s in svc]),
+                         columns=FEATURES)
+    lv = np.array([level[s] for s in svc])
+    rise, slope = np.zeros(n), np.zeros(n)
+    for r in incidents[incidents["failed_at"] > incidents["start"]].itertuples():
+        m = (svc == r.root_cause_service) & (ts >= r.start) & (ts < r.failed_at)
+        rise[m] = (100 - lv[m]) * ((ts[m] - r.start) / (r.failed_at - r.start)).to_numpy(dtype=float)
+        slope[m] = (100 - lv[m]) / 120
+    frame["memory_pct"] = lv + rise + rng.normal(0, 1.5, n)
+    frame["memory_pct__base_24h"] = lv + rng.normal(0, 0.3, n)
+    frame["memory_pct__slope_15m"] = slope + rng.normal(0, 0.5, n)
+    frame["hour"] = ts.hour
+    frame["weekday"] = ts.weekday
+    frame["minutes_since_deploy"] = rng.uniform(0, 600, n)
+    frame.index = pd.MultiIndex.from_arrays([svc, ts], names=["service", "timestamp"])
+    labels = failure_labels(svc, ts, incidents, horizon_minutes=60, at="failed_at")
+    for col in LABEL_COLUMNS:
+        frame[col] = labels[col].to_numpy()
+    return FailureData(frame.sort_index(), FEATURES, incidents, 60, step, failure_at="failed_at")
+
+
+@pytest.fixture(scope="module")
+def creeping():
+    data = creeping_fleet()
+    return data, *train_failure_predictor(data, **SMALL_RELATIVE)
+
+
+def test_relative_view_by_hand():
+    names = relative_columns(FEATURES)
+    assert names == ["cpu_pct__slope_15m", "memory_pct__slope_15m", "disk_pct__slope_15m", "memory_pct__vs_base",
+                     "disk_pct__vs_base", "error_rate__x_base", "latency_p99_ms__x_base", "connections__x_base",
+                     "queue_depth__x_base", "memory_pct__minutes_to_limit", "disk_pct__minutes_to_limit"]
+    assert monotone_signs(names) == [0, 0, 0, 1, 1, 1, 1, 1, 1, -1, -1]
+    rows = pd.DataFrame(0.0, index=range(6), columns=FEATURES)
+    rows["memory_pct"] = [80.0, 99.8, 60.0, 60.0, np.nan, 50.0]
+    rows["memory_pct__base_24h"] = 50.0
+    rows["memory_pct__slope_15m"] = [2.0, 0.0, -1.0, np.nan, 1.0, 0.5]
+    rows["connections"] = [40.0, 30.0, 5000.0, 0.0, 1.0, 2.0]
+    rows["connections__base_24h"] = [0.2, 10.0, 0.0, 5.0, np.nan, 1.0]
+    rows["error_rate"] = [0.05, 0.05, 0.0, 0.0, 0.0, 0.0]
+    rows["error_rate__base_24h"] = [0.0001, 0.01, 0.001, 0.001, 0.001, 0.001]
+    view = relative_view(rows, FEATURES)
+    assert list(view.columns) == names
+    np.testing.assert_allclose(view["memory_pct__vs_base"], [30, 49.8, 10, 10, np.nan, 0])
+    # 20 points at 2/min; at the limit (within 0.5 %); falling; no slope; no level; 50 points at 0.5/min
+    np.testing.assert_allclose(view["memory_pct__minutes_to_limit"], [10, 0, CAP_MINUTES, np.nan, np.nan, 100])
+    # Counts floored at one connection, clipped at 1000 times; rates floored at 0.1 %.
+    np.testing.assert_allclose(view["connections__x_base"], [40, 3, 1000, 0, np.nan, 2])
+    np.testing.assert_allclose(view["error_rate__x_base"], [50, 5, 0, 0, 0, 0])
+    # Row by row (what serving computes for one request) = the whole frame at once (what training computed).
+    one_by_one = pd.concat([relative_view(rows.iloc[[i]], FEATURES) for i in range(len(rows))])
+    pd.testing.assert_frame_equal(one_by_one, view)
+
+
+def test_relative_view_is_computed_the_same_in_training_and_serving(creeping):
+    data, model, _ = creeping
+    assert model.inputs == "relative" and model.features_ == FEATURES
+    assert model.model_features_ == relative_columns(FEATURES)
+    xgb = model.pipeline_.named_steps["xgb"]
+    assert xgb.get_params()["monotone_constraints"] == "(" + ",".join(map(str, monotone_signs(
+        model.model_features_))) + ")"
+    rows = data.frame.iloc[::97].head(40)
+    batch = model.predict_proba(rows)[:, 1]
+    # One row at a time, in another order, through the serving adapter with the failure_v1 columns only.
+    single = [model.predict_proba(rows.iloc[[i]])[0, 1] for i in range(len(rows))[::-1]][::-1]
+    np.testing.assert_allclose(single, batch, atol=1e-12)
+    request = rows[FEATURES].reset_index()
+    request["timestamp"] = request["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    served = predict_failure_bundle(failure_bundle(model), request, {"top_k": 2})
+    np.testing.assert_allclose(served["failure_probability"].to_numpy(), batch, atol=1e-12)
+    # SHAP explains the columns the trees saw, with the row's own derived values.
+    ex = model.explain(rows, top_k=3)
+    assert list(ex.contributions.columns) == model.model_features_
+    pd.testing.assert_frame_equal(ex.values, relative_view(rows, FEATURES))
+    np.testing.assert_allclose(ex.base_value + ex.contributions.sum(axis=1).to_numpy(), model.decision_function(rows),
+                               atol=1e-4)
+    for i, factors in enumerate(ex.top):
+        for f in factors:
+            value = ex.values[f["feature"]].iloc[i]
+            assert (f["value"] is None and np.isnan(value)) or f["value"] == pytest.approx(value)
+
+
+def test_foreseeable_target_leaves_failures_without_a_precursor_out_of_fitting(creeping):
+    data, model, report = creeping
+    assert report["target"] == "foreseeable" and not report["target_note"]
+    splits = split_by_time(data.frame, 60)
+    y = data.frame[LABEL].to_numpy() == 1
+    underway = data.frame[UNDERWAY].to_numpy()
+    for name in ("train", "validation"):
+        m = splits.masks[name]
+        assert report["split"]["unforeseeable_rows_left_out_of_fitting"][name] == int((m & y & ~underway).sum()) > 0
+    assert report["fit"]["train_failures"] == int((splits.masks["train"] & y & underway).sum())
+    assert "early rows not counted" in report["threshold_rule"]
+    test = report["test"]
+    # Every failure counts in the overall figures; the foreseeable ones (the leaks) apart.
+    kinds = {k["kind"]: k for k in test["per_kind"]}
+    assert kinds["memory_leak"]["with_precursor"] == kinds["memory_leak"]["failures"] > 0
+    assert kinds["error_burst"]["with_precursor"] == 0
+    assert test["lead"]["failures"] == kinds["memory_leak"]["failures"] + kinds["error_burst"]["failures"]
+    assert test["foreseeable"]["lead"]["failures"] == kinds["memory_leak"]["failures"]
+    assert test["foreseeable"]["lead"]["failure_recall"] >= 0.8
+    assert test["foreseeable"]["pr_auc"] > 0.8 > test["pr_auc"]  # the abrupt half cannot be foreseen
+    assert 0 <= test["early_alarms"] <= test["false_alarms"]
+    md = report_markdown(report)
+    assert "Foreseeable failures (test)" in md and "with_precursor" in md
+    # Fitted on every failure instead: the abrupt failures' rows are training positives too.
+    _, every = train_failure_predictor(data, target="all", **SMALL_RELATIVE)
+    assert every["target"] == "all"
+    assert every["fit"]["train_failures"] == int((splits.masks["train"] & y).sum())
+    with pytest.raises(ValueError, match="target"):
+        train_failure_predictor(data, target="some", **SMALL_RELATIVE)
+
+
+def test_relative_view_carries_a_precursor_to_services_training_never_saw_fail():
+    """Training failures on low-memory services only, test failures on high-memory ones: on raw levels the trees
+    learn the low services' levels and miss the leaks; against each service's baseline the same leak looks the
+    same everywhere."""
+    data = creeping_fleet(shift_roots=True)
+    _, relative = train_failure_predictor(data, **SMALL_RELATIVE)
+    _, raw = train_failure_predictor(data, **SMALL)
+    rel, plain = relative["test"]["foreseeable"], raw["test"]["foreseeable"]
+    assert rel["lead"]["failures"] >= 4
+    assert rel["lead"]["failure_recall"] >= 0.8 and rel["pr_auc"] > 0.6
+    assert plain["pr_auc"] < rel["pr_auc"] - 0.3 and plain["lead"]["failure_recall"] <= 0.4
+
+
 # ----------------------------------------------------------------------------------------------- Feast and serving
 @pytest.fixture(scope="module")
 def feast_data(small_fleet, tmp_path_factory):
@@ -399,7 +598,7 @@ def test_end_to_end_on_the_simulated_fleet_and_the_serving_adapter(feast_data, t
     from training.failure import predict_online
 
     settings, data = feast_data
-    model, report = train_failure_predictor(data, settings, **SMALL)
+    model, report = train_failure_predictor(data, settings, **SMALL_RELATIVE)
     test = report["test"]
     assert 0 <= test["pr_auc"] <= 1 and 0 < test["positive_rate"] < 0.5
     assert test["lead"]["failures"] == test["lead"]["caught"] + test["lead"]["missed"] > 0
@@ -421,6 +620,9 @@ def test_end_to_end_on_the_simulated_fleet_and_the_serving_adapter(feast_data, t
     request["timestamp"] = request["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     out = predict_failure_bundle(bundle, request, {"top_k": 2})
     assert len(out) == 6 and out["timestamp"].tolist() == request["timestamp"].tolist()
+    # The request carries the failure_v1 columns only; the relative view is computed as in training.
+    np.testing.assert_allclose(out["failure_probability"].to_numpy(),
+                               model.predict_proba(data.frame.head(6))[:, 1], atol=1e-12)
     assert all(len(json.loads(f)) == 2 for f in out["top_factors"])
     forced = predict_failure_bundle(bundle, request, {"top_k": 0, "threshold": 0.0})
     assert (forced["alarm"] == 1).all() and forced["time_to_failure_minutes"].notna().all()

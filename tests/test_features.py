@@ -221,6 +221,8 @@ def test_feature_names_and_views():
     assert failure_feature_names(15) == [
         "cpu_pct__slope_15m", "memory_pct", "memory_pct__slope_15m", "disk_pct", "disk_pct__slope_15m",
         "error_rate", "latency_p99_ms", "connections", "queue_depth", "minutes_since_deploy", "hour", "weekday",
+        "memory_pct__base_24h", "disk_pct__base_24h", "error_rate__base_24h", "latency_p99_ms__base_24h",
+        "connections__base_24h", "queue_depth__base_24h",
     ]
 
 
@@ -372,7 +374,9 @@ def test_ttl_is_read_from_the_settings_with_a_sql_registry(tmp_path, monkeypatch
     assert report.rows_dropped_ttl == 2 and report.dropped_index == [1, 3] and report.ttl_minutes == 5
     assert list(frame.columns[2:]) == ["connections", "disk_pct", "error_rate", "latency_p99_ms", "memory_pct",
                                        "queue_depth", "cpu_pct__slope_15m", "disk_pct__slope_15m",
-                                       "memory_pct__slope_15m", "hour", "weekday", "minutes_since_deploy"]
+                                       "memory_pct__slope_15m", "hour", "weekday", "minutes_since_deploy",
+                                       "connections__base_24h", "disk_pct__base_24h", "error_rate__base_24h",
+                                       "latency_p99_ms__base_24h", "memory_pct__base_24h", "queue_depth__base_24h"]
 
 
 # ----------------------------------------------------------------------------------------------- builds

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 
 import pandas as pd
 import pytest
@@ -21,16 +22,24 @@ def _artifact_keys(flow_run_ids=None) -> set[str]:
     return {a.key for a in asyncio.run(_read()) if a.key}
 
 
-def test_pipeline_end_to_end_and_idempotent(prefect_server, home):
+def test_pipeline_end_to_end_and_idempotent(prefect_server, home, monkeypatch):
     from mlflow import MlflowClient
 
     from flows.pipeline import pipeline_flow
+
+    # Two forecasters keep this test short; every forecaster is exercised in test_forecasting.py.
+    monkeypatch.setenv("CEREBRO_FORECASTING__MODELS", '["seasonal_naive", "arima", "lstm"]')
+    # A fixed window, so that the day's incidents (and so the failure labels) are the same on every run.
+    monkeypatch.setenv("CEREBRO_SIMULATOR__END", "2026-11-20T00:00:00Z")
 
     summary = pipeline_flow(days=1, seed=3)
     rows = 1440 * 13 * 9
     ingest = summary["ingest"]
     assert [s["stage"] for s in summary["stages"]] == ["simulate", "ingest + validate",
-                                                       "features + detectors + register"]
+                                                       "features + detectors + register",
+                                                       "forecast + capacity + register",
+                                                       "failure predictor + register"]
+
     assert ingest["rows_in"] == rows and ingest["rows_clean"] == rows and ingest["rows_quarantined"] == 0
     assert ingest["rows_new_in_lake"] == rows
     stats = lake_stats(home / "lake")
@@ -47,7 +56,30 @@ def test_pipeline_end_to_end_and_idempotent(prefect_server, home):
     assert client.get_registered_model("cerebro-detector-ensemble").name
     assert detection["best"] in registered
     assert {"pipeline-summary", "ingest-summary", "ingest-data-quality", "detector-comparison",
-            "detection-report"} <= _artifact_keys()
+            "detection-report", "forecast-backtest", "capacity-plan", "forecasting-report",
+            "failure-report"} <= _artifact_keys()
+
+    # Forecasting: a day of hourly means (24 points) is too short for the LSTM (30): said, not hidden; the others
+    # are backtested against the baseline, registered, and answer through the pyfunc adapter.
+    forecasting = summary["forecasting"]
+    assert set(forecasting["registered"]) == {"seasonal_naive", "arima"}
+    assert "30 points" in forecasting["failed"]["lstm"]
+    backtest = {(r["model"], r["horizon"]): r for r in forecasting["backtest"]}
+    assert {m for m, _ in backtest} == {"seasonal_naive", "arima", "lstm"}
+    # Backtest windows are shorter still: the baseline runs, the others' failed runs are counted, not dropped.
+    assert backtest[("seasonal_naive", 1)]["runs"] > 0 and backtest[("seasonal_naive", 1)]["failed"] == 0
+    assert backtest[("lstm", 1)]["failed"] > 0
+    assert all(Path(p).exists() for p in forecasting["plots"]) and len(forecasting["plots"]) == 3
+    import mlflow
+
+    mlflow.set_tracking_uri(f"sqlite:///{home / 'mlflow.db'}")
+    served = mlflow.pyfunc.load_model("models:/cerebro-forecaster-arima/latest").predict(
+        pd.DataFrame({"series": ["database/cpu_pct"], "horizon": [4]}))
+    assert len(served) == 4 and (served["yhat_lower"] <= served["yhat_upper"]).all()
+
+    failure = summary["failure"]
+    assert client.get_registered_model("cerebro-failure-predictor").name
+    assert 0 <= failure["pr_auc"] <= 1 and failure["registered_version"] == "1"
 
     again = pipeline_flow(days=1, seed=3)
     assert again["ingest"]["rows_new_in_lake"] == 0 and again["ingest"]["rows_updated_in_lake"] == 0

@@ -7,6 +7,10 @@ MLflow loads this file and calls ``set_model``; the model's own state lives in t
 
 * ``detector``: input ``service``, ``timestamp`` and the feature columns; output ``score`` (raw),
   ``calibrated`` (0-1, shared scale) and ``is_anomaly`` (0/1, the threshold learned in training).
+* ``forecaster``: input ``series`` (SERVICE/METRIC) and ``horizon`` (steps); output one row per future step:
+  ``series``, ``timestamp``, ``yhat`` and the 80 % / 95 % interval columns.
+* ``failure``: input ``service``, ``timestamp`` and the ``failure_v1`` features; output
+  ``failure_probability``, ``alarm``, ``time_to_failure_minutes`` and ``top_factors`` (JSON, SHAP).
 """
 from __future__ import annotations
 

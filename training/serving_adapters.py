@@ -32,4 +32,12 @@ def predict_bundle(bundle: dict, frame: pd.DataFrame, params: dict) -> pd.DataFr
             "calibrated": det.calibrated(scores=score),
             "is_anomaly": (score > det.threshold_).astype(np.int64),
         })
+    if bundle["kind"] == "forecaster":
+        from training.forecasting.stage import predict_forecast_bundle
+
+        return predict_forecast_bundle(bundle, frame)
+    if bundle["kind"] == "failure":
+        from training.failure.serving import predict_failure_bundle
+
+        return predict_failure_bundle(bundle, frame, params)
     raise ValueError(f"unknown model kind {bundle['kind']!r}")

@@ -13,7 +13,8 @@ from pathlib import Path
 import pandas as pd
 
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
-_REQUIREMENTS = ("pandas", "numpy", "scikit-learn", "scipy", "statsmodels", "joblib", "torch", "krcf", "mlflow")
+_REQUIREMENTS = ("pandas", "numpy", "scikit-learn", "scipy", "statsmodels", "joblib", "torch", "krcf", "mlflow",
+                 "prophet", "pmdarima", "gluonts", "lightning", "xgboost", "imbalanced-learn", "shap")
 
 
 def requirements() -> list[str]:

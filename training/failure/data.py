@@ -23,7 +23,7 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from training.failure.labels import LABEL, LABEL_COLUMNS, ONGOING, TTF, failure_labels
+from training.failure.labels import LABEL, LABEL_COLUMNS, ONGOING, TTF, UNDERWAY, failure_labels
 
 FEATURE_SERVICE = "failure_v1"
 DEFAULT_HORIZON = 60
@@ -59,8 +59,12 @@ class FailureData:
 
     def summary(self) -> dict[str, Any]:
         usable = ~self.frame[ONGOING].to_numpy()
+        y = self.frame[LABEL].to_numpy()[usable] == 1
+        underway = (self.frame[UNDERWAY].to_numpy(dtype=bool)[usable] if UNDERWAY in self.frame.columns
+                    else np.zeros(int(usable.sum()), dtype=bool))
         return {"rows": len(self.frame), "ongoing_rows_left_out": int((~usable).sum()),
                 "failure_rows": int(self.frame[LABEL].to_numpy()[usable].sum()),
+                "foreseeable_failure_rows": int((y & underway).sum()), "early_rows": int((~y & underway).sum()),
                 "positive_rate": float(self.frame[LABEL].to_numpy()[usable].mean()) if usable.any() else float("nan"),
                 "services": int(self.frame.index.get_level_values(0).nunique()),
                 "incidents": len(self.incidents), "horizon_minutes": self.horizon_minutes,

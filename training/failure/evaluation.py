@@ -11,7 +11,11 @@ Point-wise, over the period's rows (rows inside an ongoing incident left out, as
 Per failure (one service in one incident, starting inside the period with a whole horizon of the period's
 rows before it): the **lead time** is how long before the start the alarm first rose in the H minutes before
 it (alarms during an earlier incident of the service do not count). A failure without such an alarm is a
-**miss**: counted, listed, and left out of the median lead time, which is over caught failures only.
+**miss**: counted, listed, and left out of the median lead time, which is over caught failures only. Each
+failure carries its **precursor** (minutes from the incident's start, the fault's onset, to the failure: 0 for
+the abrupt kinds, which fail as they begin). Only a failure with a precursor can be foreseen from the service's
+own metrics, and its lead time cannot exceed the precursor: training reports the figures over every failure
+and over the *foreseeable* ones (precursor > 0) apart, and per kind.
 """
 from __future__ import annotations
 
@@ -62,7 +66,8 @@ def point_metrics(y: np.ndarray, proba: np.ndarray, threshold: float,
 def lead_times(services: np.ndarray, times: pd.DatetimeIndex, alarm: np.ndarray, incidents: pd.DataFrame,
                horizon_minutes: float, ongoing: np.ndarray | None = None,
                period: tuple[pd.Timestamp, pd.Timestamp] | None = None, at: str = "start") -> pd.DataFrame:
-    """One row per failure in the period: incident_id, service, kind, start, first_alarm, lead_minutes, caught.
+    """One row per failure in the period: incident_id, service, kind, start, precursor_minutes, first_alarm,
+    lead_minutes, caught.
 
     ``period`` defaults to the rows' time span; a failure counts when its whole horizon before the start lies
     inside it (so every counted failure had the same chance to be foreseen).
@@ -74,7 +79,7 @@ def lead_times(services: np.ndarray, times: pd.DatetimeIndex, alarm: np.ndarray,
     lo, hi = period if period is not None else (times.min(), times.max())
     horizon = pd.Timedelta(minutes=horizon_minutes)
     table = failures_by_service(incidents, at) if len(incidents) else pd.DataFrame(
-        columns=["service", "incident_id", "kind", "start", "end"])
+        columns=["service", "incident_id", "kind", "start", "end", "began"])
     table = table[(table["start"] - horizon >= lo) & (table["start"] <= hi)]
     table = table[table["service"].isin(set(services))]
     rows = []
@@ -87,9 +92,10 @@ def lead_times(services: np.ndarray, times: pd.DatetimeIndex, alarm: np.ndarray,
         first = times[hits].min() if len(hits) else pd.NaT
         lead = (f.start - first).total_seconds() / 60 if len(hits) else np.nan
         rows.append({"incident_id": f.incident_id, "service": f.service, "kind": f.kind, "start": f.start,
+                     "precursor_minutes": max(0.0, (f.start - f.began).total_seconds() / 60),
                      "first_alarm": first, "lead_minutes": lead, "caught": bool(len(hits))})
-    return pd.DataFrame(rows, columns=["incident_id", "service", "kind", "start", "first_alarm", "lead_minutes",
-                                       "caught"])
+    return pd.DataFrame(rows, columns=["incident_id", "service", "kind", "start", "precursor_minutes", "first_alarm",
+                                       "lead_minutes", "caught"])
 
 
 def lead_summary(leads: pd.DataFrame) -> dict:
@@ -104,8 +110,9 @@ def lead_summary(leads: pd.DataFrame) -> dict:
 
 
 def per_kind(leads: pd.DataFrame, y: np.ndarray, proba: np.ndarray, kinds: np.ndarray) -> list[dict]:
-    """Per fault kind: failures, caught, recall of failures, median lead, and PR-AUC of that kind's positive
-    rows against every negative row (how well the score ranks that kind's run-up above normal rows)."""
+    """Per fault kind: failures, how many of them had a precursor, caught, recall of failures, median lead, the
+    median precursor, and PR-AUC of that kind's positive rows against every negative row (how well the score
+    ranks that kind's run-up above normal rows)."""
     from sklearn.metrics import average_precision_score
 
     y = np.asarray(y).astype(int)
@@ -116,7 +123,10 @@ def per_kind(leads: pd.DataFrame, y: np.ndarray, proba: np.ndarray, kinds: np.nd
         s = lead_summary(sub)
         sel = (y == 0) | (kinds == kind)
         has = 0 < y[sel].sum() < sel.sum()
-        out.append({"kind": kind, "failures": s["failures"], "caught": s["caught"], "recall": s["failure_recall"],
+        precursor = sub["precursor_minutes"] if "precursor_minutes" in sub else pd.Series(dtype=float)
+        out.append({"kind": kind, "failures": s["failures"], "with_precursor": int((precursor > 0).sum()),
+                    "caught": s["caught"], "recall": s["failure_recall"],
                     "median_lead_minutes": s["median_lead_minutes"],
+                    "median_precursor_minutes": float(precursor.median()) if len(precursor) else None,
                     "pr_auc": float(average_precision_score(y[sel], proba[sel])) if has else None})
     return out

@@ -14,6 +14,29 @@ period is only measured. Two kinds of rows are left out of fitting:
   next period, so keeping them would let the next period's incidents shape this period's labels.
 
 The test period keeps every row that is not ongoing.
+
+**What the classifier learns** (``target``). With a failure moment later than the incident's start (the
+simulator's ``failed_at``), a failure is *foreseeable* on the rows where its fault is already under way (see
+``labels.py``: memory climbing before the OOM kill, a disk filling, connections piling up) and nowhere else: a
+positive row before the fault's onset (every row before an abrupt CPU saturation, error burst, slow dependency or
+traffic surge, and the rows before a creeping fault begins) looks exactly like a normal row, because it is one.
+About three quarters of the positive rows are of that sort, and a classifier fed them as positives learns noise:
+on ten simulated fleets, it memorised when those failures happened (hour, service) and foresaw almost none of
+the foreseeable failures in the test period. ``target="foreseeable"`` (the default when the failure moment is
+not ``start``) leaves the positive rows that are not under way out of fitting, calibration and the threshold
+(neither positives nor negatives, like ongoing rows); ``target="all"`` keeps them (the default for
+``failure_at="start"``, where no failure has a precursor; it falls back to it, and says so, when train or
+validation holds no foreseeable failure). Either way the probability means "a failure within H minutes" and the
+test period is measured twice, and reported both ways:
+
+* ``test`` (every row that is not ongoing, every failure): what an operator gets, abrupt failures included;
+* ``test["foreseeable"]``: the positive rows that are under way against every negative row, and the failures
+  with a precursor: how well the predictor does what it can do.
+
+Alarm rows are split into true (a failure within H), *early* (the service's fault is under way, its failure more
+than H ahead: the label says 0, an operator would not call it false) and false (neither); the threshold is
+chosen on validation with the early rows not counted (``FailurePredictor.fit(threshold_ignore=...)``), the test
+precision counts them as false.
 """
 from __future__ import annotations
 
@@ -26,10 +49,11 @@ import pandas as pd
 
 from training.failure.data import FailureData
 from training.failure.evaluation import lead_summary, lead_times, per_kind, point_metrics
-from training.failure.labels import KIND, LABEL, ONGOING, TTF
+from training.failure.labels import KIND, LABEL, ONGOING, TTF, UNDERWAY
 from training.failure.model import FailurePredictor
 
 SPLITS = ("train", "validation", "test")
+TARGETS = ("foreseeable", "all")
 DEFAULT_FRACTIONS = (0.5, 0.2, 0.3)
 
 
@@ -71,11 +95,27 @@ def _failure_settings(settings) -> dict[str, Any]:
     return section.model_dump() if hasattr(section, "model_dump") else dict(section)
 
 
+def _underway(frame: pd.DataFrame) -> np.ndarray:
+    if UNDERWAY in frame.columns:
+        return frame[UNDERWAY].to_numpy(dtype=bool)
+    return np.zeros(len(frame), dtype=bool)  # labels made before the precursor window was recorded
+
+
+def row_roles(frame: pd.DataFrame) -> dict[str, np.ndarray]:
+    """Masks over ``frame``'s rows: ``foreseeable`` positives (under way), ``unforeseeable`` positives (not),
+    ``early`` negatives (under way, failure beyond the horizon)."""
+    y = frame[LABEL].to_numpy() == 1
+    underway = _underway(frame)
+    return {"foreseeable": y & underway, "unforeseeable": y & ~underway, "early": ~y & underway}
+
+
 def evaluate_period(model: FailurePredictor, data: FailureData, mask: np.ndarray,
                     period: tuple[pd.Timestamp, pd.Timestamp]) -> dict[str, Any]:
-    """Every figure of ``evaluation.py`` on the rows of ``mask`` (a period's rows, ongoing ones already out)."""
+    """Every figure of ``evaluation.py`` on the rows of ``mask`` (a period's rows, ongoing ones already out),
+    over every failure, and again over the foreseeable ones (``["foreseeable"]``; see the module docstring)."""
     rows = data.frame[mask]
     y = rows[LABEL].to_numpy()
+    roles = row_roles(rows)
     t0 = time.perf_counter()
     proba = model.predict_proba(rows)[:, 1]
     predict_s = time.perf_counter() - t0
@@ -86,16 +126,24 @@ def evaluate_period(model: FailurePredictor, data: FailureData, mask: np.ndarray
     leads = lead_times(services, times, alarm, data.incidents, data.horizon_minutes, period=period,
                        at=data.failure_at)
     out = point_metrics(y, proba, model.threshold_, model.target_precision)
+    out["early_alarms"] = int((alarm & roles["early"]).sum())  # inside false_alarms: the fault was under way
     ttf_true = rows[TTF].to_numpy()
     caught_pos = (y == 1) & alarm
     ttf_err = (np.abs(model.predict_time_to_failure(rows[caught_pos]) - ttf_true[caught_pos])
                if caught_pos.any() else np.array([]))
+    usable = ~roles["unforeseeable"]
+    foreseeable_leads = leads[leads["precursor_minutes"] > 0]
+    foreseeable = point_metrics(y[usable], proba[usable], model.threshold_, model.target_precision)
+    foreseeable.update({"rows": int(usable.sum()), "failure_rows": int(y[usable].sum()),
+                        "lead": lead_summary(foreseeable_leads)})
     out.update({
         "rows": len(rows), "failure_rows": int(y.sum()),
+        "foreseeable_failure_rows": int(roles["foreseeable"].sum()), "early_rows": int(roles["early"].sum()),
         "lead": lead_summary(leads),
-        "misses": leads.loc[~leads["caught"], ["incident_id", "service", "kind", "start"]]
+        "misses": leads.loc[~leads["caught"], ["incident_id", "service", "kind", "start", "precursor_minutes"]]
         .assign(start=lambda f: f["start"].astype(str)).to_dict("records"),
         "per_kind": per_kind(leads, y, proba, rows[KIND].to_numpy()),
+        "foreseeable": foreseeable,
         "ttf_mae_minutes": float(ttf_err.mean()) if len(ttf_err) else None,
         "predict_seconds": predict_s,
     })
@@ -103,12 +151,16 @@ def evaluate_period(model: FailurePredictor, data: FailureData, mask: np.ndarray
 
 
 def train_failure_predictor(data: FailureData, settings=None, fractions: tuple[float, float, float] | None = None,
-                            **params: Any) -> tuple[FailurePredictor, dict[str, Any]]:
+                            target: str | None = None, **params: Any) -> tuple[FailurePredictor, dict[str, Any]]:
     """Fit on train, calibrate and pick the threshold on validation, measure on test; returns (model, report).
 
-    ``params`` go to :class:`FailurePredictor` (over ``settings.failure`` where that exists); the random seed
-    defaults to ``settings.simulator.seed``."""
+    ``target``: "foreseeable" or "all" (see the module docstring); by default "foreseeable" when the data's
+    failure moment is not the incident start, else "all". ``params`` go to :class:`FailurePredictor` (over
+    ``settings.failure`` where that exists); the random seed defaults to ``settings.simulator.seed``."""
     options = _failure_settings(settings)
+    target = target or options.pop("target", None) or ("foreseeable" if data.failure_at != "start" else "all")
+    if target not in TARGETS:
+        raise ValueError(f"target={target!r}: one of {TARGETS}")
     fractions = tuple(fractions or options.pop("split", None) or DEFAULT_FRACTIONS)
     options = {k: v for k, v in options.items() if k in FailurePredictor().get_params()}
     if settings is not None and "random_state" not in params:
@@ -116,11 +168,21 @@ def train_failure_predictor(data: FailureData, settings=None, fractions: tuple[f
     options.update(params)
     options.update(horizon_minutes=data.horizon_minutes, features=list(data.features))
     splits = split_by_time(data.frame, data.horizon_minutes, fractions)
-    train, val = data.frame[splits.masks["train"]], data.frame[splits.masks["validation"]]
+    roles = row_roles(data.frame)
+    target_note = ""
+    if target == "foreseeable":
+        missing = [k for k in ("train", "validation") if not roles["foreseeable"][splits.masks[k]].any()]
+        if missing:
+            target, target_note = "all", (f"no foreseeable failure row in {' or '.join(missing)}: fitted on every "
+                                          "failure instead")
+    left_out = roles["unforeseeable"] if target == "foreseeable" else np.zeros(len(data.frame), dtype=bool)
+    fit_masks = {k: splits.masks[k] & ~left_out for k in ("train", "validation")}
+    train, val = data.frame[fit_masks["train"]], data.frame[fit_masks["validation"]]
 
     model = FailurePredictor(**options)
     t0 = time.perf_counter()
-    model.fit(train, train[LABEL].to_numpy(), ttf=train[TTF].to_numpy(), X_val=val, y_val=val[LABEL].to_numpy())
+    model.fit(train, train[LABEL].to_numpy(), ttf=train[TTF].to_numpy(), X_val=val, y_val=val[LABEL].to_numpy(),
+              threshold_ignore=roles["early"][fit_masks["validation"]])
     fit_s = time.perf_counter() - t0
     test = evaluate_period(model, data, splits.masks["test"], splits.bounds["test"])
     # Validation's last H minutes were purged: count only the failures whose whole run-up it kept.
@@ -137,13 +199,16 @@ def train_failure_predictor(data: FailureData, settings=None, fractions: tuple[f
         "model": "failure_predictor",
         "dataset": data.dataset, "data_version": data.data_version,
         "horizon_minutes": data.horizon_minutes, "step_minutes": data.step_minutes, "failure_at": data.failure_at,
-        "features": list(data.features),
+        "features": list(data.features), "model_features": list(model.model_features_),
+        "target": target, "target_note": target_note,
         "data": data.summary(),
         "split": {"fractions": list(fractions),
                   "bounds": {k: [a.isoformat(), b.isoformat()] for k, (a, b) in splits.bounds.items()},
                   "rows": {k: int(m.sum()) for k, m in splits.masks.items()},
                   "failure_rows": {k: int(data.frame[LABEL].to_numpy()[m].sum()) for k, m in splits.masks.items()},
-                  "purged_rows": splits.purged, "ongoing_rows_left_out": splits.ongoing},
+                  "purged_rows": splits.purged, "ongoing_rows_left_out": splits.ongoing,
+                  "unforeseeable_rows_left_out_of_fitting": {k: int((splits.masks[k] & left_out).sum())
+                                                             for k in ("train", "validation")}},
         "fit": model.fit_report_,
         "threshold": float(model.threshold_), "threshold_rule": model.threshold_rule_,
         "validation": validation, "test": test,
@@ -156,8 +221,11 @@ def train_failure_predictor(data: FailureData, settings=None, fractions: tuple[f
 def summarise(report: dict[str, Any]) -> dict[str, Any]:
     """The few figures a pipeline summary line needs."""
     t = report["test"]
+    f = t.get("foreseeable") or {}
     return {"pr_auc": t["pr_auc"], "positive_rate": t["positive_rate"],
             "recall_at_precision_0.9": t.get("recall_at_precision_0.9"),
             "precision": t["precision"], "recall": t["recall"], "threshold": report["threshold"],
             "median_lead_minutes": t["lead"]["median_lead_minutes"], "failures": t["lead"]["failures"],
-            "caught": t["lead"]["caught"]}
+            "caught": t["lead"]["caught"],
+            "foreseeable_pr_auc": f.get("pr_auc"), "foreseeable_failures": f.get("lead", {}).get("failures"),
+            "foreseeable_caught": f.get("lead", {}).get("caught")}

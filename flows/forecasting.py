@@ -1,0 +1,88 @@
+"""The ``forecasting`` flow: backtest every forecaster against seasonal naive, fit them on the whole history,
+plan capacity, register in MLflow, with tables, a capacity report and plots as artifacts."""
+from __future__ import annotations
+
+import pandas as pd
+from prefect import flow, get_run_logger, task
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.cache_policies import NO_CACHE
+
+from configs.settings import load_settings
+from flows import progress
+
+
+@task(name="forecasting-series", cache_policy=NO_CACHE)
+def load_series(settings, start: str, end: str):
+    from training.forecasting.stage import forecasting_data
+
+    data = forecasting_data(settings, pd.Timestamp(start), pd.Timestamp(end))
+    if data.missing:
+        get_run_logger().warning("not in the lake, skipped: %s", ", ".join(data.missing))
+    return data
+
+
+@task(name="backtest-forecasters", cache_policy=NO_CACHE)
+def backtest(settings, data):
+    from training.forecasting.stage import run_backtest
+
+    logger = get_run_logger()
+    return run_backtest(data, settings, on_progress=lambda what: logger.info("backtest: %s", what))
+
+
+@task(name="fit-forecasters", cache_policy=NO_CACHE)
+def fit(settings, data):
+    from training.forecasting.stage import fit_forecasters
+
+    return fit_forecasters(data, settings,
+                           on_progress=lambda n, k, t: progress.advance("fit forecasters", k, t, n))
+
+
+@task(name="plan-capacity", cache_policy=NO_CACHE)
+def plan(settings, data):
+    from training.forecasting.stage import capacity
+
+    return capacity(data, settings)
+
+
+@task(name="register-forecasters", cache_policy=NO_CACHE)
+def register(settings, data, bt, fitted, capacity_plan, report_md: str, plots: list[str]) -> dict:
+    from pathlib import Path
+
+    from training.forecasting.stage import register_forecasters
+
+    return register_forecasters(settings, data, bt, fitted, capacity_plan, report_md, [Path(p) for p in plots],
+                                on_progress=lambda n, k, t: progress.advance("register forecasters", k + 1, t, n))
+
+
+@flow(name="forecasting", log_prints=True)
+def forecasting_flow(start: str, end: str, config: str | None = None) -> dict:
+    """Backtest, fit, plan capacity and register the forecasters on the lake's telemetry in [start, end)."""
+    from training.forecasting.capacity import runs_out_first
+    from training.forecasting.stage import plot_backtests, report_markdown, summarise
+
+    from training.forecasting.stage import NotEnoughHistory
+
+    settings = load_settings(config)
+    data = load_series(settings, start, end)
+    try:
+        bt = backtest(settings, data)
+    except NotEnoughHistory as exc:
+        get_run_logger().warning("forecasting skipped: %s", exc)
+        return {"skipped": str(exc)}
+    fitted, failed = fit(settings, data)
+    capacity_plan = plan(settings, data)
+    report_md = report_markdown(bt, capacity_plan, data, failed)
+    plots = plot_backtests(bt, settings.reports_dir / f"forecasting-{data.data_version.replace('@', '-')}")
+    create_table_artifact(key="forecast-backtest", table=bt.aggregate.round(4).to_dict("records"),
+                          description="Rolling-origin backtest per model and horizon: MASE, sMAPE, interval "
+                                      "coverage, against seasonal naive")
+    ranked = runs_out_first(capacity_plan).head(20)
+    create_table_artifact(key="capacity-plan", table=ranked.astype(str).to_dict("records"),
+                          description="What runs out first: time until each resource's forecast reaches its limit")
+    create_markdown_artifact(key="forecasting-report",
+                             markdown=report_md + "\n\nPlots: " + ", ".join(f"`{p}`" for p in plots),
+                             description="Backtests and the capacity plan")
+    registered = register(settings, data, bt, fitted, capacity_plan, report_md, [str(p) for p in plots])
+    return {**summarise(bt, capacity_plan, failed), "data_version": data.data_version,
+            "mlflow_run": registered["run_id"], "registered": registered["versions"],
+            "plots": [str(p) for p in plots]}

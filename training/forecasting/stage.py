@@ -1,0 +1,261 @@
+"""The pipeline's forecasting stage, without Prefect: series from the lake, backtests, final fits, the
+capacity plan, and their registration in MLflow.
+
+    data = forecasting_data(settings, start, end)               # hourly series + the raw telemetry
+    bt = run_backtest(data, settings)                            # every model against seasonal naive
+    fitted = fit_forecasters(data, settings)                     # each model on the whole history
+    plan = capacity(data, settings)                              # what runs out first
+    register_forecasters(settings, data, bt, fitted, plan, report_md, plots)
+"""
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import pandas as pd
+
+from training.forecasting.base import COLUMNS
+from training.forecasting.registry import BASELINE, build_forecaster
+
+
+@dataclass
+class ForecastingData:
+    series: dict[str, pd.Series]  # "service/metric" -> regular series on the configured grid
+    telemetry: pd.DataFrame  # the long telemetry of the window (capacity planning reads it)
+    graph: dict | None
+    data_version: str
+    missing: list[str] = field(default_factory=list)  # configured series the lake does not hold
+
+
+def series_of(telemetry: pd.DataFrame, names: list[str], freq: str) -> tuple[dict[str, pd.Series], list[str]]:
+    """Means of each ``freq`` interval for every ``service/metric`` name the telemetry holds."""
+    bad = [n for n in names if "/" not in n]
+    if bad:
+        raise ValueError(f"forecasting.series: {bad} are not SERVICE/METRIC names (e.g. database/cpu_pct)")
+    keys = telemetry["service"].astype(str) + "/" + telemetry["metric"].astype(str)
+    out, missing = {}, []
+    for name in names:
+        rows = telemetry[keys == name]
+        if rows.empty:
+            missing.append(name)
+            continue
+        s = rows.set_index("timestamp")["value"].sort_index().resample(freq).mean()
+        out[name] = s.rename(name)
+    return out, missing
+
+
+def forecasting_data(settings, start: pd.Timestamp, end: pd.Timestamp) -> ForecastingData:
+    from telemetry import lake
+
+    telemetry = lake.read_telemetry(settings.lake_dir, start=start, end=end)
+    if telemetry.empty:
+        raise ValueError(f"the lake holds no telemetry between {start} and {end}")
+    cfg = settings.forecasting
+    series, missing = series_of(telemetry, list(cfg.series), cfg.freq)
+    digest = hashlib.sha1(f"{start}|{end}|{len(telemetry)}|{float(telemetry['value'].sum()):.6g}".encode())
+    return ForecastingData(series=series, telemetry=telemetry, graph=lake.read_graph(settings.lake_dir),
+                           data_version=f"telemetry@{digest.hexdigest()[:10]}", missing=missing)
+
+
+def models_of(settings) -> list[str]:
+    models = list(dict.fromkeys(settings.forecasting.models))
+    return models if BASELINE in models else [BASELINE, *models]
+
+
+class NotEnoughHistory(ValueError):
+    """The window is too short for this stage: the pipeline skips the stage and says why."""
+
+
+def run_backtest(data: ForecastingData, settings, on_progress: Callable[[str], None] | None = None):
+    """The backtest at every configured horizon the history allows (the longest are dropped first, and the
+    result says which were); :class:`NotEnoughHistory` when not even the shortest fits."""
+    from training.forecasting.backtest import backtest
+    from training.forecasting.prepare import ForecastInputError
+
+    cfg = settings.forecasting
+    if not data.series:
+        raise NotEnoughHistory(f"none of forecasting.series {list(cfg.series)} is in the lake")
+    horizons = sorted(set(cfg.horizons))
+    while horizons:
+        try:
+            result = backtest(data.series, models_of(settings), horizons=horizons, n_origins=cfg.origins,
+                              profile=cfg.profile, errors="record", on_progress=on_progress)
+        except ForecastInputError as exc:
+            last_error = exc
+            horizons = horizons[:-1]
+            continue
+        result.dropped_horizons = sorted(set(cfg.horizons) - set(horizons))
+        return result
+    raise NotEnoughHistory(f"too little history to backtest at any of horizons {sorted(set(cfg.horizons))} with "
+                           f"{cfg.origins} origin(s): {last_error}")
+
+
+def fit_forecasters(data: ForecastingData, settings, on_progress: Callable[[str, int, int], None] | None = None):
+    """Every model fitted on the whole history of every series (``fit_many``); a model that fails is skipped
+    with its reason."""
+    fitted, failed = {}, {}
+    models = models_of(settings)
+    for k, name in enumerate(models):
+        if on_progress:
+            on_progress(name, k, len(models))
+        try:
+            fitted[name] = build_forecaster(name, profile=settings.forecasting.profile).fit_many(data.series)
+        except Exception as exc:  # one model's failure must not cost the others; the reason is reported
+            failed[name] = f"{type(exc).__name__}: {exc}"
+    return fitted, failed
+
+
+def limits_for(settings, graph: dict | None) -> dict:
+    cfg = settings.forecasting
+    limits: dict = {"cpu_pct": cfg.cpu_limit_pct, "disk_pct": cfg.disk_limit_pct}
+    if cfg.memory_limit_pct is not None:
+        limits["memory_pct"] = cfg.memory_limit_pct
+    if cfg.connections_at_pool_size and graph:
+        pools = {s["name"]: float(s["pool_size"]) for s in graph.get("services", []) if s.get("pool_size")}
+        if pools:
+            limits["connections"] = pools
+    return limits
+
+
+def capacity(data: ForecastingData, settings, on_progress: Callable[[str], None] | None = None):
+    from training.forecasting.capacity import plan_capacity
+
+    cfg = settings.forecasting
+    return plan_capacity(data.telemetry, limits_for(settings, data.graph),
+                         horizon=pd.Timedelta(hours=cfg.capacity_horizon_hours), freq=cfg.freq,
+                         model=cfg.capacity_model, on_progress=on_progress)
+
+
+def report_markdown(bt, plan, data: ForecastingData, failed: dict[str, str]) -> str:
+    from training.forecasting.capacity import capacity_markdown
+
+    agg = bt.aggregate
+    lines = ["# Forecasting", "",
+             f"Rolling-origin backtest on {len(data.series)} series ({', '.join(data.series)}), data "
+             f"`{data.data_version}`. MASE below 1 beats a naive forecast in sample; `mase_vs_naive` below 1 "
+             "beats the seasonal-naive baseline on the same origins.", ""]
+    if data.missing:
+        lines += [f"Not in the lake, skipped: {', '.join(data.missing)}.", ""]
+    if getattr(bt, "dropped_horizons", None):
+        lines += [f"Horizons {bt.dropped_horizons} left out: the history is too short to backtest them.", ""]
+    lines += ["| model | horizon | MASE | vs naive | sMAPE | coverage 80 % | coverage 95 % |", "|---|---|---|---|---|---|---|"]
+    for r in agg.itertuples():
+        lines.append(f"| {r.model} | {r.horizon} | {r.mase:.3f} | {r.mase_vs_naive:.3f} | {r.smape:.2f} | "
+                     f"{r.coverage_80:.2f} | {r.coverage_95:.2f} |")
+    beat = sorted({r.model for r in agg.itertuples() if r.model != BASELINE and r.mase_vs_naive < 1})
+    lines += ["", ("Beat seasonal naive at some horizon: " + ", ".join(beat)) if beat
+              else "No model beat seasonal naive at any horizon.", ""]
+    errors = bt.frame[bt.frame["error"].notna()] if "error" in bt.frame else bt.frame.iloc[0:0]
+    for name, why in failed.items():
+        lines.append(f"- `{name}` could not be fitted: {why}")
+    if len(errors):
+        lines.append(f"- {len(errors)} backtest runs failed; first: {errors.iloc[0]['model']}: {errors.iloc[0]['error']}")
+    return "\n".join(lines) + "\n\n" + capacity_markdown(plan)
+
+
+def plot_backtests(bt, directory: Path) -> list[Path]:
+    """One PNG per series: its history, the last origin's forecasts of the baseline and the best other model,
+    their intervals and the actuals."""
+    from training.forecasting.plots import plot_forecast
+
+    directory.mkdir(parents=True, exist_ok=True)
+    paths = []
+    agg = bt.aggregate
+    others = agg[agg["model"] != BASELINE]
+    best = others.groupby("model")["mase"].mean().idxmin() if len(others) else BASELINE
+    for key, history in bt.histories.items():
+        fc = bt.forecasts.get((key, best)) if (key, best) in bt.forecasts else bt.forecasts.get((key, BASELINE))
+        if fc is None:
+            continue
+        path = directory / f"forecast-{key.replace('/', '-')}.png"
+        actual = fc["actual"] if "actual" in fc else None
+        horizon = len(fc)
+        train = history[history.index < fc.index[0]]
+        paths.append(plot_forecast(train, fc, path, actual=actual, last=max(8 * horizon, 96),
+                                   title=f"{key}: {best}, last backtest origin"))
+    return paths
+
+
+def forecast_bundle(name: str, model, freq: str, data_version: str) -> dict:
+    return {"kind": "forecaster", "name": name, "model": model, "series": sorted(model.models_) if hasattr(model, "models_")
+            else [], "freq": freq, "data_version": data_version}
+
+
+def predict_forecast_bundle(bundle: dict, frame: pd.DataFrame) -> pd.DataFrame:
+    """A request is one row per wanted forecast: ``series`` (SERVICE/METRIC the model was fitted on) and
+    ``horizon`` (steps of the bundle's ``freq``). The answer is one row per future step."""
+    missing = [c for c in ("series", "horizon") if c not in frame.columns]
+    if missing:
+        raise ValueError(f"request lacks columns {missing}; expected series, horizon")
+    model = bundle["model"]
+    out = []
+    for row in frame.itertuples(index=False):
+        key, horizon = str(row.series), int(row.horizon)
+        fitted = getattr(model, "models_", {}).get(key)
+        if fitted is None and not getattr(model, "global_model", False):
+            raise ValueError(f"no forecaster for series {key!r}; this model knows {bundle['series']}")
+        fc = fitted.predict(horizon) if fitted is not None else model.predict_many(horizon)[key]
+        part = fc[COLUMNS].reset_index()
+        part.insert(0, "series", key)
+        part["timestamp"] = pd.DatetimeIndex(part["timestamp"]).strftime("%Y-%m-%dT%H:%M:%SZ")
+        out.append(part)
+    return pd.concat(out, ignore_index=True)
+
+
+def register_forecasters(settings, data: ForecastingData, bt, fitted: dict, plan, report_md: str,
+                         plots: list[Path], on_progress: Callable[[str, int, int], None] | None = None) -> dict:
+    """One ``forecasting`` run with the backtest, the capacity plan and the plots; a child run per model with
+    its backtest metrics, registered as ``cerebro-forecaster-<name>``."""
+    import mlflow
+
+    from training.tracking import log_bundle, use_experiment
+
+    use_experiment(settings)
+    cfg = settings.forecasting
+    first = sorted(data.series)[0]
+    example = pd.DataFrame({"series": [first], "horizon": [max(cfg.horizons)]})
+    versions = {}
+    with mlflow.start_run(run_name="forecasting") as parent:
+        mlflow.set_tags({"cerebro.stage": "forecasting", "cerebro.data_version": data.data_version})
+        mlflow.log_dict(settings.model_dump(mode="json"), "config.json")
+        mlflow.log_table(bt.aggregate, "backtest_aggregate.json")
+        mlflow.log_table(bt.frame.astype({"origin": "string"}) if "origin" in bt.frame else bt.frame,
+                         "backtest_runs.json")
+        mlflow.log_table(plan.table.astype(str), "capacity_plan.json")
+        mlflow.log_text(report_md, "report.md")
+        for p in plots:
+            mlflow.log_artifact(str(p), "plots")
+        for k, (name, model) in enumerate(fitted.items()):
+            if on_progress:
+                on_progress(name, k, len(fitted))
+            rows = bt.aggregate[bt.aggregate["model"] == name]
+            metrics = {}
+            for r in rows.itertuples():
+                metrics.update({f"h{r.horizon}_mase": r.mase, f"h{r.horizon}_mase_vs_naive": r.mase_vs_naive,
+                                f"h{r.horizon}_smape": r.smape, f"h{r.horizon}_coverage_80": r.coverage_80,
+                                f"h{r.horizon}_coverage_95": r.coverage_95})
+            bundle = forecast_bundle(name, model, cfg.freq, data.data_version)
+            with mlflow.start_run(run_name=f"forecaster-{name}", nested=True):
+                params = {k2: v for k2, v in model.get_params(deep=False).items()}
+                params.update({"forecaster": type(model).__name__, "series": sorted(data.series), "freq": cfg.freq})
+                versions[name] = log_bundle(bundle, f"cerebro-forecaster-{name}", example, params, metrics,
+                                            {"cerebro.data_version": data.data_version, "cerebro.kind": "forecaster"})
+        run_id = parent.info.run_id
+    return {"run_id": run_id, "versions": versions}
+
+
+def summarise(bt, plan, failed: dict[str, str]) -> dict:
+    from training.forecasting.capacity import runs_out_first
+
+    agg = bt.aggregate
+    first = runs_out_first(plan).head(5)
+    return {
+        "backtest": agg.round(4).to_dict("records"),
+        "failed": failed,
+        "capacity_at_risk": int(plan.table["status"].isin(["over limit now", "certain", "expected", "possible"]).sum()),
+        "runs_out_first": [{"service": r.service, "metric": r.metric, "status": r.status,
+                            "hours_to_upper": None if pd.isna(r.hours_to_upper) else float(r.hours_to_upper)}
+                           for r in first.itertuples()],
+    }
