@@ -27,7 +27,7 @@ def cerebro(*args, home) -> subprocess.CompletedProcess:
     return subprocess.run([CEREBRO, *args], capture_output=True, text=True, env=env, timeout=300)
 
 
-@pytest.mark.parametrize("command", ["run", "simulate", "ingest", "ui", "env"])
+@pytest.mark.parametrize("command", ["run", "simulate", "ingest", "detect", "forecast", "predict-failure", "ui", "env"])
 def test_every_command_explains_itself_with_an_example(command):
     result = runner.invoke(app, [command, "--help"], terminal_width=200)
     assert result.exit_code == 0
@@ -119,3 +119,9 @@ def test_env_prints_exports(home):
     assert result.exit_code == 0
     assert f'export PREFECT_HOME="{home}/prefect"' in result.output
     assert f'export MLFLOW_TRACKING_URI="sqlite:///{home}/mlflow.db"' in result.output
+
+
+def test_predict_failure_before_any_pipeline_run_says_what_to_do(home):
+    result = runner.invoke(app, ["predict-failure"], terminal_width=200)
+    assert result.exit_code == 2
+    assert "cerebro run" in result.output and "cerebro-failure-predictor" in result.output

@@ -497,7 +497,7 @@ def test_relative_view_is_computed_the_same_in_training_and_serving(creeping):
 
 
 def test_foreseeable_target_leaves_failures_without_a_precursor_out_of_fitting(creeping):
-    data, model, report = creeping
+    data, _, report = creeping
     assert report["target"] == "foreseeable" and not report["target_note"]
     splits = split_by_time(data.frame, 60)
     y = data.frame[LABEL].to_numpy() == 1

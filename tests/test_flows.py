@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import asyncio
+import json
 from pathlib import Path
 
 import pandas as pd
@@ -80,6 +81,20 @@ def test_pipeline_end_to_end_and_idempotent(prefect_server, home, monkeypatch):
     failure = summary["failure"]
     assert client.get_registered_model("cerebro-failure-predictor").name
     assert 0 <= failure["pr_auc"] <= 1 and failure["registered_version"] == "1"
+
+    # `cerebro predict-failure` reads that model and Feast's online store the pipeline materialised.
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    res = CliRunner().invoke(app, ["predict-failure", "--service", "payment", "--service", "nope", "--top", "2",
+                                   "--json"], terminal_width=200)
+    assert res.exit_code == 0, res.output
+    answer = json.loads(res.output)
+    assert [p["service"] for p in answer["predictions"]] == ["payment"] and answer["unknown_services"] == ["nope"]
+    pred = answer["predictions"][0]
+    assert 0 <= pred["failure_probability"] <= 1 and len(pred["top_factors"]) == 2
+    assert {"feature", "value", "contribution"} <= set(pred["top_factors"][0])
 
     again = pipeline_flow(days=1, seed=3)
     assert again["ingest"]["rows_new_in_lake"] == 0 and again["ingest"]["rows_updated_in_lake"] == 0
