@@ -55,7 +55,8 @@ CONTEXT_COLUMNS = ["hour", "weekday", "minutes_since_deploy"]
 BASELINE_HOURS = 24
 
 # The fields the failure predictor uses: CPU trend, memory level and growth, disk level and growth, error rate,
-# latency p99, connection count, queue depth, recent deploys and time features.
+# latency p99, connection count, queue depth, recent deploys and time features, and each level's 24-hour
+# baseline (the predictor compares a level with its service's usual one: training/failure/relative.py).
 FAILURE_FEATURES = [
     "cpu_pct__slope_{w}m",
     "memory_pct",
@@ -69,6 +70,12 @@ FAILURE_FEATURES = [
     "minutes_since_deploy",
     "hour",
     "weekday",
+    "memory_pct__base_24h",
+    "disk_pct__base_24h",
+    "error_rate__base_24h",
+    "latency_p99_ms__base_24h",
+    "connections__base_24h",
+    "queue_depth__base_24h",
 ]
 
 

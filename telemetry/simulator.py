@@ -611,10 +611,9 @@ class _State:
             svc = topo.service(name)
             since = _sawtooth_since(self.deploy_marks[i] + self.mem_reset[i], n)
             creep = np.minimum(8.0, since / 1440.0 * 1.5)
-            leak = self.mem_extra[i].copy()
-            for r in self.mem_reset[i]:
-                leak[r:] = 0.0
-            mem[i] = svc.base_memory_pct + 6 * season + creep + leak + mem_noise[i]
+            # A leak lives in mem_extra only from its start to its OOM kill; the restart ends it by itself.
+            # (Zeroing everything after each OOM, as this once did, also erased a service's later leaks.)
+            mem[i] = svc.base_memory_pct + 6 * season + creep + self.mem_extra[i] + mem_noise[i]
         mem = np.clip(mem, 1.0, 100.0)
 
         # ---- disk: slow growth, a daily rotation sawtooth, and fills that clean-ups undo

@@ -141,3 +141,16 @@ def test_routine_deploys_and_incident_logs(week):
 def test_too_short_window_is_refused():
     with pytest.raises(ValueError, match="at least one hour"):
         FleetSimulator(days=0.01).run()
+
+
+def test_a_services_second_memory_leak_grows_like_its_first():
+    # Four weeks at six incidents a day: memory leaks land on the same service more than once.
+    sim = FleetSimulator(days=28, seed=42, end="2026-11-26T00:00Z", incidents_per_day=6).run()
+    leaks = sim.incidents[sim.incidents["kind"] == "memory_leak"]
+    repeated = leaks[leaks.duplicated("root_cause_service", keep="first")]
+    assert len(repeated), "the window should hold a repeated leak"
+    for inc in repeated.itertuples():
+        mem = _series(sim, inc.root_cause_service, "memory_pct")
+        before_oom = mem[(mem.index >= inc.start) & (mem.index < inc.failed_at)]
+        assert before_oom.max() > 97  # it climbs to the OOM kill, as the first one did
+        assert before_oom.iloc[-1] - before_oom.iloc[0] > 20

@@ -1,10 +1,13 @@
 """Failure prediction: will a service fail within the next H minutes, how soon, and why?
 
-    labels.py      failure labels from the incident table (H-minute horizon, ongoing incidents apart)
+    labels.py      failure labels from the incident table (H-minute horizon, ongoing incidents apart, the
+                   precursor window in which a fault is under way)
     data.py        (service, minute) entity rows with labels, joined point-in-time through Feast (failure_v1)
-    model.py       FailurePredictor: imputer -> SMOTE -> XGBoost, sigmoid calibration, threshold, TTF, SHAP
+    relative.py    what the trees see: levels against each service's baseline, minutes to the limit
+    model.py       FailurePredictor: relative view -> imputer -> SMOTE -> monotone XGBoost, sigmoid calibration,
+                   threshold, TTF, SHAP
     evaluation.py  PR-AUC, recall at precision 0.9, precision/recall at the threshold, lead times, per kind
-    training.py    the time-ordered split (purged), train_failure_predictor -> (model, report)
+    training.py    the time-ordered split (purged), the foreseeable target, train_failure_predictor -> (model, report)
     report.py      the report as markdown
     serving.py     the MLflow bundle and its request adapter, predictions from Feast's online store
 

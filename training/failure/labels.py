@@ -29,8 +29,7 @@ then. For a row (service s, minute t):
 * ``failure_incident`` / ``failure_kind`` name the incident a positive row points at (for lead times and
   per-kind figures).
 
-Labels at t depend only on incidents that start after t, and on the incidents that contain t (``ongoing``,
-``underway``). ``underway`` is ground truth known after the fact (when the fault began): it selects training
+Labels at t depend only on failures after t, and on the incidents that contain t (``ongoing``, ``underway``). ``underway`` is ground truth known after the fact (when the fault began): it selects training
 rows and splits the figures; it is never a feature.
 """
 from __future__ import annotations

@@ -26,7 +26,6 @@ Choices, and why:
   history holds a handful of creeping failures, each on one service; on raw levels the trees learn which service
   failed, not how a failure looks. The constraints (higher above the baseline, or fewer minutes to the limit,
   never lowers the probability) apply to the derived columns only.
-
 * **Median imputation before SMOTE.** XGBoost copes with NaN natively, SMOTE does not (it interpolates between
   neighbours and needs finite distances). Slopes are NaN at the start of a series and after gaps; the median
   of the training rows stands in for them. The imputer is fitted on the training part only.
@@ -38,6 +37,9 @@ Choices, and why:
   few dozen distinct failures (each one an hour of correlated rows); isotonic regression would fit a step
   function to those few episodes, overfit, and tie many scores (losing ranking); a two-parameter sigmoid is
   stable on that little data and strictly monotone. ``calibration="isotonic"`` is there for longer histories.
+  Fitted on the foreseeable failures (``training.py``), a 14-day history's validation period holds only two to
+  four of them (a dozen rows each): the probabilities are coarse, and the thresholds chosen on them ranged from
+  0.007 to 0.25 across simulated fleets; the alarm, not the probability's exact value, is what to act on.
 * **Alarm threshold**: the lowest calibrated probability at which validation precision reaches
   ``target_precision`` (0.9), i.e. the most recall the precision target allows; when no threshold reaches it,
   the threshold with the best F1 on validation, and ``threshold_rule_`` says so. Never the test period.

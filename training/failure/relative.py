@@ -7,9 +7,10 @@
 Why: services sit at different levels (the database's disk at 55 %, the cache's at 15 %; a pool of 60 or of
 600 connections), and a history holds a handful of creeping failures, each on one service. On raw levels the
 trees learn *which service* failed in training (any level identifies a service), and a leak on another service
-in the test period goes unseen: measured on simulated fleets, a disk filling on a service whose memory level no
-training failure had shown scored 0.005 where the same disk rose on a training service scored 0.8. Against the
-service's own trailing baseline (``<m>__base_24h``, the median of the 24 hourly means before the current hour:
+in the test period goes unseen: on a simulated fleet, a disk filling to 99 % on the notification service scored
+a probability of 0.005, its largest SHAP factor the service's ordinary memory level (the trees had learned the
+memory levels of the services whose disks filled in training, which scored 0.7 to 0.8). Against the service's
+own trailing baseline (``<m>__base_24h``, the median of the 24 hourly means before the current hour:
 causal, and a leak of a few hours hardly moves it) the same fault looks the same on every service.
 
 For each metric ``m`` of the input columns that has its baseline column ``m__base_24h`` there too:
@@ -31,7 +32,8 @@ Kept as they are: the other columns that describe change rather than level (slop
 comparable across services already. Left out: the levels replaced above, the baselines themselves (a baseline
 names its service and says nothing else), and the calendar and deploy context (``hour``, ``weekday``,
 ``minutes_since_deploy``): with a few failures in a history these only tell the trees *when* those few happened;
-measured on ten simulated fleets, adding them back lost 5 of 62 foreseeable failures in the test periods.
+on ten simulated fleets (seeds 1-6 and 8-11, test periods), adding them back caught 46 instead of 53 of the 62
+foreseeable failures, with twice the false alarms.
 
 Monotone constraints (:func:`monotone_signs`): a level further above the service's usual one never lowers the
 failure probability, and fewer minutes to the limit never lower it either. With a few episodes to learn from,
