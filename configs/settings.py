@@ -94,7 +94,7 @@ class ForecastingSettings(_Section):
     profile: Literal["default", "large"] = Field(default="default", description="large trains LSTM/DeepAR longer")
     freq: str = Field(default="1h", description="the grid forecasts are made on (means of each interval)")
     series: list[str] = Field(
-        default_factory=lambda: ["frontend/request_rate", "database/cpu_pct", "database/disk_pct"],
+        default_factory=lambda: ["frontend/request_rate", "database/disk_pct"],
         description="SERVICE/METRIC series the pipeline backtests and registers forecasters for")
     horizons: list[int] = Field(default_factory=lambda: [1, 6, 24], description="backtest horizons, in steps of freq")
     origins: int = Field(default=2, ge=1, le=20, description="rolling origins per backtest")

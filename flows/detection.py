@@ -6,11 +6,11 @@ from __future__ import annotations
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from configs.settings import load_settings
-from flows import progress
+from flows import progress, reporting
 
 
 @task(name="build-features", cache_policy=NO_CACHE)
@@ -66,6 +66,8 @@ def detection_flow(dataset: str, start: str, end: str, config: str | None = None
                                       "(no point adjustment), AUC-PR, mean time to detect")
     create_markdown_artifact(key="detection-report", markdown=report_md + f"\n\nScores plot: `{plot}`",
                              description="Which detectors meet the spec's targets, per fault kind")
+    create_image_artifact(image_url=reporting.png_data_uri(plot), key="detection-scores-plot",
+                          description="The put-forward model's scores over the test period, incidents shaded")
     registered = register(settings, result, splits, data, report_md, str(plot))
     return {**summarise(result), "data_version": data.data_version, "mlflow_run": registered["run_id"],
             "registered": registered["versions"], "plot": str(plot),

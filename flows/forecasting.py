@@ -4,11 +4,11 @@ from __future__ import annotations
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from configs.settings import load_settings
-from flows import progress
+from flows import progress, reporting
 
 
 @task(name="forecasting-series", cache_policy=NO_CACHE)
@@ -82,7 +82,18 @@ def forecasting_flow(start: str, end: str, config: str | None = None) -> dict:
     create_markdown_artifact(key="forecasting-report",
                              markdown=report_md + "\n\nPlots: " + ", ".join(f"`{p}`" for p in plots),
                              description="Backtests and the capacity plan")
+    for path in plots:
+        create_image_artifact(image_url=reporting.png_data_uri(path), key=f"forecast-plot-{_slug(path.stem)}",
+                              description=f"{path.stem}: history, the last backtest origin's forecast with its "
+                                          "80 % and 95 % intervals, and the actuals")
     registered = register(settings, data, bt, fitted, capacity_plan, report_md, [str(p) for p in plots])
     return {**summarise(bt, capacity_plan, failed), "data_version": data.data_version,
             "mlflow_run": registered["run_id"], "registered": registered["versions"],
             "plots": [str(p) for p in plots]}
+
+
+def _slug(text: str) -> str:
+    """Artifact keys take lowercase letters, digits and dashes only."""
+    import re
+
+    return re.sub(r"[^a-z0-9-]+", "-", text.lower()).strip("-")

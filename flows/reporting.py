@@ -60,3 +60,12 @@ def stages_markdown(title: str, stages: list[dict], footer: str = "") -> str:
     if footer:
         lines += ["", footer]
     return "\n".join(lines)
+
+
+def png_data_uri(path) -> str:
+    """A PNG as a ``data:`` URI, so an image artifact shows the plot itself and not only where it lies (the
+    Prefect server may not see this machine's disk)."""
+    import base64
+    from pathlib import Path
+
+    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
