@@ -39,6 +39,33 @@ def recent_deploys(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(minutes_since_deploy=frame["minutes_since_deploy"].clip(upper=DEPLOY_HORIZON_MINUTES))
 
 
+RESTARTED_BY_DEPLOYS = ("cpu_pct", "memory_pct")
+
+
+def settle_after_deploys(frame: pd.DataFrame) -> pd.DataFrame:
+    """Blank the CPU and memory features of a service while its last deploy is still inside the feature
+    window (NaN, which the detectors read as "at the baseline").
+
+    A deploy restarts the process: CPU spikes while it warms up and memory drops back from whatever it had
+    crept to, by more the longer the service ran without a deploy; no training period shows every size of
+    that drop. Those two are what any deploy moves. What a bad deploy breaks is what callers see (errors,
+    latency, traffic, queues), and those features stay. The blank lasts as long as the widest window
+    (the rolling statistics hold the restart that long), from the deploy minute on."""
+    if "minutes_since_deploy" not in frame.columns:
+        return frame
+    settle = max([int(w.rstrip("m")) for m in RESTARTED_BY_DEPLOYS for w in _windows(frame, m)] or [0])
+    if settle == 0:
+        return frame
+    fresh = (frame["minutes_since_deploy"] < settle).to_numpy()
+    if not fresh.any():
+        return frame
+    cols = [c for c in frame.columns if c.split("__")[0] in RESTARTED_BY_DEPLOYS and not c.endswith("__wow")
+            and "__base_" not in c]
+    out = frame.copy()
+    out.loc[fresh, cols] = np.nan
+    return out
+
+
 def with_time_of_day(frame: pd.DataFrame) -> pd.DataFrame:
     """Add the time of day as a point on a circle (23:59 sits next to 00:00), from the timestamp index.
 
@@ -127,7 +154,8 @@ class Splits:
 def time_split(features: pd.DataFrame, incidents: pd.DataFrame, fractions=(0.5, 0.2, 0.3),
                buffer_minutes: int = 30) -> Splits:
     """Split by time (never shuffled) and scale per service with clean training statistics."""
-    frame = with_time_of_day(recent_deploys(relative_to_baseline(features.sort_index(level=[0, 1]))))
+    frame = with_time_of_day(recent_deploys(settle_after_deploys(relative_to_baseline(
+        features.sort_index(level=[0, 1])))))
     times = pd.DatetimeIndex(frame.index.get_level_values(1))
     stamps = np.sort(times.unique())
     cuts = [stamps[int(len(stamps) * sum(fractions[:k]))] for k in (1, 2)]
