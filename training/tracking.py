@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import json
 import tempfile
+import warnings
 from importlib.metadata import PackageNotFoundError, version
 from pathlib import Path
 
@@ -49,8 +50,13 @@ def log_bundle(bundle: dict, registered_name: str, input_example: pd.DataFrame, 
     from training.serving_adapters import predict_bundle
 
     output = predict_bundle(bundle, input_example, {})
-    signature = infer_signature(input_example, output)
-    with tempfile.TemporaryDirectory() as tmp:
+    with warnings.catch_warnings():
+        # The integer columns are 0/1 flags computed by the model, never missing: MLflow's hint about integer
+        # columns that may hold NaN does not apply, and printed once per model it buried make run's output.
+        warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column.*")
+        signature = infer_signature(input_example, output)
+    with warnings.catch_warnings(), tempfile.TemporaryDirectory() as tmp:
+        warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column.*")
         path = Path(tmp) / "bundle.joblib"
         joblib.dump(bundle, path)
         mlflow.log_params({k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in params.items()})
