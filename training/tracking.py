@@ -14,8 +14,10 @@ from pathlib import Path
 import pandas as pd
 
 PYFUNC_FILE = Path(__file__).with_name("pyfunc_model.py")
-_REQUIREMENTS = ("pandas", "numpy", "scikit-learn", "scipy", "statsmodels", "joblib", "torch", "krcf", "mlflow",
-                 "prophet", "pmdarima", "gluonts", "lightning", "xgboost", "imbalanced-learn", "shap")
+_REQUIREMENTS = (
+    "pandas", "numpy", "scikit-learn", "scipy", "statsmodels", "joblib", "torch", "krcf", "mlflow",
+    "prophet", "pmdarima", "gluonts", "lightning", "xgboost", "imbalanced-learn", "shap",
+)
 
 
 def requirements() -> list[str]:
@@ -59,7 +61,8 @@ def log_bundle(bundle: dict, registered_name: str, input_example: pd.DataFrame, 
         warnings.filterwarnings("ignore", message=".*Inferred schema contains integer column.*")
         path = Path(tmp) / "bundle.joblib"
         joblib.dump(bundle, path)
-        mlflow.log_params({k: (json.dumps(v) if isinstance(v, (list, dict)) else v) for k, v in params.items()})
+        mlflow.log_params({k: (json.dumps(v) if isinstance(v, (list, dict)) else v)
+                           for k, v in params.items()})
         mlflow.log_metrics({k: float(v) for k, v in metrics.items() if v is not None})
         mlflow.set_tags(tags)
         info = mlflow.pyfunc.log_model(
