@@ -5,6 +5,7 @@ Heavy libraries are imported inside the commands so that ``cerebro --help`` answ
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from contextlib import contextmanager
@@ -264,6 +265,28 @@ def ingest(
               f"{summary['lake_dir']}")
 
 
+def _read_user_series(input_path: Path, time_col: str | None, value_cols: list[str] | None):
+    """A user's CSV or Parquet as long rows with parsed ``ts`` and ``val`` (what `detect` and `forecast` read);
+    a missing file, an unusable layout or unreadable timestamps end the command naming the file and rows."""
+    from telemetry.sources.files import SchemaError, read_table, to_raw_telemetry
+    from telemetry.validation import parse_timestamps, parse_values
+
+    if not input_path.is_file():
+        _fail(f"{input_path}: no such file", 2)
+    try:
+        raw = to_raw_telemetry(read_table(input_path), str(input_path), time_col=time_col, value_cols=value_cols,
+                               default_service="series")
+    except SchemaError as exc:
+        _fail(str(exc), 2)
+    ts = parse_timestamps(raw["timestamp"])
+    bad = raw.loc[ts.isna(), "source_row"].unique()
+    if len(bad):
+        examples = ", ".join(f"row {r}: {raw.loc[raw['source_row'] == r, 'timestamp'].iloc[0]!r}" for r in bad[:5])
+        _fail(f"{input_path}: {len(bad)} row(s) have no readable timestamp ({examples}); expected ISO 8601 or "
+              "epoch seconds. Fix or remove them, or name the column with --time-col", 2)
+    return raw.assign(ts=ts, val=parse_values(raw["value"]))
+
+
 @app.command()
 def detect(
     input_path: Path = typer.Option(..., "--input", "-i", help="CSV or Parquet: a timestamp column and numeric "
@@ -297,27 +320,11 @@ def detect(
     """
     import pandas as pd
 
-    from telemetry.sources.files import SchemaError, read_table, to_raw_telemetry
-    from telemetry.validation import parse_timestamps, parse_values
     from training.detectors.base import NotEnoughData
     from training.series_detection import DEFAULT_MODEL, detect_series
 
     model = model or DEFAULT_MODEL
-    if not input_path.is_file():
-        _fail(f"{input_path}: no such file", 2)
-    try:
-        table = read_table(input_path)
-        raw = to_raw_telemetry(table, str(input_path), time_col=time_col, value_cols=value_col or None,
-                               default_service="series")
-    except SchemaError as exc:
-        _fail(str(exc), 2)
-    ts = parse_timestamps(raw["timestamp"])
-    bad = raw.loc[ts.isna(), "source_row"].unique()
-    if len(bad):
-        examples = ", ".join(f"row {r}: {raw.loc[raw['source_row'] == r, 'timestamp'].iloc[0]!r}" for r in bad[:5])
-        _fail(f"{input_path}: {len(bad)} row(s) have no readable timestamp ({examples}); expected ISO 8601 or "
-              "epoch seconds. Fix or remove them, or name the column with --time-col", 2)
-    raw = raw.assign(ts=ts, val=parse_values(raw["value"]))
+    raw = _read_user_series(input_path, time_col, value_col or None)
     outputs, summary = [], {"input": str(input_path), "output": str(output), "model": model, "series": []}
     for service, rows in raw.groupby(raw["service"].astype(str), sort=False):
         wide = rows.pivot_table(index="ts", columns="metric", values="val", aggfunc="mean", dropna=False)
@@ -383,8 +390,6 @@ def forecast(
     """
     import pandas as pd
 
-    from telemetry.sources.files import SchemaError, read_table, to_raw_telemetry
-    from telemetry.validation import parse_timestamps, parse_values
     from training.forecasting import FORECASTERS, ForecastInputError, build_forecaster, prepare_series
     from training.forecasting.prepare import check_horizon
 
@@ -392,19 +397,7 @@ def forecast(
         _fail(f"--level {level}: choose 80 or 95", 2)
     if model != "auto" and model not in FORECASTERS:
         _fail(f"--model {model!r}: choose auto or one of {', '.join(FORECASTERS)}", 2)
-    if not input_path.is_file():
-        _fail(f"{input_path}: no such file", 2)
-    try:
-        table = read_table(input_path)
-        raw = to_raw_telemetry(table, str(input_path), time_col=time_col, value_cols=[value_col] if value_col else None,
-                               default_service="series")
-    except SchemaError as exc:
-        _fail(str(exc), 2)
-    raw = raw.assign(ts=parse_timestamps(raw["timestamp"]), val=parse_values(raw["value"]))
-    bad = raw.loc[raw["ts"].isna(), "source_row"].unique()
-    if len(bad):
-        _fail(f"{input_path}: {len(bad)} row(s) have no readable timestamp (first: row {bad[0]}); expected ISO 8601 "
-              "or epoch seconds. Fix or remove them, or name the column with --time-col", 2)
+    raw = _read_user_series(input_path, time_col, [value_col] if value_col else None)
     keys = raw["service"].astype(str) + "/" + raw["metric"].astype(str)
     available = list(dict.fromkeys(keys))
     if series is not None:
@@ -527,7 +520,8 @@ def predict_failure(
     unknown = result.attrs.get("unknown_services", [])
     result = result.sort_values("failure_probability", ascending=False)
     rows = [{"service": r.service, "failure_probability": float(r.failure_probability), "alarm": bool(r.alarm),
-             "time_to_failure_minutes": None if pd_isna(r.time_to_failure_minutes) else float(r.time_to_failure_minutes),
+             "time_to_failure_minutes": None if math.isnan(r.time_to_failure_minutes)
+             else float(r.time_to_failure_minutes),
              "top_factors": list(r.top_factors)} for r in result.itertuples()]
     summary = {"model": uri, "horizon_minutes": bundle.get("horizon_minutes"), "threshold": bundle.get("threshold"),
                "data_version": bundle.get("data_version"), "predictions": rows, "unknown_services": unknown}
@@ -545,12 +539,6 @@ def predict_failure(
     out.print(table)
     if unknown:
         out.print(f"[yellow]no features in the online store for[/yellow] {', '.join(unknown)}")
-
-
-def pd_isna(value) -> bool:
-    import pandas as pd
-
-    return bool(pd.isna(value))
 
 
 def _fmt(value) -> str:

@@ -147,7 +147,7 @@ def report_markdown(bt, plan, data: ForecastingData, failed: dict[str, str]) -> 
     beat = sorted({r.model for r in agg.itertuples() if r.model != BASELINE and r.mase_vs_naive < 1})
     lines += ["", ("Beat seasonal naive at some horizon: " + ", ".join(beat)) if beat
               else "No model beat seasonal naive at any horizon.", ""]
-    errors = bt.frame[bt.frame["error"].notna()] if "error" in bt.frame else bt.frame.iloc[0:0]
+    errors = bt.frame[bt.frame["error"].notna()]
     for name, why in failed.items():
         lines.append(f"- `{name}` could not be fitted: {why}")
     if len(errors):
@@ -221,8 +221,7 @@ def register_forecasters(settings, data: ForecastingData, bt, fitted: dict, plan
         mlflow.set_tags({"cerebro.stage": "forecasting", "cerebro.data_version": data.data_version})
         mlflow.log_dict(settings.model_dump(mode="json"), "config.json")
         mlflow.log_table(bt.aggregate, "backtest_aggregate.json")
-        mlflow.log_table(bt.frame.astype({"origin": "string"}) if "origin" in bt.frame else bt.frame,
-                         "backtest_runs.json")
+        mlflow.log_table(bt.frame.astype({"origin": "string"}), "backtest_runs.json")
         mlflow.log_table(plan.table.astype(str), "capacity_plan.json")
         mlflow.log_text(report_md, "report.md")
         for p in plots:
