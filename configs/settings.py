@@ -117,6 +117,23 @@ class FailureSettings(_Section):
     _shares = field_validator("split")(DetectionSettings._shares.__func__)
 
 
+class DriftSettings(_Section):
+    reference_days: float = Field(default=7, gt=0, description="the reference window: this many days before the current one")
+    current_hours: float = Field(
+        default=24, gt=0, description="the current window: the last N hours of the lake; whole days, or the daily cycle alone reads as drift")
+    metrics: list[str] = Field(default_factory=list, description="metrics compared; empty: every fleet metric")
+    ks_pvalue: float = Field(default=0.05, gt=0, lt=1, description="a metric drifts when its KS p-value is below this ...")
+    psi: float = Field(default=0.2, gt=0, description="... and its PSI (a distance) above this")
+    drift_share: float = Field(default=0.3, gt=0, le=1, description="the window drifts when this share of metrics do")
+    prediction_psi: float = Field(default=0.2, gt=0, description="PSI of the live model's scores that counts as drift")
+    max_f1_drop: float = Field(default=0.15, ge=0, le=1,
+                               description="fall back when F1 on recent incidents drops this far below the registered F1")
+    model: str = Field(default="cerebro-detector-ensemble", description="the live detector whose predictions are watched")
+    fallback_model: str = Field(default="cerebro-detector-zscore",
+                                description="the simpler detector served when the live one degrades")
+    retrain_deployment: str = Field(default="pipeline/retrain", description="Prefect deployment run when drift is found")
+
+
 class ValidationSettings(_Section):
     future_tolerance_minutes: float = Field(default=5, ge=0)
     freshness_hours: float | None = Field(default=48, gt=0, description="newest row must be younger; empty disables")
@@ -156,6 +173,101 @@ class SourcesSettings(_Section):
     s3: S3Settings = S3Settings()
 
 
+class RagSettings(_Section):
+    index_dir: Path | None = Field(default=None, description="the knowledge base's index; empty means <home>/knowledge")
+    knowledge_dir: Path | None = Field(
+        default=None, description="the shipped runbooks and notes; empty means <checkout>/knowledge")
+    sources: list[str] = Field(
+        default_factory=list, description="more sources the knowledge flow indexes, as PATH or KIND:PATH")
+    embedding_provider: Literal["sentence-transformers", "bedrock"] = "sentence-transformers"
+    embedding_model: str = Field(default="all-MiniLM-L6-v2", description="packaged offline model, or a model folder")
+    bedrock_model_id: str = "amazon.titan-embed-text-v2:0"
+    bedrock_region: str = "us-east-1"
+    bedrock_dimensions: int | None = Field(default=None, description="Titan v2: 256, 512 or 1024; empty: 1024")
+    batch_size: int = Field(default=64, ge=1, le=4096)
+    vector_store: Literal["usearch", "pgvector"] = "usearch"
+    pgvector_dsn: str | None = Field(default=None, description="postgresql://... used when vector_store is pgvector")
+    fusion_weights: dict[str, float] = Field(
+        default_factory=lambda: {"vector": 1.0, "keyword": 1.0, "graph": 0.5},
+        description="reciprocal-rank-fusion weight of each retriever")
+    rrf_k: int = Field(default=60, ge=1, description="the RRF constant: 1 / (rrf_k + rank)")
+    candidates: int = Field(default=40, ge=1, le=1000, description="hits each retriever contributes to the fusion")
+    k: int = Field(default=5, ge=1, le=100, description="passages a search returns")
+    token_budget: int = Field(default=1500, ge=32, description="tokens of retrieved context placed in a prompt")
+    dedup_threshold: float = Field(default=0.85, gt=0, le=1, description="word-shingle overlap counted as a duplicate")
+    max_words: int = Field(default=160, ge=20, le=2000, description="longest chunk, in words")
+    overlap_words: int = Field(default=30, ge=0, le=500, description="overlap between parts of a long section")
+    service_aliases: dict[str, list[str]] = Field(
+        default_factory=dict, description="more names for services, on top of the runbooks' `aliases:`")
+
+
+class RollbackSettings(_Section):
+    enabled: bool = True
+    window: int = Field(default=200, ge=5, description="requests in the rolling window each live model is judged on")
+    min_requests: int = Field(default=20, ge=1, description="requests a new model serves before it can be judged")
+    max_error_rate: float = Field(default=0.05, ge=0, le=1, description="share of failed predictions that rolls back")
+    max_p95_ms: float = Field(default=250.0, gt=0, description="p95 model latency (ms) that rolls back")
+    max_flag_rate: float = Field(default=0.5, ge=0, le=1,
+                                 description="quality: share of rows flagged (anomaly, alarm) or non-finite that rolls back")
+
+
+class ServingSettings(_Section):
+    host: str = "127.0.0.1"
+    port: int = Field(default=8080, ge=0, le=65535)
+    token: str | None = Field(default=None, description="bearer token clients must send; empty: no token")
+    poll_seconds: float = Field(default=30.0, ge=0, description="how often aliases are checked; 0: only on reload")
+    models: dict[Literal["detector", "forecaster", "failure"], str] = Field(
+        default_factory=lambda: {"detector": "cerebro-detector-ensemble",
+                                 "forecaster": "cerebro-forecaster-seasonal_naive",
+                                 "failure": "cerebro-failure-predictor"},
+        description="kind -> registered model served")
+    champion_alias: str = "champion"
+    challenger_alias: str = "challenger"
+    fallback_latest: bool = Field(default=True, description="serve the newest version while no champion alias is set")
+    flags: dict[Literal["score", "forecast", "failure"], bool] = Field(
+        default_factory=lambda: {"score": True, "forecast": True, "failure": True},
+        description="feature flags: endpoints switched on or off")
+    split: dict[Literal["detector", "forecaster", "failure"], float] = Field(
+        default_factory=dict, description="kind -> share (0-1) of routing keys answered by the challenger")
+    shadow: list[Literal["detector", "forecaster", "failure"]] = Field(
+        default_factory=list, description="kinds whose challenger scores every request too (logged, not returned)")
+    rollback: RollbackSettings = RollbackSettings()
+
+
+class StreamingSettings(_Section):
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis holding the telemetry stream")
+    stream: str = Field(default="cerebro:telemetry", description="Redis stream the consumer reads")
+    group: str = Field(default="cerebro-scoring", description="Redis consumer group (also names the checkpoint file)")
+    consumer: str = Field(default="consumer-1", description="this consumer's name inside the group")
+    claim_idle_ms: int = Field(
+        default=60000, ge=0, description="re-claim entries another consumer left pending this long (XAUTOCLAIM)")
+    kinesis_stream: str = "cerebro-telemetry"
+    kinesis_region: str = "us-east-1"
+    kinesis_endpoint: str | None = Field(default=None, description="e.g. http://localhost:4566; empty means AWS")
+    start_at: Literal["oldest", "latest"] = Field(
+        default="oldest", description="where a consumer with no checkpoint starts (Redis group / Kinesis shard)")
+    batch_size: int = Field(default=200, ge=1, le=10000, description="events read and committed together")
+    block_ms: int = Field(default=1000, ge=1, description="how long one read waits for new events")
+    checkpoint_path: Path | None = Field(
+        default=None, description="SQLite file: results, checkpoints, window state; empty: <home>/streaming/<group>.sqlite")
+
+
+class LifecycleSettings(_Section):
+    margins: dict[Literal["detector", "forecaster", "failure"], float] = Field(
+        default_factory=lambda: {"detector": 0.01, "forecaster": 0.02, "failure": 0.01},
+        description="how much a challenger must beat the champion by: F1 (detector), MASE (forecaster, lower is "
+                    "better), PR-AUC (failure)")
+    heldout_hours: float = Field(default=24, gt=0, description="`cerebro models promote` judges on the lake's last N hours")
+    detector_model: str = Field(default="cerebro-detector-ensemble", description="the detector batch and streaming use")
+    fallback_model: str | None = Field(
+        default="cerebro-detector-zscore", description="used when detector_model has no champion; empty: none")
+    failure_model: str = "cerebro-failure-predictor"
+    history_hours: float = Field(
+        default=169, ge=1, description="feature history kept before a scored minute (169: week-over-week needs 7 days)")
+    batch_output_dir: Path | None = Field(default=None, description="batch scores (Parquet); empty: <home>/scores")
+    streaming: StreamingSettings = StreamingSettings()
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CEREBRO_", env_nested_delimiter="__", extra="forbid", validate_assignment=True
@@ -172,6 +284,10 @@ class Settings(BaseSettings):
     forecasting: ForecastingSettings = ForecastingSettings()
     failure: FailureSettings = FailureSettings()
     sources: SourcesSettings = SourcesSettings()
+    rag: RagSettings = RagSettings()
+    lifecycle: LifecycleSettings = LifecycleSettings()
+    serving: ServingSettings = ServingSettings()
+    drift: DriftSettings = DriftSettings()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
@@ -216,6 +332,16 @@ class Settings(BaseSettings):
     @property
     def mlflow_artifact_root(self) -> str:
         return self.mlflow.artifact_root or (self.home / "mlartifacts").as_uri()
+
+    @property
+    def rag_index_dir(self) -> Path:
+        path = self.rag.index_dir or Path("knowledge")
+        return path if path.is_absolute() else self.home / path
+
+    @property
+    def knowledge_dir(self) -> Path:
+        path = self.rag.knowledge_dir or PROJECT_ROOT / "knowledge"
+        return path if path.is_absolute() else PROJECT_ROOT / path
 
 
 def _resolve_profile(config: str | Path | None) -> Path:

@@ -367,13 +367,23 @@ _SYMPTOM = {
 
 def _moved(metrics: dict, i: int, effect: tuple[int, int], base: tuple[int, int]) -> bool:
     """Whether a 3-minute median of service ``i``'s latency, errors, traffic or CPU inside ``effect`` left
-    what ``base`` shows (relative, absolute and robust-noise margins all exceeded)."""
-    for metric, rel, absolute in (("latency_p50_ms", 0.15, 0.5), ("error_rate", 0.5, 0.005),
+    what ``base`` shows (relative, absolute and robust-noise margins all exceeded).
+
+    The noise margin is measured on the same statistic (3-minute medians of ``base``), not on single
+    minutes, whose spread is wider: a caller whose latency sat a third above normal for half an hour was
+    otherwise 'unaffected'. The error-rate floor is 0.2 percentage points: the front door going from 0.3 %
+    to 0.6 % errors is an SLO burning twice as fast, which an operator counts as impact."""
+    def medians(x: np.ndarray) -> pd.Series:
+        return pd.Series(x).rolling(3, min_periods=3).median().dropna()
+
+    for metric, rel, absolute in (("latency_p50_ms", 0.15, 0.5), ("error_rate", 0.5, 0.002),
                                   ("request_rate", 0.3, 1.0), ("cpu_pct", 0.25, 5.0)):
-        before = metrics[metric][i, base[0]:base[1]]
+        before = medians(metrics[metric][i, base[0]:base[1]])
+        if before.empty:
+            before = pd.Series(metrics[metric][i, base[0]:base[1]])
         centre = float(np.median(before))
         noise = 1.4826 * float(np.median(np.abs(before - centre)))
-        during = pd.Series(metrics[metric][i, effect[0]:effect[1]]).rolling(3, min_periods=3).median().dropna()
+        during = medians(metrics[metric][i, effect[0]:effect[1]])
         change = float(np.abs(during - centre).max()) if len(during) else 0.0
         if change > rel * abs(centre) and change > absolute and change > 6 * noise:
             return True

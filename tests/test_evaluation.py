@@ -95,3 +95,22 @@ def test_the_model_put_forward_comes_from_validation_only():
     r = reports(ensemble=0.90, lof=0.98)
     r["ensemble"]["test"]["f1"] = 1.0  # the test period never takes part in the choice
     assert choose(r, "best") == "lof"
+
+
+def test_the_recovery_tail_belongs_to_the_incident_but_never_finds_it():
+    idx = _index()
+    inc = _incidents((["a"], "cpu_saturation", 100, 160))
+    # only an alarm starting 5 minutes after the end, as window features do when the level snaps back
+    ev = alarm_events(idx, _alarms(idx, [("a", 165, 180)]))
+    strict = score_events(ev, inc)
+    tail = score_events(ev, inc, recovery_minutes=15)
+    assert (strict.false_alarm_events, strict.found) == (1, 0)
+    assert (tail.false_alarm_events, tail.found) == (0, 0)  # not false, yet the incident is still missed
+    # past the tail, or on a service the incident did not affect, it is a false alarm again
+    late = alarm_events(idx, _alarms(idx, [("a", 180, 190), ("b", 165, 180)]))
+    assert score_events(late, inc, recovery_minutes=15).false_alarm_events == 2
+    # evaluate() passes the tail through, incidents ending just before the period included
+    result = evaluate(idx[idx.get_level_values(1) >= T0 + pd.Timedelta(minutes=162)],
+                      _alarms(idx, [("a", 165, 180)])[idx.get_level_values(1) >= T0 + pd.Timedelta(minutes=162)]
+                      .astype(float), 0.5, inc, recovery_minutes=15)
+    assert result["false_alarm_events"] == 0 and result["incidents"] == 0

@@ -154,3 +154,30 @@ def test_a_services_second_memory_leak_grows_like_its_first():
         before_oom = mem[(mem.index >= inc.start) & (mem.index < inc.failed_at)]
         assert before_oom.max() > 97  # it climbs to the OOM kill, as the first one did
         assert before_oom.iloc[-1] - before_oom.iloc[0] > 20
+
+
+def _metrics(rng, n=200, **overrides):
+    """One service's four golden signals as the simulator keeps them (metric -> array[service, minute])."""
+    base = {"latency_p50_ms": 10 + rng.normal(0, 1.0, n), "error_rate": np.full(n, 0.003),
+            "request_rate": 100 + rng.normal(0, 3, n), "cpu_pct": 40 + rng.normal(0, 2, n)}
+    base.update(overrides)
+    return {k: np.asarray(v, dtype=float)[None, :] for k, v in base.items()}
+
+
+def test_a_sustained_shift_counts_as_moved_and_noise_does_not():
+    from telemetry.simulator import _moved
+
+    rng = np.random.default_rng(3)
+    quiet = _metrics(rng)
+    assert not _moved(quiet, 0, (120, 200), (0, 120))
+    # latency half as high again for 80 minutes: 5 ms against minute noise of 1 ms (3-minute medians vary less)
+    lat = quiet["latency_p50_ms"][0].copy()
+    lat[120:] += 5
+    assert _moved(_metrics(rng, latency_p50_ms=lat), 0, (120, 200), (0, 120))
+    # the error rate doubling from 0.3 % is impact; from 0.05 % to 0.1 % is below the 0.2-point floor
+    err = np.full(200, 0.003)
+    err[120:] = 0.006
+    assert _moved(_metrics(rng, error_rate=err), 0, (120, 200), (0, 120))
+    tiny = np.full(200, 0.0005)
+    tiny[120:] = 0.001
+    assert not _moved(_metrics(rng, error_rate=tiny), 0, (120, 200), (0, 120))

@@ -60,7 +60,7 @@ def run_zoo(data: TrainingData, settings, on_progress=None) -> tuple[Splits, Zoo
     zoo = build_zoo(list(splits.frame.columns), data.edges, profile=cfg.profile, include=cfg.include or None,
                     random_state=settings.simulator.seed)
     return splits, train_zoo(splits, zoo, ensemble_size=cfg.ensemble_size, on_progress=on_progress,
-                             put_forward=cfg.put_forward)
+                             put_forward=cfg.put_forward, recovery_minutes=settings.feast.window_minutes)
 
 
 def report_markdown(result: ZooResult, splits: Splits, data: TrainingData) -> str:

@@ -5,8 +5,13 @@ Event-wise, without point adjustment:
   closer than ``merge_gap`` minutes join, and an event needs ``min_minutes`` alarmed minutes (a
   persistence rule like an alerting rule's ``for: 3m``);
 * an alarm event on service *s* is **true** when it overlaps an incident that affected *s*, from
-  ``lead`` minutes before the incident's start to its end; every other alarm event is a **false positive**;
-* an incident is **found** (once, however many alarms it raised) when a true alarm event overlaps it;
+  ``lead`` minutes before the incident's start to its end plus ``recovery`` minutes; every other alarm
+  event is a **false positive**. The recovery tail is the rolling-feature window: a row up to that long
+  after the end still summarises incident minutes (a window holding both the saturated and the recovered
+  level is as unusual as the saturation), so its alarm is about the incident, not a new one. It is 0 unless
+  the caller passes it, and it never finds an incident;
+* an incident is **found** (once, however many alarms it raised) when a true alarm event overlaps it
+  between ``lead`` minutes before its start and its end;
   its time to detect is the first such alarm's start minus the incident's start (0 when the alarm came
   early);
 * precision = true alarm events / alarm events, recall = incidents found / incidents, F1 their harmonic mean.
@@ -81,21 +86,22 @@ def alarm_events(index: pd.MultiIndex, alarms: np.ndarray, scores: np.ndarray | 
 
 
 def score_events(events: pd.DataFrame, incidents: pd.DataFrame, lead_minutes: float = 10,
-                 context: pd.DataFrame | None = None) -> EventScore:
+                 context: pd.DataFrame | None = None, recovery_minutes: float = 0) -> EventScore:
     """``incidents`` are the ones to find; ``context`` (default: the same) are all incidents an alarm may
     rightly belong to, such as one that began before the period and runs into it."""
     lead = pd.Timedelta(minutes=lead_minutes)
+    tail = pd.Timedelta(minutes=recovery_minutes)
     true_event = np.zeros(len(events), dtype=bool)
     first_alarm: dict[str, pd.Timestamp] = {}
     to_find = set(incidents["incident_id"])
     for inc in (incidents if context is None else context).itertuples():
-        lo, hi = inc.start - lead, inc.end
-        hit = (events["service"].isin(list(inc.affected_services)) & (events["end"] >= lo)
-               & (events["start"] <= hi)).to_numpy() if len(events) else np.zeros(0, dtype=bool)
-        if hit.any():
-            true_event |= hit
-            if inc.incident_id in to_find:
-                first_alarm[inc.incident_id] = events.loc[hit, "start"].min()
+        if not len(events):
+            break
+        on_affected = events["service"].isin(list(inc.affected_services)) & (events["end"] >= inc.start - lead)
+        hit = (on_affected & (events["start"] <= inc.end)).to_numpy()
+        true_event |= (on_affected & (events["start"] <= inc.end + tail)).to_numpy()
+        if hit.any() and inc.incident_id in to_find:
+            first_alarm[inc.incident_id] = events.loc[hit, "start"].min()
     n_inc, found = len(incidents), len(first_alarm)
     precision = float(true_event.mean()) if len(events) else (1.0 if n_inc == 0 else 0.0)
     recall = found / n_inc if n_inc else 1.0
@@ -130,13 +136,15 @@ def incidents_in(incidents: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp
 
 
 def evaluate(index: pd.MultiIndex, scores: np.ndarray, threshold: float, incidents: pd.DataFrame,
-             merge_gap: int = 10, min_minutes: int = 3, lead_minutes: float = 10) -> dict:
+             merge_gap: int = 10, min_minutes: int = 3, lead_minutes: float = 10,
+             recovery_minutes: float = 0) -> dict:
     """Event-wise and point-wise figures for one detector on one period (``index`` covers the period)."""
     times = pd.DatetimeIndex(index.get_level_values(1))
     lo, hi = times.min(), times.max()
     period = incidents_in(incidents, lo, hi)
-    overlapping = incidents[(incidents["end"] >= lo) & (incidents["start"] <= hi)]
+    tail = pd.Timedelta(minutes=recovery_minutes)
+    overlapping = incidents[(incidents["end"] + tail >= lo) & (incidents["start"] <= hi)]
     events = alarm_events(index, scores > threshold, scores, merge_gap, min_minutes)
-    ev = score_events(events, period, lead_minutes, context=overlapping)
+    ev = score_events(events, period, lead_minutes, context=overlapping, recovery_minutes=recovery_minutes)
     return {**ev.to_dict(), "auc_pr": auc_pr(incident_labels(index, period), scores),
             "meets_targets": ev.meets_targets()}

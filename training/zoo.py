@@ -250,8 +250,10 @@ class ZooResult:
         return [{"kind": k, **v} for k, v in sorted(self.reports[name][split]["per_kind"].items())]
 
 
-def _evaluate_all_splits(splits: Splits, scores: np.ndarray, threshold: float) -> dict[str, dict]:
-    return {s: evaluate(splits.frame.index[splits.masks[s]], scores[splits.masks[s]], threshold, splits.incidents)
+def _evaluate_all_splits(splits: Splits, scores: np.ndarray, threshold: float,
+                         recovery_minutes: float = 0) -> dict[str, dict]:
+    return {s: evaluate(splits.frame.index[splits.masks[s]], scores[splits.masks[s]], threshold, splits.incidents,
+                        recovery_minutes=recovery_minutes)
             for s in ("validation", "test")}
 
 
@@ -276,7 +278,10 @@ def choose(reports: dict[str, dict], put_forward: str = "ensemble") -> str:
 
 def train_zoo(splits: Splits, detectors: dict[str, Detector], ensemble_size: int = 5,
               on_progress: Callable[[str, int, int], None] | None = None,
-              put_forward: str = "ensemble") -> ZooResult:
+              put_forward: str = "ensemble", recovery_minutes: float = 0) -> ZooResult:
+    """Fit every member on the clean training rows, score all rows, evaluate validation and test, build the
+    ensemble from the validation period's best members. ``recovery_minutes`` (the rolling-feature window)
+    is the tail after an incident's end whose alarms still belong to it (see ``training.evaluation``)."""
     from training.detectors.ensemble import VotingEnsemble
 
     models, scores, reports, timings, skipped = {}, {}, {}, {}, {}
@@ -296,7 +301,7 @@ def train_zoo(splits: Splits, detectors: dict[str, Detector], ensemble_size: int
         t2 = time.perf_counter()
         models[name] = det
         timings[name] = {"fit": t1 - t0, "score": t2 - t1}
-        reports[name] = _evaluate_all_splits(splits, scores[name], det.threshold_)
+        reports[name] = _evaluate_all_splits(splits, scores[name], det.threshold_, recovery_minutes)
 
     members = ensemble_members(reports, ensemble_size)
     if on_progress:
@@ -309,7 +314,7 @@ def train_zoo(splits: Splits, detectors: dict[str, Detector], ensemble_size: int
     scores["ensemble"] = ensemble.combine({n: scores[n] for n in members})
     models["ensemble"] = ensemble
     timings["ensemble"] = {"fit": t1 - t0, "score": time.perf_counter() - t1 + sum(timings[n]["score"] for n in members)}
-    reports["ensemble"] = _evaluate_all_splits(splits, scores["ensemble"], ensemble.threshold_)
+    reports["ensemble"] = _evaluate_all_splits(splits, scores["ensemble"], ensemble.threshold_, recovery_minutes)
     if on_progress:
         on_progress("done", total, total)
 

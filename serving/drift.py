@@ -1,0 +1,168 @@
+"""Drift checks with Evidently: has the recent window left what the models were trained on?
+
+Three questions, each answered on the lake's telemetry:
+
+* **data drift**, per metric (pooled over services): the two-sample Kolmogorov-Smirnov test and the
+  Population Stability Index, both computed by Evidently's ``ValueDrift``. A metric drifts when its KS
+  p-value is below ``ks_pvalue`` *and* its PSI is above ``psi``. KS alone flags every trivial difference
+  once there are thousands of rows (its p-value shrinks with the sample), PSI alone ignores sample size;
+  together they say "different, and by a material amount". The window drifts when at least
+  ``drift_share`` of the metrics do.
+* **prediction drift**: the live detector's calibrated scores on both windows, PSI between them, and the
+  alarm rate (the share of rows over its threshold).
+* **performance drift**, only where labels have arrived (incidents recorded for the current window):
+  event-wise F1 on the current window against the F1 the model was registered with.
+
+``decide`` turns the figures into one action: ``fallback`` when the champion's quality degraded (a model
+that misses incidents is worse than a simpler one), ``retrain`` when data or predictions drifted, else
+``none``, with the reasons in words. Nothing here imports Prefect; the flow in ``flows/drift.py`` wires it.
+"""
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+
+@dataclass
+class DriftResult:
+    metrics: dict[str, dict]  # metric -> {"ks_pvalue", "psi", "drifted"}
+    share_drifted: float
+    data_drift: bool
+    reference_rows: int
+    current_rows: int
+    prediction: dict = field(default_factory=dict)  # {"psi", "alarm_rate_reference", "alarm_rate_current", "drifted"}
+    performance: dict = field(default_factory=dict)  # {"f1", "registered_f1", "degraded", "incidents"}
+    html: str | None = None
+
+    def as_dict(self) -> dict:
+        return asdict(self)
+
+
+@dataclass
+class Decision:
+    action: str  # "none" | "retrain" | "fallback"
+    reasons: list[str]
+
+
+def split_windows(telemetry: pd.DataFrame, end: pd.Timestamp, reference_days: float,
+                  current_hours: float) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The current window (the last ``current_hours`` before ``end``) and the reference window (the
+    ``reference_days`` before it), from long telemetry."""
+    cur_start = end - pd.Timedelta(hours=current_hours)
+    ref_start = cur_start - pd.Timedelta(days=reference_days)
+    t = telemetry["timestamp"]
+    reference = telemetry[(t >= ref_start) & (t < cur_start)]
+    current = telemetry[(t >= cur_start) & (t <= end)]
+    if reference.empty or current.empty:
+        have = f"{t.min():%Y-%m-%d %H:%M} to {t.max():%Y-%m-%d %H:%M}" if len(t) else "nothing"
+        raise ValueError(f"drift check needs telemetry from {ref_start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} "
+                         f"(a {reference_days:g}-day reference, then {current_hours:g} hours); the lake has {have}")
+    return reference, current
+
+
+def wide(telemetry: pd.DataFrame) -> pd.DataFrame:
+    """One row per (service, minute), one column per metric."""
+    return telemetry.pivot_table(index=["service", "timestamp"], columns="metric", values="value",
+                                 observed=True).reset_index()
+
+
+def data_drift(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str], ks_pvalue: float = 0.05,
+               psi: float = 0.2, drift_share: float = 0.3, html_path: Path | None = None) -> DriftResult:
+    """Per-column KS and PSI (Evidently) between two wide frames; an HTML report where ``html_path`` is given."""
+    from evidently import DataDefinition, Dataset, Report
+    from evidently.metrics import ValueDrift
+    from evidently.presets import DataDriftPreset
+
+    columns = [c for c in columns if c in reference.columns and c in current.columns]
+    if not columns:
+        raise ValueError("data_drift: the two windows share none of the columns to compare")
+    definition = DataDefinition(numerical_columns=columns)
+    ref = Dataset.from_pandas(reference[columns].astype(float), data_definition=definition)
+    cur = Dataset.from_pandas(current[columns].astype(float), data_definition=definition)
+    tests = [ValueDrift(column=c, method="ks", threshold=ks_pvalue) for c in columns]
+    tests += [ValueDrift(column=c, method="psi", threshold=psi) for c in columns]
+    snapshot = Report([*tests, DataDriftPreset(columns=columns)]).run(current_data=cur, reference_data=ref)
+    values: dict[str, dict] = {c: {} for c in columns}
+    for m in snapshot.dict()["metrics"]:
+        cfg = m["config"]
+        if str(cfg.get("type", "")).endswith("ValueDrift") and cfg.get("column") in values:
+            key = "ks_pvalue" if cfg.get("method") == "ks" else "psi" if cfg.get("method") == "psi" else None
+            if key:
+                values[cfg["column"]][key] = float(m["value"])
+    for c, v in values.items():
+        v["drifted"] = bool(v.get("ks_pvalue", 1.0) < ks_pvalue and v.get("psi", 0.0) > psi)
+    share = float(np.mean([v["drifted"] for v in values.values()]))
+    html = None
+    if html_path is not None:
+        html_path.parent.mkdir(parents=True, exist_ok=True)
+        snapshot.save_html(str(html_path))
+        html = str(html_path)
+    return DriftResult(metrics=values, share_drifted=share, data_drift=share >= drift_share,
+                       reference_rows=len(reference), current_rows=len(current), html=html)
+
+
+def prediction_drift(reference_scores: np.ndarray, current_scores: np.ndarray, reference_alarms: np.ndarray,
+                     current_alarms: np.ndarray, psi: float = 0.2) -> dict:
+    """PSI between the live model's scores on the two windows (Evidently), and its alarm rates (0/1 arrays)."""
+    from evidently import Dataset, Report
+    from evidently.metrics import ValueDrift
+
+    ref = np.asarray(reference_scores, dtype=float)
+    cur = np.asarray(current_scores, dtype=float)
+    ref, cur = ref[np.isfinite(ref)], cur[np.isfinite(cur)]
+    if not len(ref) or not len(cur):
+        raise ValueError("prediction_drift: the live model gave no finite score in one of the windows")
+    snap = Report([ValueDrift(column="score", method="psi", threshold=psi)]).run(
+        current_data=Dataset.from_pandas(pd.DataFrame({"score": cur})),
+        reference_data=Dataset.from_pandas(pd.DataFrame({"score": ref})))
+    value = float(snap.dict()["metrics"][0]["value"])
+    return {"psi": value, "alarm_rate_reference": float(np.mean(reference_alarms)),
+            "alarm_rate_current": float(np.mean(current_alarms)), "drifted": bool(value > psi)}
+
+
+def performance_drift(current_f1: float, registered_f1: float | None, max_drop: float, incidents: int) -> dict:
+    """Whether F1 on the current window fell more than ``max_drop`` below the F1 the model was registered with."""
+    degraded = registered_f1 is not None and incidents > 0 and current_f1 < registered_f1 - max_drop
+    return {"f1": current_f1, "registered_f1": registered_f1, "incidents": incidents, "degraded": bool(degraded)}
+
+
+def decide(result: DriftResult) -> Decision:
+    reasons = []
+    if result.performance.get("degraded"):
+        p = result.performance
+        reasons.append(f"the live model's F1 on {p['incidents']} recent incident(s) is {p['f1']:.3f}, down from "
+                       f"{p['registered_f1']:.3f} when it was registered")
+        return Decision("fallback", reasons)
+    if result.data_drift:
+        drifted = [f"{c} (KS p={v['ks_pvalue']:.2g}, PSI {v['psi']:.2f})" for c, v in result.metrics.items()
+                   if v["drifted"]]
+        reasons.append(f"{len(drifted)} of {len(result.metrics)} metrics drifted: {', '.join(drifted)}")
+    if result.prediction.get("drifted"):
+        p = result.prediction
+        reasons.append(f"the live model's scores drifted (PSI {p['psi']:.2f}; alarm rate "
+                       f"{p['alarm_rate_reference']:.2%} -> {p['alarm_rate_current']:.2%})")
+    return Decision("retrain" if reasons else "none", reasons or ["no drift past the configured thresholds"])
+
+
+def report_markdown(result: DriftResult, decision: Decision, window: dict) -> str:
+    lines = ["# Drift check", "",
+             f"Reference {window['reference']}; current {window['current']} (UTC).", "",
+             f"**Action: {decision.action}**", "", *[f"- {r}" for r in decision.reasons], "",
+             "| metric | KS p-value | PSI | drifted |", "|---|---|---|---|"]
+    for c, v in result.metrics.items():
+        lines.append(f"| {c} | {v.get('ks_pvalue', float('nan')):.3g} | {v.get('psi', float('nan')):.3f} | "
+                     f"{'yes' if v['drifted'] else 'no'} |")
+    if result.prediction:
+        p = result.prediction
+        lines += ["", f"Prediction drift: PSI {p['psi']:.3f}, alarm rate {p['alarm_rate_reference']:.2%} -> "
+                      f"{p['alarm_rate_current']:.2%}."]
+    if result.performance:
+        p = result.performance
+        reg = "-" if p["registered_f1"] is None else f"{p['registered_f1']:.3f}"
+        lines += ["", f"Performance: F1 {p['f1']:.3f} on {p['incidents']} incident(s); registered with {reg}."]
+    if result.html:
+        lines += ["", f"Evidently report: `{result.html}`"]
+    return "\n".join(lines)

@@ -1,0 +1,116 @@
+"""The drift check's I/O edges: the lake's windows, the live model from MLflow, its scores, the fallback.
+
+``serving.drift`` computes and decides; this module reads and writes around it, so the flow stays thin.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import pandas as pd
+
+# Reference rows scored for prediction drift: every Nth minute (a week of minutes is 130,000 rows per model).
+REFERENCE_STRIDE_MINUTES = 5
+
+
+@dataclass
+class LiveModel:
+    name: str
+    version: str
+    alias: str | None  # "champion", or None when the newest version stood in
+    model: object  # mlflow.pyfunc.PyFuncModel
+    registered_f1: float | None  # test F1 logged when it was registered
+
+    @property
+    def uri(self) -> str:
+        return f"models:/{self.name}/{self.version}"
+
+
+def live_model(name: str, alias: str = "champion") -> LiveModel | None:
+    """The version ``alias`` points at (the newest version if no alias is set), loaded; None if not registered."""
+    import mlflow
+    from mlflow.exceptions import MlflowException
+
+    client = mlflow.MlflowClient()
+    try:
+        mv = client.get_model_version_by_alias(name, alias)
+        used_alias = alias
+    except MlflowException:
+        versions = client.search_model_versions(f"name = '{name}'")
+        if not versions:
+            return None
+        mv = max(versions, key=lambda v: int(v.version))
+        used_alias = None
+    f1 = None
+    if mv.run_id:
+        f1 = client.get_run(mv.run_id).data.metrics.get("test_f1")
+    model = mlflow.pyfunc.load_model(f"models:/{name}/{mv.version}")
+    return LiveModel(name=name, version=str(mv.version), alias=used_alias, model=model, registered_f1=f1)
+
+
+def feature_rows(telemetry: pd.DataFrame, events: pd.DataFrame | None, window_minutes: int) -> pd.DataFrame:
+    """The detector's request rows (``service``, ``timestamp`` and the feature columns) for long telemetry."""
+    from features.transforms import compute_features
+
+    frame = compute_features(telemetry, events, window=window_minutes)
+    return frame.rename(columns={"event_timestamp": "timestamp"})
+
+
+def score_windows(live: LiveModel, features: pd.DataFrame, current_start: pd.Timestamp) -> dict[str, pd.DataFrame]:
+    """The live model's output on the reference rows (every ``REFERENCE_STRIDE_MINUTES``th minute) and on
+    every current row, each with its ``service`` and ``timestamp``."""
+    t = pd.to_datetime(features["timestamp"], utc=True)
+    current = features[t >= current_start]
+    reference = features[(t < current_start) & (t.dt.minute % REFERENCE_STRIDE_MINUTES == 0)]
+    out = {}
+    for name, rows in (("reference", reference), ("current", current)):
+        rows = rows.reset_index(drop=True)
+        scored = live.model.predict(rows)
+        out[name] = pd.concat([rows[["service", "timestamp"]], scored.reset_index(drop=True)], axis=1)
+    return out
+
+
+def current_f1(scored: pd.DataFrame, incidents: pd.DataFrame, recovery_minutes: float) -> tuple[float, int]:
+    """Event-wise F1 of the live model's alarms on the current window against the incidents that started in it."""
+    from training.evaluation import evaluate
+
+    index = pd.MultiIndex.from_arrays([scored["service"].astype(str),
+                                       pd.to_datetime(scored["timestamp"], utc=True)])
+    result = evaluate(index, scored["is_anomaly"].to_numpy(dtype=float), 0.5, incidents,
+                      recovery_minutes=recovery_minutes)
+    return float(result["f1"]), int(result["incidents"])
+
+
+def recent_incidents(lake_dir, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:
+    """Incidents recorded in the lake (any history) that overlap [start, end]."""
+    from telemetry import lake
+
+    inc = lake.read_table("incidents", lake_dir)
+    if inc.empty:
+        return inc
+    for col in ("start", "end"):
+        inc[col] = pd.to_datetime(inc[col], utc=True)
+    return inc[(inc["end"] >= start) & (inc["start"] <= end)].reset_index(drop=True)
+
+
+def fall_back(live: LiveModel, fallback_name: str, reason: str, alias: str = "champion") -> str:
+    """Serve ``fallback_name``'s champion under the live model's name: MLflow copies that version into the
+    live model as a new version, which becomes the champion (the scoring service follows the alias; the
+    previous champion stays registered, so ``cerebro models rollback`` restores it). Returns the new version."""
+    import mlflow
+
+    client = mlflow.MlflowClient()
+    source = live_model(fallback_name, alias)
+    if source is None:
+        raise LookupError(f"fallback model {fallback_name!r} is not registered; train the zoo first")
+    copied = client.copy_model_version(f"models:/{fallback_name}/{source.version}", live.name)
+    client.set_model_version_tag(live.name, copied.version, "cerebro.fallback_from", f"{live.name}/{live.version}")
+    client.set_model_version_tag(live.name, copied.version, "cerebro.fallback_reason", reason[:5000])
+    client.set_registered_model_alias(live.name, alias, copied.version)
+    return str(copied.version)
+
+
+def scores_of(scored: pd.DataFrame) -> np.ndarray:
+    """The shared-scale score to compare between windows (``calibrated`` when the model gives it)."""
+    col = "calibrated" if "calibrated" in scored.columns else "score"
+    return scored[col].to_numpy(dtype=float)

@@ -1,0 +1,136 @@
+"""Drift checks: quiet on the simulator's normal days, loud on an injected shift, and acting on it."""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from serving.drift import DriftResult, data_drift, decide, performance_drift, prediction_drift, split_windows, wide
+
+END = pd.Timestamp("2026-11-20T00:00Z")
+
+
+@pytest.fixture(scope="module")
+def fleet():
+    from telemetry.simulator import FleetSimulator
+
+    # Few incidents: the question is whether normal days look alike, not whether incidents are drift.
+    return FleetSimulator(days=3.5, seed=5, end=END, incidents_per_day=0.3).run()
+
+
+def _inject(telemetry: pd.DataFrame, since: pd.Timestamp) -> pd.DataFrame:
+    """A capacity regression after ``since``: CPU a third higher, latency doubled, everywhere."""
+    out = telemetry.copy()
+    late = out["timestamp"] >= since
+    out.loc[late & (out["metric"] == "cpu_pct"), "value"] = (out["value"] * 1.35).clip(upper=100)
+    for m in ("latency_p50_ms", "latency_p99_ms"):
+        out.loc[late & (out["metric"] == m), "value"] *= 2.0
+    return out
+
+
+def test_windows_and_a_clear_error_when_the_lake_is_too_short(fleet):
+    ref, cur = split_windows(fleet.telemetry, END, reference_days=2, current_hours=24)
+    assert cur["timestamp"].min() >= END - pd.Timedelta(hours=24)
+    assert ref["timestamp"].max() < END - pd.Timedelta(hours=24)
+    with pytest.raises(ValueError, match="30-day reference"):
+        split_windows(fleet.telemetry[fleet.telemetry["timestamp"] > END - pd.Timedelta(hours=1)], END, 30, 12)
+
+
+def test_normal_days_do_not_drift_and_an_injected_shift_does(fleet):
+    metrics = ["cpu_pct", "latency_p50_ms", "latency_p99_ms", "memory_pct", "request_rate", "error_rate"]
+    ref, cur = split_windows(fleet.telemetry, END, reference_days=2, current_hours=24)
+    quiet = data_drift(wide(ref), wide(cur), metrics)
+    assert not quiet.data_drift, quiet.metrics
+    assert decide(quiet).action == "none"
+
+    shifted = _inject(fleet.telemetry, END - pd.Timedelta(hours=24))
+    ref, cur = split_windows(shifted, END, reference_days=2, current_hours=24)
+    loud = data_drift(wide(ref), wide(cur), metrics)
+    drifted = {m for m, v in loud.metrics.items() if v["drifted"]}
+    assert {"cpu_pct", "latency_p50_ms", "latency_p99_ms"} <= drifted
+    assert "request_rate" not in drifted  # untouched metrics stay put
+    assert loud.data_drift and decide(loud).action == "retrain"
+    assert "latency_p50_ms" in decide(loud).reasons[0]
+
+
+def test_prediction_drift_and_performance_fallback():
+    rng = np.random.default_rng(0)
+    same = prediction_drift(rng.normal(0, 1, 4000), rng.normal(0, 1, 1000), np.zeros(4000), np.zeros(1000))
+    moved = prediction_drift(rng.normal(0, 1, 4000), rng.normal(1.5, 1, 1000), np.zeros(4000), np.ones(1000) * 0.3)
+    assert not same["drifted"] and moved["drifted"] and moved["alarm_rate_current"] == pytest.approx(0.3)
+    quiet = DriftResult(metrics={"cpu_pct": {"psi": 0.01, "ks_pvalue": 0.5, "drifted": False}}, share_drifted=0.0,
+                        data_drift=False, reference_rows=1, current_rows=1)
+    quiet.performance = performance_drift(0.5, 0.95, max_drop=0.15, incidents=3)
+    decision = decide(quiet)
+    assert decision.action == "fallback" and "0.500" in decision.reasons[0]
+    # no incident in the window: no verdict on performance
+    assert not performance_drift(0.0, 0.95, 0.15, incidents=0)["degraded"]
+
+
+@pytest.mark.filterwarnings("ignore:.*Add type hints:UserWarning")
+def test_fall_back_serves_the_simpler_model_under_the_live_name(home, tmp_path):
+    import mlflow
+
+    from configs.settings import load_settings
+    from serving import watch
+
+    class Constant(mlflow.pyfunc.PythonModel):
+        def predict(self, context, model_input, params=None):
+            return model_input
+
+    from training.tracking import use_experiment
+
+    use_experiment(load_settings())  # the home's store and artifact root, never ./mlruns
+    client = mlflow.MlflowClient()
+    for name in ("live-detector", "simple-detector"):
+        with mlflow.start_run():
+            mlflow.pyfunc.log_model(name="model", python_model=Constant(), registered_model_name=name)
+    client.set_registered_model_alias("simple-detector", "champion", "1")
+    client.set_registered_model_alias("live-detector", "champion", "1")
+    live = watch.live_model("live-detector")
+    assert (live.version, live.alias) == ("1", "champion")
+    version = watch.fall_back(live, "simple-detector", "F1 fell")
+    assert str(client.get_model_version_by_alias("live-detector", "champion").version) == version == "2"
+    tags = client.get_model_version("live-detector", version).tags
+    assert tags["cerebro.fallback_from"] == "live-detector/1" and tags["cerebro.fallback_reason"] == "F1 fell"
+    with pytest.raises(LookupError, match="not registered"):
+        watch.fall_back(live, "no-such-model", "x")
+
+
+@pytest.mark.e2e
+def test_injected_drift_triggers_the_retraining_deployment(prefect_server, home, fleet, monkeypatch):
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import DeploymentFilter, DeploymentFilterId
+
+    from configs.settings import load_settings
+    from flows.drift import drift_flow
+    from flows.pipeline import pipeline_flow
+    from telemetry import lake
+
+    monkeypatch.setenv("CEREBRO_DRIFT__REFERENCE_DAYS", "2")
+    monkeypatch.setenv("CEREBRO_DRIFT__CURRENT_HOURS", "24")
+    monkeypatch.setenv("CEREBRO_DRIFT__RETRAIN_DEPLOYMENT", "pipeline/retrain-under-test")
+    settings = load_settings()
+    lake.write_telemetry(_inject(fleet.telemetry, END - pd.Timedelta(hours=24)), settings.lake_dir)
+    deployment_id = pipeline_flow.to_deployment(name="retrain-under-test").apply()
+
+    result = drift_flow()
+    assert result["data_drift"] and result["action"]["action"] == "retrain"
+    assert result["action"]["triggered"], result["action"]
+    assert result["model"] is None  # nothing registered in this home: predictions not judged, and said so
+    assert list(settings.reports_dir.glob("drift-*.html"))
+
+    async def runs():
+        async with get_client() as client:
+            return await client.read_flow_runs(deployment_filter=DeploymentFilter(id=DeploymentFilterId(any_=[deployment_id])))
+
+    created = asyncio.run(runs())
+    assert [str(r.id) for r in created] == [result["action"]["flow_run_id"]]
+    assert "drift" in created[0].tags
+
+    # report-only mode decides the same and starts nothing
+    again = drift_flow(trigger=False)
+    assert again["action"]["action"] == "retrain" and not again["action"]["applied"]
+    assert len(asyncio.run(runs())) == 1
