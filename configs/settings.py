@@ -134,6 +134,48 @@ class DriftSettings(_Section):
     retrain_deployment: str = Field(default="pipeline/retrain", description="Prefect deployment run when drift is found")
 
 
+class LocalDeploySettings(_Section):
+    ready_timeout_seconds: float = Field(default=120.0, gt=0, description="how long to wait for /readyz (and a swap)")
+    stop_grace_seconds: float = Field(default=10.0, ge=0, description="SIGTERM, then SIGKILL after this long")
+
+
+class SageMakerSettings(_Section):
+    region: str = "us-east-1"
+    endpoint_url: str | None = Field(default=None, description="e.g. a moto or LocalStack URL; empty means AWS")
+    execution_role_arn: str | None = Field(default=None, description="role SageMaker assumes to pull the model")
+    image_uri: str | None = Field(default=None, description="serving image (ECR) that serves an MLflow pyfunc model")
+    bucket: str | None = Field(default=None, description="S3 bucket for model.tar.gz")
+    prefix: str = Field(default="cerebro/models", description="S3 key prefix: <prefix>/<name>/<version>/model.tar.gz")
+    endpoint_name: str | None = Field(default=None, description="empty: the registered name, sanitised")
+    instance_type: str = "ml.m5.large"
+    instance_count: int = Field(default=1, ge=1)
+    strategy: Literal["variants", "canary"] = Field(
+        default="variants", description="variants: blue/green production variants, weights moved in steps; "
+        "canary: UpdateEndpoint with a BlueGreenUpdatePolicy (real AWS only)")
+    traffic_steps: list[float] = Field(default_factory=lambda: [10.0, 100.0],
+                                       description="percent of traffic on the new variant, step by step")
+    step_wait_seconds: float = Field(default=300.0, ge=0, description="alarms watched after each step but the last")
+    alarms: list[str] = Field(default_factory=list, description="CloudWatch alarms: one in ALARM rolls back")
+    canary_percent: float = Field(default=10.0, gt=0, le=100, description="canary strategy: CanarySize")
+    termination_wait_seconds: int = Field(default=300, ge=0, description="canary strategy: old fleet kept this long")
+    wait_timeout_seconds: float = Field(default=1800.0, gt=0, description="how long an endpoint may take to be InService")
+    poll_seconds: float = Field(default=15.0, gt=0, description="describe_endpoint / alarm polling interval")
+
+    @field_validator("traffic_steps")
+    @classmethod
+    def _steps(cls, value):
+        if not value or value[-1] != 100 or any(not 0 < v <= 100 for v in value) or value != sorted(set(value)):
+            raise ValueError("increasing percentages in (0, 100] that end at 100, e.g. [10, 100]")
+        return value
+
+
+class DeploySettings(_Section):
+    target: Literal["local", "sagemaker"] = Field(default="local", description="`cerebro deploy` default target")
+    after_pipeline: bool = Field(default=True, description="the pipeline deploys the detector champion at its end")
+    local: LocalDeploySettings = LocalDeploySettings()
+    sagemaker: SageMakerSettings = SageMakerSettings()
+
+
 class ValidationSettings(_Section):
     future_tolerance_minutes: float = Field(default=5, ge=0)
     freshness_hours: float | None = Field(default=48, gt=0, description="newest row must be younger; empty disables")
@@ -288,6 +330,7 @@ class Settings(BaseSettings):
     lifecycle: LifecycleSettings = LifecycleSettings()
     serving: ServingSettings = ServingSettings()
     drift: DriftSettings = DriftSettings()
+    deploy: DeploySettings = DeploySettings()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):

@@ -15,6 +15,12 @@ import typer
 from rich.console import Console
 from rich.table import Table
 
+from flows.deploy_cli import deploy
+from flows.kb_cli import kb_app
+from flows.models_cli import app as models_app
+from flows.serve_cli import serve
+from flows.stream_cli import replay, stream
+
 app = typer.Typer(
     name="cerebro",
     help="CEREBRO ML: telemetry ingest, anomaly detection, forecasting and operations agents.\n\n"
@@ -23,6 +29,12 @@ app = typer.Typer(
     rich_markup_mode="markdown",
     pretty_exceptions_show_locals=False,
 )
+app.add_typer(kb_app, name="kb")
+app.command()(serve)
+app.add_typer(models_app, name="models")
+app.command()(stream)
+app.command()(replay)
+app.command()(deploy)
 console = Console(stderr=True)
 out = Console()
 

@@ -51,6 +51,22 @@ def register(settings, result, splits, data, report_md: str, plot_path: str) -> 
                         on_progress=lambda n, k, t: progress.advance("register in MLflow", k + 1, t, n))
 
 
+@task(name="promote-champions", cache_policy=NO_CACHE)
+def promote(settings, data, splits, versions: dict[str, str]) -> list[dict]:
+    """Judge each new version against its model's champion on this run's test period (the promotion gate);
+    a model's first version becomes champion directly."""
+    from serving.registry import promote_if_better
+
+    test_rows = data.frame.loc[splits.frame.index[splits.masks["test"]]].reset_index()
+    decisions = []
+    for k, (name, version) in enumerate(versions.items()):
+        progress.advance("promotion gate", k, len(versions), name)
+        d = promote_if_better(settings, f"cerebro-detector-{name}", version, test_rows, data.incidents,
+                              recovery_minutes=settings.feast.window_minutes)
+        decisions.append({"model": name, "version": version, "decision": d.decision, "reason": d.reason})
+    return decisions
+
+
 @flow(name="detection", log_prints=True)
 def detection_flow(dataset: str, start: str, end: str, config: str | None = None) -> dict:
     """Train, evaluate and register the anomaly-detection zoo on one labelled dataset of the lake."""
@@ -69,6 +85,9 @@ def detection_flow(dataset: str, start: str, end: str, config: str | None = None
     create_image_artifact(image_url=reporting.png_data_uri(plot), key="detection-scores-plot",
                           description="The put-forward model's scores over the test period, incidents shaded")
     registered = register(settings, result, splits, data, report_md, str(plot))
+    promotions = promote(settings, data, splits, registered["versions"])
+    create_table_artifact(key="detector-promotions", table=promotions,
+                          description="Each new version against its model's champion on the same test period")
     return {**summarise(result), "data_version": data.data_version, "mlflow_run": registered["run_id"],
-            "registered": registered["versions"], "plot": str(plot),
+            "registered": registered["versions"], "promotions": promotions, "plot": str(plot),
             "ttl_dropped": data.feature_report["join"]["rows_dropped_ttl"]}

@@ -34,6 +34,19 @@ def register(settings, model, report, data, report_md: str) -> dict:
     return register_failure_predictor(settings, model, report, data, report_md)
 
 
+@task(name="promote-failure-predictor", cache_policy=NO_CACHE)
+def promote(settings, data, version: str) -> dict:
+    """The new version against the champion on this run's test period (PR-AUC; the first becomes champion)."""
+    from serving.registry import promote_if_better
+    from training.failure.labels import LABEL
+    from training.failure.training import split_by_time
+
+    test = data.frame[split_by_time(data.frame, data.horizon_minutes, tuple(settings.failure.split)).masks["test"]]
+    rows = test.reset_index()[["service", "timestamp", *data.features]]
+    d = promote_if_better(settings, "cerebro-failure-predictor", version, rows, test[LABEL].to_numpy())
+    return {"decision": d.decision, "reason": d.reason, "champion": d.champion_after}
+
+
 def _too_few_failures(data, settings) -> str | None:
     """Why the window cannot train the predictor (no failure in its training or validation period), or None."""
     from training.failure.labels import LABEL
@@ -72,5 +85,6 @@ def failure_flow(dataset: str, start: str, end: str, config: str | None = None, 
     create_markdown_artifact(key="failure-report", markdown=report_md,
                              description="Failure predictor: PR-AUC, recall at precision 0.9, lead times")
     registered = register(settings, model, report, data, report_md)
+    promotion = promote(settings, data, registered["version"])
     return {**summarise(report), "data_version": data.data_version, "mlflow_run": registered["run_id"],
-            "registered_version": registered["version"]}
+            "registered_version": registered["version"], "promotion": promotion}

@@ -54,6 +54,14 @@ def register(settings, data, bt, fitted, capacity_plan, report_md: str, plots: l
                                 on_progress=lambda n, k, t: progress.advance("register forecasters", k + 1, t, n))
 
 
+@task(name="champion-or-challenger", cache_policy=NO_CACHE)
+def set_aliases(settings, versions: dict[str, str]) -> dict[str, str]:
+    """First versions become champions; later ones wait as challengers (no held-out data here to judge them)."""
+    from serving.registry import champion_or_challenger
+
+    return {name: champion_or_challenger(settings, f"cerebro-forecaster-{name}", v) for name, v in versions.items()}
+
+
 @flow(name="forecasting", log_prints=True)
 def forecasting_flow(start: str, end: str, config: str | None = None) -> dict:
     """Backtest, fit, plan capacity and register the forecasters on the lake's telemetry in [start, end)."""
@@ -87,8 +95,9 @@ def forecasting_flow(start: str, end: str, config: str | None = None) -> dict:
                               description=f"{path.stem}: history, the last backtest origin's forecast with its "
                                           "80 % and 95 % intervals, and the actuals")
     registered = register(settings, data, bt, fitted, capacity_plan, report_md, [str(p) for p in plots])
+    aliases = set_aliases(settings, registered["versions"])
     return {**summarise(bt, capacity_plan, failed), "data_version": data.data_version,
-            "mlflow_run": registered["run_id"], "registered": registered["versions"],
+            "mlflow_run": registered["run_id"], "registered": registered["versions"], "aliases": aliases,
             "plots": [str(p) for p in plots]}
 
 

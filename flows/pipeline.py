@@ -2,7 +2,11 @@
 
 Stages so far: simulate the fleet (or take a given source) -> ingest (validate with Great Expectations,
 quarantine, lake) -> features (Feast) -> train the detector zoo -> evaluate -> register in MLflow ->
-forecasters (backtest, capacity plan, register) -> failure predictor (train, measure, register).
+forecasters (backtest, capacity plan, register) -> failure predictor (train, measure, register) -> deploy (the detector champion on
+the local scoring service, or SageMaker) -> drift check -> knowledge base (index runbooks, incidents and the
+service graph for retrieval)
+(the lake's last day against the week before, with the live detector's scores; report only: the pipeline is
+itself the retraining).
 Later stages are added here as they are built; none is a placeholder.
 
     make run                      # the embedded default
@@ -19,10 +23,13 @@ from prefect.cache_policies import NO_CACHE
 
 from configs.settings import load_settings
 from flows import progress, reporting
+from flows.deploy import deploy_flow
 from flows.detection import detection_flow
+from flows.drift import drift_flow
 from flows.failure import failure_flow
 from flows.forecasting import forecasting_flow
 from flows.ingest import ingest_flow
+from flows.knowledge import knowledge_flow, knowledge_line
 from flows.runners import task_runner_for
 
 
@@ -45,7 +52,7 @@ def _manifest(source: str) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
-STAGES = 5
+STAGES = 8
 
 
 @task(name="forecasting-stage", cache_policy=NO_CACHE)
@@ -66,6 +73,26 @@ def _forecasting_line(result: dict) -> str:
             f"({first['status']})") if result["capacity_at_risk"] and first else "no resource reaches its limit"
     return (f"{len(result['registered'])} forecasters registered; beat seasonal naive: "
             f"{', '.join(beat) if beat else 'none'}; {risk}")
+
+
+def _too_short_for_drift(manifest: dict, settings) -> str | None:
+    import pandas as pd
+
+    cfg = settings.drift
+    have = pd.Timestamp(manifest["end"]) - pd.Timestamp(manifest["start"])
+    need = pd.Timedelta(days=cfg.reference_days) + pd.Timedelta(hours=cfg.current_hours)
+    if have < need:
+        return (f"the fleet covers {have / pd.Timedelta(days=1):g} days; the drift check compares the last "
+                f"{cfg.current_hours:g} hours with the {cfg.reference_days:g} days before them")
+    return None
+
+
+def _drift_line(result: dict) -> str:
+    action = result["action"]
+    pred = result.get("prediction") or {}
+    scores = f"; score PSI {pred['psi']:.2f}" if pred else ""
+    return (f"{action['action']}: {result['share_drifted']:.0%} of metrics drifted{scores} "
+            f"({result['model'] or 'no live detector'}); report {result['html']}")
 
 
 def _overrides(days: float | None, seed: int | None) -> dict:
@@ -132,10 +159,42 @@ def pipeline_flow(config: str | None = None, source: str | None = None, days: fl
                                  f"test PR-AUC {failure['pr_auc']:.3f} (positive rate {failure['positive_rate']:.3f}), "
                                  f"{failure['caught']} of {failure['failures']} failures foreseen"})
 
+    deployed = None
+    if detection is not None and settings.deploy.after_pipeline:
+        t0 = time.perf_counter()
+        progress.advance("pipeline", 5, STAGES, "deploy")
+        name = settings.serving.models["detector"]
+        try:
+            deployed = deploy_flow(name=name, target=settings.deploy.target, config=config)
+            line = (f"{deployed['action']} {name} v{deployed['version']} on {settings.deploy.target}"
+                    + (f" at {deployed['url']}" if deployed.get("url") else ""))
+        except Exception as exc:  # the models are registered either way: say why serving did not start
+            deployed = {"action": "failed", "error": str(exc)}
+            line = f"failed: {exc}"
+        stages.append({"stage": "deploy", "seconds": time.perf_counter() - t0, "result": line})
+
+    drift = None
+    if detection is not None:
+        t0 = time.perf_counter()
+        progress.advance("pipeline", 6, STAGES, "drift check")
+        short = _too_short_for_drift(manifest, settings)
+        if short:
+            stages.append({"stage": "drift check", "seconds": 0.0, "result": f"skipped: {short}"})
+        else:
+            drift = drift_flow(config=config, trigger=False)
+            stages.append({"stage": "drift check", "seconds": time.perf_counter() - t0, "result": _drift_line(drift)})
+
+    # The knowledge base (runbooks, architecture notes, the lake's incidents and service graph), indexed
+    # incrementally: a rerun embeds only what changed.
+    t0 = time.perf_counter()
+    progress.advance("pipeline", 7, STAGES, "knowledge base")
+    knowledge = knowledge_flow(config=config)
+    stages.append({"stage": "knowledge base", "seconds": time.perf_counter() - t0, "result": knowledge_line(knowledge)})
+
     progress.advance("pipeline", STAGES, STAGES, "done")
     summary = {"profile": settings.profile, "home": str(settings.home), "source": source,
                "stages": stages, "ingest": ingest, "detection": detection, "forecasting": forecasting,
-               "failure": failure}
+               "failure": failure, "deploy": deployed, "drift": drift, "knowledge": knowledge}
     create_markdown_artifact(
         key="pipeline-summary",
         markdown=reporting.stages_markdown("Pipeline", stages, f"Home folder: `{settings.home}`"),

@@ -56,6 +56,18 @@ def feature_rows(telemetry: pd.DataFrame, events: pd.DataFrame | None, window_mi
     return frame.rename(columns={"event_timestamp": "timestamp"})
 
 
+def request_frame(rows: pd.DataFrame) -> pd.DataFrame:
+    """Rows as a model's signature takes them (what a JSON request carries): ISO 8601 text timestamps, the
+    service as text, every feature a float (columns that are not features, such as Feast's ``created``
+    stamp, are left out)."""
+    numeric = list(rows.drop(columns=["service", "timestamp"]).select_dtypes("number").columns)
+    out = rows[["service", "timestamp", *numeric]].copy()
+    out["timestamp"] = pd.to_datetime(out["timestamp"], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    out["service"] = out["service"].astype(str)
+    out[numeric] = out[numeric].astype("float64")
+    return out
+
+
 def score_windows(live: LiveModel, features: pd.DataFrame, current_start: pd.Timestamp) -> dict[str, pd.DataFrame]:
     """The live model's output on the reference rows (every ``REFERENCE_STRIDE_MINUTES``th minute) and on
     every current row, each with its ``service`` and ``timestamp``."""
@@ -65,7 +77,7 @@ def score_windows(live: LiveModel, features: pd.DataFrame, current_start: pd.Tim
     out = {}
     for name, rows in (("reference", reference), ("current", current)):
         rows = rows.reset_index(drop=True)
-        scored = live.model.predict(rows)
+        scored = live.model.predict(request_frame(rows))
         out[name] = pd.concat([rows[["service", "timestamp"]], scored.reset_index(drop=True)], axis=1)
     return out
 

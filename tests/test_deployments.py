@@ -18,7 +18,14 @@ def test_deployments_load_their_flows():
         flow = load_flow_from_entrypoint(str(ROOT / d["entrypoint"]))
         names.add(f"{flow.name}/{d['name']}")
         assert d["work_pool"]["name"] == "cerebro-local"
-    assert {"pipeline/weekly", "pipeline/on-demand", "ingest/on-demand"} <= names
+    assert {"pipeline/weekly", "pipeline/on-demand", "pipeline/retrain", "ingest/on-demand", "drift/hourly",
+            "deploy/on-demand", "batch-inference/on-demand", "knowledge/on-demand"} <= names
+    # the drift check's retraining target is a deployment this file defines
+    from configs.settings import load_settings
+
+    assert load_settings().drift.retrain_deployment in names
+    hourly = next(d for d in deployments if d["entrypoint"].endswith("drift_flow"))
+    assert hourly["schedules"][0]["cron"] == "0 * * * *"
     weekly = next(d for d in deployments if d["name"] == "weekly")
     assert weekly["schedules"][0]["cron"] == "0 3 * * 1" and weekly["schedules"][0]["active"]
 

@@ -67,7 +67,7 @@ def test_prediction_drift_and_performance_fallback():
     assert not performance_drift(0.0, 0.95, 0.15, incidents=0)["degraded"]
 
 
-@pytest.mark.filterwarnings("ignore:.*Add type hints:UserWarning")
+@pytest.mark.filterwarnings("ignore::UserWarning:mlflow.pyfunc.utils.data_validation")
 def test_fall_back_serves_the_simpler_model_under_the_live_name(home, tmp_path):
     import mlflow
 

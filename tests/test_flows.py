@@ -23,6 +23,14 @@ def _artifact_keys(flow_run_ids=None) -> set[str]:
     return {a.key for a in asyncio.run(_read()) if a.key}
 
 
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_pipeline_end_to_end_and_idempotent(prefect_server, home, monkeypatch):
     from mlflow import MlflowClient
 
@@ -32,6 +40,11 @@ def test_pipeline_end_to_end_and_idempotent(prefect_server, home, monkeypatch):
     monkeypatch.setenv("CEREBRO_FORECASTING__MODELS", '["seasonal_naive", "arima", "lstm"]')
     # A fixed window, so that the day's incidents (and so the failure labels) are the same on every run.
     monkeypatch.setenv("CEREBRO_SIMULATOR__END", "2026-11-20T00:00:00Z")
+    # A day holds no week of reference: compare its last 6 hours with the 12 before them.
+    monkeypatch.setenv("CEREBRO_DRIFT__REFERENCE_DAYS", "0.5")
+    monkeypatch.setenv("CEREBRO_DRIFT__CURRENT_HOURS", "6")
+    port = _free_port()
+    monkeypatch.setenv("CEREBRO_SERVING__PORT", str(port))
 
     summary = pipeline_flow(days=1, seed=3)
     rows = 1440 * 13 * 9
@@ -39,7 +52,8 @@ def test_pipeline_end_to_end_and_idempotent(prefect_server, home, monkeypatch):
     assert [s["stage"] for s in summary["stages"]] == ["simulate", "ingest + validate",
                                                        "features + detectors + register",
                                                        "forecast + capacity + register",
-                                                       "failure predictor + register"]
+                                                       "failure predictor + register", "deploy", "drift check",
+                                                       "knowledge base"]
 
     assert ingest["rows_in"] == rows and ingest["rows_clean"] == rows and ingest["rows_quarantined"] == 0
     assert ingest["rows_new_in_lake"] == rows
@@ -56,6 +70,9 @@ def test_pipeline_end_to_end_and_idempotent(prefect_server, home, monkeypatch):
     client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
     assert client.get_registered_model("cerebro-detector-ensemble").name
     assert detection["best"] in registered
+    # Every model's first version is its champion, without a comparison.
+    assert {p["decision"] for p in detection["promotions"]} == {"first"}
+    assert client.get_model_version_by_alias("cerebro-detector-ensemble", "champion").version in ("1", 1)
     assert {"pipeline-summary", "ingest-summary", "ingest-data-quality", "detector-comparison",
             "detection-report", "forecast-backtest", "capacity-plan", "forecasting-report",
             "failure-report", "detection-scores-plot", "forecast-plot-forecast-database-disk-pct"} <= _artifact_keys()
@@ -82,6 +99,20 @@ def test_pipeline_end_to_end_and_idempotent(prefect_server, home, monkeypatch):
     assert client.get_registered_model("cerebro-failure-predictor").name
     assert 0 <= failure["pr_auc"] <= 1 and failure["registered_version"] == "1"
 
+    # The champion is served by a real process on the port, which answers with the version the registry names.
+    import httpx
+
+    deployed = summary["deploy"]
+    assert deployed["action"] == "started" and deployed["version"] == "1", deployed
+    live = httpx.get(f"http://127.0.0.1:{port}/models", timeout=10).json()
+    assert "cerebro-detector-ensemble" in json.dumps(live)
+
+    # The drift check judged the live detector's scores too, and left its Evidently report.
+    drift = summary["drift"]
+    assert drift["model"].startswith("cerebro-detector-ensemble/") and "psi" in drift["prediction"]
+    assert Path(drift["html"]).is_file() and not drift["action"]["applied"]
+    assert {"drift-report", "drift-metrics", "drift-evidently-report"} <= _artifact_keys()
+
     # `cerebro predict-failure` reads that model and Feast's online store the pipeline materialised.
     from typer.testing import CliRunner
 
@@ -96,7 +127,20 @@ def test_pipeline_end_to_end_and_idempotent(prefect_server, home, monkeypatch):
     assert 0 <= pred["failure_probability"] <= 1 and len(pred["top_factors"]) == 2
     assert {"feature", "value", "contribution"} <= set(pred["top_factors"][0])
 
-    again = pipeline_flow(days=1, seed=3)
+    assert set(forecasting["aliases"].values()) == {"first"} and failure["promotion"]["decision"] == "first"
+
+    try:
+        again = pipeline_flow(days=1, seed=3)
+    finally:
+        from configs.settings import load_settings
+        from serving.deploy.local import stop_local
+
+        stopped = stop_local(load_settings(), port)
+    assert again["deploy"]["action"] == "unchanged" and stopped["action"] == "stopped"
+    # The same data and seeds retrain the same models: no new version beats its champion by the margin.
+    assert {p["decision"] for p in again["detection"]["promotions"]} == {"rejected"}
+    assert str(client.get_model_version_by_alias("cerebro-detector-ensemble", "champion").version) == "1"
+    assert set(again["forecasting"]["aliases"].values()) == {"challenger"}
     assert again["ingest"]["rows_new_in_lake"] == 0 and again["ingest"]["rows_updated_in_lake"] == 0
     assert lake_stats(home / "lake")["rows"] == rows
     assert len(read_table("incidents", home / "lake")) == len(incidents)

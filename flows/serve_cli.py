@@ -1,0 +1,51 @@
+"""`cerebro serve`: the scoring service under uvicorn (the service itself lives in serving/, without Prefect)."""
+from __future__ import annotations
+
+import typer
+
+
+def serve(
+    config: str | None = typer.Option(None, "--config", "-c", help="Profile name (default, scale) or a YAML file. "
+                                      "Also $CEREBRO_CONFIG.", show_default=False),
+    host: str | None = typer.Option(None, help="Interface to listen on (default: serving.host, 127.0.0.1)."),
+    port: int | None = typer.Option(None, help="Port (default: serving.port, 8080; 0 picks a free one)."),
+    token: str | None = typer.Option(None, envvar="CEREBRO_SERVING__TOKEN", show_default=False,
+                                     help="Require `Authorization: Bearer <token>` on every endpoint but the probes."),
+    poll: float | None = typer.Option(None, help="Seconds between alias checks (default: serving.poll_seconds; "
+                                      "0: only POST /admin/reload)."),
+    log_level: str = typer.Option("info", help="uvicorn and service log level."),
+):
+    """Serve the registered models over HTTP: anomaly scores, forecasts and failure risk.
+
+    The service loads each `serving.models` entry at its `champion` alias (the newest version while no alias
+    is set), warms it up, and switches to a new version when the alias moves (blue-green; a version that does
+    not load or warm up is refused). A live model whose error rate, latency or flag rate passes the
+    `serving.rollback` limits is rolled back, and so is the alias.
+
+    Examples:
+
+        cerebro serve                                  # http://127.0.0.1:8080/docs
+
+        cerebro serve --port 9000 --token s3cret       # clients send Authorization: Bearer s3cret
+
+        curl -s localhost:8080/models                  # what is live, since when
+
+        python benchmarks/serving.py                   # latency and throughput figures
+    """
+    import logging
+
+    import uvicorn
+
+    from flows.cli import _settings
+
+    overrides = {k: v for k, v in {"serving.host": host, "serving.port": port, "serving.token": token,
+                                   "serving.poll_seconds": poll}.items() if v is not None}
+    settings = _settings(config, **overrides)
+    from serving.app import create_app
+
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    typer.echo(f"serving {', '.join(f'{k}={v}' for k, v in settings.serving.models.items())} from "
+               f"{settings.mlflow_tracking_uri} on http://{settings.serving.host}:{settings.serving.port} "
+               f"(token {'required' if settings.serving.token else 'not required'})", err=True)
+    uvicorn.run(create_app(settings), host=settings.serving.host, port=settings.serving.port,
+                log_level=log_level.lower(), access_log=False)

@@ -1,0 +1,303 @@
+"""The scoring service: FastAPI over the live models.
+
+    app = create_app(settings)              # what `cerebro serve` runs under uvicorn
+    uvicorn.run(app, host=..., port=...)
+
+Endpoints (docs/serving.md): POST /v1/score, /v1/forecast, /v1/failure; GET /models, /healthz, /readyz,
+/metrics; POST /admin/reload. With ``serving.token`` set, every endpoint but the probes wants
+``Authorization: Bearer <token>``.
+"""
+from __future__ import annotations
+
+import hmac
+import json
+import logging
+import threading
+import time
+from contextlib import asynccontextmanager
+from typing import Any
+
+from fastapi import BackgroundTasks, Depends, FastAPI, HTTPException, Request
+from fastapi.exceptions import RequestValidationError
+from fastapi.responses import JSONResponse, Response
+from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
+
+from serving import schemas as S
+from serving.metrics import ServingMetrics
+from serving.rollback import Outcome
+from serving.router import CHALLENGER, CHAMPION, ENDPOINT_KIND, Router, routing_key
+
+log = logging.getLogger("cerebro.serving")
+shadow_log = logging.getLogger("cerebro.serving.shadow")
+
+_ERRORS = {401: {"description": "missing or wrong bearer token"},
+           404: {"description": "the endpoint is switched off by a feature flag"},
+           422: {"description": "the body is not what the endpoint expects; `detail` names each field and why"},
+           503: {"description": "no model of this kind is live"}}
+
+
+def _field(loc: tuple) -> str:
+    """('body', 'telemetry', 3, 'value') -> 'telemetry[3].value'."""
+    out = ""
+    for part in loc[1:] if loc and loc[0] == "body" else loc:
+        out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
+    return out or "body"
+
+
+def _problems(exc: RequestValidationError) -> tuple[int, dict]:
+    problems = []
+    for err in exc.errors():
+        if err.get("type") == "json_invalid":
+            reason = err.get("ctx", {}).get("error", "invalid JSON")
+            return 400, {"detail": f"the body is not valid JSON: {reason} (at character {err['loc'][-1]})"}
+        if tuple(err["loc"]) == ("body",) and isinstance(err.get("input"), (str, bytes)):
+            return 400, {"detail": "the body must be a JSON object (with Content-Type: application/json)"}
+        item = {"field": _field(tuple(err["loc"])), "problem": err["msg"].removeprefix("Value error, ")}
+        if err.get("type") == "missing":
+            item["problem"] = "required field is missing"
+        elif "input" in err and not isinstance(err["input"], (dict, list)):
+            got = err["input"]
+            got = got.decode("utf-8", "replace") if isinstance(got, bytes) else got
+            item["got"] = got if isinstance(got, (int, float, bool)) or got is None else str(got)[:100]
+        problems.append(item)
+    summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
+    return 422, {"detail": problems, "message": f"invalid request: {summary}"}
+
+
+class _HttpMetrics:
+    """Request counts and latency per endpoint, as a plain ASGI wrapper (cheaper than BaseHTTPMiddleware)."""
+
+    def __init__(self, app, metrics: ServingMetrics, paths: set[str]):
+        self.app, self.metrics, self.paths = app, metrics, paths
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+        path = scope["path"] if scope["path"] in self.paths else "other"
+        status = {"code": 500}
+
+        async def send_status(message):
+            if message["type"] == "http.response.start":
+                status["code"] = message["status"]
+            await send(message)
+
+        t0 = time.perf_counter()
+        try:
+            await self.app(scope, receive, send_status)
+        finally:
+            self.metrics.requests.labels(path, str(status["code"])).inc()
+            self.metrics.latency.labels(path).observe(time.perf_counter() - t0)
+
+
+def create_app(settings, live=None, load_in_background: bool = True) -> FastAPI:
+    """The service over ``settings.serving``. ``live``: a ready :class:`serving.live.LiveModels` (tests);
+    otherwise one is made at start-up and loads the models (in the background: /healthz answers at once)."""
+    from serving.live import LiveModels
+
+    cfg = settings.serving
+    metrics = ServingMetrics() if live is None else live.metrics
+    router = Router.from_settings(cfg) if live is None else live.router
+
+    @asynccontextmanager
+    async def lifespan(app: FastAPI):
+        models = live or LiveModels(settings, router, metrics)
+        app.state.live = models
+        if live is None:
+            def first_load() -> None:
+                try:
+                    models.reload()
+                finally:
+                    models.start_polling()
+
+            if load_in_background:
+                threading.Thread(target=first_load, name="cerebro-first-load", daemon=True).start()
+            else:
+                first_load()
+        else:
+            models.start_polling()
+        yield
+        models.stop()
+
+    app = FastAPI(title="CEREBRO scoring service", version="1.0",
+                  description="Anomaly scores, forecasts and failure risk from the models live in MLflow's "
+                  "registry (aliases champion / challenger). See docs/serving.md.", lifespan=lifespan)
+    bearer = HTTPBearer(auto_error=False, description="required when serving.token is set")
+
+    def authorised(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        if not cfg.token:
+            return
+        if creds is None or not hmac.compare_digest(creds.credentials.encode(), cfg.token.encode()):
+            raise HTTPException(401, "missing or wrong bearer token: send `Authorization: Bearer <token>`",
+                                headers={"WWW-Authenticate": "Bearer"})
+
+    @app.exception_handler(RequestValidationError)
+    async def invalid(request: Request, exc: RequestValidationError):
+        status, body = _problems(exc)
+        return JSONResponse(body, status_code=status)
+
+    def model_for(endpoint: str, key: str):
+        kind = ENDPOINT_KIND[endpoint]
+        if not router.enabled(endpoint):
+            raise HTTPException(404, f"/{endpoint} is switched off (serving.flags.{endpoint})")
+        variant = router.variant(kind, key)
+        model = app.state.live.get(kind, variant)
+        if model is None and variant == CHALLENGER:  # no challenger live: the champion answers
+            model = app.state.live.get(kind, CHAMPION)
+        if model is None:
+            raise HTTPException(503, f"no {kind} is live yet (serving.models.{kind} = "
+                                f"{cfg.models.get(kind)!r}); see GET /models")
+        return model
+
+    def call(model, fn) -> Any:
+        """Run ``fn(runner)``, timing it and counting it for the model's metrics and rollback window."""
+        from serving.scoring import RequestError
+
+        labels = (model.kind, model.variant)
+        t0 = time.perf_counter()
+        try:
+            out = fn(model.runner)
+        except RequestError as exc:
+            raise HTTPException(422, str(exc)) from None
+        except Exception as exc:
+            seconds = time.perf_counter() - t0
+            metrics.predictions.labels(*labels, model.name, model.version, "error").inc()
+            app.state.live.record(model, Outcome(False, seconds))
+            log.exception("%s v%s failed", model.name, model.version)
+            raise HTTPException(500, f"{model.name} v{model.version} failed: {type(exc).__name__}: {exc}") from None
+        seconds = time.perf_counter() - t0
+        flagged = model.runner.flagged(out)
+        metrics.predictions.labels(*labels, model.name, model.version, "ok").inc()
+        metrics.model_latency.labels(*labels).observe(seconds)
+        metrics.rows.labels(*labels).inc(len(out))
+        metrics.flagged.labels(*labels).inc(flagged)
+        app.state.live.record(model, Outcome(True, seconds, len(out), flagged))
+        return out
+
+    def shadow(endpoint: str, key: str, fn, answered) -> None:
+        """The challenger answers the same request; what it said is logged and counted, never returned."""
+        kind = ENDPOINT_KIND[endpoint]
+        challenger = app.state.live.get(kind, CHALLENGER)
+        if challenger is None:
+            return
+        try:
+            out = call(challenger, fn)
+        except HTTPException as exc:
+            metrics.shadow.labels(kind, "error").inc()
+            shadow_log.info(json.dumps({"kind": kind, "key": key, "challenger": challenger.version,
+                                        "error": exc.detail}))
+            return
+        record = {"kind": kind, "key": key, "champion": answered.version, "challenger": challenger.version,
+                  **_compare(kind, answered.result, out)}
+        metrics.shadow.labels(kind, "agree" if record["agree"] else "disagree").inc()
+        shadow_log.info(json.dumps(record, default=str))
+
+    def services_of(req) -> list[str]:
+        return [p.service for p in req.telemetry] + [s.service for s in req.series]
+
+    @app.get("/healthz", tags=["probes"], summary="Liveness: the process answers")
+    def healthz() -> dict:
+        return {"status": "ok"}
+
+    @app.get("/readyz", tags=["probes"], summary="Readiness: a model is loaded and warmed up",
+             responses={503: {"description": "no model is live yet"}})
+    def readyz():
+        models = {f"{m['kind']}/{m['variant']}": m["version"] for m in app.state.live.describe()["live"]}
+        ready = app.state.live.ready()
+        return JSONResponse({"ready": ready, "live": models}, status_code=200 if ready else 503)
+
+    @app.get("/metrics", tags=["probes"], summary="Prometheus metrics", dependencies=[Depends(authorised)])
+    def prometheus() -> Response:
+        body, content_type = metrics.render()
+        return Response(body, media_type=content_type)
+
+    @app.get("/models", response_model=S.ModelsResponse, tags=["models"], dependencies=[Depends(authorised)],
+             summary="What is live: model, version, alias, since when; refusals and recent switches")
+    def models() -> dict:
+        return app.state.live.describe()
+
+    @app.post("/admin/reload", tags=["models"], dependencies=[Depends(authorised)],
+              summary="Check the aliases now (the poller does it every serving.poll_seconds)")
+    def reload(retry_refused: bool = False) -> dict:
+        return {"changes": app.state.live.reload(retry_refused=retry_refused)}
+
+    @app.post("/v1/score", response_model=S.ScoreResponse, tags=["scoring"], responses=_ERRORS,
+              dependencies=[Depends(authorised)],
+              summary="Anomaly scores for a window of raw telemetry (one or many series)")
+    async def score(req: S.ScoreRequest, background: BackgroundTasks):
+        # Inline on the event loop: the work is CPU-bound under one GIL, so a thread hop only adds latency.
+        key = routing_key(req.key, services_of(req))
+        model = model_for("score", key)
+
+        def fn(runner):
+            out, missing = runner.score_window(req)
+            out.attrs["missing"] = missing
+            return out
+
+        out = call(model, fn)
+        if router.shadows("detector", model.variant):
+            background.add_task(shadow, "score", key, fn, _Answer(model.version, out))
+        rows = out.to_dict("records")
+        return JSONResponse({"model": model.name, "version": model.version, "variant": model.variant, "rows": rows,
+                             "anomalies": int(out["is_anomaly"].sum()),
+                             "missing_metrics": out.attrs.get("missing", [])})
+
+    @app.post("/v1/forecast", response_model=S.ForecastResponse, tags=["scoring"], responses=_ERRORS,
+              dependencies=[Depends(authorised)], summary="Forecast series a given number of steps ahead")
+    def forecast(req: S.ForecastRequest, background: BackgroundTasks):
+        key = routing_key(req.key, req.series)
+        model = model_for("forecast", key)
+
+        def fn(runner):
+            return runner.forecast(list(req.series), req.horizon)
+
+        out = call(model, fn)
+        if router.shadows("forecaster", model.variant):
+            background.add_task(shadow, "forecast", key, fn, _Answer(model.version, out))
+        steps = json.loads(out.to_json(orient="records"))  # NaN -> null
+        return JSONResponse({"model": model.name, "version": model.version, "variant": model.variant,
+                             "steps": steps})
+
+    @app.post("/v1/failure", response_model=S.FailureResponse, tags=["scoring"], responses=_ERRORS,
+              dependencies=[Depends(authorised)],
+              summary="Failure risk and its top factors, from a telemetry window or from features")
+    def failure(req: S.FailureRequest, background: BackgroundTasks):
+        key = routing_key(req.key, [r.service for r in req.rows] + services_of(req))
+        model = model_for("failure", key)
+        window = settings.feast.window_minutes
+
+        def fn(runner):
+            return runner.from_rows(req.rows, req.top_k) if req.rows else runner.from_window(req, window)
+
+        out = call(model, fn)
+        if router.shadows("failure", model.variant):
+            background.add_task(shadow, "failure", key, fn, _Answer(model.version, out))
+        rows = json.loads(out.to_json(orient="records"))
+        for row in rows:
+            row["top_factors"] = json.loads(row["top_factors"]) if row.get("top_factors") else []
+        return JSONResponse({"model": model.name, "version": model.version, "variant": model.variant, "rows": rows})
+
+    app.add_middleware(_HttpMetrics, metrics=metrics, paths={r.path for r in app.routes})
+    return app
+
+
+class _Answer:
+    def __init__(self, version: str, result):
+        self.version, self.result = version, result
+
+
+def _compare(kind: str, champion, challenger) -> dict:
+    """How far the challenger's answer is from the champion's (what the shadow log records)."""
+    import numpy as np
+
+    if kind == "detector":
+        a, b = champion["is_anomaly"].to_numpy(), challenger["is_anomaly"].to_numpy()
+        agree = len(a) == len(b) and bool((a == b).all())
+        return {"agree": agree, "rows": len(b), "champion_anomalies": int(a.sum()),
+                "challenger_anomalies": int(b.sum()), "challenger_max_calibrated": float(challenger["calibrated"].max())}
+    if kind == "forecaster":
+        a, b = champion["yhat"].to_numpy(dtype=float), challenger["yhat"].to_numpy(dtype=float)
+        gap = float(np.nanmax(np.abs(a - b))) if len(a) == len(b) and len(a) else float("nan")
+        return {"agree": bool(gap == 0.0), "max_abs_gap": gap}
+    a, b = champion["alarm"].to_numpy(), challenger["alarm"].to_numpy()
+    return {"agree": bool(len(a) == len(b) and (a == b).all()), "challenger_alarms": int(b.sum()),
+            "challenger_max_probability": float(challenger["failure_probability"].max())}

@@ -1,0 +1,60 @@
+"""Judging a live model on its recent requests: error rate, latency, quality, over a rolling window.
+
+Quality without labels: the share of scored rows a model flags (anomalies, alarms) or answers with a
+non-finite number. A detector that flags most of the fleet, or returns NaN, is broken whatever its code says.
+"""
+from __future__ import annotations
+
+import threading
+from collections import deque
+from dataclasses import dataclass
+
+import numpy as np
+
+
+@dataclass(frozen=True)
+class Outcome:
+    ok: bool
+    seconds: float
+    rows: int = 0
+    flagged: int = 0  # rows flagged or non-finite
+
+
+class Window:
+    """The last ``size`` outcomes of one model version."""
+
+    def __init__(self, size: int):
+        self._items: deque[Outcome] = deque(maxlen=size)
+        self._lock = threading.Lock()
+
+    def add(self, outcome: Outcome) -> None:
+        with self._lock:
+            self._items.append(outcome)
+
+    def stats(self) -> dict:
+        with self._lock:
+            items = list(self._items)
+        n = len(items)
+        if not n:
+            return {"requests": 0, "error_rate": 0.0, "p95_ms": 0.0, "flag_rate": 0.0}
+        rows = sum(o.rows for o in items if o.ok)
+        return {
+            "requests": n,
+            "error_rate": sum(not o.ok for o in items) / n,
+            "p95_ms": float(np.percentile([o.seconds for o in items], 95)) * 1000,
+            "flag_rate": (sum(o.flagged for o in items if o.ok) / rows) if rows else 0.0,
+        }
+
+
+def breach(stats: dict, limits) -> str | None:
+    """Why the window is past a limit (``limits``: ``RollbackSettings``), or None."""
+    if stats["requests"] < limits.min_requests:
+        return None
+    if stats["error_rate"] > limits.max_error_rate:
+        return f"error rate {stats['error_rate']:.1%} over {stats['requests']} requests > {limits.max_error_rate:.1%}"
+    if stats["p95_ms"] > limits.max_p95_ms:
+        return f"p95 latency {stats['p95_ms']:.0f} ms over {stats['requests']} requests > {limits.max_p95_ms:.0f} ms"
+    if stats["flag_rate"] > limits.max_flag_rate:
+        return (f"quality: {stats['flag_rate']:.1%} of rows flagged or non-finite over {stats['requests']} "
+                f"requests > {limits.max_flag_rate:.1%}")
+    return None
