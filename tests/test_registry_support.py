@@ -3,6 +3,7 @@ a good and a deliberately weak z-score detector trained on its features, and reg
 home folder's MLflow (SQLite). Imported by the test modules; it holds no tests itself."""
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -47,14 +48,26 @@ class Lab:
 def make_lab(home: Path, days: float = 2, seed: int = 11) -> Lab:
     from configs.runtime import configure_environment
     from configs.settings import load_settings
+
+    settings = load_settings(None, home=str(home))
+    # The engines read their environment while the lab is built; the session's own values come back after,
+    # so later tests (and the processes they start) do not inherit this lab's home.
+    saved = dict(os.environ)
+    try:
+        configure_environment(settings)
+        return _build_lab(settings, days, seed)
+    finally:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
+def _build_lab(settings, days: float, seed: int) -> Lab:
     from serving.batch import read_features
     from telemetry import lake
     from telemetry.simulator import FleetSimulator
     from training.detectors.statistical import ZScoreDetector
     from training.zoo import build_zoo, time_split
 
-    settings = load_settings(None, home=str(home))
-    configure_environment(settings)
     sim = FleetSimulator(days=days, seed=seed, end="2026-11-20T00:00:00Z", incidents_per_day=4).run()
     lake.write_telemetry(sim.telemetry, settings.lake_dir)
     lake.write_table("events", sim.events, settings.lake_dir)
