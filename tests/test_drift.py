@@ -1,6 +1,7 @@
 """Drift checks: quiet on the simulator's normal days, loud on an injected shift, and acting on it."""
 from __future__ import annotations
 
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -67,7 +68,6 @@ def test_prediction_drift_and_performance_fallback():
     assert not performance_drift(0.0, 0.95, 0.15, incidents=0)["degraded"]
 
 
-@pytest.mark.filterwarnings("ignore::UserWarning:mlflow.pyfunc.utils.data_validation")
 def test_fall_back_serves_the_simpler_model_under_the_live_name(home, tmp_path):
     import mlflow
 
@@ -75,7 +75,7 @@ def test_fall_back_serves_the_simpler_model_under_the_live_name(home, tmp_path):
     from serving import watch
 
     class Constant(mlflow.pyfunc.PythonModel):
-        def predict(self, context, model_input, params=None):
+        def predict(self, context, model_input: list[str], params=None) -> list[str]:
             return model_input
 
     from training.tracking import use_experiment
