@@ -57,19 +57,19 @@ def check_data(settings, reference, current, html_path: str):
 
 @task(name="prediction-and-performance-drift", cache_policy=NO_CACHE)
 def check_predictions(settings, telemetry, current_start, stop):
-    from serving import watch
-    from serving.drift import performance_drift, prediction_drift
-    from telemetry import lake
-
     import mlflow
+
+    from serving import watch
+    from serving.batch import deploy_events, features_of
+    from serving.drift import performance_drift, prediction_drift
 
     cfg = settings.drift
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     live = watch.live_model(cfg.model)
     if live is None:
         return None, {}, {}
-    events = lake.read_table("events", settings.lake_dir)
-    features = watch.feature_rows(telemetry, events if len(events) else None, settings.feast.window_minutes)
+    events = deploy_events(settings)
+    features = features_of(telemetry, events if len(events) else None, settings.feast.window_minutes)
     features = features[pd.to_datetime(features["timestamp"], utc=True)
                         >= current_start - pd.Timedelta(days=cfg.reference_days)]
     scored = watch.score_windows(live, features, current_start)

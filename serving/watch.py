@@ -48,36 +48,22 @@ def live_model(name: str, alias: str = "champion") -> LiveModel | None:
     return LiveModel(name=name, version=str(mv.version), alias=used_alias, model=model, registered_f1=f1)
 
 
-def feature_rows(telemetry: pd.DataFrame, events: pd.DataFrame | None, window_minutes: int) -> pd.DataFrame:
-    """The detector's request rows (``service``, ``timestamp`` and the feature columns) for long telemetry."""
-    from features.transforms import compute_features
-
-    frame = compute_features(telemetry, events, window=window_minutes)
-    return frame.rename(columns={"event_timestamp": "timestamp"})
-
-
-def request_frame(rows: pd.DataFrame) -> pd.DataFrame:
-    """Rows as a model's signature takes them (what a JSON request carries): ISO 8601 text timestamps, the
-    service as text, every feature a float (columns that are not features, such as Feast's ``created``
-    stamp, are left out)."""
-    numeric = list(rows.drop(columns=["service", "timestamp"]).select_dtypes("number").columns)
-    out = rows[["service", "timestamp", *numeric]].copy()
-    out["timestamp"] = pd.to_datetime(out["timestamp"], utc=True).dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    out["service"] = out["service"].astype(str)
-    out[numeric] = out[numeric].astype("float64")
-    return out
-
-
 def score_windows(live: LiveModel, features: pd.DataFrame, current_start: pd.Timestamp) -> dict[str, pd.DataFrame]:
     """The live model's output on the reference rows (every ``REFERENCE_STRIDE_MINUTES``th minute) and on
     every current row, each with its ``service`` and ``timestamp``."""
     t = pd.to_datetime(features["timestamp"], utc=True)
     current = features[t >= current_start]
     reference = features[(t < current_start) & (t.dt.minute % REFERENCE_STRIDE_MINUTES == 0)]
+    from serving.registry import bundle_of
+    from training.serving_adapters import predict_bundle
+
+    # The bundle inside the pyfunc model, called directly as batch scoring and the promotion gate do: the
+    # frames come from our own feature code, so the request schema's checks and conversions add nothing.
+    bundle = bundle_of(live.model)
     out = {}
     for name, rows in (("reference", reference), ("current", current)):
         rows = rows.reset_index(drop=True)
-        scored = live.model.predict(request_frame(rows))
+        scored = predict_bundle(bundle, rows, {})
         out[name] = pd.concat([rows[["service", "timestamp"]], scored.reset_index(drop=True)], axis=1)
     return out
 
