@@ -148,7 +148,7 @@ def load_champion(settings, name: str, fallback: str | None = None) -> LoadedMod
         try:
             return load_version(settings, fallback, alias=CHAMPION)
         except RegistryError:
-            versions = _versions(client_for(settings), fallback)
+            versions = versions_of(client_for(settings), fallback)
             if not versions:
                 raise RegistryError(f"{first}; the fallback {fallback} has no versions either") from None
             return load_version(settings, fallback, version=versions[-1])
@@ -288,11 +288,11 @@ def gate(figures: Figures, margin: float) -> tuple[bool, str]:
 
 
 # ------------------------------------------------------------------------------------------------ registry
-def _versions(client, name: str) -> list[str]:
+def versions_of(client, name: str) -> list[str]:
     return sorted((str(v.version) for v in client.search_model_versions(f"name='{name}'")), key=int)
 
 
-def _champion(client, name: str) -> str | None:
+def champion_of(client, name: str) -> str | None:
     aliases = client.get_registered_model(name).aliases or {}
     value = aliases.get(CHAMPION)
     return None if value is None else str(value)
@@ -303,7 +303,7 @@ def champion_history(client, name: str) -> list[str]:
     return [str(v) for v in json.loads(raw)] if raw else []
 
 
-def _set_champion(client, name: str, version: str) -> None:
+def set_champion(client, name: str, version: str) -> None:
     history = champion_history(client, name)
     if not history or history[-1] != version:
         history.append(version)
@@ -311,12 +311,12 @@ def _set_champion(client, name: str, version: str) -> None:
     client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history[-HISTORY_KEEP:]))
 
 
-def _check_version(client, name: str, version: str) -> None:
+def check_version(client, name: str, version: str) -> None:
     try:
         client.get_registered_model(name)
     except Exception:
         raise RegistryError(f"no registered model {name!r}; see `cerebro models list`") from None
-    known = _versions(client, name)
+    known = versions_of(client, name)
     if version not in known:
         raise RegistryError(f"{name}: no version {version}; it has versions {', '.join(known) or 'none'}")
 
@@ -368,13 +368,13 @@ def promote(settings, name: str, version: str | int, frame: pd.DataFrame | None 
     first version of a model with no champion becomes champion directly. Always logged."""
     client = client_for(settings)
     version = str(version)
-    _check_version(client, name, version)
+    check_version(client, name, version)
     family = family_of(name)
     margin = float(settings.lifecycle.margins[family])
-    current = _champion(client, name)
+    current = champion_of(client, name)
     figures, extra = None, {}
     if current is None:
-        _set_champion(client, name, version)
+        set_champion(client, name, version)
         d = Decision(name, version, "first", f"{name} had no champion: version {version} becomes the first one "
                      "without a comparison", None, version, margin)
     elif current == version:
@@ -394,11 +394,11 @@ def promote(settings, name: str, version: str | int, frame: pd.DataFrame | None 
         finally:
             client.delete_registered_model_alias(name, CHALLENGER)
         if force:
-            _set_champion(client, name, version)
+            set_champion(client, name, version)
             d = Decision(name, version, "forced", f"forced by the operator (the gate said: {why})", current, version,
                          margin, figures)
         elif ok:
-            _set_champion(client, name, version)
+            set_champion(client, name, version)
             d = Decision(name, version, "promoted", why, current, version, margin, figures)
         else:
             d = Decision(name, version, "rejected", why, current, current, margin, figures)
@@ -416,7 +416,7 @@ def champion_or_challenger(settings, name: str, version: str | int) -> str:
     version becomes champion; a later one waits as ``challenger`` until ``cerebro models promote`` judges it on
     data that came after both. Returns "first" or "challenger"."""
     client = client_for(settings)
-    if _champion(client, name) is None:
+    if champion_of(client, name) is None:
         promote(settings, name, version)
         return "first"
     client.set_registered_model_alias(name, CHALLENGER, str(version))
@@ -427,13 +427,13 @@ def rollback(settings, name: str) -> Decision:
     """Move ``champion`` back to the previous champion; the current one leaves the history."""
     client = client_for(settings)
     try:
-        current = _champion(client, name)
+        current = champion_of(client, name)
     except Exception:
         raise RegistryError(f"no registered model {name!r}; see `cerebro models list`") from None
     history = champion_history(client, name)
     if current is not None and (not history or history[-1] != current):
         history.append(current)  # an alias moved by hand: treat it as the latest champion
-    existing = set(_versions(client, name))
+    existing = set(versions_of(client, name))
     previous = [v for v in history[:-1] if v in existing]
     if current is None or not previous:
         raise RegistryError(f"{name}: no previous champion to roll back to (champions so far: "

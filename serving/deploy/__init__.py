@@ -45,10 +45,10 @@ def resolve(settings, name: str, version: str | int | None = None, kind: str | N
     from serving.registry import (
         CHAMPION,
         RegistryError,
-        _champion,
-        _check_version,
-        _set_champion,
-        _versions,
+        champion_of,
+        check_version,
+        set_champion,
+        versions_of,
         client_for,
     )
 
@@ -56,22 +56,22 @@ def resolve(settings, name: str, version: str | int | None = None, kind: str | N
     client = client_for(settings)
     if version is not None:
         try:
-            _check_version(client, name, str(version))
+            check_version(client, name, str(version))
         except RegistryError as exc:
             raise DeployError(str(exc)) from None
-    elif not _versions(client, name):
+    elif not versions_of(client, name):
         raise DeployError(f"no registered model {name!r} (or it has no versions); see `cerebro models list`")
-    previous = _champion(client, name)
+    previous = champion_of(client, name)
     if version is not None:
         version = str(version)
         if previous != version:
-            _set_champion(client, name, version)
+            set_champion(client, name, version)
         return Target(name, kind, version, previous, previous != version)
     if previous is not None:
         return Target(name, kind, previous, previous, False)
     if not settings.serving.fallback_latest:
         raise DeployError(f"{name} has no @{CHAMPION} alias; deploy a version with --version")
-    return Target(name, kind, _versions(client, name)[-1], None, False)
+    return Target(name, kind, versions_of(client, name)[-1], None, False)
 
 
 def give_back(settings, target: Target) -> str | None:

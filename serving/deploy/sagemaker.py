@@ -340,9 +340,9 @@ def rollback_sagemaker(settings, name: str) -> dict:
     env = sm.describe_model(ModelName=variants[back]["model"]).get("PrimaryContainer", {}).get("Environment", {})
     version = env.get("CEREBRO_MODEL_VERSION")
     if version and env.get("CEREBRO_MODEL_NAME") == name:
-        from serving.registry import _set_champion, client_for
+        from serving.registry import set_champion, client_for
 
-        _set_champion(client_for(settings), name, version)
+        set_champion(client_for(settings), name, version)
         out.update(version=version)
         out["notes"].append(f"champion is back on v{version}")
     return out
