@@ -78,11 +78,14 @@ def _free_port() -> int:
 
 
 def _pid_runs(pid: int) -> bool:
+    """Alive and not a zombie: this test process started the service, so an exited one lingers as a zombie
+    until it is reaped, and signal 0 still reaches it."""
     try:
         os.kill(pid, 0)
-    except ProcessLookupError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (ProcessLookupError, FileNotFoundError):
         return False
-    return True
+    return state != "Z"
 
 
 def test_deploy_starts_the_service_swaps_versions_without_a_restart_and_stops(registry, tmp_path):
