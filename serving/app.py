@@ -123,7 +123,8 @@ def create_app(settings, live=None, load_in_background: bool = True) -> FastAPI:
                   "registry (aliases champion / challenger). See docs/serving.md.", lifespan=lifespan)
     bearer = HTTPBearer(auto_error=False, description="required when serving.token is set")
 
-    def authorised(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+    async def authorised(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        # async: FastAPI runs a plain ``def`` dependency on its thread pool, a thread hop per request.
         if not cfg.token:
             return
         if creds is None or not hmac.compare_digest(creds.credentials.encode(), cfg.token.encode()):
@@ -236,10 +237,9 @@ def create_app(settings, live=None, load_in_background: bool = True) -> FastAPI:
         out = call(model, fn)
         if router.shadows("detector", model.variant):
             background.add_task(shadow, "score", key, fn, _Answer(model.version, out))
-        rows = out.to_dict("records")
-        return JSONResponse({"model": model.name, "version": model.version, "variant": model.variant, "rows": rows,
-                             "anomalies": int(out["is_anomaly"].sum()),
-                             "missing_metrics": out.attrs.get("missing", [])})
+        return _json({"model": model.name, "version": model.version, "variant": model.variant,
+                      "rows": _records(out), "anomalies": int(out["is_anomaly"].to_numpy().sum()),
+                      "missing_metrics": out.attrs.get("missing", [])})
 
     @app.post("/v1/forecast", response_model=S.ForecastResponse, tags=["scoring"], responses=_ERRORS,
               dependencies=[Depends(authorised)], summary="Forecast series a given number of steps ahead")
@@ -278,6 +278,20 @@ def create_app(settings, live=None, load_in_background: bool = True) -> FastAPI:
 
     app.add_middleware(_HttpMetrics, metrics=metrics, paths={r.path for r in app.routes})
     return app
+
+
+def _records(frame) -> list[dict]:
+    """``frame.to_dict("records")`` from its columns as Python lists (several times faster for small frames)."""
+    names = [str(c) for c in frame.columns]
+    return [dict(zip(names, row)) for row in zip(*(frame[c].tolist() for c in frame.columns))]
+
+
+def _json(body: dict, status_code: int = 200) -> Response:
+    """JSON through orjson: faster than the standard library, and NaN or infinity become null (valid JSON)."""
+    import orjson
+
+    return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status_code,
+                    media_type="application/json")
 
 
 class _Answer:

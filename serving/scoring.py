@@ -144,7 +144,10 @@ class DetectorRunner:
         codes = np.fromiter((self._index.get(str(k), len(self._mean) - 1) for k in keys), dtype=np.int64,
                             count=len(keys))
         values = (indexed[self.used].to_numpy(dtype="float64") - self._mean[codes]) / self._std[codes]
-        return pd.DataFrame(values, index=indexed.index, columns=self.used)
+        scaled = pd.DataFrame(values, index=indexed.index, columns=self.used)
+        if np.isnan(values).any():  # gaps filled once here, as each member's ``_select`` would (an ensemble: 5-7 times)
+            scaled = scaled.groupby(level=0, sort=False).ffill().fillna(0.0)
+        return scaled
 
     def score_features(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``predict_bundle`` for a detector: score, calibrated, is_anomaly per row of ``frame``."""
@@ -215,7 +218,7 @@ class DetectorRunner:
 
     @staticmethod
     def flagged(out: pd.DataFrame) -> int:
-        return int(out["is_anomaly"].sum() + (~np.isfinite(out["score"].to_numpy())).sum())
+        return int(out["is_anomaly"].to_numpy().sum() + (~np.isfinite(out["score"].to_numpy())).sum())
 
 
 class ForecasterRunner:
@@ -324,6 +327,11 @@ class FastWindow:
         settle = runner.window if any(f"{m}__mean_{runner.window}m" in runner.inputs for m in RESTARTED_BY_DEPLOYS) else 0
         self.settle = settle if "minutes_since_deploy" in runner.inputs else 0
         self.restarted = np.array([c in RESTARTED_BY_DEPLOYS for c in self.levels])
+        # A detector with ``score_values`` (the statistical ones) scores the array directly; its columns are
+        # picked from ``used`` once here. The warm-up compares this path with the full one, as for the rest.
+        fitted = [str(c) for c in getattr(runner.det, "feature_names_in_", [])]
+        self.direct = ([self.used.index(c) for c in fitted]
+                       if hasattr(runner.det, "score_values") and fitted and set(fitted) <= set(self.used) else None)
 
     @classmethod
     def supports(cls, runner: DetectorRunner) -> bool:
@@ -331,26 +339,36 @@ class FastWindow:
 
     def features(self, req) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(service per row, minute per row in ns, the used columns before scaling)."""
-        ns, svc, met, val = [], [], [], []
+        # Codes per sample, built per series where the body is columnar (one service and metric per series).
+        col_of = {m: j for j, m in enumerate(self.levels)}
+        ns, val, svc_names, svc_code, m_code = [], [], {}, [], []
         for p in req.telemetry:
-            ns.append(p.timestamp), svc.append(p.service), met.append(p.metric), val.append(p.value)
+            ns.append(p.timestamp), val.append(p.value)
+            svc_code.append(svc_names.setdefault(p.service, len(svc_names))), m_code.append(col_of.get(p.metric, -1))
+        parts_s, parts_m = [np.asarray(svc_code, dtype=np.int64)], [np.asarray(m_code, dtype=np.int64)]
         for s in req.series:
-            ns.extend(s.timestamps), svc.extend([s.service] * len(s.values)), met.extend([s.metric] * len(s.values))
-            val.extend(s.values)
+            ns.extend(s.timestamps), val.extend(s.values)
+            parts_s.append(np.full(len(s.values), svc_names.setdefault(s.service, len(svc_names)), dtype=np.int64))
+            parts_m.append(np.full(len(s.values), col_of.get(s.metric, -1), dtype=np.int64))
         ns = _epoch_ns(ns)
         val = np.array([np.nan if v is None else v for v in val], dtype="float64")
         minute = -((-ns) // 60_000_000_000)
-        services, s_code = np.unique(np.array(svc, dtype=object), return_inverse=True)
-        col_of = {m: j for j, m in enumerate(self.levels)}
-        m_code = np.array([col_of.get(m, -1) for m in met])
+        # Services in sorted order, as np.unique would give them (rows are ordered by service, then minute).
+        services = np.array(sorted(svc_names), dtype=object)
+        rank = np.empty(len(svc_names), dtype=np.int64)
+        rank[[svc_names[k] for k in services]] = np.arange(len(services))
+        s_code, m_code = rank[np.concatenate(parts_s)], np.concatenate(parts_m)
         # Rows: (service, minute) with a sample of any metric; the latest sample of a cell wins.
-        keys, row = np.unique(np.stack([s_code, minute]), axis=1, return_inverse=True)
+        first = minute.min() if len(minute) else 0
+        span = int(minute.max() - first + 1) if len(minute) else 1
+        keys, row = np.unique(s_code * span + (minute - first), return_inverse=True)
         row = row.ravel()
-        grid = np.full((keys.shape[1], len(self.levels)), np.nan)
+        grid = np.full((len(keys), len(self.levels)), np.nan)
         known = m_code >= 0
         order = np.lexsort((ns[known], row[known] * len(self.levels) + m_code[known]))
         r, c = row[known][order], m_code[known][order]
         grid[r, c] = val[known][order]  # later assignments win: the latest sample
+        keys = np.stack([keys // span, keys % span + first])
         row_svc, row_min = keys[0], keys[1]
         hour = row_min // 60
         base = np.full_like(grid, np.nan)
@@ -401,17 +419,22 @@ class FastWindow:
         codes = np.fromiter((r._index.get(str(k), len(r._mean) - 1) for k in services), dtype=np.int64,
                             count=len(services))
         scaled = _ffill_per_service((values - r._mean[codes]) / r._std[codes], services)
-        # Built from codes: ``MultiIndex.from_arrays`` would factorize both levels again (a third of the time).
-        levels_s, codes_s = np.unique(services, return_inverse=True)
-        levels_t, codes_t = np.unique(stamps, return_inverse=True)
-        index = pd.MultiIndex(levels=[pd.Index(levels_s.astype(str), dtype=object), pd.to_datetime(levels_t, utc=True)],
-                              codes=[codes_s.ravel(), codes_t.ravel()], names=["service", "timestamp"],
-                              verify_integrity=False)
-        score = r.det.score(pd.DataFrame(scaled, index=index, columns=self.used))
+        if self.direct is not None:  # the detector scores arrays itself: no frame, no index
+            score = r.det.score_values(scaled[:, self.direct], services)
+        else:
+            # Built from codes: ``MultiIndex.from_arrays`` would factorize both levels again (a third of the time).
+            levels_s, codes_s = np.unique(services, return_inverse=True)
+            levels_t, codes_t = np.unique(stamps, return_inverse=True)
+            index = pd.MultiIndex(levels=[pd.Index(levels_s.astype(str), dtype=object),
+                                          pd.to_datetime(levels_t, utc=True)],
+                                  codes=[codes_s.ravel(), codes_t.ravel()], names=["service", "timestamp"],
+                                  verify_integrity=False)
+            score = r.det.score(pd.DataFrame(scaled, index=index, columns=self.used))
         present = {p.metric for p in req.telemetry} | {s.metric for s in req.series}
         missing = sorted(m for m in r.metrics if m not in present)
         out = pd.DataFrame({"service": services.astype(str),
-                            "timestamp": pd.DatetimeIndex(index.get_level_values(1)).strftime("%Y-%m-%dT%H:%M:%SZ"),
+                            "timestamp": np.datetime_as_string(stamps.astype("datetime64[ns]"), unit="s",
+                                                               timezone="UTC").astype(object),
                             "score": score, "calibrated": r.det.calibrated(scores=score),
                             "is_anomaly": (score > r.det.threshold_).astype(np.int64)})
         return out, missing

@@ -146,3 +146,19 @@ def test_ensemble_combines_members_on_a_common_scale(data):
     by_member = {n: -np.log10(m.calibrator_.tail_probability(m.score(frame))) for n, m in members}
     np.testing.assert_allclose(scores, np.mean([np.minimum(v, 12) for v in by_member.values()], axis=0))
     assert scores[labels].mean() > np.quantile(scores[~labels], 0.99)
+
+
+@pytest.mark.parametrize("cls", ["ZScoreDetector", "MADDetector"])
+def test_score_values_equals_score_on_stacked_series(cls):
+    """The array path the scoring service uses gives the frame path's scores, per series and for an unseen one."""
+    import training.detectors.statistical as S
+
+    rng = np.random.default_rng(0)
+    idx = pd.MultiIndex.from_product([["a", "b"], pd.date_range("2026-11-20", periods=200, freq="min", tz="UTC")],
+                                     names=["service", "timestamp"])
+    frame = pd.DataFrame(rng.normal(size=(400, 3)) * [1, 5, 0.1] + [0, 10, 3], index=idx, columns=["x", "y", "z"])
+    frame.loc["b", "y"] = frame.loc["b", "y"].to_numpy() * 3  # the two series differ
+    det = getattr(S, cls)().fit(frame)
+    new = frame.rename(index={"a": "unseen"}, level=0).iloc[150:260]
+    keys = new.index.get_level_values(0).to_numpy()
+    np.testing.assert_allclose(det.score_values(new[["x", "y", "z"]].to_numpy(), keys), det.score(new), rtol=1e-12)

@@ -375,7 +375,7 @@ def test_the_numpy_window_path_equals_compute_features(served, case):
     from serving.scoring import DetectorRunner
 
     runner = DetectorRunner(served["bundle"])
-    assert runner.fast_window is not None
+    assert runner.fast_window is not None and runner.fast_window.direct is not None  # z-score scores arrays
     tel = served["telemetry"]
     end = tel["timestamp"].max() - pd.Timedelta(hours=3)
     rows = tel[tel["service"].astype(str).isin(["cart", "auth"]) & (tel["timestamp"] > end - pd.Timedelta(minutes=150))
@@ -399,3 +399,21 @@ def test_the_numpy_window_path_equals_compute_features(served, case):
     assert (fast["is_anomaly"] == full["is_anomaly"]).all()
     if "baselines" in body:  # the sent baselines filled the first hour, which had none of its own
         assert len(fast) == 280 and not np.allclose(fast["score"], without["score"])
+
+
+def test_rollback_window_totals_follow_evictions():
+    """The running totals equal a fresh count over what is left in the window, after evictions too."""
+    from serving.rollback import Outcome, Window
+
+    rng = np.random.default_rng(3)
+    window, kept = Window(25), []
+    for _ in range(120):
+        o = Outcome(bool(rng.random() > 0.2), float(rng.random()), int(rng.integers(0, 60)), int(rng.integers(0, 5)))
+        window.add(o)
+        kept = (kept + [o])[-25:]
+        stats = window.stats()
+        rows = sum(x.rows for x in kept if x.ok)
+        assert stats["requests"] == len(kept)
+        assert stats["error_rate"] == pytest.approx(sum(not x.ok for x in kept) / len(kept))
+        assert stats["flag_rate"] == pytest.approx(sum(x.flagged for x in kept if x.ok) / rows if rows else 0.0)
+        assert stats["p95_ms"] == pytest.approx(np.percentile([x.seconds for x in kept], 95) * 1000)

@@ -11,6 +11,7 @@ from typing import ClassVar
 
 import numpy as np
 import pandas as pd
+from sklearn.utils.validation import check_is_fitted
 
 from training.detectors.base import Detector, NotEnoughData, iter_series, series_positions
 
@@ -48,6 +49,17 @@ class _PerSeriesLocationScale(Detector):
         for pos in series_positions(frame):
             centre, scale = self._params_for(keys[pos[0]])
             out[pos] = np.abs((values[pos] - centre) / scale).max(axis=1)
+        return out
+
+    def score_values(self, values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """``score`` without pandas, for the scoring service: ``values`` holds the fitted columns in
+        ``feature_names_in_`` order with gaps already filled, rows grouped by ``keys`` (the series)."""
+        check_is_fitted(self, "threshold_")
+        out = np.empty(len(values))
+        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.array([], dtype=int)
+        for a, b in zip(starts, [*starts[1:], len(keys)]):
+            centre, scale = self._params_for(keys[a])
+            out[a:b] = np.abs((values[a:b] - centre) / scale).max(axis=1)
         return out
 
     def update(self, x, key=None) -> float:
