@@ -417,3 +417,40 @@ def test_rollback_window_totals_follow_evictions():
         assert stats["error_rate"] == pytest.approx(sum(not x.ok for x in kept) / len(kept))
         assert stats["flag_rate"] == pytest.approx(sum(x.flagged for x in kept if x.ok) / rows if rows else 0.0)
         assert stats["p95_ms"] == pytest.approx(np.percentile([x.seconds for x in kept], 95) * 1000)
+
+
+def test_failure_risk_from_feature_rows_and_from_a_raw_window(served, body):
+    """/v1/failure gives the bundle's probability and signed top factors for ready feature rows, judges a raw
+    window on each service's newest minute, and answers unknown features with a 422 that names them."""
+    from test_failure import SMALL, synthetic_fleet
+
+    from training.failure import failure_bundle, predict_failure_bundle, train_failure_predictor
+
+    fleet = synthetic_fleet(days=4)
+    model, _ = train_failure_predictor(fleet, **SMALL)
+    bundle = failure_bundle(model, "synthetic")
+    name = "test-failure-endpoint"
+    picked = fleet.frame[fleet.features].iloc[[5, 300, 700]].reset_index()
+    picked["timestamp"] = picked["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")  # as the pipeline logs its example
+    _alias(name, _register(name, bundle, picked.head(2)))
+    expected = predict_failure_bundle(bundle, picked, {"top_k": 2})
+    rows = [{"service": str(r["service"]), "timestamp": r["timestamp"],
+             "features": {f: (None if pd.isna(r[f]) else float(r[f])) for f in fleet.features}}
+            for _, r in picked.iterrows()]
+    with _client(_settings(models={"failure": name})) as client:
+        r = client.post("/v1/failure", json={"rows": rows, "top_k": 2})
+        assert r.status_code == 200, r.text
+        got = r.json()["rows"]
+        assert [g["service"] for g in got] == picked["service"].astype(str).tolist()
+        np.testing.assert_allclose([g["failure_probability"] for g in got],
+                                   expected["failure_probability"].to_numpy(), atol=1e-12)
+        assert [g["alarm"] for g in got] == expected["alarm"].tolist()
+        for g, factors in zip(got, expected["top_factors"]):
+            assert g["top_factors"] == json.loads(factors) and len(g["top_factors"]) == 2
+        bad = client.post("/v1/failure", json={"rows": [{**rows[0], "features": {"no_such_feature": 1.0}}]})
+        assert bad.status_code == 422 and "no_such_feature" in bad.json()["detail"]
+        window = client.post("/v1/failure", json={**body, "top_k": 1})
+        assert window.status_code == 200, window.text
+        judged = window.json()["rows"]
+        assert [g["service"] for g in judged] == ["cart"] and 0 <= judged[0]["failure_probability"] <= 1
+        assert judged[0]["timestamp"] == body["series"][0]["timestamps"][-1]
