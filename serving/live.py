@@ -84,20 +84,11 @@ class LiveModels:
     # ------------------------------------------------------------------ loading
     def _resolve(self, name: str, variant: str) -> tuple[str, str] | None:
         """(version, alias) the slot should serve, or None when there is nothing to serve."""
-        from mlflow.exceptions import MlflowException
+        from serving.registry import alias_or_newest
 
         alias = self.cfg.champion_alias if variant == CHAMPION else self.cfg.challenger_alias
-        try:
-            return str(self.client.get_model_version_by_alias(name, alias).version), alias
-        except MlflowException:
-            pass
-        if variant != CHAMPION or not self.cfg.fallback_latest:
-            return None
-        try:
-            versions = self.client.search_model_versions(f"name='{name}'")
-        except MlflowException:
-            return None
-        return (str(max(int(v.version) for v in versions)), "latest") if versions else None
+        found = alias_or_newest(self.client, name, alias, newest=variant == CHAMPION and self.cfg.fallback_latest)
+        return None if found is None else (found[0], found[1] or "latest")
 
     def load(self, kind: str, variant: str, name: str, version: str, alias: str) -> LoadedModel:
         """Load a version through MLflow and warm it up; raises when either fails."""

@@ -292,6 +292,23 @@ def versions_of(client, name: str) -> list[str]:
     return sorted((str(v.version) for v in client.search_model_versions(f"name='{name}'")), key=int)
 
 
+def alias_or_newest(client, name: str, alias: str = CHAMPION, newest: bool = True) -> tuple[str, str | None] | None:
+    """(version, alias) that ``name@alias`` points at; without that alias (newest=True) the newest version and
+    None; None when there is nothing to use. What serving, the drift watch and the pipeline's deploy resolve."""
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return str(client.get_model_version_by_alias(name, alias).version), alias
+    except MlflowException:
+        if not newest:
+            return None
+    try:
+        versions = versions_of(client, name)
+    except MlflowException:
+        return None
+    return (versions[-1], None) if versions else None
+
+
 def champion_of(client, name: str) -> str | None:
     aliases = client.get_registered_model(name).aliases or {}
     value = aliases.get(CHAMPION)

@@ -29,18 +29,14 @@ class LiveModel:
 def live_model(name: str, alias: str = "champion") -> LiveModel | None:
     """The version ``alias`` points at (the newest version if no alias is set), loaded; None if not registered."""
     import mlflow
-    from mlflow.exceptions import MlflowException
+
+    from serving.registry import alias_or_newest
 
     client = mlflow.MlflowClient()
-    try:
-        mv = client.get_model_version_by_alias(name, alias)
-        used_alias = alias
-    except MlflowException:
-        versions = client.search_model_versions(f"name = '{name}'")
-        if not versions:
-            return None
-        mv = max(versions, key=lambda v: int(v.version))
-        used_alias = None
+    found = alias_or_newest(client, name, alias)
+    if found is None:
+        return None
+    mv, used_alias = client.get_model_version(name, found[0]), found[1]
     f1 = None
     if mv.run_id:
         f1 = client.get_run(mv.run_id).data.metrics.get("test_f1")
