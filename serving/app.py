@@ -17,6 +17,7 @@ import time
 from contextlib import asynccontextmanager
 from typing import Any
 
+import numpy as np
 from fastapi import BackgroundTasks, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
@@ -238,7 +239,7 @@ def create_app(settings, live=None, load_in_background: bool = True) -> FastAPI:
         if router.shadows("detector", model.variant):
             background.add_task(shadow, "score", key, fn, _Answer(model.version, out))
         return _json({"model": model.name, "version": model.version, "variant": model.variant,
-                      "rows": _records(out), "anomalies": int(out["is_anomaly"].to_numpy().sum()),
+                      "rows": _records(out), "anomalies": int(np.asarray(out["is_anomaly"]).sum()),
                       "missing_metrics": out.attrs.get("missing", [])})
 
     @app.post("/v1/forecast", response_model=S.ForecastResponse, tags=["scoring"], responses=_ERRORS,
@@ -281,7 +282,8 @@ def create_app(settings, live=None, load_in_background: bool = True) -> FastAPI:
 
 
 def _records(frame) -> list[dict]:
-    """``frame.to_dict("records")`` from its columns as Python lists (several times faster for small frames)."""
+    """``frame.to_dict("records")`` (a DataFrame or ``scoring.Rows``) from its columns as Python lists: several
+    times faster for small frames."""
     names = [str(c) for c in frame.columns]
     return [dict(zip(names, row)) for row in zip(*(frame[c].tolist() for c in frame.columns))]
 
@@ -301,13 +303,12 @@ class _Answer:
 
 def _compare(kind: str, champion, challenger) -> dict:
     """How far the challenger's answer is from the champion's (what the shadow log records)."""
-    import numpy as np
-
-    if kind == "detector":
-        a, b = champion["is_anomaly"].to_numpy(), challenger["is_anomaly"].to_numpy()
+    if kind == "detector":  # DataFrames or ``scoring.Rows``
+        a, b = np.asarray(champion["is_anomaly"]), np.asarray(challenger["is_anomaly"])
         agree = len(a) == len(b) and bool((a == b).all())
         return {"agree": agree, "rows": len(b), "champion_anomalies": int(a.sum()),
-                "challenger_anomalies": int(b.sum()), "challenger_max_calibrated": float(challenger["calibrated"].max())}
+                "challenger_anomalies": int(b.sum()),
+                "challenger_max_calibrated": float(np.max(np.asarray(challenger["calibrated"])))}
     if kind == "forecaster":
         a, b = champion["yhat"].to_numpy(dtype=float), challenger["yhat"].to_numpy(dtype=float)
         gap = float(np.nanmax(np.abs(a - b))) if len(a) == len(b) and len(a) else float("nan")

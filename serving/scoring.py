@@ -30,6 +30,29 @@ class WarmUpError(RuntimeError):
     """A freshly loaded version failed its warm-up: it is refused and the running one stays live."""
 
 
+class Rows:
+    """Equal-length named numpy columns: the fast path's answer. It offers what the service reads of a
+    DataFrame (``out[name]``, ``len``, ``columns``, ``attrs``) without building one per request, which cost
+    a quarter of a request's time. ``to_frame()`` when pandas is wanted."""
+
+    def __init__(self, columns: dict[str, np.ndarray]):
+        self._columns = columns
+        self.attrs: dict = {}
+
+    @property
+    def columns(self) -> list[str]:
+        return list(self._columns)
+
+    def __getitem__(self, name: str) -> np.ndarray:
+        return self._columns[name]
+
+    def __len__(self) -> int:
+        return len(next(iter(self._columns.values()))) if self._columns else 0
+
+    def to_frame(self) -> pd.DataFrame:
+        return pd.DataFrame(self._columns)
+
+
 def _epoch_ns(stamps) -> np.ndarray:
     # Naive datetimes are UTC (the schema says so), not the machine's local time.
     seconds = np.array([(t if t.tzinfo else t.replace(tzinfo=_UTC)).timestamp() for t in stamps], dtype="float64")
@@ -217,8 +240,8 @@ class DetectorRunner:
                         self.bundle.get("name"))
 
     @staticmethod
-    def flagged(out: pd.DataFrame) -> int:
-        return int(out["is_anomaly"].to_numpy().sum() + (~np.isfinite(out["score"].to_numpy())).sum())
+    def flagged(out) -> int:
+        return int(np.asarray(out["is_anomaly"]).sum() + (~np.isfinite(np.asarray(out["score"], dtype=float))).sum())
 
 
 class ForecasterRunner:
@@ -408,7 +431,7 @@ class FastWindow:
             out[rows] = np.minimum(out[rows], since)
         return np.minimum(out, self.cap)
 
-    def score(self, req) -> tuple[pd.DataFrame, list[str]]:
+    def score(self, req) -> tuple[Rows, list[str]]:
         services, stamps, values = self.features(req)
         if req.last:  # rows are ordered by service, then minute
             keep = np.zeros(len(services), dtype=bool)
@@ -432,11 +455,10 @@ class FastWindow:
             score = r.det.score(pd.DataFrame(scaled, index=index, columns=self.used))
         present = {p.metric for p in req.telemetry} | {s.metric for s in req.series}
         missing = sorted(m for m in r.metrics if m not in present)
-        out = pd.DataFrame({"service": services.astype(str),
-                            "timestamp": np.datetime_as_string(stamps.astype("datetime64[ns]"), unit="s",
-                                                               timezone="UTC").astype(object),
-                            "score": score, "calibrated": r.det.calibrated(scores=score),
-                            "is_anomaly": (score > r.det.threshold_).astype(np.int64)})
+        out = Rows({"service": services.astype(str),
+                    "timestamp": np.datetime_as_string(stamps.astype("datetime64[ns]"), unit="s", timezone="UTC"),
+                    "score": score, "calibrated": r.det.calibrated(scores=score),
+                    "is_anomaly": (score > r.det.threshold_).astype(np.int64)})
         return out, missing
 
 
