@@ -390,9 +390,18 @@ def _moved(metrics: dict, i: int, effect: tuple[int, int], base: tuple[int, int]
     return False
 
 
+def _reachable(topo, root: str) -> set[str]:
+    """Every service a fault at ``root`` can move: its callers and callees, and the callers of its callees.
+
+    Load the root pushes onto a shared dependency slows that dependency for every caller, so a surge at
+    the front door reaches a service that only shares the database with it."""
+    down = topo.downstream(root)
+    return topo.upstream(root) | down | set().union(*(topo.upstream(d) for d in down))
+
+
 def _keep_visibly_affected(st: _State, metrics: dict, inc: dict) -> None:
     """Narrow the candidate blast radius (every service connected to the root) to the services whose
-    metrics really moved, then describe it.
+    metrics really moved, then describe it (candidates: ``_reachable``).
 
     A caller that sends a dependency few requests barely notices it is slow, and a callee only notices its
     caller's restart as a dip in traffic; ground truth must say exactly who felt it. A service counts as
@@ -408,7 +417,7 @@ def _keep_visibly_affected(st: _State, metrics: dict, inc: dict) -> None:
         oom = inc["oom_at"]
         phases.append(((oom, e), (max(0, oom - 30), oom)))
     kept = [inc["root"]]
-    candidates = (st.topo.upstream(inc["root"]) | st.topo.downstream(inc["root"])) - {inc["root"]}
+    candidates = _reachable(st.topo, inc["root"]) - {inc["root"]}
     for name in sorted(candidates):
         if any(_moved(metrics, st.index[name], effect, base) for effect, base in phases):
             kept.append(name)

@@ -108,6 +108,23 @@ def test_slow_dependency_propagates_to_callers(week):
             assert during > 1.1 * before, f"{caller} did not slow down with {inc.root_cause_service}"
 
 
+def test_services_left_out_of_an_incident_did_not_feel_it():
+    """Ground truth names everyone the fault moved: a service left out of ``affected_services`` keeps its
+    latency near the two hours before. A surge at the front door loads the database, which slows
+    notification (it only shares the database and queue with the front door's path): it must be named."""
+    fleet = FleetSimulator(days=14, seed=42, end="2026-11-20T00:00Z", incidents_per_day=3).run()
+    assert (fleet.incidents["kind"] == "traffic_surge").any()
+    t = fleet.telemetry
+    lat = t[t["metric"] == "latency_p50_ms"].pivot(index="timestamp", columns="service", values="value")
+    medians = lat.rolling(3).median()
+    for inc in fleet.incidents.itertuples():
+        before = lat[(lat.index >= inc.start - pd.Timedelta(hours=2)) & (lat.index < inc.start)].median()
+        during = medians[(medians.index >= inc.start) & (medians.index <= inc.end)].max()
+        left_out = [s for s in lat.columns if s not in inc.affected_services]
+        ratio = (during / before)[left_out]
+        assert (ratio < 1.35).all(), f"{inc.incident_id} {inc.kind}: {ratio.idxmax()} slowed {ratio.max():.2f}x unlabelled"
+
+
 def test_bad_deploy_has_deploy_and_rollback_events(week):
     bursts = week.incidents[week.incidents["kind"] == "error_burst"]
     ev = week.events

@@ -50,3 +50,28 @@ def test_counts_keep_a_spread_of_one_unit_after_de_levelling():
     scaler = SeriesScaler().fit(f)
     assert scaler.std_.loc["svc", "queue_depth"] == 1.0  # a count by name: floored at one message
     assert scaler.std_.loc["svc", "queue_depth__roc_5m"] == 1.0
+
+
+def test_a_routine_deploy_is_no_symptom_for_the_multivariate_members():
+    """A service that never deployed in training has no spread in its deploy clock; a later routine deploy
+    (metrics unchanged) must not read as an anomaly. The deploy clock is context the detectors do not read."""
+    from training.zoo import CONTEXT, build_zoo, recent_deploys
+
+    rng = np.random.default_rng(0)
+    n = 3000
+    times = T0 + pd.to_timedelta(np.arange(n), unit="min")
+    idx = pd.MultiIndex.from_arrays([["svc"] * n, times], names=["service", "timestamp"])
+    metrics = pd.DataFrame({"cpu_pct": 40 + rng.normal(0, 2, n), "latency_p50_ms": 20 + rng.normal(0, 1, n),
+                            "error_rate": 0.01 + rng.normal(0, 0.001, n)}, index=idx)
+    deployed_at = 2500  # training (the first 2000 minutes) never saw a deploy
+    since = np.where(np.arange(n) >= deployed_at, np.arange(n) - deployed_at, 10080.0)
+    frame = recent_deploys(metrics.assign(minutes_since_deploy=since))
+    scaler = SeriesScaler().fit(frame.iloc[:2000])
+    scaled = scaler.transform(frame)
+    assert scaled["minutes_since_deploy"].abs().max() > 100  # what a member reading it would see
+    zoo = build_zoo(list(scaled.columns), [], include=["isolation_forest", "lof", "pca", "one_class_svm"])
+    after = scaled.iloc[deployed_at:deployed_at + 240]
+    for name, det in zoo.items():
+        det.fit(scaled.iloc[:2000])
+        assert not set(CONTEXT) & set(det.feature_names_in_), name
+        assert det.predict(after).mean() < 0.05, f"{name} alarms on a routine deploy"

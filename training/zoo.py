@@ -39,6 +39,13 @@ def recent_deploys(frame: pd.DataFrame) -> pd.DataFrame:
     return frame.assign(minutes_since_deploy=frame["minutes_since_deploy"].clip(upper=DEPLOY_HORIZON_MINUTES))
 
 
+# Columns that describe when a row is, not how the service behaves: the detectors do not read them as
+# symptoms. Minutes since the last deploy is the sharp one: a service that deployed rarely in training has
+# almost no spread in it, so any later deploy reads as hundreds of deviations for four hours, whatever the
+# service does (the settling below is how deploys are allowed for).
+CONTEXT = ("hour", "weekday", "minutes_since_deploy")
+
+
 RESTARTED_BY_DEPLOYS = ("cpu_pct", "memory_pct")
 
 
@@ -187,7 +194,7 @@ def build_zoo(feature_columns: list[str], edges: list[tuple[str, str]], profile:
     seasonal = raw + [c for c in TIME_OF_DAY if c in feature_columns]  # what sequence models see
     # Inputs arrive standardised per service; no column may claim a spread finer than half a unit of that.
     m = 0.5
-    engineered = [c for c in feature_columns if c not in ("hour", "weekday")]
+    engineered = [c for c in feature_columns if c not in CONTEXT]
     deep_epochs, deep_windows = (8, 60000) if profile == "large" else (2, 8000)
     zoo: dict[str, Callable[[], Detector]] = {
         "zscore": lambda: S.ZScoreDetector(features=raw, min_scale=m),
