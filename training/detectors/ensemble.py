@@ -27,7 +27,11 @@ class VotingEnsemble(Detector):
 
     family: ClassVar[str] = "ensemble"
 
-    def __init__(self, members=(), prefit=False, cap=12.0, alpha=1e-3):
+    # Half the members' false-alarm rate per row: the ensemble is what the pipeline puts forward, and on the
+    # development fleets (seeds 42, 58, 314, 1001, 2718, 11, 2024, 8080, 5, 999) halving it from 1e-3 raised
+    # the worst test precision from 0.90 to 0.92 with every incident still found, for about a minute more
+    # time to detect. It was then checked, unchanged, on fleets used for nothing else (README).
+    def __init__(self, members=(), prefit=False, cap=12.0, alpha=5e-4):
         self.members = members
         self.prefit = prefit
         self.cap = cap
