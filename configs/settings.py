@@ -98,6 +98,9 @@ class ForecastingSettings(_Section):
         description="SERVICE/METRIC series the pipeline backtests and registers forecasters for")
     horizons: list[int] = Field(default_factory=lambda: [1, 6, 24], description="backtest horizons, in steps of freq")
     origins: int = Field(default=2, ge=1, le=20, description="rolling origins per backtest")
+    stride: int | None = Field(default=None, ge=1, description="steps of freq between origins (empty: the longest "
+                               "horizon, so scored windows never overlap; 7 with hourly data spreads origins "
+                               "over the hours of the day)")
     capacity_model: str = Field(default="prophet", description="the forecaster capacity planning uses")
     capacity_horizon_hours: float = Field(default=168, gt=0, description="how far ahead capacity is planned")
     cpu_limit_pct: float = Field(default=85, gt=0, le=100)

@@ -347,6 +347,22 @@ def test_seasonal_naive_mase_is_one_on_season_plus_noise():
     assert result.aggregate["coverage_95"].iloc[0] > 0.8
 
 
+def test_the_pipeline_backtest_takes_its_origins_stride_from_the_settings(tmp_path):
+    """``forecasting.stride`` spreads the pipeline's origins (default: the longest horizon apart)."""
+    from configs.settings import load_settings
+    from training.forecasting.stage import ForecastingData, run_backtest
+
+    y = seasonal(n=24 * 6)
+    data = ForecastingData(series={"svc/cpu_pct": y}, telemetry=pd.DataFrame(), graph=None, data_version="t")
+    steps = {}
+    for stride in (None, 5):
+        settings = load_settings(None, home=str(tmp_path), **{"forecasting.models": [], "forecasting.horizons": [1, 6],
+                                                              "forecasting.origins": 3, "forecasting.stride": stride})
+        origins = sorted(run_backtest(data, settings).frame["origin"].unique())
+        steps[stride] = {(b - a) / pd.Timedelta(hours=1) for a, b in zip(origins, origins[1:])}
+    assert steps == {None: {6.0}, 5: {5.0}}
+
+
 def test_backtest_refuses_too_many_origins_and_records_failures():
     y = seasonal(n=60)
     with pytest.raises(ForecastInputError, match="origin"):

@@ -81,7 +81,7 @@ def run_backtest(data: ForecastingData, settings, on_progress: Callable[[str], N
     while horizons:
         try:
             result = backtest(data.series, models_of(settings), horizons=horizons, n_origins=cfg.origins,
-                              profile=cfg.profile, errors="record", on_progress=on_progress)
+                              stride=cfg.stride, profile=cfg.profile, errors="record", on_progress=on_progress)
         except ForecastInputError as exc:
             last_error = exc
             horizons = horizons[:-1]
