@@ -63,6 +63,18 @@ def forecasting_stage(start: str, end: str, config: str | None, runner) -> tuple
     return result, time.perf_counter() - t0
 
 
+def _failure_line(failure: dict) -> str:
+    """All failures first, then the foreseeable ones (fault under way before the failure) the predictor can see."""
+    if "skipped" in failure:
+        return f"skipped: {failure['skipped']}"
+    line = (f"test PR-AUC {failure['pr_auc']:.3f} (positive rate {failure['positive_rate']:.3f}), "
+            f"{failure['caught']} of {failure['failures']} failures foreseen")
+    if failure.get("foreseeable_pr_auc") is not None:
+        line += (f"; of those with a precursor: PR-AUC {failure['foreseeable_pr_auc']:.3f}, "
+                 f"{failure['foreseeable_caught']} of {failure['foreseeable_failures']} foreseen")
+    return line
+
+
 def _forecasting_line(result: dict) -> str:
     if "skipped" in result:
         return f"skipped: {result['skipped']}"
@@ -155,9 +167,7 @@ def pipeline_flow(config: str | None = None, source: str | None = None, days: fl
             dataset=manifest["dataset"], start=manifest["start"], end=manifest["end"], config=config,
             build_store=False)
         stages.append({"stage": "failure predictor + register", "seconds": time.perf_counter() - t0,
-                       "result": f"skipped: {failure['skipped']}" if "skipped" in failure else
-                                 f"test PR-AUC {failure['pr_auc']:.3f} (positive rate {failure['positive_rate']:.3f}), "
-                                 f"{failure['caught']} of {failure['failures']} failures foreseen"})
+                       "result": _failure_line(failure)})
 
     deployed = None
     if detection is not None and settings.deploy.after_pipeline:

@@ -98,6 +98,10 @@ def test_pipeline_end_to_end_and_idempotent(prefect_server, home, monkeypatch):
     failure = summary["failure"]
     assert client.get_registered_model("cerebro-failure-predictor").name
     assert 0 <= failure["pr_auc"] <= 1 and failure["registered_version"] == "1"
+    line = next(s["result"] for s in summary["stages"] if s["stage"] == "failure predictor + register")
+    assert line.startswith(f"test PR-AUC {failure['pr_auc']:.3f}")
+    if failure["foreseeable_pr_auc"] is not None:  # the failures with a precursor, said apart
+        assert f"of those with a precursor: PR-AUC {failure['foreseeable_pr_auc']:.3f}" in line
 
     # The champion is served by a real process on the port, which answers with the version the registry names.
     import httpx
