@@ -41,11 +41,12 @@ def serve(
     overrides = {k: v for k, v in {"serving.host": host, "serving.port": port, "serving.token": token,
                                    "serving.poll_seconds": poll}.items() if v is not None}
     settings = _settings(config, **overrides)
-    from serving.app import create_app
+    from serving.app import create_app, limit_torch_threads
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     typer.echo(f"serving {', '.join(f'{k}={v}' for k, v in settings.serving.models.items())} from "
                f"{settings.mlflow_tracking_uri} on http://{settings.serving.host}:{settings.serving.port} "
                f"(token {'required' if settings.serving.token else 'not required'})", err=True)
+    limit_torch_threads(settings.serving.torch_threads)
     uvicorn.run(create_app(settings), host=settings.serving.host, port=settings.serving.port,
                 log_level=log_level.lower(), access_log=False)

@@ -454,3 +454,19 @@ def test_failure_risk_from_feature_rows_and_from_a_raw_window(served, body):
         judged = window.json()["rows"]
         assert [g["service"] for g in judged] == ["cart"] and 0 <= judged[0]["failure_probability"] <= 1
         assert judged[0]["timestamp"] == body["series"][0]["timestamps"][-1]
+
+
+def test_the_service_limits_torch_to_the_configured_threads():
+    """``serving.torch_threads`` (default 1) is what `cerebro serve` gives torch; 0 leaves torch's default."""
+    import torch
+
+    from configs.settings import load_settings
+    from serving.app import limit_torch_threads
+
+    assert load_settings().serving.torch_threads == 1
+    before = torch.get_num_threads()
+    try:
+        assert limit_torch_threads(0) is None and torch.get_num_threads() == before
+        assert limit_torch_threads(1) == 1 and torch.get_num_threads() == 1
+    finally:
+        torch.set_num_threads(before)
