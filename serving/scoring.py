@@ -167,10 +167,10 @@ class DetectorRunner:
         codes = np.fromiter((self._index.get(str(k), len(self._mean) - 1) for k in keys), dtype=np.int64,
                             count=len(keys))
         values = (indexed[self.used].to_numpy(dtype="float64") - self._mean[codes]) / self._std[codes]
-        scaled = pd.DataFrame(values, index=indexed.index, columns=self.used)
-        if np.isnan(values).any():  # gaps filled once here, as each member's ``_select`` would (an ensemble: 5-7 times)
-            scaled = scaled.groupby(level=0, sort=False).ffill().fillna(0.0)
-        return scaled
+        from training.detectors.base import fill_gaps
+
+        # Gaps filled once here, as each member's ``_select`` would (an ensemble: 5-7 times).
+        return fill_gaps(pd.DataFrame(values, index=indexed.index, columns=self.used))
 
     def score_features(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``predict_bundle`` for a detector: score, calibrated, is_anomaly per row of ``frame``."""
@@ -338,9 +338,11 @@ class FastWindow:
 
     def __init__(self, runner: DetectorRunner):
         from features.transforms import BASELINE_HOURS, DEPLOY_CAP_MINUTES, DEPLOY_KINDS
+        from training.detectors.base import fill_gaps_values
         from training.zoo import DEPLOY_HORIZON_MINUTES, RESTARTED_BY_DEPLOYS
 
         self.runner = runner
+        self.fill_gaps = fill_gaps_values
         self.used = runner.used
         self.levels = [c for c in self.used if c not in self.LEVEL_EXTRAS]
         self.base_hours, self.cap, self.kinds = BASELINE_HOURS, DEPLOY_CAP_MINUTES, set(DEPLOY_KINDS)
@@ -441,7 +443,7 @@ class FastWindow:
         r = self.runner
         codes = np.fromiter((r._index.get(str(k), len(r._mean) - 1) for k in services), dtype=np.int64,
                             count=len(services))
-        scaled = _ffill_per_service((values - r._mean[codes]) / r._std[codes], services)
+        scaled = self.fill_gaps((values - r._mean[codes]) / r._std[codes], services)
         if self.direct is not None:  # the detector scores arrays itself: no frame, no index
             score = r.det.score_values(scaled[:, self.direct], services)
         else:
@@ -460,20 +462,3 @@ class FastWindow:
                     "score": score, "calibrated": r.det.calibrated(scores=score),
                     "is_anomaly": (score > r.det.threshold_).astype(np.int64)})
         return out, missing
-
-
-
-def _ffill_per_service(values: np.ndarray, services: np.ndarray) -> np.ndarray:
-    """What ``Detector._select`` does to gaps (carry forward within a series, then 0), done here in numpy so the
-    detector skips its pandas groupby; rows are ordered by service, then minute."""
-    if not np.isnan(values).any():
-        return values
-    out = values.copy()
-    starts = np.flatnonzero(np.r_[True, services[1:] != services[:-1]])
-    for a, b in zip(starts, [*starts[1:], len(values)]):
-        block = out[a:b]
-        idx = np.where(np.isnan(block), 0, np.arange(b - a)[:, None])
-        np.maximum.accumulate(idx, axis=0, out=idx)
-        filled = block[idx, np.arange(block.shape[1])]
-        out[a:b] = np.where(np.isnan(filled), 0.0, filled)
-    return out

@@ -162,3 +162,20 @@ def test_score_values_equals_score_on_stacked_series(cls):
     new = frame.rename(index={"a": "unseen"}, level=0).iloc[150:260]
     keys = new.index.get_level_values(0).to_numpy()
     np.testing.assert_allclose(det.score_values(new[["x", "y", "z"]].to_numpy(), keys), det.score(new), rtol=1e-12)
+
+
+def test_gap_filling_is_the_same_with_and_without_pandas():
+    """``fill_gaps`` (what every detector does to its inputs) and ``fill_gaps_values`` (the service's numpy
+    path): carried forward within a series, never across, then 0 where a series starts with a gap."""
+    from training.detectors.base import fill_gaps, fill_gaps_values
+
+    rng = np.random.default_rng(3)
+    keys = np.repeat(np.array(["a", "b", "c"], dtype=object), [5, 4, 6])
+    idx = pd.MultiIndex.from_arrays([keys, pd.date_range("2026-11-01", periods=15, freq="min", tz="UTC")])
+    values = rng.normal(size=(15, 3))
+    values[rng.uniform(size=values.shape) < 0.4] = np.nan
+    values[5, :] = np.nan  # series b starts with a gap: 0, not a's last value
+    frame = pd.DataFrame(values, index=idx, columns=["x", "y", "z"])
+    filled = fill_gaps(frame)
+    assert not filled.isna().any().any() and (filled.iloc[5] == 0).all()
+    np.testing.assert_array_equal(fill_gaps_values(values, keys), filled.to_numpy())

@@ -59,6 +59,38 @@ def series_positions(frame: pd.DataFrame) -> list[np.ndarray]:
     return [np.arange(len(frame))]
 
 
+def fill_gaps(frame: pd.DataFrame) -> pd.DataFrame:
+    """Gaps carried forward within each series (level 0 of a stacked index), then 0: "at the baseline" for
+    inputs standardised per series. What every detector does to its inputs."""
+    if not frame.isna().to_numpy().any():
+        return frame
+    if isinstance(frame.index, pd.MultiIndex):
+        return frame.groupby(level=0, sort=False).ffill().fillna(0.0)
+    return frame.ffill().fillna(0.0)
+
+
+def series_runs(keys: np.ndarray) -> list[tuple[int, int]]:
+    """(start, stop) of each series in ``keys``, rows grouped by series (the scoring service's numpy paths)."""
+    if not len(keys):
+        return []
+    starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]])
+    return list(zip(starts.tolist(), [*starts[1:].tolist(), len(keys)]))
+
+
+def fill_gaps_values(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+    """:func:`fill_gaps` on an array whose rows are grouped by series ``keys``, without pandas."""
+    if not np.isnan(values).any():
+        return values
+    out = values.copy()
+    for a, b in series_runs(keys):
+        block = out[a:b]
+        idx = np.where(np.isnan(block), 0, np.arange(b - a)[:, None])
+        np.maximum.accumulate(idx, axis=0, out=idx)
+        filled = block[idx, np.arange(block.shape[1])]
+        out[a:b] = np.where(np.isnan(filled), 0.0, filled)
+    return out
+
+
 class TailCalibrator:
     """Empirical CDF of training scores with an exponential tail (peaks over threshold, extreme-value theory).
 
@@ -153,11 +185,7 @@ class Detector(BaseEstimator):
             missing = [c for c in cols if c not in frame.columns]
             if missing:
                 raise ValueError(f"{type(self).__name__}: the input lacks the columns it was fitted on: {missing}")
-        out = frame[cols].astype(float)
-        if out.isna().to_numpy().any():
-            out = out.groupby(level=0).ffill().fillna(0.0) if isinstance(out.index, pd.MultiIndex) \
-                else out.ffill().fillna(0.0)
-        return out
+        return fill_gaps(frame[cols].astype(float))
 
     def _fit(self, frame: pd.DataFrame) -> None:  # pragma: no cover - abstract
         raise NotImplementedError

@@ -13,7 +13,7 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
-from training.detectors.base import Detector, NotEnoughData, iter_series, series_positions
+from training.detectors.base import Detector, NotEnoughData, iter_series, series_positions, series_runs
 
 _EPS = 1e-9
 
@@ -56,8 +56,7 @@ class _PerSeriesLocationScale(Detector):
         ``feature_names_in_`` order with gaps already filled, rows grouped by ``keys`` (the series)."""
         check_is_fitted(self, "threshold_")
         out = np.empty(len(values))
-        starts = np.flatnonzero(np.r_[True, keys[1:] != keys[:-1]]) if len(keys) else np.array([], dtype=int)
-        for a, b in zip(starts, [*starts[1:], len(keys)]):
+        for a, b in series_runs(keys):
             centre, scale = self._params_for(keys[a])
             out[a:b] = np.abs((values[a:b] - centre) / scale).max(axis=1)
         return out
