@@ -165,9 +165,10 @@ def test_score_values_equals_score_on_stacked_series(cls):
 
 
 def test_gap_filling_is_the_same_with_and_without_pandas():
-    """``fill_gaps`` (what every detector does to its inputs) and ``fill_gaps_values`` (the service's numpy
-    path): carried forward within a series, never across, then 0 where a series starts with a gap."""
-    from training.detectors.base import fill_gaps, fill_gaps_values
+    """``fill_gaps`` (what every detector does to its inputs) and the service's numpy copy of it: carried
+    forward within a series, never across, then 0 where a series starts with a gap."""
+    from serving.scoring import _ffill_per_service as fill_gaps_values
+    from training.detectors.base import fill_gaps
 
     rng = np.random.default_rng(3)
     keys = np.repeat(np.array(["a", "b", "c"], dtype=object), [5, 4, 6])

@@ -369,6 +369,73 @@ def test_a_real_uvicorn_process_serves_and_reports_ready(served, body, cerebro_h
         proc.wait(timeout=20)
 
 
+def _gappy_body(tel: pd.DataFrame, services: list[str], minutes: int) -> tuple[pd.Timestamp, dict]:
+    """A /v1/score body of ``services``' last ``minutes`` (ending 3 hours before the data does): a tenth of the
+    samples dropped (gaps), the rest sorted by time with metrics interleaved, 20 seconds off the minute (the
+    features ceil them)."""
+    end = tel["timestamp"].max() - pd.Timedelta(hours=3)
+    rows = tel[tel["service"].astype(str).isin(services) & (tel["timestamp"] > end - pd.Timedelta(minutes=minutes))
+               & (tel["timestamp"] <= end)]
+    rows = rows.sample(frac=0.9, random_state=1).sort_values("timestamp")
+    return end, {"telemetry": [{"timestamp": t.isoformat(), "service": str(s), "metric": str(m), "value": float(v)}
+                               for t, s, m, v in zip(rows["timestamp"] + pd.Timedelta(seconds=20), rows["service"],
+                                                     rows["metric"], rows["value"])]}
+
+
+@pytest.fixture(scope="module")
+def rolling_bundle():
+    """A bundle whose members read the rolling window features (PCA, LOF, Isolation Forest, as an ensemble),
+    built in memory the way ``register_zoo`` builds it."""
+    from features.transforms import compute_features
+    from telemetry.simulator import FleetSimulator
+    from training.zoo import build_zoo, time_split, train_zoo
+
+    # Nine days: the training period then holds week-over-week values, so the members read them.
+    sim = FleetSimulator(days=9, seed=7, end="2026-11-20T00:00:00Z", incidents_per_day=2).run()
+    feats = compute_features(sim.telemetry, sim.events)
+    frame = (feats.drop(columns=["created"]).rename(columns={"event_timestamp": "timestamp"})
+             .set_index(["service", "timestamp"]).select_dtypes("number"))
+    splits = time_split(frame, sim.incidents, fractions=(0.9, 0.05, 0.05))
+    result = train_zoo(splits, build_zoo(list(splits.frame.columns), [], include=["pca", "lof", "isolation_forest"]),
+                       ensemble_size=3)
+    example = frame.reset_index().iloc[-40:]
+    return {"bundle": {"kind": "detector", "name": "rolling", "model": result.models["ensemble"],
+                       "scaler": splits.scaler, "columns": list(splits.frame.columns), "inputs": list(frame.columns)},
+            "example": example, "telemetry": sim.telemetry}
+
+
+@pytest.mark.parametrize("case", ["two services, gaps, deploys", "baselines sent, last minutes", "a week of one series"])
+def test_the_numpy_window_path_equals_compute_features_for_rolling_features(rolling_bundle, case):
+    """Rolling statistics, rate of change and week over week in numpy give the scores ``compute_features`` gives."""
+    from serving.schemas import ScoreRequest
+    from serving.scoring import DetectorRunner
+
+    runner = DetectorRunner(rolling_bundle["bundle"])
+    runner.warm_up(rolling_bundle["example"])
+    assert runner.fast and runner.fast_window is not None  # the warm-up kept it: it agreed on the example
+    assert any("__p95_" in c for c in runner.used) and any("__slope_" in c for c in runner.used)
+    tel = rolling_bundle["telemetry"]
+    week = case.startswith("a week")
+    end, body = _gappy_body(tel, ["cart"] if week else ["cart", "auth"], 10080 + 90 if week else 150)
+    if case.startswith("two"):
+        body["events"] = [{"timestamp": (end - pd.Timedelta(minutes=40)).isoformat(), "service": "cart", "kind": "deploy"}]
+    elif case.startswith("baselines"):
+        body.update(baselines={"cart": {"cpu_pct": 35.0, "latency_p99_ms": 120.0}}, last=140)
+    req = ScoreRequest(**body)
+    fast, fast_missing = runner.score_window(req)
+    if case.startswith("a week"):  # week over week has values, and the scaled members read them
+        wow = [j for j, c in enumerate(runner.used) if c.endswith("__wow")]
+        assert wow and np.isfinite(runner.fast_window.features(req)[2][:, wow]).any()
+        assert np.isfinite(runner._mean[:, wow]).all()
+    window, runner.fast_window = runner.fast_window, None
+    full, full_missing = runner.score_window(req)
+    runner.fast_window = window
+    assert len(fast) == len(full) > 0 and fast_missing == full_missing
+    assert list(fast["service"]) == list(full["service"]) and list(fast["timestamp"]) == list(full["timestamp"])
+    np.testing.assert_allclose(fast["score"], full["score"], rtol=1e-9, atol=1e-12)
+    assert (fast["is_anomaly"] == full["is_anomaly"]).all()
+
+
 @pytest.mark.parametrize("case", ["two services, gaps, deploys", "baselines sent, last minutes"])
 def test_the_numpy_window_path_equals_compute_features(served, case):
     from serving.schemas import ScoreRequest
@@ -377,13 +444,7 @@ def test_the_numpy_window_path_equals_compute_features(served, case):
     runner = DetectorRunner(served["bundle"])
     assert runner.fast_window is not None and runner.fast_window.direct is not None  # z-score scores arrays
     tel = served["telemetry"]
-    end = tel["timestamp"].max() - pd.Timedelta(hours=3)
-    rows = tel[tel["service"].astype(str).isin(["cart", "auth"]) & (tel["timestamp"] > end - pd.Timedelta(minutes=150))
-               & (tel["timestamp"] <= end)]
-    rows = rows.sample(frac=0.9, random_state=1).sort_values("timestamp")  # gaps, and samples out of order
-    body = {"telemetry": [{"timestamp": t.isoformat(), "service": str(s), "metric": str(m), "value": float(v)}
-                          for t, s, m, v in zip(rows["timestamp"] + pd.Timedelta(seconds=20), rows["service"],
-                                                rows["metric"], rows["value"])]}
+    end, body = _gappy_body(tel, ["cart", "auth"], 150)
     if case.startswith("two"):
         body["events"] = [{"timestamp": (end - pd.Timedelta(minutes=40)).isoformat(), "service": "cart", "kind": "deploy"}]
     else:

@@ -77,20 +77,6 @@ def series_runs(keys: np.ndarray) -> list[tuple[int, int]]:
     return list(zip(starts.tolist(), [*starts[1:].tolist(), len(keys)]))
 
 
-def fill_gaps_values(values: np.ndarray, keys: np.ndarray) -> np.ndarray:
-    """:func:`fill_gaps` on an array whose rows are grouped by series ``keys``, without pandas."""
-    if not np.isnan(values).any():
-        return values
-    out = values.copy()
-    for a, b in series_runs(keys):
-        block = out[a:b]
-        idx = np.where(np.isnan(block), 0, np.arange(b - a)[:, None])
-        np.maximum.accumulate(idx, axis=0, out=idx)
-        filled = block[idx, np.arange(block.shape[1])]
-        out[a:b] = np.where(np.isnan(filled), 0.0, filled)
-    return out
-
-
 class TailCalibrator:
     """Empirical CDF of training scores with an exponential tail (peaks over threshold, extreme-value theory).
 
