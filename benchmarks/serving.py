@@ -90,7 +90,7 @@ def start(home: Path, model: str, port: int) -> subprocess.Popen:
 
 def _pct(values: list[float], q: float) -> float:
     ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, int(round(q / 100 * (len(ordered) - 1))))] if ordered else float("nan")
+    return ordered[min(len(ordered) - 1, round(q / 100 * (len(ordered) - 1)))] if ordered else float("nan")
 
 
 async def _post(reader, writer, head: bytes, body: bytes) -> tuple[int, bytes]:
@@ -108,9 +108,9 @@ async def _post(reader, writer, head: bytes, body: bytes) -> tuple[int, bytes]:
 
 async def _run(url: str, bodies: list[tuple[bytes, bool]], clients: int) -> dict:
     """Send ``bodies`` from ``clients`` concurrent keep-alive connections; every answer is checked."""
-    import orjson
-
     from urllib.parse import urlsplit
+
+    import orjson
 
     parts = urlsplit(url)
     head = (f"POST {parts.path} HTTP/1.1\r\nHost: {parts.netloc}\r\nContent-Type: application/json\r\n"

@@ -122,7 +122,7 @@ def run(
         try:
             summary = pipeline_flow.with_options(task_runner=task_runner_for(settings))(
                 config=config, source=source, days=days, seed=seed)
-        except Exception as exc:  # the flow has already logged the details
+        except Exception as exc:  # noqa: BLE001 - the flow has already logged the details
             _fail(str(exc))
     summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
     if as_json:
@@ -264,7 +264,7 @@ def ingest(
                 value_cols=value_col or None, default_service=service)
         except FileNotFoundError as exc:
             _fail(str(exc), 2)
-        except Exception as exc:
+        except Exception as exc:  # noqa: BLE001 - any other failure: its message, exit 1
             _fail(str(exc))
     if as_json:
         out.print_json(json.dumps(summary, default=str))
@@ -473,7 +473,7 @@ def _auto_forecaster(series, horizon: int) -> tuple[str, dict]:
     h = max(1, min(horizon, len(series) // 4))
     try:
         result = backtest(series, ["seasonal_naive", "arima"], horizons=[h], n_origins=2, errors="record")
-    except Exception:  # too short to backtest: the baseline needs nothing to be chosen
+    except Exception:  # noqa: BLE001 - too short to backtest: the baseline needs nothing to be chosen
         return "seasonal_naive", {}
     scores = result.frame.groupby("model")["mase"].mean().dropna().to_dict()
     if not scores:
@@ -515,7 +515,7 @@ def predict_failure(
     uri = f"models:/cerebro-failure-predictor/{version}"
     try:
         bundle = mlflow.pyfunc.load_model(uri).unwrap_python_model().bundle
-    except Exception as exc:  # MLflow raises several types for "no such model"
+    except Exception as exc:  # noqa: BLE001 - MLflow raises several types for "no such model"
         _fail(f"no failure predictor at {uri} in {settings.mlflow_tracking_uri} ({type(exc).__name__}); run the "
               "pipeline first: cerebro run", 2)
     model = bundle["model"]
@@ -527,7 +527,7 @@ def predict_failure(
             _fail(f"no fleet graph in {settings.lake_dir}: name the services with --service", 2)
     try:
         result = predict_online(settings, model, services, top_k=top)
-    except Exception as exc:  # the Feast repo or its online store is missing
+    except Exception as exc:  # noqa: BLE001 - the Feast repo or its online store is missing
         _fail(f"could not read the online features ({type(exc).__name__}: {exc}); run the pipeline first: cerebro run", 2)
     unknown = result.attrs.get("unknown_services", [])
     result = result.sort_values("failure_probability", ascending=False)

@@ -66,9 +66,7 @@ def set_aliases(settings, versions: dict[str, str]) -> dict[str, str]:
 def forecasting_flow(start: str, end: str, config: str | None = None) -> dict:
     """Backtest, fit, plan capacity and register the forecasters on the lake's telemetry in [start, end)."""
     from training.forecasting.capacity import runs_out_first
-    from training.forecasting.stage import plot_backtests, report_markdown, summarise
-
-    from training.forecasting.stage import NotEnoughHistory
+    from training.forecasting.stage import NotEnoughHistory, plot_backtests, report_markdown, summarise
 
     settings = load_settings(config)
     data = load_series(settings, start, end)

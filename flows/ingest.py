@@ -70,8 +70,8 @@ def ingest_flow(
 
     Bad rows are quarantined with a reason each; a batch that is mostly bad fails the run, by name."""
     settings = load_settings(config)
-    mapping = {k: v for k, v in dict(time_col=time_col, service_col=service_col, value_cols=value_cols,
-                                     default_service=default_service).items() if v}
+    mapping = {k: v for k, v in {"time_col": time_col, "service_col": service_col, "value_cols": value_cols,
+                                 "default_service": default_service}.items() if v}
     batches = resolve_source(source, settings, mapping)
     # One task per file or object: they run side by side on the configured task runner (threads or Dask).
     futures = validate_and_store.map(batches, settings=unmapped(settings))

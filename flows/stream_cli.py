@@ -82,7 +82,7 @@ def stream(
     try:
         stats = consume(src, store, Scorer(detector, fail_model), window, batch_size or cfg.batch_size,
                         should_stop=lambda: bool(stopping), idle_exit_s=idle_exit)
-    except Exception as exc:  # a broken connection or a missing stream: say which
+    except Exception as exc:  # noqa: BLE001 - a broken connection or a missing stream: say which
         _fail(f"{source} consumer stopped: {type(exc).__name__}: {exc}")
     summary = {**stats.summary(), "checkpoint": str(store.path), **store.counts()}
     if as_json:

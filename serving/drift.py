@@ -92,7 +92,7 @@ def data_drift(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str
             key = "ks_pvalue" if cfg.get("method") == "ks" else "psi" if cfg.get("method") == "psi" else None
             if key:
                 values[cfg["column"]][key] = float(m["value"])
-    for c, v in values.items():
+    for v in values.values():
         v["drifted"] = bool(v.get("ks_pvalue", 1.0) < ks_pvalue and v.get("psi", 0.0) > psi)
     share = float(np.mean([v["drifted"] for v in values.values()]))
     html = None
@@ -157,8 +157,8 @@ def report_markdown(result: DriftResult, decision: Decision, window: dict) -> st
                      f"{'yes' if v['drifted'] else 'no'} |")
     if result.prediction:
         p = result.prediction
-        lines += ["", f"Prediction drift: PSI {p['psi']:.3f}, alarm rate {p['alarm_rate_reference']:.2%} -> "
-                      f"{p['alarm_rate_current']:.2%}."]
+        lines += ["", (f"Prediction drift: PSI {p['psi']:.3f}, alarm rate {p['alarm_rate_reference']:.2%} -> "
+                      f"{p['alarm_rate_current']:.2%}.")]
     if result.performance:
         p = result.performance
         reg = "-" if p["registered_f1"] is None else f"{p['registered_f1']:.3f}"

@@ -156,7 +156,7 @@ class LiveModels:
                     continue
                 try:
                     loaded = self.load(kind, variant, name, version, alias)
-                except Exception as exc:  # whatever broke, the running version keeps answering
+                except Exception as exc:  # noqa: BLE001 - whatever broke, the running version keeps answering
                     reason = f"{type(exc).__name__}: {exc}"[:500]
                     self.refused[(name, version)] = reason
                     self.metrics.refusals.labels(kind, variant).inc()
@@ -227,7 +227,7 @@ class LiveModels:
                 continue
             try:
                 return self.load(bad.kind, bad.variant, bad.name, str(v), self.cfg.champion_alias)
-            except Exception as exc:
+            except Exception as exc:  # noqa: BLE001 - the previous version failing too is recorded, not raised
                 self.refused[(bad.name, str(v))] = f"{type(exc).__name__}: {exc}"[:500]
         return None
 

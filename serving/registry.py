@@ -127,7 +127,7 @@ def load_version(settings, name: str, version: str | None = None, alias: str | N
     try:
         mv = (client.get_model_version_by_alias(name, alias) if alias
               else client.get_model_version(name, str(version)))
-    except Exception as exc:  # MLflow raises RestException / MlflowException for "no such model or alias"
+    except Exception as exc:  # noqa: BLE001 - MLflow raises RestException / MlflowException for "no such model or alias"
         what = f"alias @{alias}" if alias else f"version {version}"
         raise RegistryError(f"{name}: no {what} in {settings.mlflow_tracking_uri} ({type(exc).__name__})") from None
     uri = f"models:/{name}/{mv.version}"
@@ -331,7 +331,7 @@ def set_champion(client, name: str, version: str) -> None:
 def check_version(client, name: str, version: str) -> None:
     try:
         client.get_registered_model(name)
-    except Exception:
+    except Exception:  # noqa: BLE001 - MLflow raises several types for "no such model"
         raise RegistryError(f"no registered model {name!r}; see `cerebro models list`") from None
     known = versions_of(client, name)
     if version not in known:
@@ -445,7 +445,7 @@ def rollback(settings, name: str) -> Decision:
     client = client_for(settings)
     try:
         current = champion_of(client, name)
-    except Exception:
+    except Exception:  # noqa: BLE001 - MLflow raises several types for "no such model"
         raise RegistryError(f"no registered model {name!r}; see `cerebro models list`") from None
     history = champion_history(client, name)
     if current is not None and (not history or history[-1] != current):

@@ -211,7 +211,7 @@ class DetectorRunner:
         try:
             fast = self.score_features(example)
             same = np.allclose(fast["score"].to_numpy(), reference["score"].to_numpy(), equal_nan=True, rtol=1e-9)
-        except Exception as exc:  # the compiled path cannot serve this model: the bundle's own path will
+        except Exception as exc:  # noqa: BLE001 - the compiled path cannot serve this model: the bundle's own path will
             log.warning("compiled detector path disabled for %s: %s", self.bundle.get("name"), exc)
             same = False
         if not same:

@@ -69,37 +69,37 @@ _RESOLUTIONS = {
         "Killed a runaway batch job that shared {svc}'s nodes; added CPU limits to the job's pod spec.",
     ],
     "memory_leak": [
-        "Restarted {svc} and rolled back to the previous image; a heap dump showed an unbounded in-process cache, "
-        "now capped with LRU eviction.",
+        ("Restarted {svc} and rolled back to the previous image; a heap dump showed an unbounded in-process cache, "
+        "now capped with LRU eviction."),
         "Raised {svc}'s memory limit temporarily; fixed a listener leak in the HTTP client pool and redeployed.",
     ],
     "slow_dependency": [
         "A missing index on {svc} made a hot query scan the table; added the index and the latency recovered.",
-        "{svc} was throttled by a noisy neighbour; moved it to a dedicated node pool and added timeouts with "
-        "circuit breakers in its callers.",
+        ("{svc} was throttled by a noisy neighbour; moved it to a dedicated node pool and added timeouts with "
+        "circuit breakers in its callers."),
     ],
     "error_burst": [
-        "Rolled back {svc} to the previous version; the bad release read a config key that did not exist in "
-        "production.",
-        "Rolled back {svc}; the release changed a response schema that its callers could not parse. Added a "
-        "contract test to CI.",
+        ("Rolled back {svc} to the previous version; the bad release read a config key that did not exist in "
+        "production."),
+        ("Rolled back {svc}; the release changed a response schema that its callers could not parse. Added a "
+        "contract test to CI."),
     ],
     "disk_fill": [
-        "Log rotation on {svc} had stopped after a config change; rotated and compressed logs, freed 40 GB, "
-        "restored the logrotate config.",
+        ("Log rotation on {svc} had stopped after a config change; rotated and compressed logs, freed 40 GB, "
+        "restored the logrotate config."),
         "Expired WAL and temp files filled {svc}'s volume; cleaned them up and grew the volume by 50 percent.",
     ],
     "connection_pool_exhaustion": [
-        "Connections leaked on an error path in {svc}; restarted the pods, fixed the missing release in the "
-        "finally block.",
-        "Raised {svc}'s pool size from the default and added a pool-wait timeout; a slow transaction held "
-        "connections open.",
+        ("Connections leaked on an error path in {svc}; restarted the pods, fixed the missing release in the "
+        "finally block."),
+        ("Raised {svc}'s pool size from the default and added a pool-wait timeout; a slow transaction held "
+        "connections open."),
     ],
     "traffic_surge": [
-        "A marketing campaign sent a traffic spike through {svc}; autoscaling caught up after 10 minutes and "
-        "rate limiting was enabled for anonymous clients.",
-        "A retry storm from a mobile client release multiplied requests at {svc}; shipped a client fix with "
-        "exponential back-off.",
+        ("A marketing campaign sent a traffic spike through {svc}; autoscaling caught up after 10 minutes and "
+        "rate limiting was enabled for anonymous clients."),
+        ("A retry storm from a mobile client release multiplied requests at {svc}; shipped a client fix with "
+        "exponential back-off."),
     ],
 }
 
@@ -163,7 +163,7 @@ class FleetSimulator:
         topo = self.topology or default_topology()
         end = default_end() if self.end is None else pd.Timestamp(self.end)
         end = (end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")).floor("min")
-        n = int(round(self.days * 1440))
+        n = round(self.days * 1440)
         if n < 60:
             raise ValueError(f"days={self.days}: the simulator needs at least one hour (days >= 0.042)")
         start = end - pd.Timedelta(minutes=n)
@@ -216,9 +216,7 @@ class FleetSimulator:
         for i, svc in enumerate(st.topo.names):
             count = rng.poisson(self.deploys_per_service_per_day * st.n / 1440)
             at = np.sort(rng.choice(working, size=min(count, len(working)), replace=False))
-            minor = 0
-            for t in at:
-                minor += 1
+            for minor, t in enumerate(at, start=1):
                 version = f"v1.{minor}.{int(rng.integers(0, 10))}"
                 st.deploy_marks[i].append(int(t))
                 st.cpu_extra[i, t : t + 3] += rng.uniform(8, 15)
@@ -229,7 +227,7 @@ class FleetSimulator:
     def _schedule_incidents(self, st: _State) -> list[dict]:
         """Non-overlapping incidents (two hours apart at least), every kind in turn, roots drawn per kind."""
         rng = st.rng
-        total = int(round(self.incidents_per_day * st.n / 1440))
+        total = round(self.incidents_per_day * st.n / 1440)
         kinds = [FAULT_KINDS[i % len(FAULT_KINDS)] for i in range(total)]
         rng.shuffle(kinds)
         warmup = min(180, st.n // 10)  # leave the first hours clean for a baseline

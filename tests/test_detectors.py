@@ -97,7 +97,7 @@ def test_conformance(name, data):
 
 @pytest.mark.parametrize("name", [n for n in sorted(ZOO) if ZOO[n].streaming])
 def test_streaming_members_score_one_point_at_a_time(name, data):
-    frame, labels, train = data
+    frame, _labels, train = data
     det = _fresh(name).fit(train)
     cols = list(det.feature_names_in_)
     rows = frame.loc["b"][cols]

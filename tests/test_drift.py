@@ -1,12 +1,19 @@
 """Drift checks: quiet on the simulator's normal days, loud on an injected shift, and acting on it."""
 from __future__ import annotations
 
-
 import numpy as np
 import pandas as pd
 import pytest
 
-from serving.drift import DriftResult, data_drift, decide, performance_drift, prediction_drift, split_windows, wide
+from serving.drift import (
+    DriftResult,
+    data_drift,
+    decide,
+    performance_drift,
+    prediction_drift,
+    split_windows,
+    wide,
+)
 
 END = pd.Timestamp("2026-11-20T00:00Z")
 

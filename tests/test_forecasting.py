@@ -3,6 +3,7 @@ input rule of training/forecasting/prepare.py, the backtest's invariants, and ca
 from __future__ import annotations
 
 import copy
+import itertools
 import math
 import pickle
 
@@ -359,7 +360,7 @@ def test_the_pipeline_backtest_takes_its_origins_stride_from_the_settings(tmp_pa
         settings = load_settings(None, home=str(tmp_path), **{"forecasting.models": [], "forecasting.horizons": [1, 6],
                                                               "forecasting.origins": 3, "forecasting.stride": stride})
         origins = sorted(run_backtest(data, settings).frame["origin"].unique())
-        steps[stride] = {(b - a) / pd.Timedelta(hours=1) for a, b in zip(origins, origins[1:])}
+        steps[stride] = {(b - a) / pd.Timedelta(hours=1) for a, b in itertools.pairwise(origins)}
     assert steps == {None: {6.0}, 5: {5.0}}
 
 

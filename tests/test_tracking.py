@@ -59,7 +59,7 @@ def test_register_and_load_back_by_name(tiny_zoo):
 def test_a_request_without_the_features_is_refused(tiny_zoo):
     from training.serving_adapters import predict_bundle
 
-    settings, data, splits, result = tiny_zoo
+    _settings, _data, splits, result = tiny_zoo
     bundle = {"kind": "detector", "model": result.models["zscore"], "scaler": splits.scaler,
               "columns": list(splits.frame.columns)}
     with pytest.raises(ValueError, match="lacks columns"):

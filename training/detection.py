@@ -74,10 +74,10 @@ def report_markdown(result: ZooResult, splits: Splits, data: TrainingData) -> st
             "false_alarms", "meets_targets", "fit_s", "score_s"]
     bounds = {k: f"{a:%Y-%m-%d %H:%M} to {b:%Y-%m-%d %H:%M}" for k, (a, b) in splits.bounds.items()}
     lines = ["# Anomaly detection: the zoo on the fleet", "",
-             f"Data `{data.data_version}`; train {bounds['train']}, validation {bounds['validation']}, "
+             (f"Data `{data.data_version}`; train {bounds['train']}, validation {bounds['validation']}, "
              f"test {bounds['test']} (UTC). Training rows inside labelled incidents are left out; thresholds "
              "come from training scores only; the ensemble's members come from the validation period, and the "
-             "test period is only measured.", "", verdict(result, "test"), "", "## Test period", ""]
+             "test period is only measured."), "", verdict(result, "test"), "", "## Test period", ""]
     lines += table(result.comparison("test"), cols)
     lines += ["", f"## {result.best}, per fault kind (test)", ""]
     lines += table(result.per_kind(result.best, "test"), ["kind", "incidents", "found", "recall", "mttd_minutes"])

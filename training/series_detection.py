@@ -85,7 +85,7 @@ def detect_series(wide: pd.DataFrame, model: str = DEFAULT_MODEL, train_fraction
         data = data.ffill().bfill()
     if data.index.duplicated().any():
         notes.append(f"{int(data.index.duplicated().sum())} duplicate timestamp(s): scored row by row")
-    n_train = max(1, int(round(len(data) * train_fraction)))
+    n_train = max(1, round(len(data) * train_fraction))
     if (data.nunique() <= 1).all():
         notes.append("the series is constant: nothing can be anomalous, every score is 0")
         return _result(wide, order, np.zeros(len(data)), np.zeros(len(data), dtype=int), notes, model, n_train, None)

@@ -7,7 +7,13 @@ import pandas as pd
 
 def detector_frame(bundle: dict, frame: pd.DataFrame) -> pd.DataFrame:
     """Index a request by (service, timestamp) and scale it like the training data."""
-    from training.zoo import TIME_OF_DAY, recent_deploys, relative_to_baseline, settle_after_deploys, with_time_of_day
+    from training.zoo import (
+        TIME_OF_DAY,
+        recent_deploys,
+        relative_to_baseline,
+        settle_after_deploys,
+        with_time_of_day,
+    )
 
     # ``inputs``: the feature columns a request carries (the store's, baselines included); ``columns``: what the
     # detector sees after the zoo's own transforms.

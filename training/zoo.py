@@ -341,8 +341,8 @@ def verdict(result: ZooResult, split: str = "test") -> str:
     b = result.reports[best][split]
     targets = ", ".join(f"{k} > {v}" for k, v in TARGETS.items())
     lines = [f"Targets ({targets}) on the {split} period, event-wise without point adjustment:",
-             f"- put forward: **{best}**: precision {b['precision']:.3f}, recall {b['recall']:.3f}, "
-             f"F1 {b['f1']:.3f} ({'meets' if b['meets_targets'] else 'does NOT meet'} the targets)",
+             (f"- put forward: **{best}**: precision {b['precision']:.3f}, recall {b['recall']:.3f}, "
+             f"F1 {b['f1']:.3f} ({'meets' if b['meets_targets'] else 'does NOT meet'} the targets)"),
              f"- meet the targets: {', '.join(meet) if meet else 'none'}",
              f"- do not: {', '.join(r['model'] for r in rows if not r['meets_targets']) or 'none'}"]
     return "\n".join(lines)

@@ -47,9 +47,9 @@ def resolve(settings, name: str, version: str | int | None = None, kind: str | N
         RegistryError,
         champion_of,
         check_version,
+        client_for,
         set_champion,
         versions_of,
-        client_for,
     )
 
     kind = kind_of(name, kind)

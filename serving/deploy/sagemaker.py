@@ -340,7 +340,7 @@ def rollback_sagemaker(settings, name: str) -> dict:
     env = sm.describe_model(ModelName=variants[back]["model"]).get("PrimaryContainer", {}).get("Environment", {})
     version = env.get("CEREBRO_MODEL_VERSION")
     if version and env.get("CEREBRO_MODEL_NAME") == name:
-        from serving.registry import set_champion, client_for
+        from serving.registry import client_for, set_champion
 
         set_champion(client_for(settings), name, version)
         out.update(version=version)

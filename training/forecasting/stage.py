@@ -102,7 +102,7 @@ def fit_forecasters(data: ForecastingData, settings, on_progress: Callable[[str,
             on_progress(name, k, len(models))
         try:
             fitted[name] = build_forecaster(name, profile=settings.forecasting.profile).fit_many(data.series)
-        except Exception as exc:  # one model's failure must not cost the others; the reason is reported
+        except Exception as exc:  # noqa: BLE001 - one model's failure must not cost the others; the reason is reported
             failed[name] = f"{type(exc).__name__}: {exc}"
     return fitted, failed
 
@@ -133,9 +133,9 @@ def report_markdown(bt, plan, data: ForecastingData, failed: dict[str, str]) -> 
 
     agg = bt.aggregate
     lines = ["# Forecasting", "",
-             f"Rolling-origin backtest on {len(data.series)} series ({', '.join(data.series)}), data "
+             (f"Rolling-origin backtest on {len(data.series)} series ({', '.join(data.series)}), data "
              f"`{data.data_version}`. MASE below 1 beats a naive forecast in sample; `mase_vs_naive` below 1 "
-             "beats the seasonal-naive baseline on the same origins.", ""]
+             "beats the seasonal-naive baseline on the same origins."), ""]
     if data.missing:
         lines += [f"Not in the lake, skipped: {', '.join(data.missing)}.", ""]
     if getattr(bt, "dropped_horizons", None):
@@ -170,7 +170,7 @@ def plot_backtests(bt, directory: Path) -> list[Path]:
         if fc is None:
             continue
         path = directory / f"forecast-{key.replace('/', '-')}.png"
-        actual = fc["actual"] if "actual" in fc else None
+        actual = fc.get("actual")
         horizon = len(fc)
         train = history[history.index < fc.index[0]]
         paths.append(plot_forecast(train, fc, path, actual=actual, last=max(8 * horizon, 96),
@@ -214,7 +214,7 @@ def register_forecasters(settings, data: ForecastingData, bt, fitted: dict, plan
 
     use_experiment(settings)
     cfg = settings.forecasting
-    first = sorted(data.series)[0]
+    first = min(data.series)
     example = pd.DataFrame({"series": [first], "horizon": [max(cfg.horizons)]})
     versions = {}
     with mlflow.start_run(run_name="forecasting") as parent:
