@@ -178,28 +178,48 @@ def _grid(telemetry: pd.DataFrame, pad: int) -> tuple[pd.DataFrame, np.ndarray, 
     )
 
 
-def _slope(grid: pd.DataFrame, window: int) -> pd.DataFrame:
-    """Least-squares slope per minute over the trailing window, using only the samples present (2 at least).
+def window_slope(win: np.ndarray) -> np.ndarray:
+    """Least-squares slope per step over the last axis of ``win`` (trailing windows, oldest first), using only
+    the samples present (2 at least; NaN otherwise).
 
     Computed in window-local coordinates (x = 0 .. window-1, centred on the samples present), so the result is
-    as precise on a year of history as on an hour.
-    """
+    as precise on a year of history as on an hour. The scoring service's numpy path calls it too."""
+    x = np.arange(win.shape[-1], dtype="float64")
+    valid = ~np.isnan(win)
+    n = valid.sum(axis=-1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        mx = (valid * x).sum(axis=-1) / n
+        my = np.nansum(win, axis=-1) / n
+        dx = np.where(valid, x - mx[..., None], 0.0)
+        dy = np.where(valid, win - my[..., None], 0.0)
+        var = (dx * dx).sum(axis=-1)
+        slope = (dx * dy).sum(axis=-1) / var
+    return np.where((n >= 2) & (var > 0), slope, np.nan)
+
+
+def rate_of_change(values: np.ndarray, floors: np.ndarray) -> np.ndarray:
+    """``<m>__roc_5m`` over a minute grid (rows consecutive minutes, one column per metric): the change against
+    the row ``ROC_LAG`` earlier, relative to it with its size floored per column, clipped to +-``ROC_CLIP``."""
+    prev = np.full_like(values, np.nan)
+    prev[ROC_LAG:] = values[:-ROC_LAG]
+    with np.errstate(invalid="ignore", divide="ignore"):
+        roc = (values - prev) / np.maximum(np.abs(prev), floors)
+    return np.clip(roc, -ROC_CLIP, ROC_CLIP)
+
+
+def roc_floors(metrics: Sequence[str]) -> np.ndarray:
+    """The denominator's floor per metric: one unit for a count (one message joining an empty queue is one
+    message, not +1000 %), ``ROC_FLOOR`` otherwise."""
+    return np.array([1.0 if is_count(m) else ROC_FLOOR for m in metrics])
+
+
+def _slope(grid: pd.DataFrame, window: int) -> pd.DataFrame:
+    """:func:`window_slope` over every trailing window of each column of the stacked grid."""
     y = grid.to_numpy()
     out = np.full(y.shape, np.nan)
-    x = np.arange(window, dtype="float64")
-    lead = np.full((window - 1, 1), np.nan)
+    lead = np.full(window - 1, np.nan)
     for j in range(y.shape[1]):
-        win = np.lib.stride_tricks.sliding_window_view(np.concatenate([lead[:, 0], y[:, j]]), window)
-        valid = ~np.isnan(win)
-        n = valid.sum(axis=1)
-        with np.errstate(invalid="ignore", divide="ignore"):
-            mx = (valid * x).sum(axis=1) / n
-            my = np.nansum(win, axis=1) / n
-            dx = np.where(valid, x - mx[:, None], 0.0)
-            dy = np.where(valid, win - my[:, None], 0.0)
-            var = (dx * dx).sum(axis=1)
-            slope = (dx * dy).sum(axis=1) / var
-        out[:, j] = np.where((n >= 2) & (var > 0), slope, np.nan)
+        out[:, j] = window_slope(np.lib.stride_tricks.sliding_window_view(np.concatenate([lead, y[:, j]]), window))
     return pd.DataFrame(out, columns=grid.columns)
 
 
@@ -264,12 +284,8 @@ def compute_features(
         "slope": _slope(grid, window),
     }
     stats = {name: frame.to_numpy()[positions] for name, frame in stats.items()}
-    prev = np.full_like(values, np.nan)
-    prev[ROC_LAG:] = values[:-ROC_LAG]  # the padding between services keeps this within one service
-    with np.errstate(invalid="ignore", divide="ignore"):
-        floor = np.array([1.0 if is_count(m) else ROC_FLOOR for m in metrics])
-        roc = (values - prev) / np.maximum(np.abs(prev), floor)
-    roc = np.clip(roc[positions], -ROC_CLIP, ROC_CLIP)
+    # The padding between services keeps the lag within one service.
+    roc = rate_of_change(values, roc_floors(metrics))[positions]
     current = values[positions]
 
     # Week over week: the mean of the same clock hour one week earlier (entirely in the past).

@@ -343,15 +343,7 @@ class FastWindow:
     EXTRAS = frozenset({"minutes_since_deploy", "tod_sin", "tod_cos", "hour", "weekday"})
 
     def __init__(self, runner: DetectorRunner):
-        from features.transforms import (
-            BASELINE_HOURS,
-            DEPLOY_CAP_MINUTES,
-            DEPLOY_KINDS,
-            ROC_CLIP,
-            ROC_FLOOR,
-            ROC_LAG,
-        )
-        from telemetry.schema import is_count
+        from features.transforms import BASELINE_HOURS, DEPLOY_CAP_MINUTES, DEPLOY_KINDS, roc_floors
         from training.zoo import DEPLOY_HORIZON_MINUTES, LEVEL_STATS, RESTARTED_BY_DEPLOYS
 
         self.runner = runner
@@ -362,8 +354,7 @@ class FastWindow:
         self.stats = {stat for kind, _, stat in self.specs if kind == "stat"}
         self.base_hours, self.cap, self.kinds = BASELINE_HOURS, DEPLOY_CAP_MINUTES, set(DEPLOY_KINDS)
         self.horizon = DEPLOY_HORIZON_MINUTES
-        self.roc_lag, self.roc_clip = ROC_LAG, ROC_CLIP
-        self.roc_floor = np.array([1.0 if is_count(m) else ROC_FLOOR for m in self.levels])
+        self.roc_floors = roc_floors(self.levels)
         has_base = {c.split("__")[0] for c in runner.inputs if "__base_" in c}
         self.relative = np.array([m in has_base for m in self.levels])
         self.level_stats, self.restarted = set(LEVEL_STATS), set(RESTARTED_BY_DEPLOYS)
@@ -451,8 +442,12 @@ class FastWindow:
                 out[:, k] = extras[stat]
                 continue
             j = col_of[metric]
-            v = {"level": grid[:, j], "stat": stats.get(stat, grid)[:, j], "roc": stats.get("roc", grid)[:, j],
-                 "wow": grid[:, j] - week_ago[:, j]}[kind]
+            if kind == "level":
+                v = grid[:, j]
+            elif kind == "wow":
+                v = grid[:, j] - week_ago[:, j]
+            else:  # a rolling statistic, or the rate of change
+                v = stats[stat if kind == "stat" else "roc"][:, j]
             if self.relative[j] and (kind == "level" or (kind == "stat" and stat in self.level_stats)):
                 v = v - base[:, j]
             if fresh is not None and metric in self.restarted and kind != "wow":
@@ -473,7 +468,7 @@ class FastWindow:
             with np.errstate(all="ignore"), warnings.catch_warnings():
                 warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN hours: NaN is the answer
                 means = np.vstack([np.nanmean(grid[rows[hour[rows] == h]], axis=0) for h in hours])
-                for k, h in enumerate(hours):
+                for h in hours:
                     at = rows[hour[rows] == h]
                     prior = (hours >= h - self.base_hours) & (hours < h)
                     if prior.any():
@@ -488,9 +483,10 @@ class FastWindow:
                  with_roc: bool) -> dict[str, np.ndarray]:
         """The rolling statistics the detector reads (and the rate of change), per row, over each service's
         clock-minute grid: the window is ``self.window`` minutes, missing minutes count as gaps."""
-        w, lag = self.window, self.roc_lag
+        from features.transforms import rate_of_change, window_slope
+
+        w = self.window
         out = {stat: np.full_like(grid, np.nan) for stat in self.stats | ({"roc"} if with_roc else set())}
-        x = np.arange(w, dtype="float64")
         for s in np.unique(row_svc):
             rows = np.flatnonzero(row_svc == s)
             at = row_min[rows] - row_min[rows[0]]
@@ -519,17 +515,9 @@ class FastWindow:
                     v_hi = np.take_along_axis(ordered, hi[..., None], axis=2)[..., 0]
                     out["p95"][rows] = np.where(n > 0, v_lo + (v_hi - v_lo) * (pos - np.floor(pos)), np.nan)
                 if "slope" in self.stats:
-                    mx = (valid * x).sum(axis=2) / n
-                    my = np.nansum(win, axis=2) / n
-                    dx = np.where(valid, x - mx[..., None], 0.0)
-                    dy = np.where(valid, win - my[..., None], 0.0)
-                    var = (dx * dx).sum(axis=2)
-                    out["slope"][rows] = np.where((n >= 2) & (var > 0), (dx * dy).sum(axis=2) / var, np.nan)
+                    out["slope"][rows] = window_slope(win)
                 if with_roc:
-                    prev = np.full_like(dense, np.nan)
-                    prev[lag:] = dense[:-lag]
-                    roc = (dense - prev) / np.maximum(np.abs(prev), self.roc_floor)
-                    out["roc"][rows] = np.clip(roc[at], -self.roc_clip, self.roc_clip)
+                    out["roc"][rows] = rate_of_change(dense, self.roc_floors)[at]
         return out
 
     def _minutes_since_deploy(self, req, services: np.ndarray, minutes: np.ndarray) -> np.ndarray:
