@@ -124,10 +124,15 @@ class DriftSettings(_Section):
     reference_days: float = Field(default=7, gt=0, description="the reference window: this many days before the current one")
     current_hours: float = Field(
         default=24, gt=0, description="the current window: the last N hours of the lake; whole days, or the daily cycle alone reads as drift")
-    metrics: list[str] = Field(default_factory=list, description="metrics compared; empty: every fleet metric")
+    compare: Literal["inputs", "metrics"] = Field(
+        default="inputs", description="inputs: what the live detector reads, as it reads them (raw metrics when none "
+        "is live); metrics: the raw metrics pooled over services")
+    metrics: list[str] = Field(default_factory=list, description="raw metrics compared; empty: every fleet metric")
+    clip_quantile: float = Field(default=0.005, ge=0, lt=0.5, description="both windows are clipped to the "
+                                 "reference's quantiles q and 1 - q before KS and PSI (0: no clipping)")
     ks_pvalue: float = Field(default=0.05, gt=0, lt=1, description="a metric drifts when its KS p-value is below this ...")
     psi: float = Field(default=0.2, gt=0, description="... and its PSI (a distance) above this")
-    drift_share: float = Field(default=0.3, gt=0, le=1, description="the window drifts when this share of metrics do")
+    drift_share: float = Field(default=0.3, gt=0, le=1, description="the window drifts when this share of metrics do (a metric drifts when any of its inputs does)")
     prediction_psi: float = Field(default=0.2, gt=0, description="PSI of the live model's scores that counts as drift")
     max_f1_drop: float = Field(default=0.15, ge=0, le=1,
                                description="fall back when F1 on recent incidents drops this far below the registered F1")

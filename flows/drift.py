@@ -3,8 +3,9 @@
     prefect deployment run 'drift/hourly'                 # what the hourly schedule runs
     prefect deployment run 'drift/hourly' --param trigger=false   # report only
 
-Data drift (KS and PSI per metric), prediction drift (the live detector's scores) and, where incidents have
-been recorded for the window, performance drift; the Evidently HTML report is saved under the home folder,
+Data drift (KS and PSI per input of the live detector, as it reads them; per raw metric when none is live),
+prediction drift (the live detector's scores) and, where incidents have been recorded for the window,
+performance drift; the Evidently HTML report is saved under the home folder,
 linked from a Prefect artifact and logged to MLflow. ``retrain`` runs the retraining deployment
 (``drift.retrain_deployment``); ``fallback`` serves the configured simpler detector under the live model's
 name (a new version that becomes its champion) and records why.
@@ -41,37 +42,65 @@ def read_windows(settings, end: str | None):
     return telemetry, reference, current, stop
 
 
-@task(name="data-drift", cache_policy=NO_CACHE)
-def check_data(settings, reference, current, html_path: str):
-    from pathlib import Path
-
-    from serving.drift import data_drift, wide
-    from telemetry.schema import FLEET_METRICS
-
-    cfg = settings.drift
-    ref, cur = wide(reference), wide(current)
-    columns = cfg.metrics or [m for m in FLEET_METRICS if m in ref.columns]
-    return data_drift(ref, cur, columns, ks_pvalue=cfg.ks_pvalue, psi=cfg.psi, drift_share=cfg.drift_share,
-                      html_path=Path(html_path))
-
-
-@task(name="prediction-and-performance-drift", cache_policy=NO_CACHE)
-def check_predictions(settings, telemetry, current_start, stop):
+@task(name="live-detector", cache_policy=NO_CACHE)
+def load_live(settings, telemetry, current_start):
+    """The live detector (None when none is registered) and the feature rows of both windows."""
     import mlflow
 
     from serving import watch
     from serving.batch import deploy_events, features_of
-    from serving.drift import performance_drift, prediction_drift
 
     cfg = settings.drift
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     live = watch.live_model(cfg.model)
     if live is None:
-        return None, {}, {}
+        return None, None
     events = deploy_events(settings)
     features = features_of(telemetry, events if len(events) else None, settings.feast.window_minutes)
     features = features[pd.to_datetime(features["timestamp"], utc=True)
                         >= current_start - pd.Timedelta(days=cfg.reference_days)]
+    return live, features
+
+
+@task(name="data-drift", cache_policy=NO_CACHE)
+def check_data(settings, reference, current, html_path: str, live, features, current_start):
+    """Drift of the live detector's inputs (``drift.compare: inputs``), with the raw metrics reported beside;
+    of the raw metrics alone when no detector is live, its inputs cannot be computed, or ``compare: metrics``."""
+    from pathlib import Path
+
+    from serving import watch
+    from serving.drift import data_drift, wide
+    from serving.scoring import RequestError, WarmUpError
+    from telemetry.schema import FLEET_METRICS
+
+    cfg = settings.drift
+    ref, cur = wide(reference), wide(current)
+    columns = cfg.metrics or [m for m in FLEET_METRICS if m in ref.columns]
+    options = {"ks_pvalue": cfg.ks_pvalue, "psi": cfg.psi, "drift_share": cfg.drift_share, "clip": cfg.clip_quantile}
+    by_inputs = live is not None and cfg.compare == "inputs"
+    raw = data_drift(ref, cur, columns, html_path=None if by_inputs else Path(html_path), **options)
+    if not by_inputs:
+        return raw
+    try:
+        ref_in, cur_in, used = watch.input_windows(live, features, current_start)
+    except (RequestError, WarmUpError) as exc:
+        get_run_logger().warning("drift: comparing raw metrics: %s", exc)
+        raw.compared = f"raw metrics ({live.name} v{live.version}'s inputs could not be computed: {exc})"
+        return raw
+    result = data_drift(ref_in, cur_in, used, html_path=Path(html_path), **options,
+                        compared=f"inputs of {live.name} v{live.version}")
+    result.raw = raw.metrics
+    return result
+
+
+@task(name="prediction-and-performance-drift", cache_policy=NO_CACHE)
+def check_predictions(settings, live, features, current_start, stop):
+    from serving import watch
+    from serving.drift import performance_drift, prediction_drift
+
+    cfg = settings.drift
+    if live is None:
+        return {}, {}
     scored = watch.score_windows(live, features, current_start)
     prediction = prediction_drift(watch.scores_of(scored["reference"]), watch.scores_of(scored["current"]),
                                   scored["reference"]["is_anomaly"].to_numpy(), scored["current"]["is_anomaly"].to_numpy(),
@@ -81,7 +110,7 @@ def check_predictions(settings, telemetry, current_start, stop):
     if len(incidents):
         f1, n = watch.current_f1(scored["current"], incidents, settings.feast.window_minutes)
         performance = performance_drift(f1, live.registered_f1, cfg.max_f1_drop, n)
-    return live, prediction, performance
+    return prediction, performance
 
 
 @task(name="log-drift-to-mlflow", cache_policy=NO_CACHE)
@@ -95,6 +124,7 @@ def log_to_mlflow(settings, result, decision, report_md: str) -> str:
         mlflow.set_tags({"cerebro.stage": "drift", "cerebro.drift_action": decision.action})
         mlflow.log_metrics({"share_drifted": result.share_drifted, "data_drift": float(result.data_drift),
                             **{f"psi_{c}": v["psi"] for c, v in result.metrics.items() if "psi" in v},
+                            **{f"raw_psi_{c}": v["psi"] for c, v in result.raw.items() if "psi" in v},
                             **{f"prediction_{k}": float(v) for k, v in result.prediction.items()},
                             **{f"performance_{k}": float(v) for k, v in result.performance.items()
                                if v is not None}})
@@ -133,8 +163,9 @@ def drift_flow(config: str | None = None, end: str | None = None, trigger: bool 
     telemetry, reference, current, stop = read_windows(settings, end)
     current_start = stop - pd.Timedelta(hours=settings.drift.current_hours)
     html = settings.reports_dir / f"drift-{stop:%Y%m%dT%H%M}.html"
-    result = check_data(settings, reference, current, str(html))
-    live, result.prediction, result.performance = check_predictions(settings, telemetry, current_start, stop)
+    live, features = load_live(settings, telemetry, current_start)
+    result = check_data(settings, reference, current, str(html), live, features, current_start)
+    result.prediction, result.performance = check_predictions(settings, live, features, current_start, stop)
     decision = decide(result)
     window = {"reference": f"{reference['timestamp'].min():%Y-%m-%d %H:%M} to {reference['timestamp'].max():%Y-%m-%d %H:%M}",
               "current": f"{current['timestamp'].min():%Y-%m-%d %H:%M} to {current['timestamp'].max():%Y-%m-%d %H:%M}"}
@@ -154,12 +185,14 @@ def drift_flow(config: str | None = None, end: str | None = None, trigger: bool 
                        settings.drift.fallback_model, version, "; ".join(decision.reasons))
     report_md += f"\n\nWhat was done: {action}"
     create_markdown_artifact(key="drift-report", markdown=report_md, description="Drift check")
-    create_table_artifact(key="drift-metrics", table=[{"metric": c, **v} for c, v in result.metrics.items()],
-                          description="KS p-value and PSI per metric")
+    create_table_artifact(key="drift-metrics", table=[{"column": c, **v} for c, v in result.metrics.items()],
+                          description=f"KS p-value and PSI per column of the {result.compared}")
     if result.html:
         create_link_artifact(key="drift-evidently-report", link=html.resolve().as_uri(),
                              link_text="Evidently drift report (HTML)")
     logger.info("drift: %s (%s)", decision.action, "; ".join(decision.reasons))
     return {"action": action, "share_drifted": result.share_drifted, "data_drift": result.data_drift,
+            "compared": result.compared,
+            "drifted_metrics": sorted(name for name, g in result.groups.items() if g["drift"]),
             "prediction": result.prediction, "performance": result.performance, "html": result.html,
             "mlflow_run_id": run_id, "model": None if live is None else f"{live.name}/{live.version}"}

@@ -103,7 +103,9 @@ def _drift_line(result: dict) -> str:
     action = result["action"]
     pred = result.get("prediction") or {}
     scores = f"; score PSI {pred['psi']:.2f}" if pred else ""
-    return (f"{action['action']}: {result['share_drifted']:.0%} of metrics drifted{scores} "
+    drifted = ", ".join(result.get("drifted_metrics") or []) or "none"
+    what = "the detector's inputs" if str(result.get("compared", "")).startswith("inputs") else "raw metrics"
+    return (f"{action['action']}: {result['share_drifted']:.0%} of metrics drifted in {what} ({drifted}){scores} "
             f"({result['model'] or 'no live detector'}); report {result['html']}")
 
 

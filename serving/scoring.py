@@ -176,6 +176,18 @@ class DetectorRunner:
             scaled = scaled.groupby(level=0, sort=False).ffill().fillna(0.0)
         return scaled
 
+    def model_inputs(self, frame: pd.DataFrame) -> pd.DataFrame:
+        """What the detector reads for each row of ``frame`` (feature rows with ``service`` and ``timestamp``):
+        its columns against their baselines, standardised per service, gaps filled, one row per input row.
+        The drift check compares these (``serving.drift``)."""
+        if not self.fast:
+            raise RequestError(f"{self.bundle.get('name')}: the compiled path is off for this model (it differed "
+                               "from the model's own scoring at warm-up), so its inputs cannot be computed here")
+        missing = [c for c in ["service", "timestamp", *self.inputs] if c not in frame.columns]
+        if missing:
+            raise RequestError(f"the feature rows lack columns {missing}")
+        return self._scaled(frame).reset_index()
+
     def score_features(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``predict_bundle`` for a detector: score, calibrated, is_anomaly per row of ``frame``."""
         if not self.fast:

@@ -1,6 +1,8 @@
 """Drift checks: quiet on the simulator's normal days, loud on an injected shift, and acting on it."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -23,7 +25,9 @@ def fleet():
     from telemetry.simulator import FleetSimulator
 
     # Few incidents: the question is whether normal days look alike, not whether incidents are drift.
-    return FleetSimulator(days=3.5, seed=5, end=END, incidents_per_day=0.3).run()
+    # Six days: the 24-hour baselines are a day old before the windows start (reference: the two days before
+    # the last), and the detector trains on the days before them.
+    return FleetSimulator(days=6, seed=5, end=END, incidents_per_day=0.3).run()
 
 
 def _inject(telemetry: pd.DataFrame, since: pd.Timestamp) -> pd.DataFrame:
@@ -141,3 +145,85 @@ def test_injected_drift_triggers_the_retraining_deployment(prefect_server, home,
     again = drift_flow(trigger=False)
     assert again["action"]["action"] == "retrain" and not again["action"]["applied"]
     assert len(asyncio.run(runs())) == 1
+
+    # the command line: report only unless --act, one JSON document with --json
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    out = CliRunner().invoke(app, ["drift", "--json"])
+    assert out.exit_code == 0, out.output
+    doc = json.loads(out.stdout[out.stdout.index("{"):])
+    assert doc["action"]["action"] == "retrain" and not doc["action"]["applied"]
+    assert doc["compared"] == "raw metrics" and {"cpu_pct", "latency_p50_ms"} <= set(doc["drifted_metrics"])
+    assert len(asyncio.run(runs())) == 1
+
+
+def test_clipping_to_the_reference_lets_psi_see_a_shift_past_a_spike():
+    """Evidently's PSI bins the combined range in equal widths: one incident's spike squeezes every ordinary value
+    into one bin and a doubled level reads as nothing. Clipped to the reference's quantiles, the shift shows."""
+    rng = np.random.default_rng(1)
+    ref = pd.DataFrame({"latency_p50_ms": np.r_[rng.normal(50, 5, 5000), [5000.0, 6000.0]]})
+    cur = pd.DataFrame({"latency_p50_ms": rng.normal(65, 5, 2000)})
+    unclipped = data_drift(ref, cur, ["latency_p50_ms"], clip=0)
+    clipped = data_drift(ref, cur, ["latency_p50_ms"])
+    assert unclipped.metrics["latency_p50_ms"]["psi"] < 0.2  # the blind spot clipping removes
+    assert clipped.metrics["latency_p50_ms"]["psi"] > 1 and clipped.data_drift
+
+
+def test_a_metric_drifts_when_half_of_its_inputs_do():
+    rng = np.random.default_rng(2)
+    cols = ["cpu_pct", "cpu_pct__p95_15m", "memory_pct", "memory_pct__mean_15m", "memory_pct__max_15m", "hour"]
+    ref = pd.DataFrame(rng.normal(size=(4000, 6)), columns=cols)
+    cur = pd.DataFrame(rng.normal(size=(2000, 6)), columns=cols)
+    cur["cpu_pct__p95_15m"] += 2.0  # one of two inputs: cpu drifts
+    cur["memory_pct__max_15m"] += 2.0  # one of three: memory holds
+    result = data_drift(ref, cur, cols, drift_share=0.3, compared="inputs of m v1")
+    assert result.groups == {"cpu_pct": {"inputs": 2, "drifted": ["cpu_pct__p95_15m"], "drift": True},
+                             "memory_pct": {"inputs": 3, "drifted": ["memory_pct__max_15m"], "drift": False},
+                             "hour": {"inputs": 1, "drifted": [], "drift": False}}
+    assert result.share_drifted == pytest.approx(1 / 3) and result.data_drift
+    reason = decide(result).reasons[0]
+    assert "1 of 3 metrics drifted in the inputs of m v1: cpu_pct (1 of 2 inputs, most cpu_pct__p95_15m" in reason
+
+
+@pytest.fixture(scope="module")
+def live_detector(fleet):
+    """A PCA detector trained on the fleet's first days, the way the zoo trains it, as a live model."""
+    from features.transforms import compute_features
+    from serving.watch import LiveModel
+    from training.zoo import build_zoo, time_split, train_zoo
+
+    feats = compute_features(fleet.telemetry, fleet.events)
+    frame = (feats.drop(columns=["created"]).rename(columns={"event_timestamp": "timestamp"})
+             .set_index(["service", "timestamp"]).select_dtypes("number"))
+    train = frame[frame.index.get_level_values(1) < END - pd.Timedelta(days=3)]
+    splits = time_split(train, fleet.incidents, fractions=(0.8, 0.1, 0.1))
+    result = train_zoo(splits, build_zoo(list(splits.frame.columns), [], include=["pca", "zscore"]), ensemble_size=2)
+    bundle = {"kind": "detector", "name": "drift-test", "model": result.models["ensemble"], "scaler": splits.scaler,
+              "columns": list(splits.frame.columns), "inputs": list(frame.columns)}
+    return LiveModel(name="drift-test", version="1", alias="champion", model=bundle, registered_f1=None)
+
+
+def _input_drift(live, telemetry, events):
+    from serving.batch import features_of
+    from serving.watch import input_windows
+
+    feats = features_of(telemetry, events, 15)
+    ref, cur, used = input_windows(live, feats[feats["timestamp"] >= END - pd.Timedelta(days=2, hours=24)],
+                                   END - pd.Timedelta(hours=24))
+    return data_drift(ref, cur, used, compared="inputs of drift-test v1"), used
+
+
+def test_the_detectors_inputs_decide_quiet_on_a_steady_fleet_loud_on_a_shift(fleet, live_detector):
+    quiet, used = _input_drift(live_detector, fleet.telemetry, fleet.events)
+    assert {c.split("__")[0] for c in used} >= {"cpu_pct", "latency_p50_ms", "memory_pct"}
+    assert len(quiet.metrics) == len(used) and quiet.reference_rows > 0 and quiet.current_rows > 0
+    assert not {"hour", "tod_sin", "minutes_since_deploy"} & set(quiet.groups)  # the clock is context
+    assert not quiet.data_drift and decide(quiet).action == "none", quiet.groups
+
+    loud, _ = _input_drift(live_detector, _inject(fleet.telemetry, END - pd.Timedelta(hours=24)), fleet.events)
+    drifted = {name for name, g in loud.groups.items() if g["drift"]}
+    assert {"cpu_pct", "latency_p50_ms", "latency_p99_ms"} <= drifted
+    assert not {"memory_pct", "disk_pct", "connections", "queue_depth"} & drifted  # untouched metrics stay put
+    assert loud.data_drift and decide(loud).action == "retrain"

@@ -114,6 +114,7 @@ def test_pipeline_end_to_end_and_idempotent(prefect_server, home, monkeypatch):
     # The drift check judged the live detector's scores too, and left its Evidently report.
     drift = summary["drift"]
     assert drift["model"].startswith("cerebro-detector-ensemble/") and "psi" in drift["prediction"]
+    assert drift["compared"] == f"inputs of {drift['model'].replace('/', ' v')}"  # what the detector reads
     assert Path(drift["html"]).is_file() and not drift["action"]["applied"]
     assert {"drift-report", "drift-metrics", "drift-evidently-report"} <= _artifact_keys()
 
