@@ -9,7 +9,9 @@ Starts `cerebro serve` (uvicorn, one process) on a free port, then:
 1. scores a 60-minute window of one service (9 metrics, 540 samples) at 1, 8 and 32 concurrent clients and
    prints p50 / p95 / p99 latency, throughput and failed requests;
 2. a load run of 10,000 requests, 5 % of them malformed: every malformed one must get a 4xx that says what is
-   wrong, every valid one must be scored, and the service must still answer afterwards.
+   wrong, every valid one must be scored, and the service must still answer afterwards;
+3. batch scoring points per second and streaming events per second with end-to-end lag (the figures of
+   ``benchmarks/streaming.py``, which needs Redis on 127.0.0.1:6379; ``--no-batch-stream`` skips them).
 
 The load generator speaks HTTP/1.1 over asyncio streams itself (one kept-alive connection per client, each
 answer's status and JSON checked): it runs on the same cores as the service, and a client library such as
@@ -181,6 +183,8 @@ def main() -> None:
     parser.add_argument("--requests", type=int, default=400, help="requests per concurrency level")
     parser.add_argument("--load", type=int, default=10_000, help="requests in the load run (0: skip it)")
     parser.add_argument("--bad-share", type=float, default=0.05)
+    parser.add_argument("--no-batch-stream", dest="batch_stream", action="store_false",
+                        help="skip the batch and streaming figures (benchmarks/streaming.py; they need Redis)")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     args = parser.parse_args()
 
@@ -215,6 +219,8 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+    if args.batch_stream:
+        report["batch_stream"] = _batch_stream()
 
     if args.json:
         print(json.dumps(report, indent=2))
@@ -235,6 +241,23 @@ def main() -> None:
         print(f"  valid scored {L['valid_ok']:,}, valid failed {L['valid_failed']}; malformed answered 4xx with a "
               f"reason {L['bad_4xx_explained']}, otherwise {L['bad_other']}; service up afterwards: "
               f"{L['service_up_after']}")
+    if "batch_stream" in report:
+        print()
+        _streaming_module().print_figures(report["batch_stream"])
+
+
+def _streaming_module():
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("bench_streaming", ROOT / "benchmarks" / "streaming.py")
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def _batch_stream() -> dict:
+    """Batch and streaming figures, measured as ``benchmarks/streaming.py`` measures them (its own temporary lab)."""
+    return _streaming_module().measure()
 
 
 if __name__ == "__main__":

@@ -39,14 +39,8 @@ def _consume(lab, scorer, stream: str, batch_size: int, idle_exit: float):
     return stats.summary()
 
 
-def main() -> None:
-    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    parser.add_argument("--hours", type=float, default=6, help="hours of fleet telemetry streamed (13 events/min)")
-    parser.add_argument("--rate", type=float, default=300, help="paced producer, events per second")
-    parser.add_argument("--batch-size", type=int, default=200)
-    parser.add_argument("--json", action="store_true")
-    args = parser.parse_args()
-
+def measure(hours: float = 6, rate: float = 300, batch_size: int = 200) -> dict:
+    """Batch and streaming figures (what ``main`` prints; ``benchmarks/serving.py`` prints them too)."""
     import pandas as pd
     import redis
     from test_registry_support import make_lab
@@ -57,7 +51,7 @@ def main() -> None:
     lab = make_lab(Path(tempfile.mkdtemp()) / "home")
     version = lab.register("cerebro-detector-zscore", lab.good)
     registry.promote(lab.settings, "cerebro-detector-zscore", version)
-    figures: dict = {}
+    figures: dict = {"batch_size": batch_size}
 
     runs = []
     for _ in range(2):
@@ -72,25 +66,26 @@ def main() -> None:
     detector = registry.load_champion(lab.settings, "cerebro-detector-zscore")
     scorer = Scorer(detector)
     end = pd.Timestamp("2026-11-20T00:00Z")
-    events = lake_events(lab.settings, end - pd.Timedelta(hours=args.hours), end)
+    events = lake_events(lab.settings, end - pd.Timedelta(hours=hours), end)
     r = redis.Redis.from_url(REDIS)
-    for label, rate in (("backlog", None), ("paced", args.rate)):
+    for label, pace in (("backlog", None), ("paced", rate)):
         stream = f"cerebro-bench:{uuid.uuid4().hex[:8]}"
         try:
-            if rate is None:
+            if pace is None:
                 publish_redis(REDIS, stream, events)
-                figures[f"stream_{label}"] = _consume(lab, scorer, stream, args.batch_size, idle_exit=1.0)
+                figures[f"stream_{label}"] = _consume(lab, scorer, stream, batch_size, idle_exit=1.0)
             else:
-                producer = threading.Thread(target=publish_redis, args=(REDIS, stream, events, rate))
+                producer = threading.Thread(target=publish_redis, args=(REDIS, stream, events, pace))
                 producer.start()
-                figures[f"stream_{label}"] = {**_consume(lab, scorer, stream, args.batch_size, idle_exit=2.0),
-                                              "producer_rate": rate}
+                figures[f"stream_{label}"] = {**_consume(lab, scorer, stream, batch_size, idle_exit=2.0),
+                                              "producer_rate": pace}
                 producer.join()
         finally:
             r.delete(stream)
-    if args.json:
-        print(json.dumps(figures, indent=2))
-        return
+    return figures
+
+
+def print_figures(figures: dict) -> None:
     b = figures["batch"]
     print(f"Batch: {b['points']:,} points (13 services x 24 h) in {b['seconds']:.2f} s = {b['points_per_second']:,} "
           f"points/s (load models {b['stages_s']['load_models']} s, features {b['stages_s']['features']} s, score "
@@ -99,7 +94,21 @@ def main() -> None:
         s = figures[f"stream_{label}"]
         what = "drain a backlog" if label == "backlog" else f"producer paced at {s['producer_rate']:.0f} events/s"
         print(f"Stream ({what}): {s['records']:,} events, {s['events_per_second']:,} events/s, lag p50 "
-              f"{s['lag_ms_p50']:,} ms, p95 {s['lag_ms_p95']:,} ms (batch size {args.batch_size})")
+              f"{s['lag_ms_p50']:,} ms, p95 {s['lag_ms_p95']:,} ms (batch size {figures['batch_size']})")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--hours", type=float, default=6, help="hours of fleet telemetry streamed (13 events/min)")
+    parser.add_argument("--rate", type=float, default=300, help="paced producer, events per second")
+    parser.add_argument("--batch-size", type=int, default=200)
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args()
+    figures = measure(args.hours, args.rate, args.batch_size)
+    if args.json:
+        print(json.dumps(figures, indent=2))
+        return
+    print_figures(figures)
 
 
 if __name__ == "__main__":
