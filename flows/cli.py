@@ -579,6 +579,13 @@ def drift(
         cerebro drift --act                        # retrain or fall back, as `drift/hourly` would
     """
     settings = _settings(config)
+    if end is not None:
+        import pandas as pd
+
+        try:
+            pd.Timestamp(end)
+        except ValueError:
+            _fail(f"--end {end!r} is not a time: expected ISO 8601, e.g. 2026-11-20T00:00Z", 2)
     from flows.drift import drift_flow
 
     with _progress("drift check"):

@@ -27,7 +27,8 @@ def cerebro(*args, home) -> subprocess.CompletedProcess:
     return subprocess.run([CEREBRO, *args], capture_output=True, text=True, env=env, timeout=300, check=False)
 
 
-@pytest.mark.parametrize("command", ["run", "simulate", "ingest", "detect", "forecast", "predict-failure", "ui", "env"])
+@pytest.mark.parametrize("command", ["run", "simulate", "ingest", "detect", "forecast", "predict-failure", "drift", "ui",
+                                     "env"])
 def test_every_command_explains_itself_with_an_example(command):
     result = runner.invoke(app, [command, "--help"], terminal_width=200)
     assert result.exit_code == 0
@@ -126,3 +127,9 @@ def test_predict_failure_before_any_pipeline_run_says_what_to_do(home):
     result = runner.invoke(app, ["predict-failure"], terminal_width=200)
     assert result.exit_code == 2
     assert "cerebro run" in result.output and "cerebro-failure-predictor" in result.output
+
+
+def test_drift_names_a_bad_end_time_before_running_anything(home):
+    result = runner.invoke(app, ["drift", "--end", "yesterday"])
+    assert result.exit_code == 2
+    assert "--end 'yesterday' is not a time" in result.output and "ISO 8601" in result.output
