@@ -105,7 +105,8 @@ class Window(_Body):
         # nanoseconds come from the same strings, all series at once, where they are all "...Z".
         window = handler(data)
         raw = data.get("series") if isinstance(data, dict) else None
-        if window.series and isinstance(raw, list) and len(raw) == len(window.series):
+        if (window.series and isinstance(raw, list) and len(raw) == len(window.series)
+                and all(isinstance(s, dict) for s in raw)):  # a JSON body (Python callers may pass Series)
             ns = utc_z_ns([t for s in raw for t in s["timestamps"]])
             if ns is not None:
                 at = 0

@@ -68,10 +68,10 @@ def input_windows(live: LiveModel, features: pd.DataFrame,
                   current_start: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """The live detector's inputs, as it reads them, on the reference rows (every ``REFERENCE_STRIDE_MINUTES``th
     minute, as for prediction drift) and on every current row, and the input columns that come from the fleet's
-    metrics. Raises
-    ``serving.scoring.RequestError`` (or ``WarmUpError``) when this model's inputs cannot be computed here."""
+    metrics. Raises ``serving.scoring.RequestError`` or ``WarmUpError`` when they cannot be computed here."""
     from serving.registry import bundle_of
     from serving.scoring import DetectorRunner, WarmUpError
+    from telemetry.schema import FLEET_METRICS
 
     bundle = bundle_of(live.model)
     if bundle.get("kind", "detector") != "detector":
@@ -83,13 +83,10 @@ def input_windows(live: LiveModel, features: pd.DataFrame,
     t = pd.to_datetime(features["timestamp"], utc=True)
     current = features[t >= current_start].reset_index(drop=True)
     reference = features[(t < current_start) & (t.dt.minute % REFERENCE_STRIDE_MINUTES == 0)].reset_index(drop=True)
-    from telemetry.schema import FLEET_METRICS
-
-    ref, cur = runner.model_inputs(reference), runner.model_inputs(current)
     # Inputs from the fleet's metrics; the clock (time of day, weekday, minutes since a deploy) is context
     # whose distribution over whole days does not move.
     used = [c for c in runner.used if c.split("__")[0] in FLEET_METRICS]
-    return ref, cur, used
+    return runner.model_inputs(reference), runner.model_inputs(current), used
 
 
 def current_f1(scored: pd.DataFrame, incidents: pd.DataFrame, recovery_minutes: float) -> tuple[float, int]:

@@ -568,3 +568,13 @@ def test_json_bodies_the_standard_library_reads_are_still_read(served, body):
         b = client.post("/v1/score", json=with_null)
     assert a.status_code == b.status_code == 200, a.text
     assert a.json()["rows"] == b.json()["rows"]
+
+
+def test_a_window_built_from_series_objects_takes_the_per_object_path():
+    from serving.schemas import ScoreRequest, Series
+    from serving.scoring import _epoch_ns, _series_ns
+
+    series = Series(service="cart", metric="cpu_pct", timestamps=["2026-11-20T00:00:00Z"], values=[1.0])
+    req = ScoreRequest(series=[series])
+    assert req.series[0].epoch_ns() is None
+    np.testing.assert_array_equal(_series_ns(req.series[0]), _epoch_ns(req.series[0].timestamps))
