@@ -120,7 +120,8 @@ def quality(args) -> dict:
     result = train_zoo(splits, zoo, recovery_minutes=15)
     table = result.comparison("test")
     print(verdict(result))
-    cols = ["model", "precision", "recall", "f1", "auc_pr", "mttd_min", "found", "incidents", "false_alarms"]
+    cols = ["model", "precision", "recall", "f1", "auc_pr", "mttd_min", "found", "incidents", "false_alarms",
+            "false_alarm_min", "overrun_p50_min", "overrun_p90_min"]
     print(pd.DataFrame(table)[cols].to_string(index=False))
     print(f"\n{result.best} per fault kind (test):")
     print(pd.DataFrame(result.per_kind(result.best)).to_string(index=False))
@@ -166,6 +167,8 @@ def fleets(seeds: list[int], days: float) -> list[dict]:
         rows.append({"seed": seed, "model": result.best, "precision": round(r["precision"], 3),
                      "recall": round(r["recall"], 3), "f1": round(r["f1"], 3), "false_alarms": r["false_alarm_events"],
                      "mttd_min": None if r["mttd_minutes"] is None else round(r["mttd_minutes"], 1),
+                     "false_alarm_min": r["false_alarm_minutes"], "overrun_p50_min": r["overrun_p50_minutes"],
+                     "overrun_p90_min": r["overrun_p90_minutes"],
                      "meets_targets": r["meets_targets"], "members": ",".join(result.ensemble_members)})
         print(" ".join(f"{k}={v}" for k, v in rows[-1].items()), flush=True)
     table = pd.DataFrame(rows)

@@ -142,6 +142,10 @@ def run(
                   f"precision {t['precision']:.3f}, recall {t['recall']:.3f}, F1 {t['f1']:.3f}, mean time to "
                   f"detect {t['mttd_minutes'] or 0:.0f} min: {'meets' if det['meets_targets'] else 'does NOT meet'} "
                   "the targets (P > 0.90, R > 0.95, F1 > 0.92)")
+        if t.get("overrun_p50_minutes") is not None:
+            out.print(f"Its alarms outlast their incidents (end plus the {settings.feast.window_minutes}-minute "
+                      f"window) by a median {t['overrun_p50_minutes']:.0f} min, p90 {t['overrun_p90_minutes']:.0f} min; "
+                      f"false alarms hold {t.get('false_alarm_minutes', 0)} alarmed minutes")
         out.print(f"Models that meet them: {', '.join(det['models_meeting_targets']) or 'none'}")
         if det.get("skipped"):
             out.print(f"Not trained: {'; '.join(f'{k}: {v}' for k, v in det['skipped'].items())}")

@@ -114,3 +114,18 @@ def test_the_recovery_tail_belongs_to_the_incident_but_never_finds_it():
                       _alarms(idx, [("a", 165, 180)])[idx.get_level_values(1) >= T0 + pd.Timedelta(minutes=162)]
                       .astype(float), 0.5, inc, recovery_minutes=15)
     assert result["false_alarm_events"] == 0 and result["incidents"] == 0
+
+
+def test_an_alarm_that_outlasts_its_incident_is_reported_as_overrun():
+    """A true alarm event is still true when it runs on after the service recovered, so precision does not see
+    it; the overrun past the incidents' end plus the recovery tail is reported beside it."""
+    idx = _index(services=("a", "b", "c"))
+    inc = _incidents((["a", "b", "c"], "memory_leak", 100, 160), (["a"], "cpu_saturation", 200, 230))
+    # a: one event over both incidents, 20 min past the second's end + 15; b: 70 min past; c: inside the tail
+    ev = alarm_events(idx, _alarms(idx, [("a", 110, 265), ("b", 120, 245), ("c", 130, 170)]))
+    score = score_events(ev, inc, recovery_minutes=15)
+    assert score.false_alarm_events == 0 and score.precision == 1.0
+    assert score.overrun_p50_minutes == pytest.approx(20.0)
+    assert score.overrun_p90_minutes == pytest.approx(20 + 0.8 * (70 - 20))
+    false = score_events(alarm_events(idx, _alarms(idx, [("b", 500, 520), ("c", 400, 409)])), inc)
+    assert false.overrun_p50_minutes is None and false.false_alarm_minutes == 21 + 10

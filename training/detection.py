@@ -71,7 +71,8 @@ def report_markdown(result: ZooResult, splits: Splits, data: TrainingData) -> st
         return out
 
     cols = ["model", "family", "precision", "recall", "f1", "auc_pr", "mttd_min", "found", "incidents",
-            "false_alarms", "meets_targets", "fit_s", "score_s"]
+            "false_alarms", "false_alarm_min", "overrun_p50_min", "overrun_p90_min", "meets_targets", "fit_s",
+            "score_s"]
     bounds = {k: f"{a:%Y-%m-%d %H:%M} to {b:%Y-%m-%d %H:%M}" for k, (a, b) in splits.bounds.items()}
     lines = ["# Anomaly detection: the zoo on the fleet", "",
              (f"Data `{data.data_version}`; train {bounds['train']}, validation {bounds['validation']}, "
@@ -159,7 +160,8 @@ def register_zoo(settings, result: ZooResult, splits: Splits, data: TrainingData
             metrics = {}
             for split in ("validation", "test"):
                 r = result.reports[name][split]
-                for key in ("precision", "recall", "f1", "auc_pr", "mttd_minutes"):
+                for key in ("precision", "recall", "f1", "auc_pr", "mttd_minutes", "false_alarm_minutes",
+                            "overrun_p50_minutes", "overrun_p90_minutes"):
                     metrics[f"{split}_{key}"] = r[key]
             metrics.update({"fit_seconds": result.timings[name]["fit"], "threshold": float(model.threshold_)})
             bundle = {"kind": "detector", "name": name, "model": model, "scaler": splits.scaler,
@@ -178,7 +180,8 @@ def register_zoo(settings, result: ZooResult, splits: Splits, data: TrainingData
 def summarise(result: ZooResult) -> dict:
     best = result.reports[result.best]["test"]
     return {"best": result.best, "skipped": result.skipped,
-            "test": {k: best[k] for k in ("precision", "recall", "f1", "auc_pr", "mttd_minutes")},
+            "test": {k: best[k] for k in ("precision", "recall", "f1", "auc_pr", "mttd_minutes", "false_alarm_minutes",
+                                          "overrun_p50_minutes", "overrun_p90_minutes")},
             "meets_targets": best["meets_targets"],
             "models_meeting_targets": [r["model"] for r in result.comparison("test") if r["meets_targets"]]}
 

@@ -14,7 +14,11 @@ Event-wise, without point adjustment:
   between ``lead`` minutes before its start and its end;
   its time to detect is the first such alarm's start minus the incident's start (0 when the alarm came
   early);
-* precision = true alarm events / alarm events, recall = incidents found / incidents, F1 their harmonic mean.
+* precision = true alarm events / alarm events, recall = incidents found / incidents, F1 their harmonic mean;
+* a true alarm event that goes on past its incidents' end (plus the recovery tail) **overruns**: the operator
+  sees an alarm for a service that has recovered. Precision does not see it (the event is true), so the
+  median and 90th percentile of the overrun, in minutes over the true events, are reported beside it, as are
+  the alarmed minutes of the false alarm events (precision counts a three-hour false alarm once).
 
 Point-wise, AUC-PR (average precision) of the raw scores against "this row lies in an incident that
 affected this service" needs no threshold at all.
@@ -41,6 +45,9 @@ class EventScore:
     false_alarm_events: int
     mttd_minutes: float | None
     per_kind: dict = field(default_factory=dict)
+    overrun_p50_minutes: float | None = None  # of true alarm events past their incidents' end + recovery tail
+    overrun_p90_minutes: float | None = None
+    false_alarm_minutes: int = 0  # alarmed minutes in false alarm events
 
     def meets_targets(self) -> bool:
         return all(getattr(self, k) > v for k, v in TARGETS.items())
@@ -92,6 +99,7 @@ def score_events(events: pd.DataFrame, incidents: pd.DataFrame, lead_minutes: fl
     lead = pd.Timedelta(minutes=lead_minutes)
     tail = pd.Timedelta(minutes=recovery_minutes)
     true_event = np.zeros(len(events), dtype=bool)
+    covered_until = np.full(len(events), np.iinfo(np.int64).min)  # ns: the latest end + tail of its incidents
     first_alarm: dict[str, pd.Timestamp] = {}
     to_find = set(incidents["incident_id"])
     for inc in (incidents if context is None else context).itertuples():
@@ -99,7 +107,9 @@ def score_events(events: pd.DataFrame, incidents: pd.DataFrame, lead_minutes: fl
             break
         on_affected = events["service"].isin(list(inc.affected_services)) & (events["end"] >= inc.start - lead)
         hit = (on_affected & (events["start"] <= inc.end)).to_numpy()
-        true_event |= (on_affected & (events["start"] <= inc.end + tail)).to_numpy()
+        belongs = (on_affected & (events["start"] <= inc.end + tail)).to_numpy()
+        true_event |= belongs
+        covered_until[belongs] = np.maximum(covered_until[belongs], (inc.end + tail).value)
         if hit.any() and inc.incident_id in to_find:
             first_alarm[inc.incident_id] = events.loc[hit, "start"].min()
     n_inc, found = len(incidents), len(first_alarm)
@@ -113,10 +123,17 @@ def score_events(events: pd.DataFrame, incidents: pd.DataFrame, lead_minutes: fl
         hits = [ttd[i] for i in group["incident_id"] if i in ttd]
         per_kind[kind] = {"incidents": len(group), "found": len(hits), "recall": len(hits) / len(group),
                           "mttd_minutes": float(np.mean(hits)) if hits else None}
+    overrun = None
+    if true_event.any():
+        ends = pd.DatetimeIndex(events["end"]).asi8[true_event]
+        overrun = np.maximum(0, ends - covered_until[true_event]) / 60e9
     return EventScore(
         precision=precision, recall=recall, f1=f1, incidents=n_inc, found=found, alarm_events=len(events),
         false_alarm_events=int((~true_event).sum()),
         mttd_minutes=float(np.mean(list(ttd.values()))) if ttd else None, per_kind=per_kind,
+        false_alarm_minutes=int(events["minutes"].to_numpy()[~true_event].sum()) if len(events) else 0,
+        overrun_p50_minutes=None if overrun is None else float(np.median(overrun)),
+        overrun_p90_minutes=None if overrun is None else float(np.quantile(overrun, 0.9)),
     )
 
 

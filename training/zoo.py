@@ -252,6 +252,9 @@ class ZooResult:
                 "auc_pr": None if r["auc_pr"] is None else round(r["auc_pr"], 3),
                 "mttd_min": None if r["mttd_minutes"] is None else round(r["mttd_minutes"], 1),
                 "incidents": r["incidents"], "found": r["found"], "false_alarms": r["false_alarm_events"],
+                "false_alarm_min": r.get("false_alarm_minutes"),
+                "overrun_p50_min": None if r.get("overrun_p50_minutes") is None else round(r["overrun_p50_minutes"]),
+                "overrun_p90_min": None if r.get("overrun_p90_minutes") is None else round(r["overrun_p90_minutes"]),
                 "meets_targets": r["meets_targets"],
                 "fit_s": round(self.timings[name]["fit"], 2), "score_s": round(self.timings[name]["score"], 2),
             })
