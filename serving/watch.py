@@ -9,7 +9,7 @@ from dataclasses import dataclass
 import numpy as np
 import pandas as pd
 
-# Reference rows scored for prediction drift: every Nth minute (a week of minutes is 130,000 rows per model).
+# Reference rows compared for drift: every Nth minute (a week of minutes is 131,000 rows for 13 services).
 REFERENCE_STRIDE_MINUTES = 5
 
 
@@ -46,22 +46,23 @@ def live_model(name: str, alias: str = "champion") -> LiveModel | None:
 
 def score_windows(live: LiveModel, features: pd.DataFrame, current_start: pd.Timestamp) -> dict[str, pd.DataFrame]:
     """The live model's output on the reference rows (every ``REFERENCE_STRIDE_MINUTES``th minute) and on
-    every current row, each with its ``service`` and ``timestamp``."""
-    t = pd.to_datetime(features["timestamp"], utc=True)
-    current = features[t >= current_start]
-    reference = features[(t < current_start) & (t.dt.minute % REFERENCE_STRIDE_MINUTES == 0)]
+    every current row, each with its ``service`` and ``timestamp``.
+
+    Every row is scored, in one call, and only then thinned: sequence-aware members (EWMA, Holt-Winters, the
+    autoencoders) read the minutes before each row, so scoring every 5th minute alone fed them gapped series
+    (on the pipeline's champion that doubled the reference's alarm rate, 12.4 % against 5.8 %), and the
+    current window scored apart lacked its first hour's history."""
     from serving.registry import bundle_of
     from training.serving_adapters import predict_bundle
 
     # The bundle inside the pyfunc model, called directly as batch scoring and the promotion gate do: the
     # frames come from our own feature code, so the request schema's checks and conversions add nothing.
-    bundle = bundle_of(live.model)
-    out = {}
-    for name, rows in (("reference", reference), ("current", current)):
-        rows = rows.reset_index(drop=True)
-        scored = predict_bundle(bundle, rows, {})
-        out[name] = pd.concat([rows[["service", "timestamp"]], scored.reset_index(drop=True)], axis=1)
-    return out
+    rows = features.reset_index(drop=True)
+    scored = predict_bundle(bundle_of(live.model), rows, {})
+    out = pd.concat([rows[["service", "timestamp"]], scored.reset_index(drop=True)], axis=1)
+    t = pd.to_datetime(out["timestamp"], utc=True)
+    return {"reference": out[(t < current_start) & (t.dt.minute % REFERENCE_STRIDE_MINUTES == 0)].reset_index(drop=True),
+            "current": out[t >= current_start].reset_index(drop=True)}
 
 
 def input_windows(live: LiveModel, features: pd.DataFrame,

@@ -189,7 +189,8 @@ def test_a_metric_drifts_when_half_of_its_inputs_do():
 
 @pytest.fixture(scope="module")
 def live_detector(fleet):
-    """A PCA detector trained on the fleet's first days, the way the zoo trains it, as a live model."""
+    """PCA and EWMA (which reads the minutes before each row) trained on the fleet's first days, the way the
+    zoo trains them, as a live ensemble."""
     from features.transforms import compute_features
     from serving.watch import LiveModel
     from training.zoo import build_zoo, time_split, train_zoo
@@ -199,7 +200,7 @@ def live_detector(fleet):
              .set_index(["service", "timestamp"]).select_dtypes("number"))
     train = frame[frame.index.get_level_values(1) < END - pd.Timedelta(days=3)]
     splits = time_split(train, fleet.incidents, fractions=(0.8, 0.1, 0.1))
-    result = train_zoo(splits, build_zoo(list(splits.frame.columns), [], include=["pca", "zscore"]), ensemble_size=2)
+    result = train_zoo(splits, build_zoo(list(splits.frame.columns), [], include=["pca", "ewma"]), ensemble_size=2)
     bundle = {"kind": "detector", "name": "drift-test", "model": result.models["ensemble"], "scaler": splits.scaler,
               "columns": list(splits.frame.columns), "inputs": list(frame.columns)}
     return LiveModel(name="drift-test", version="1", alias="champion", model=bundle, registered_f1=None)
@@ -227,3 +228,23 @@ def test_the_detectors_inputs_decide_quiet_on_a_steady_fleet_loud_on_a_shift(fle
     assert {"cpu_pct", "latency_p50_ms", "latency_p99_ms"} <= drifted
     assert not {"memory_pct", "disk_pct", "connections", "queue_depth"} & drifted  # untouched metrics stay put
     assert loud.data_drift and decide(loud).action == "retrain"
+
+
+def test_the_reference_is_scored_with_its_history_then_thinned(fleet, live_detector):
+    """Prediction drift compares every 5th reference minute; those rows are scored inside the whole series
+    (a sequence-aware member fed only every 5th minute says something else), and so is the current window."""
+    from serving.batch import features_of
+    from serving.watch import score_windows
+    from training.serving_adapters import predict_bundle
+
+    feats = features_of(fleet.telemetry, fleet.events, 15)
+    feats = feats[feats["timestamp"] >= END - pd.Timedelta(days=3)].reset_index(drop=True)
+    scored = score_windows(live_detector, feats, END - pd.Timedelta(hours=24))
+    whole = predict_bundle(live_detector.model, feats, {})["score"].to_numpy()
+    t = pd.to_datetime(feats["timestamp"], utc=True)
+    thinned = ((t < END - pd.Timedelta(hours=24)) & (t.dt.minute % 5 == 0)).to_numpy()
+    assert len(scored["reference"]) == thinned.sum() and len(scored["current"]) == (t >= END - pd.Timedelta(hours=24)).sum()
+    np.testing.assert_allclose(scored["reference"]["score"], whole[thinned], rtol=1e-9)
+    np.testing.assert_allclose(scored["current"]["score"], whole[(t >= END - pd.Timedelta(hours=24)).to_numpy()], rtol=1e-9)
+    alone = predict_bundle(live_detector.model, feats[thinned].reset_index(drop=True), {})["score"].to_numpy()
+    assert not np.allclose(alone, whole[thinned])  # what scoring the thinned rows alone gave
