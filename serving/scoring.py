@@ -188,10 +188,13 @@ class DetectorRunner:
         if not self.fast:
             raise RequestError(f"{self.bundle.get('name')}: the compiled path is off for this model (it differed "
                                "from the model's own scoring at warm-up), so its inputs cannot be computed here")
+        self._require_inputs(frame)
+        return self._scaled(frame).reset_index()
+
+    def _require_inputs(self, frame: pd.DataFrame) -> None:
         missing = [c for c in ["service", "timestamp", *self.inputs] if c not in frame.columns]
         if missing:
             raise RequestError(f"the feature rows lack columns {missing}")
-        return self._scaled(frame).reset_index()
 
     def score_features(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``predict_bundle`` for a detector: score, calibrated, is_anomaly per row of ``frame``."""
@@ -199,9 +202,7 @@ class DetectorRunner:
             from training.serving_adapters import predict_bundle
 
             return predict_bundle(self.bundle, frame, {})
-        missing = [c for c in ["service", "timestamp", *self.inputs] if c not in frame.columns]
-        if missing:
-            raise RequestError(f"request lacks columns {missing}")
+        self._require_inputs(frame)
         score = self.det.score(self._scaled(frame))
         return pd.DataFrame({"score": score, "calibrated": self.det.calibrated(scores=score),
                              "is_anomaly": (score > self.det.threshold_).astype(np.int64)})
@@ -369,6 +370,8 @@ class FastWindow:
         self.specs = [self.parse(c, runner.window) for c in self.used]  # (kind, metric, stat) per used column
         self.levels = sorted({m for _, m, _ in self.specs if m})  # the metrics the grid holds
         self.stats = {stat for kind, _, stat in self.specs if kind == "stat"}
+        kinds = {kind for kind, _, _ in self.specs}
+        self.with_week, self.with_roc = "wow" in kinds, "roc" in kinds
         self.base_hours, self.cap, self.kinds = BASELINE_HOURS, DEPLOY_CAP_MINUTES, set(DEPLOY_KINDS)
         self.horizon = DEPLOY_HORIZON_MINUTES
         self.roc_floors = roc_floors(self.levels)
@@ -440,15 +443,14 @@ class FastWindow:
         grid[r, c] = val[known][order]  # later assignments win: the latest sample
         keys = np.stack([keys // span, keys % span + first])
         row_svc, row_min = keys[0], keys[1]
-        kinds = {kind for kind, _, _ in self.specs}
-        base, week_ago = self._hourly(grid, row_svc, row_min, with_week="wow" in kinds)
+        base, week_ago = self._hourly(grid, row_svc, row_min, with_week=self.with_week)
         for service, levels in req.baselines.items():
             where = np.flatnonzero(services[row_svc] == service)
             for metric, level in levels.items():
                 if metric in col_of and len(where):
                     cells = base[where, col_of[metric]]
                     base[where, col_of[metric]] = np.where(np.isnan(cells), float(level), cells)
-        stats = self._rolling(grid, row_svc, row_min, with_roc="roc" in kinds) if self.stats or "roc" in kinds else {}
+        stats = self._rolling(grid, row_svc, row_min, with_roc=self.with_roc) if self.stats or self.with_roc else {}
         msd = self._minutes_since_deploy(req, services[row_svc], row_min)
         fresh = msd < self.settle if self.settle else None
         angle = 2 * np.pi * (row_min % 1440) / 1440

@@ -60,9 +60,16 @@ def score_windows(live: LiveModel, features: pd.DataFrame, current_start: pd.Tim
     rows = features.reset_index(drop=True)
     scored = predict_bundle(bundle_of(live.model), rows, {})
     out = pd.concat([rows[["service", "timestamp"]], scored.reset_index(drop=True)], axis=1)
-    t = pd.to_datetime(out["timestamp"], utc=True)
-    return {"reference": out[(t < current_start) & (t.dt.minute % REFERENCE_STRIDE_MINUTES == 0)].reset_index(drop=True),
-            "current": out[t >= current_start].reset_index(drop=True)}
+    reference, current = _window_masks(out, current_start)
+    return {"reference": out[reference].reset_index(drop=True), "current": out[current].reset_index(drop=True)}
+
+
+def _window_masks(rows: pd.DataFrame, current_start: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
+    """Which rows are compared as the reference (every ``REFERENCE_STRIDE_MINUTES``th minute before
+    ``current_start``) and which are the current window."""
+    t = pd.to_datetime(rows["timestamp"], utc=True)
+    reference = (t < current_start) & (t.dt.minute % REFERENCE_STRIDE_MINUTES == 0)
+    return reference.to_numpy(), (t >= current_start).to_numpy()
 
 
 def input_windows(live: LiveModel, features: pd.DataFrame,
@@ -70,6 +77,7 @@ def input_windows(live: LiveModel, features: pd.DataFrame,
     """The live detector's inputs, as it reads them, on the reference rows (every ``REFERENCE_STRIDE_MINUTES``th
     minute, as for prediction drift) and on every current row, and the input columns that come from the fleet's
     metrics. Raises ``serving.scoring.RequestError`` or ``WarmUpError`` when they cannot be computed here."""
+    from serving.drift import metric_of
     from serving.registry import bundle_of
     from serving.scoring import DetectorRunner, WarmUpError
     from telemetry.schema import FLEET_METRICS
@@ -81,13 +89,12 @@ def input_windows(live: LiveModel, features: pd.DataFrame,
     example = getattr(live.model, "input_example", None)  # a pyfunc model has one; a bare bundle (tests) none
     if example is not None:  # the same check the service makes before it serves the compiled path
         runner.warm_up(example if isinstance(example, pd.DataFrame) else pd.DataFrame(example))
-    t = pd.to_datetime(features["timestamp"], utc=True)
-    current = features[t >= current_start].reset_index(drop=True)
-    reference = features[(t < current_start) & (t.dt.minute % REFERENCE_STRIDE_MINUTES == 0)].reset_index(drop=True)
+    reference, current = _window_masks(features, current_start)
     # Inputs from the fleet's metrics; the clock (time of day, weekday, minutes since a deploy) is context
     # whose distribution over whole days does not move.
-    used = [c for c in runner.used if c.split("__")[0] in FLEET_METRICS]
-    return runner.model_inputs(reference), runner.model_inputs(current), used
+    used = [c for c in runner.used if metric_of(c) in FLEET_METRICS]
+    return (runner.model_inputs(features[reference].reset_index(drop=True)),
+            runner.model_inputs(features[current].reset_index(drop=True)), used)
 
 
 def current_f1(scored: pd.DataFrame, incidents: pd.DataFrame, recovery_minutes: float) -> tuple[float, int]:
