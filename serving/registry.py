@@ -343,7 +343,13 @@ def _promotions_experiment(client, settings) -> str:
     if exp is not None:
         return exp.experiment_id
     root = settings.mlflow_artifact_root.rstrip("/")
-    return client.create_experiment(PROMOTIONS_EXPERIMENT, artifact_location=f"{root}/{PROMOTIONS_EXPERIMENT}")
+    try:
+        return client.create_experiment(PROMOTIONS_EXPERIMENT, artifact_location=f"{root}/{PROMOTIONS_EXPERIMENT}")
+    except Exception:  # noqa: BLE001 - families judged side by side may race to create it; use the winner's
+        exp = client.get_experiment_by_name(PROMOTIONS_EXPERIMENT)
+        if exp is None:
+            raise
+        return exp.experiment_id
 
 
 def _log_decision(client, settings, d: Decision, extra_params: dict | None = None) -> str:

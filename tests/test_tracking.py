@@ -64,3 +64,25 @@ def test_a_request_without_the_features_is_refused(tiny_zoo):
               "columns": list(splits.frame.columns)}
     with pytest.raises(ValueError, match="lacks columns"):
         predict_bundle(bundle, pd.DataFrame({"service": ["a"], "timestamp": ["2026-11-20T00:00Z"]}), {})
+
+
+def test_a_stage_that_loses_the_race_to_create_the_experiment_uses_the_winners(home, monkeypatch):
+    """Forecasting trains beside detection: both may find the experiment missing, and one create then fails."""
+    import mlflow
+
+    from configs.settings import load_settings
+    from training.tracking import use_experiment
+
+    settings = load_settings()
+    mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
+    winner = mlflow.create_experiment(settings.mlflow.experiment, artifact_location=settings.mlflow_artifact_root)
+    real = mlflow.get_experiment_by_name
+    calls = []
+
+    def missing_at_first(name):  # what the loser saw before the winner's create committed
+        calls.append(name)
+        return None if len(calls) == 1 else real(name)
+
+    monkeypatch.setattr(mlflow, "get_experiment_by_name", missing_at_first)
+    assert use_experiment(settings) == settings.mlflow.experiment
+    assert mlflow.get_experiment_by_name(settings.mlflow.experiment).experiment_id == winner

@@ -33,11 +33,18 @@ def requirements() -> list[str]:
 def use_experiment(settings) -> str:
     """Point MLflow at the configured store and experiment (created with the configured artifact root)."""
     import mlflow
+    from mlflow.exceptions import MlflowException
 
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     name = settings.mlflow.experiment
     if mlflow.get_experiment_by_name(name) is None:
-        mlflow.create_experiment(name, artifact_location=settings.mlflow_artifact_root)
+        try:
+            mlflow.create_experiment(name, artifact_location=settings.mlflow_artifact_root)
+        except MlflowException:
+            # Stages that train side by side (forecasting beside detection) may both find it missing; the
+            # loser of that race uses the winner's experiment.
+            if mlflow.get_experiment_by_name(name) is None:
+                raise
     mlflow.set_experiment(name)
     return name
 
