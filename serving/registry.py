@@ -343,9 +343,11 @@ def _promotions_experiment(client, settings) -> str:
     if exp is not None:
         return exp.experiment_id
     root = settings.mlflow_artifact_root.rstrip("/")
+    from mlflow.exceptions import MlflowException
+
     try:
         return client.create_experiment(PROMOTIONS_EXPERIMENT, artifact_location=f"{root}/{PROMOTIONS_EXPERIMENT}")
-    except Exception:  # noqa: BLE001 - families judged side by side may race to create it; use the winner's
+    except MlflowException:  # families judged side by side may race to create it; use the winner's
         exp = client.get_experiment_by_name(PROMOTIONS_EXPERIMENT)
         if exp is None:
             raise
