@@ -276,6 +276,8 @@ class ServingSettings(_Section):
     fallback_latest: bool = Field(default=True, description="serve the newest version while no champion alias is set")
     torch_threads: int = Field(default=1, ge=0, description="torch intra-op threads in the service (0: torch's "
                                "default); a window is too small to split, and threads fight for the request's cores")
+    max_batch: int = Field(default=16, ge=1, description="most /v1/score requests for one model scored in one "
+                           "call when they arrive while the service is busy (adaptive batching; 1: never batch)")
     flags: dict[Literal["score", "forecast", "failure"], bool] = Field(
         default_factory=lambda: {"score": True, "forecast": True, "failure": True},
         description="feature flags: endpoints switched on or off")

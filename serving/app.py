@@ -25,6 +25,7 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from serving import schemas as S
+from serving.coalesce import Coalescer
 from serving.metrics import ServingMetrics
 from serving.rollback import Outcome
 from serving.router import CHALLENGER, CHAMPION, ENDPOINT_KIND, Router, routing_key
@@ -194,30 +195,62 @@ def create_app(settings, live=None, load_in_background: bool = True) -> FastAPI:
                                 f"{cfg.models.get(kind)!r}); see GET /models")
         return model
 
-    def call(model, fn) -> Any:
-        """Run ``fn(runner)``, timing it and counting it for the model's metrics and rollback window."""
-        from serving.scoring import RequestError
+    def failed(model, exc: Exception, seconds: float) -> HTTPException:
+        metrics.predictions.labels(model.kind, model.variant, model.name, model.version, "error").inc()
+        app.state.live.record(model, Outcome(False, seconds))
+        log.error("%s v%s failed", model.name, model.version, exc_info=exc)
+        return HTTPException(500, f"{model.name} v{model.version} failed: {type(exc).__name__}: {exc}")
 
+    def answered(model, out, seconds: float) -> None:
         labels = (model.kind, model.variant)
-        t0 = time.perf_counter()
-        try:
-            out = fn(model.runner)
-        except RequestError as exc:
-            raise HTTPException(422, str(exc)) from None
-        except Exception as exc:
-            seconds = time.perf_counter() - t0
-            metrics.predictions.labels(*labels, model.name, model.version, "error").inc()
-            app.state.live.record(model, Outcome(False, seconds))
-            log.exception("%s v%s failed", model.name, model.version)
-            raise HTTPException(500, f"{model.name} v{model.version} failed: {type(exc).__name__}: {exc}") from None
-        seconds = time.perf_counter() - t0
         flagged = model.runner.flagged(out)
         metrics.predictions.labels(*labels, model.name, model.version, "ok").inc()
         metrics.model_latency.labels(*labels).observe(seconds)
         metrics.rows.labels(*labels).inc(len(out))
         metrics.flagged.labels(*labels).inc(flagged)
         app.state.live.record(model, Outcome(True, seconds, len(out), flagged))
+
+    def call(model, fn) -> Any:
+        """Run ``fn(runner)``, timing it and counting it for the model's metrics and rollback window."""
+        from serving.scoring import RequestError
+
+        t0 = time.perf_counter()
+        try:
+            out = fn(model.runner)
+        except RequestError as exc:
+            raise HTTPException(422, str(exc)) from None
+        except Exception as exc:  # noqa: BLE001 - any model failure is a 500 that names it, and counts
+            raise failed(model, exc, time.perf_counter() - t0) from None
+        answered(model, out, time.perf_counter() - t0)
         return out
+
+    def score_batch(_key, items: list) -> list:
+        """The windows of several /v1/score requests for one model in one call (``serving.max_batch``); each
+        request is counted as answered in the batch's time, which is the time it waited for the model."""
+        from serving.scoring import RequestError
+
+        model = items[0][0]
+        metrics.batch_size.labels(model.kind, model.variant).observe(len(items))
+        t0 = time.perf_counter()
+        try:
+            results = model.runner.score_windows([req for _, req in items])
+        except Exception as exc:  # noqa: BLE001 - every request of the batch fails with the reason
+            seconds = time.perf_counter() - t0
+            return [failed(model, exc, seconds) for _ in items]
+        seconds = time.perf_counter() - t0
+        out: list = []
+        for result in results:
+            if isinstance(result, RequestError):
+                out.append(HTTPException(422, str(result)))
+                continue
+            rows, missing = result
+            rows.attrs["missing"] = missing
+            answered(model, rows, seconds)
+            out.append(rows)
+        return out
+
+    coalescer = Coalescer(score_batch, cfg.max_batch)
+    app.state.coalescer = coalescer
 
     def shadow(endpoint: str, key: str, fn, answered) -> None:
         """The challenger answers the same request; what it said is logged and counted, never returned."""
@@ -271,6 +304,8 @@ def create_app(settings, live=None, load_in_background: bool = True) -> FastAPI:
               summary="Anomaly scores for a window of raw telemetry (one or many series)")
     async def score(req: S.ScoreRequest, background: BackgroundTasks):
         # Inline on the event loop: the work is CPU-bound under one GIL, so a thread hop only adds latency.
+        # Requests that arrive while the loop is busy are scored together where the model allows it
+        # (``serving.coalesce``).
         key = routing_key(req.key, services_of(req))
         model = model_for("score", key)
 
@@ -279,7 +314,10 @@ def create_app(settings, live=None, load_in_background: bool = True) -> FastAPI:
             out.attrs["missing"] = missing
             return out
 
-        out = call(model, fn)
+        if cfg.max_batch > 1 and getattr(model.runner, "batchable", False):
+            out = await coalescer.submit(id(model), (model, req))
+        else:
+            out = call(model, fn)
         if router.shadows("detector", model.variant):
             background.add_task(shadow, "score", key, fn, _Answer(model.version, out))
         return _json({"model": model.name, "version": model.version, "variant": model.variant,

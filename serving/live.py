@@ -279,6 +279,8 @@ class LiveModels:
                 continue
             live.append({"kind": kind, "variant": variant, "model": m.name, "version": m.version, "alias": m.alias,
                          "live_since": m.live_since, "loaded_at": m.loaded_at, "run_id": m.run_id,
-                         "fast_path": bool(getattr(m.runner, "fast", False)), "window": m.window.stats()})
+                         "fast_path": bool(getattr(m.runner, "fast", False)),
+                         "batching": bool(getattr(m.runner, "batchable", False)) and self.cfg.max_batch > 1,
+                         "window": m.window.stats()})
         refused = [{"model": n, "version": v, "reason": r} for (n, v), r in self.refused.items()]
         return {"live": live, "refused": refused, "events": list(self.events)}

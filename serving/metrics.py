@@ -32,6 +32,9 @@ class ServingMetrics:
                                 ["kind", "variant"], registry=r)
         self.rollbacks = Counter("cerebro_serving_rollbacks", "automatic rollbacks by kind and reason",
                                  ["kind", "reason"], registry=r)
+        self.batch_size = Histogram("cerebro_serving_batch_size", "requests scored in one model call (adaptive "
+                                    "batching) by kind and variant", ["kind", "variant"],
+                                    buckets=(1, 2, 4, 8, 16, 32, 64), registry=r)
         self.live = Gauge("cerebro_serving_live_version", "the version live per kind and variant (0: none)",
                           ["kind", "variant", "model"], registry=r)
 

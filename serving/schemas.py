@@ -232,6 +232,8 @@ class LiveModelInfo(BaseModel):
     loaded_at: str
     run_id: str | None
     fast_path: bool = Field(description="scored by the compiled path checked equal to the bundle's at warm-up")
+    batching: bool = Field(default=False, description="/v1/score requests that arrive together are scored in "
+                           "one call (checked equal to one at a time at warm-up; serving.max_batch)")
     window: dict = Field(description="the rolling window the rollback limits are judged on")
 
 
