@@ -293,13 +293,7 @@ class DetectorRunner:
         """:meth:`score_window` for several requests: in one detector call where the warm-up allowed it."""
         if len(reqs) > 1 and self.batchable and self.fast and self.fast_window is not None:
             return self.fast_window.score_many(reqs)
-        out: list = []
-        for req in reqs:
-            try:
-                out.append(self.score_window(req))
-            except RequestError as exc:
-                out.append(exc)
-        return out
+        return _each(self.score_window, reqs)
 
     @staticmethod
     def flagged(out) -> int:
@@ -601,12 +595,7 @@ class FastWindow:
         requests as one series; :meth:`DetectorRunner.warm_up` compares this with one call per request and
         switches batching off for a model where they differ. A request the window cannot be made from gets
         its :class:`RequestError` in its place; the others are scored."""
-        prepared: list = []
-        for req in reqs:
-            try:
-                prepared.append(self.prepare(req))
-            except RequestError as exc:
-                prepared.append(exc)
+        prepared = _each(self.prepare, reqs)
         ok = [p for p in prepared if not isinstance(p, RequestError)]
         if not ok:
             return prepared
@@ -658,6 +647,17 @@ class FastWindow:
                      "timestamp": np.datetime_as_string(stamps.astype("datetime64[ns]"), unit="s", timezone="UTC"),
                      "score": score, "calibrated": det.calibrated(scores=score),
                      "is_anomaly": (score > det.threshold_).astype(np.int64)})
+
+
+def _each(fn, reqs: list) -> list:
+    """``fn(req)`` per request, with a request's :class:`RequestError` in its place instead of raised."""
+    out: list = []
+    for req in reqs:
+        try:
+            out.append(fn(req))
+        except RequestError as exc:
+            out.append(exc)
+    return out
 
 
 def _ffill_per_service(values: np.ndarray, services: np.ndarray) -> np.ndarray:
