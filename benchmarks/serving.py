@@ -204,7 +204,11 @@ def main() -> None:
     try:
         asyncio.run(_run(url, [(payload, True)] * 50, 2))  # warm-up
         for clients in [int(c) for c in args.clients.split(",")]:
+            before = _batches(port)
             result = asyncio.run(_run(url, [(payload, True)] * args.requests, clients))
+            after = _batches(port)
+            calls = after[1] - before[1]
+            result["mean_batch"] = (after[0] - before[0]) / calls if calls else None  # None: off for this model
             report["levels"].append({"clients": clients, **result})
         if args.load:
             rng = random.Random(0)
@@ -226,10 +230,14 @@ def main() -> None:
         print(json.dumps(report, indent=2))
         return
     print(f"\n{report['window']} ({len(payload):,} bytes), {report['cpus']} CPUs, client and server on the same machine")
-    print(f"{'clients':>7} {'requests':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8} {'failed':>6}")
+    print(f"{'clients':>7} {'requests':>8} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8} {'failed':>6} "
+          f"{'batch':>6}")
     for r in report["levels"]:
         print(f"{r['clients']:>7} {r['requests']:>8} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} {r['p99_ms']:>8.1f} "
-              f"{r['rps']:>8.1f} {r['valid_failed']:>6}")
+              f"{r['rps']:>8.1f} {r['valid_failed']:>6} "
+              + (f"{r['mean_batch']:>6.1f}" if r["mean_batch"] is not None else f"{'off':>6}"))
+    print("batch: requests per model call, on average (adaptive batching, serving.max_batch; off: not for this "
+          "model, see /models)")
     eight = next((r for r in report["levels"] if r["clients"] == 8), None)
     if eight:
         print(f"at 8 clients: spec (p50 < 50, p99 < 200 ms) {'met' if eight['p50_ms'] < 50 and eight['p99_ms'] < 200 else 'NOT met'}; "
@@ -244,6 +252,17 @@ def main() -> None:
     if "batch_stream" in report:
         print()
         _streaming_module().print_figures(report["batch_stream"])
+
+
+def _batches(port: int) -> tuple[float, float]:
+    """(requests, model calls) batched so far, from the service's ``cerebro_serving_batch_size`` histogram."""
+    import httpx
+    from prometheus_client.parser import text_string_to_metric_families
+
+    text = httpx.get(f"http://127.0.0.1:{port}/metrics").text
+    found = {s.name: s.value for f in text_string_to_metric_families(text) for s in f.samples
+             if s.name in ("cerebro_serving_batch_size_sum", "cerebro_serving_batch_size_count")}
+    return found.get("cerebro_serving_batch_size_sum", 0.0), found.get("cerebro_serving_batch_size_count", 0.0)
 
 
 def _streaming_module():

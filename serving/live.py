@@ -61,6 +61,7 @@ class LiveModels:
         self._lock = threading.RLock()  # guards swaps; reads of a slot need none (one reference)
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
+        self.after_change = None  # called after a reload that changed a slot (the service settles its heap)
         self._poller: threading.Thread | None = None
         self._background: list[threading.Thread] = []
 
@@ -174,6 +175,8 @@ class LiveModels:
                          f"v{old.version}" if old else "nothing", version)
                 changes.append({"kind": kind, "variant": variant, "version": version,
                                 "from_version": old.version if old else None})
+        if changes and self.after_change is not None:
+            self.after_change()
         return changes
 
     # ------------------------------------------------------------------ polling

@@ -185,7 +185,11 @@ def test_the_service_scores_concurrent_requests_in_one_call(ensemble, fleet, hom
     def service(max_batch: int):
         settings.serving.max_batch = max_batch
         live = LiveModels(settings, Router.from_settings(settings.serving), ServingMetrics())
+        settled = []
+        live.after_change = lambda: settled.append(1)
         live.reload()
+        live.reload()  # nothing moved: the heap is not settled again
+        assert settled == [1]
         app = create_app(settings, live=live, load_in_background=False)
         app.state.live = live  # what the lifespan does; httpx's ASGI transport does not run it
         return app, live
@@ -220,3 +224,23 @@ def test_the_service_scores_concurrent_requests_in_one_call(ensemble, fleet, hom
     assert samples["cerebro_serving_batch_size_sum"] == len(bodies)  # every request counted once
     assert samples["cerebro_serving_batch_size_count"] < len(bodies)  # in fewer model calls
     assert [m["batching"] for m in service(1)[1].describe()["live"]] == [False]
+
+
+def test_the_service_settles_its_heap_after_a_switch(home):
+    """``settle_heap`` freezes what the process holds, so a full collection no longer walks the loaded models
+    under load; the service (not a test's app, which brings its own LiveModels) calls it after each switch."""
+    import gc
+
+    from fastapi.testclient import TestClient
+
+    from configs.settings import load_settings
+    from serving.app import create_app, settle_heap
+
+    settings = load_settings()
+    settings.serving.poll_seconds = 0
+    with TestClient(create_app(settings, load_in_background=False)) as client:  # an empty store: nothing loads
+        assert client.app.state.live.after_change is settle_heap
+    try:
+        assert settle_heap() >= 0 and gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()
