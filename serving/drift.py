@@ -102,13 +102,28 @@ def clip_to_reference(reference: pd.DataFrame, current: pd.DataFrame, columns: l
     return ref.clip(lo, hi, axis=1), cur.clip(lo, hi, axis=1)
 
 
+def _evidently():
+    """The ``evidently`` package and its ``ValueDrift``, imported with deprecation notices off: importing it
+    raises three about its own dependencies (its legacy test helpers touch ``numpy.core``; Litestar's renamed
+    helpers). Python hides those by default, but pmdarima's deprecation decorator, which the forecasting
+    stage runs first, puts a "default" filter for every DeprecationWarning in front of the process's
+    filters, and Prefect then printed the three into each pipeline run's log as warnings."""
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.filterwarnings("ignore", category=DeprecationWarning)
+        import evidently
+        from evidently.metrics import ValueDrift
+    return evidently, ValueDrift
+
+
 def data_drift(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str], ks_pvalue: float = 0.05,
                psi: float = 0.2, drift_share: float = 0.3, html_path: Path | None = None, clip: float = 0.005,
                group=metric_of, compared: str = "raw metrics") -> DriftResult:
     """Per-column KS and PSI (Evidently) between two wide frames, the share of drifted groups (``group`` maps
     a column to its metric), and an HTML report where ``html_path`` is given."""
-    from evidently import DataDefinition, Dataset, Report
-    from evidently.metrics import ValueDrift
+    evidently, ValueDrift = _evidently()
+    DataDefinition, Dataset, Report = evidently.DataDefinition, evidently.Dataset, evidently.Report
 
     columns = [c for c in columns if c in reference.columns and c in current.columns]
     if not columns:
@@ -152,8 +167,8 @@ def data_drift(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str
 def prediction_drift(reference_scores: np.ndarray, current_scores: np.ndarray, reference_alarms: np.ndarray,
                      current_alarms: np.ndarray, psi: float = 0.2) -> dict:
     """PSI between the live model's scores on the two windows (Evidently), and its alarm rates (0/1 arrays)."""
-    from evidently import Dataset, Report
-    from evidently.metrics import ValueDrift
+    evidently, ValueDrift = _evidently()
+    Dataset, Report = evidently.Dataset, evidently.Report
 
     ref = np.asarray(reference_scores, dtype=float)
     cur = np.asarray(current_scores, dtype=float)

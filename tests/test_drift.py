@@ -248,3 +248,17 @@ def test_the_reference_is_scored_with_its_history_then_thinned(fleet, live_detec
     np.testing.assert_allclose(scored["current"]["score"], whole[(t >= END - pd.Timedelta(hours=24)).to_numpy()], rtol=1e-9)
     alone = predict_bundle(live_detector.model, feats[thinned].reset_index(drop=True), {})["score"].to_numpy()
     assert not np.allclose(alone, whole[thinned])  # what scoring the thinned rows alone gave
+
+
+def test_evidently_is_imported_without_its_deprecation_notices_even_after_pmdarima_unhid_them():
+    """pmdarima's deprecation decorator leaves a "default" filter for DeprecationWarning in front (the forecasting
+    stage runs it before the drift check): importing Evidently must still print nothing."""
+    import subprocess
+    import sys
+
+    code = ("import warnings; warnings.simplefilter('default', DeprecationWarning)\n"
+            "from serving.drift import _evidently; _evidently(); print('imported')")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120,
+                         check=False)
+    assert out.returncode == 0 and "imported" in out.stdout, out.stderr
+    assert "DeprecationWarning" not in out.stderr, out.stderr
