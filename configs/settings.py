@@ -132,7 +132,7 @@ class DriftSettings(_Section):
                                  "reference's quantiles q and 1 - q before KS and PSI (0: no clipping)")
     ks_pvalue: float = Field(default=0.05, gt=0, lt=1, description="a metric drifts when its KS p-value is below this ...")
     psi: float = Field(default=0.2, gt=0, description="... and its PSI (a distance) above this")
-    drift_share: float = Field(default=0.3, gt=0, le=1, description="the window drifts when this share of metrics do (a metric drifts when any of its inputs does)")
+    drift_share: float = Field(default=0.3, gt=0, le=1, description="the window drifts when this share of metrics do (a metric drifts when half its inputs do)")
     prediction_psi: float = Field(default=0.2, gt=0, description="PSI of the live model's scores that counts as drift")
     max_f1_drop: float = Field(default=0.15, ge=0, le=1,
                                description="fall back when F1 on recent incidents drops this far below the registered F1")
@@ -140,6 +140,8 @@ class DriftSettings(_Section):
     fallback_model: str = Field(default="cerebro-detector-zscore",
                                 description="the simpler detector served when the live one degrades")
     retrain_deployment: str = Field(default="pipeline/retrain", description="Prefect deployment run when drift is found")
+    keep_reports: int = Field(default=48, ge=0, description="the newest N drift HTML reports kept in the reports "
+                              "folder (about 9 MB each; MLflow keeps its own copy per run); 0: keep all")
 
 
 class LocalDeploySettings(_Section):

@@ -190,6 +190,10 @@ def drift_flow(config: str | None = None, end: str | None = None, trigger: bool 
     if result.html:
         create_link_artifact(key="drift-evidently-report", link=html.resolve().as_uri(),
                              link_text="Evidently drift report (HTML)")
+        pruned = watch.prune_reports(settings.reports_dir, settings.drift.keep_reports)
+        if pruned:
+            logger.info("drift: removed %d older report(s) (drift.keep_reports: %d)", len(pruned),
+                        settings.drift.keep_reports)
     logger.info("drift: %s (%s)", decision.action, "; ".join(decision.reasons))
     return {"action": action, "share_drifted": result.share_drifted, "data_drift": result.data_drift,
             "compared": result.compared,

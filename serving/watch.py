@@ -141,3 +141,18 @@ def scores_of(scored: pd.DataFrame) -> np.ndarray:
     """The shared-scale score to compare between windows (``calibrated`` when the model gives it)."""
     col = "calibrated" if "calibrated" in scored.columns else "score"
     return scored[col].to_numpy(dtype=float)
+
+
+def prune_reports(folder, keep: int, pattern: str = "drift-*.html") -> list[str]:
+    """Delete all but the ``keep`` most recently written reports matching ``pattern`` in ``folder`` (by
+    modification time: a check of a past window, ``cerebro drift --end``, is as new as it was written); 0
+    keeps all. An hourly check writes a report of about 9 MB an hour. Returns what went."""
+    from pathlib import Path
+
+    if keep <= 0:
+        return []
+    reports = sorted(Path(folder).glob(pattern), key=lambda p: (p.stat().st_mtime_ns, p.name))
+    gone = reports[:-keep]
+    for path in gone:
+        path.unlink(missing_ok=True)
+    return [str(p) for p in gone]

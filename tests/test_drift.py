@@ -262,3 +262,19 @@ def test_evidently_is_imported_without_its_deprecation_notices_even_after_pmdari
                          check=False)
     assert out.returncode == 0 and "imported" in out.stdout, out.stderr
     assert "DeprecationWarning" not in out.stderr, out.stderr
+
+
+def test_only_the_newest_drift_reports_are_kept(tmp_path):
+    import os
+
+    from serving.watch import prune_reports
+
+    for i, name in enumerate(["drift-20261126T0300.html", "drift-20261120T0000.html", "drift-20261126T0100.html",
+                              "drift-20261126T0200.html", "other.html"]):
+        (tmp_path / name).write_text("x")
+        os.utime(tmp_path / name, ns=(i * 10**9, i * 10**9))  # written in this order
+    assert prune_reports(tmp_path, 0) == []
+    gone = prune_reports(tmp_path, 2)
+    assert sorted(os.path.basename(p) for p in gone) == ["drift-20261120T0000.html", "drift-20261126T0300.html"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["drift-20261126T0100.html", "drift-20261126T0200.html",
+                                                           "other.html"]
