@@ -29,7 +29,6 @@ class Coalescer:
         self.run = run
         self.max_batch = max(1, max_batch)
         self._pending: dict[Any, list[tuple[Any, asyncio.Future]]] = {}
-        self.sizes: list[int] = []  # the size of each batch run, newest last (bounded)
 
     async def submit(self, key, item):
         loop = asyncio.get_running_loop()
@@ -54,7 +53,6 @@ class Coalescer:
         if self._pending.get(key) is batch:
             del self._pending[key]
         items = [item for item, _ in batch]
-        self.sizes = [*self.sizes[-999:], len(items)]
         try:
             results = self.run(key, items)
         except BaseException as exc:  # noqa: BLE001 - every caller of the batch gets the failure
