@@ -29,6 +29,7 @@ class Coalescer:
         self.run = run
         self.max_batch = max(1, max_batch)
         self._pending: dict[Any, list[tuple[Any, asyncio.Future]]] = {}
+        self._flushing: set[asyncio.Task] = set()  # the loop holds tasks weakly: keep each until it is done
 
     async def submit(self, key, item):
         loop = asyncio.get_running_loop()
@@ -36,7 +37,9 @@ class Coalescer:
         batch = self._pending.get(key)
         if batch is None:
             batch = self._pending[key] = []
-            loop.create_task(self._flush(key, batch))
+            task = loop.create_task(self._flush(key, batch))
+            self._flushing.add(task)
+            task.add_done_callback(self._flushing.discard)
         batch.append((item, future))
         if len(batch) >= self.max_batch:  # full: the next request starts a new batch
             self._pending.pop(key, None)
