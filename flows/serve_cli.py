@@ -13,6 +13,9 @@ def serve(
                                      help="Require `Authorization: Bearer <token>` on every endpoint but the probes."),
     poll: float | None = typer.Option(None, help="Seconds between alias checks (default: serving.poll_seconds; "
                                       "0: only POST /admin/reload)."),
+    max_batch: int | None = typer.Option(None, "--max-batch", min=1, help="Most score requests scored in one model "
+                                         "call when they arrive together (default: serving.max_batch, 16; 1: "
+                                         "one at a time)."),
     log_level: str = typer.Option("info", help="uvicorn and service log level."),
 ):
     """Serve the registered models over HTTP: anomaly scores, forecasts and failure risk.
@@ -20,7 +23,9 @@ def serve(
     The service loads each `serving.models` entry at its `champion` alias (the newest version while no alias
     is set), warms it up, and switches to a new version when the alias moves (blue-green; a version that does
     not load or warm up is refused). A live model whose error rate, latency or flag rate passes the
-    `serving.rollback` limits is rolled back, and so is the alias.
+    `serving.rollback` limits is rolled back, and so is the alias. Score requests that arrive while the
+    service is busy are scored together in one model call, where the model gives the same answers that way
+    (checked at warm-up; `/models` says `batching`).
 
     Examples:
 
@@ -39,7 +44,8 @@ def serve(
     from flows.cli import _settings
 
     overrides = {k: v for k, v in {"serving.host": host, "serving.port": port, "serving.token": token,
-                                   "serving.poll_seconds": poll}.items() if v is not None}
+                                   "serving.poll_seconds": poll, "serving.max_batch": max_batch}.items()
+                 if v is not None}
     settings = _settings(config, **overrides)
     from serving.app import create_app, limit_torch_threads
 

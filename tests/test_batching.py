@@ -244,3 +244,20 @@ def test_the_service_settles_its_heap_after_a_switch(home):
         assert settle_heap() >= 0 and gc.get_freeze_count() > 0
     finally:
         gc.unfreeze()
+
+
+def test_cerebro_serve_takes_the_largest_batch_from_its_option(home, monkeypatch):
+    import uvicorn
+    from typer.testing import CliRunner
+
+    import serving.app
+    from flows.cli import app as cli
+
+    served = {}
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
+    monkeypatch.setattr(serving.app, "limit_torch_threads", lambda threads: threads)  # leave this process's torch
+    result = CliRunner().invoke(cli, ["serve", "--max-batch", "4", "--port", "0"])
+    assert result.exit_code == 0, result.output
+    assert served["app"].state.coalescer.max_batch == 4 and served["port"] == 0
+    result = CliRunner().invoke(cli, ["serve", "--max-batch", "0"])
+    assert result.exit_code == 2 and "--max-batch" in result.output
