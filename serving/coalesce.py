@@ -58,7 +58,7 @@ class Coalescer:
         items = [item for item, _ in batch]
         try:
             results = self.run(key, items)
-        except BaseException as exc:  # noqa: BLE001 - every caller of the batch gets the failure
+        except Exception as exc:  # noqa: BLE001 - every caller of the batch gets the failure
             for _, future in batch:
                 if not future.done():
                     future.set_exception(exc)
