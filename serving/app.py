@@ -243,8 +243,10 @@ def create_app(settings, live=None, load_in_background: bool = True) -> FastAPI:
         return out
 
     def score_batch(_key, items: list) -> list:
-        """The windows of several /v1/score requests for one model in one call (``serving.max_batch``); each
-        request is counted as answered in the batch's time, which is the time it waited for the model."""
+        """The windows of several /v1/score requests for one model in one call (``serving.max_batch``). Each
+        request is counted with its share of the batch's time, the model's cost per request, which is what the
+        rollback's latency limit judges: the whole batch's time grows with the load and would read a busy
+        service as a slow model."""
         from serving.scoring import RequestError
 
         model = items[0][0]
@@ -253,9 +255,9 @@ def create_app(settings, live=None, load_in_background: bool = True) -> FastAPI:
         try:
             results = model.runner.score_windows([req for _, req in items])
         except Exception as exc:  # noqa: BLE001 - every request of the batch fails with the reason
-            seconds = time.perf_counter() - t0
-            return [failed(model, exc, seconds) for _ in items]
-        seconds = time.perf_counter() - t0
+            share = (time.perf_counter() - t0) / len(items)
+            return [failed(model, exc, share) for _ in items]
+        share = (time.perf_counter() - t0) / len(items)
         out: list = []
         for result in results:
             if isinstance(result, RequestError):
@@ -263,7 +265,7 @@ def create_app(settings, live=None, load_in_background: bool = True) -> FastAPI:
                 continue
             rows, missing = result
             rows.attrs["missing"] = missing
-            answered(model, rows, seconds)
+            answered(model, rows, share)
             out.append(rows)
         return out
 

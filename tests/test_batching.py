@@ -212,6 +212,10 @@ def test_the_service_scores_concurrent_requests_in_one_call(ensemble, fleet, hom
     assert live.get("detector", "champion").runner.batchable
     assert [m["batching"] for m in live.describe()["live"]] == [True]
     together, metrics = asyncio.run(post_all(app, concurrently=True))
+    from prometheus_client.parser import text_string_to_metric_families
+
+    samples_model_sum = next(s.value for f in text_string_to_metric_families(metrics) for s in f.samples
+                             if s.name == "cerebro_serving_model_seconds_sum")
     for a, b in zip(alone, together):
         assert a.status_code == b.status_code == 200, (a.text, b.text)
         ra, rb = a.json()["rows"], b.json()["rows"]
@@ -223,6 +227,27 @@ def test_the_service_scores_concurrent_requests_in_one_call(ensemble, fleet, hom
                if s.name.startswith("cerebro_serving_batch_size") and not s.labels.get("le")}
     assert samples["cerebro_serving_batch_size_sum"] == len(bodies)  # every request counted once
     assert samples["cerebro_serving_batch_size_count"] < len(bodies)  # in fewer model calls
+
+    # Each request is judged on its share of the batch's time: a model that costs 40 ms a window is read as
+    # such (the rollback's latency limit), not as 40 ms times the batch.
+    runner = live.get("detector", "champion").runner
+    real = runner.score_windows
+
+    def costs_40ms_a_window(reqs):
+        import time
+
+        time.sleep(0.04 * len(reqs))
+        return real(reqs)
+
+    runner.score_windows = costs_40ms_a_window
+    _, metrics = asyncio.run(post_all(app, concurrently=True))
+    latency = {s.name: s.value for f in text_string_to_metric_families(metrics) for s in f.samples
+               if s.name.startswith("cerebro_serving_model_seconds") and not s.labels.get("le")}
+    batches = {s.name: s.value for f in text_string_to_metric_families(metrics) for s in f.samples
+               if s.name.startswith("cerebro_serving_batch_size") and not s.labels.get("le")}
+    assert batches["cerebro_serving_batch_size_count"] < 2 * len(bodies) - 1  # batched again
+    second_round = latency["cerebro_serving_model_seconds_sum"] - samples_model_sum
+    assert 0.04 <= second_round / len(bodies) < 0.08
     assert [m["batching"] for m in service(1)[1].describe()["live"]] == [False]
 
 
