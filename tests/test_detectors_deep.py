@@ -284,3 +284,41 @@ def test_graph_too_few_timestamps(data):
     short = frame.groupby(level=0, sort=False).head(WINDOW + 20)
     with pytest.raises(NotEnoughData, match=f"window={WINDOW + 30}"):
         MAKERS["graph"](window=WINDOW + 30).fit(short)
+
+
+CUDA = pytest.mark.skipif(not torch.cuda.is_available(), reason="no CUDA device here; these run on a GPU machine")
+
+
+@CUDA
+@pytest.mark.parametrize("name", list(MAKERS))
+def test_trained_on_cuda_then_served_where_there_is_none(name, data, tmp_path):
+    """The zoo trains with ``device="auto"``: on a GPU machine that is CUDA. The pickled model must then load and
+    score on a CPU-only scoring host (here: a subprocess that cannot see the GPU) as it scored on the GPU."""
+    _, train, test, labels = data
+    det = MAKERS[name](device="cuda").fit(train)
+    assert det._net_cache[0].startswith("cuda")
+    on_gpu = det.score(test)
+    assert np.isfinite(on_gpu).all()
+    svc = test.index.get_level_values(0).to_numpy()
+    keep = np.zeros(len(test), dtype=bool)
+    for s in SERVICES:
+        keep[np.flatnonzero(svc == s)[N_TRAIN:]] = True
+    assert roc_auc_score(labels[keep], on_gpu[keep]) > 0.95
+
+    (tmp_path / "model.pkl").write_bytes(pickle.dumps(det))
+    test.to_pickle(tmp_path / "test.pkl")
+    code = ("import pickle, sys, numpy as np, pandas as pd, torch\n"
+            "assert not torch.cuda.is_available()\n"
+            "det = pickle.loads(open(sys.argv[1], 'rb').read())\n"
+            "test = pd.read_pickle(sys.argv[2])\n"
+            "np.save(sys.argv[3], det.score(test))\n"
+            "assert det._net_cache[0] == 'cpu'\n")
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "model.pkl"), str(tmp_path / "test.pkl"),
+                           str(tmp_path / "cpu.npy")], env=env, capture_output=True, text=True, timeout=300,
+                          check=False)
+    assert done.returncode == 0, done.stderr
+    on_cpu = np.load(tmp_path / "cpu.npy")
+    # float32 kernels differ between the devices (cuDNN's LSTM, TF32 where torch allows it): close, not equal
+    np.testing.assert_allclose(on_cpu, on_gpu, rtol=1e-2, atol=1e-4 * float(np.abs(on_gpu).max()))
+    assert ((on_cpu > det.threshold_) == (on_gpu > det.threshold_)).mean() > 0.999
