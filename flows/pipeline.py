@@ -55,12 +55,6 @@ def _manifest(source: str) -> dict | None:
 STAGES = 8
 
 
-def _prepare_tracking(settings) -> None:
-    from training.tracking import use_experiment
-
-    use_experiment(settings)
-
-
 @task(name="forecasting-stage", cache_policy=NO_CACHE)
 def forecasting_stage(start: str, end: str, config: str | None, runner) -> tuple[dict, float]:
     """The forecasting subflow, started from a task so that it can run while detection trains."""
@@ -147,9 +141,11 @@ def pipeline_flow(config: str | None = None, source: str | None = None, days: fl
     # leaves part of the second core idle) and is collected after it.
     forecasting_run = None
     if manifest and manifest.get("start"):
+        from training.tracking import use_experiment
+
         # The tracking store's tables and the experiment are made here, once, before two stages would race
         # to create them.
-        _prepare_tracking(settings)
+        use_experiment(settings)
         forecasting_run = forecasting_stage.submit(manifest["start"], manifest["end"], config,
                                                    task_runner_for(settings))
     if manifest and manifest.get("dataset"):

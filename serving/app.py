@@ -334,7 +334,7 @@ def create_app(settings, live=None, load_in_background: bool = True) -> FastAPI:
             out.attrs["missing"] = missing
             return out
 
-        if cfg.max_batch > 1 and getattr(model.runner, "batchable", False):
+        if app.state.live.batches(model):
             out = await coalescer.submit(id(model), (model, req))
         else:
             out = call(model, fn)

@@ -179,6 +179,11 @@ class LiveModels:
             self.after_change()
         return changes
 
+    def batches(self, model: LoadedModel) -> bool:
+        """Whether /v1/score requests for ``model`` are scored together (``serving.coalesce``): batching is
+        on (``serving.max_batch`` > 1) and the model's warm-up found batched scores equal to one at a time."""
+        return self.cfg.max_batch > 1 and bool(getattr(model.runner, "batchable", False))
+
     # ------------------------------------------------------------------ polling
     def start_polling(self) -> None:
         if self.cfg.poll_seconds <= 0 or self._poller is not None:
@@ -283,7 +288,7 @@ class LiveModels:
             live.append({"kind": kind, "variant": variant, "model": m.name, "version": m.version, "alias": m.alias,
                          "live_since": m.live_since, "loaded_at": m.loaded_at, "run_id": m.run_id,
                          "fast_path": bool(getattr(m.runner, "fast", False)),
-                         "batching": bool(getattr(m.runner, "batchable", False)) and self.cfg.max_batch > 1,
+                         "batching": self.batches(m),
                          "window": m.window.stats()})
         refused = [{"model": n, "version": v, "reason": r} for (n, v), r in self.refused.items()]
         return {"live": live, "refused": refused, "events": list(self.events)}

@@ -271,9 +271,9 @@ class DetectorRunner:
         """Score the example's window and its two halves, all for the same service, one call each and then in
         one batch: batching stays on only where every row agrees (torch's float32 sums differ in the sixth
         digit with the batch's size, hence a tolerance of 1e-4 of the alarm threshold)."""
-        whole = example
-        half = len(whole) // 2
-        reqs = [self._example_request(part) for part in (whole, whole.iloc[:half], whole.iloc[half:]) if len(part)]
+        half = len(example) // 2
+        reqs = [self._example_request(part) for part in (example, example.iloc[:half], example.iloc[half:])
+                if len(part)]
         try:
             alone = [self.fast_window.score(req)[0] for req in reqs]
             together = self.fast_window.score_many(reqs)
@@ -282,16 +282,15 @@ class DetectorRunner:
                                  and np.allclose(a["score"], b[0]["score"], rtol=1e-4, atol=atol, equal_nan=True)
                                  and np.array_equal(a["service"], b[0]["service"])
                                  for a, b in zip(alone, together))
+            why = "batched scores differ from one window at a time"
         except Exception as exc:  # noqa: BLE001 - a model that cannot be batched is served one window at a time
-            log.warning("batching disabled for %s: %s", self.bundle.get("name"), exc)
-            self.batchable = False
+            self.batchable, why = False, f"{type(exc).__name__}: {exc}"
         if not self.batchable:
-            log.info("batching disabled for %s: batched scores differ from one window at a time",
-                     self.bundle.get("name"))
+            log.info("batching disabled for %s: %s", self.bundle.get("name"), why)
 
     def score_windows(self, reqs: list) -> list[tuple[Rows | pd.DataFrame, list[str]] | RequestError]:
         """:meth:`score_window` for several requests: in one detector call where the warm-up allowed it."""
-        if len(reqs) > 1 and self.batchable and self.fast and self.fast_window is not None:
+        if len(reqs) > 1 and self.batchable:  # only the numpy window path, checked at warm-up, sets it
             return self.fast_window.score_many(reqs)
         return _each(self.score_window, reqs)
 
