@@ -105,7 +105,7 @@ def speed(args) -> list[dict]:
 
 
 def quality(args) -> dict:
-    from training.detection import TrainingData
+    from training.detectors.stage import TrainingData
     from training.evaluation import alarm_events, incidents_in, score_events
     from training.series_detection import detect_series
     from training.zoo import build_zoo, time_split, train_zoo, verdict

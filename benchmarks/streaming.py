@@ -45,12 +45,12 @@ def measure(hours: float = 6, rate: float = 300, batch_size: int = 200) -> dict:
     import redis
     from test_registry_support import make_lab
 
-    from serving import batch, registry
+    from serving import batch, promotion, registry
     from serving.streaming import Scorer, lake_events, publish_redis
 
     lab = make_lab(Path(tempfile.mkdtemp()) / "home")
     version = lab.register("cerebro-detector-zscore", lab.good)
-    registry.promote(lab.settings, "cerebro-detector-zscore", version)
+    promotion.promote(lab.settings, "cerebro-detector-zscore", version)
     figures: dict = {"batch_size": batch_size}
 
     runs = []

@@ -511,9 +511,9 @@ def predict_failure(
     """
     settings = _settings(config)
     import mlflow
+    from training.failure.serving import predict_online
 
     from telemetry import lake
-    from training.failure.serving import predict_online
 
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     uri = f"models:/cerebro-failure-predictor/{version}"

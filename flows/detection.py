@@ -15,7 +15,7 @@ from flows import progress, reporting
 
 @task(name="build-features", cache_policy=NO_CACHE)
 def build_features(settings, dataset: str, start: str, end: str):
-    from training.detection import training_data
+    from training.detectors.stage import training_data
 
     data = training_data(settings, dataset, pd.Timestamp(start), pd.Timestamp(end))
     join = data.feature_report["join"]
@@ -27,7 +27,7 @@ def build_features(settings, dataset: str, start: str, end: str):
 
 @task(name="train-and-evaluate-zoo", cache_policy=NO_CACHE)
 def train_and_evaluate(settings, data):
-    from training.detection import run_zoo
+    from training.detectors.stage import run_zoo
 
     logger = get_run_logger()
     bar = progress.ProgressArtifact("training the detector zoo")
@@ -45,7 +45,7 @@ def train_and_evaluate(settings, data):
 def register(settings, result, splits, data, report_md: str, plot_path: str) -> dict:
     from pathlib import Path
 
-    from training.detection import register_zoo
+    from training.detectors.stage import register_zoo
 
     return register_zoo(settings, result, splits, data, report_md, Path(plot_path),
                         on_progress=lambda n, k, t: progress.advance("register in MLflow", k + 1, t, n))
@@ -55,7 +55,7 @@ def register(settings, result, splits, data, report_md: str, plot_path: str) -> 
 def promote(settings, data, splits, versions: dict[str, str]) -> list[dict]:
     """Judge each new version against its model's champion on this run's test period (the promotion gate);
     a model's first version becomes champion directly."""
-    from serving.registry import promote_if_better
+    from serving.promotion import promote_if_better
 
     test_rows = data.frame.loc[splits.frame.index[splits.masks["test"]]].reset_index()
     decisions = []
@@ -70,7 +70,7 @@ def promote(settings, data, splits, versions: dict[str, str]) -> list[dict]:
 @flow(name="detection", log_prints=True)
 def detection_flow(dataset: str, start: str, end: str, config: str | None = None) -> dict:
     """Train, evaluate and register the anomaly-detection zoo on one labelled dataset of the lake."""
-    from training.detection import plot_scores, report_markdown, summarise
+    from training.detectors.stage import plot_scores, report_markdown, summarise
 
     settings = load_settings(config)
     data = build_features(settings, dataset, start, end)

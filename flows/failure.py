@@ -22,14 +22,14 @@ def training_data(settings, dataset: str, start: str, end: str, build_store: boo
 
 @task(name="train-failure-predictor", cache_policy=NO_CACHE)
 def train(settings, data):
-    from training.failure.training import train_failure_predictor
+    from training.failure.stage import train_failure_predictor
 
     return train_failure_predictor(data, settings)
 
 
 @task(name="register-failure-predictor", cache_policy=NO_CACHE)
 def register(settings, model, report, data, report_md: str) -> dict:
-    from training.failure.tracking import register_failure_predictor
+    from training.failure.stage import register_failure_predictor
 
     return register_failure_predictor(settings, model, report, data, report_md)
 
@@ -37,9 +37,9 @@ def register(settings, model, report, data, report_md: str) -> dict:
 @task(name="promote-failure-predictor", cache_policy=NO_CACHE)
 def promote(settings, data, version: str) -> dict:
     """The new version against the champion on this run's test period (PR-AUC; the first becomes champion)."""
-    from serving.registry import promote_if_better
+    from serving.promotion import promote_if_better
     from training.failure.labels import LABEL
-    from training.failure.training import split_by_time
+    from training.failure.stage import split_by_time
 
     test = data.frame[split_by_time(data.frame, data.horizon_minutes, tuple(settings.failure.split)).masks["test"]]
     rows = test.reset_index()[["service", "timestamp", *data.features]]
@@ -50,7 +50,7 @@ def promote(settings, data, version: str) -> dict:
 def _too_few_failures(data, settings) -> str | None:
     """Why the window cannot train the predictor (no failure in its training or validation period), or None."""
     from training.failure.labels import LABEL
-    from training.failure.training import split_by_time
+    from training.failure.stage import split_by_time
 
     splits = split_by_time(data.frame, data.horizon_minutes, tuple(settings.failure.split))
     y = data.frame[LABEL].to_numpy()
@@ -68,7 +68,7 @@ def failure_flow(dataset: str, start: str, end: str, config: str | None = None, 
 
     ``build_store=False`` reuses the Feast store the detection stage has just built from the same window."""
     from training.failure.report import report_markdown
-    from training.failure.training import summarise
+    from training.failure.stage import summarise
 
     settings = load_settings(config)
     data = training_data(settings, dataset, start, end, build_store)

@@ -57,7 +57,7 @@ def register(settings, data, bt, fitted, capacity_plan, report_md: str, plots: l
 @task(name="champion-or-challenger", cache_policy=NO_CACHE)
 def set_aliases(settings, versions: dict[str, str]) -> dict[str, str]:
     """First versions become champions; later ones wait as challengers (no held-out data here to judge them)."""
-    from serving.registry import champion_or_challenger
+    from serving.promotion import champion_or_challenger
 
     return {name: champion_or_challenger(settings, f"cerebro-forecaster-{name}", v) for name, v in versions.items()}
 

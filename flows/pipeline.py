@@ -180,7 +180,9 @@ def pipeline_flow(config: str | None = None, source: str | None = None, days: fl
     if detection is not None and settings.deploy.after_pipeline:
         t0 = time.perf_counter()
         progress.advance("pipeline", 5, STAGES, "deploy")
-        name = settings.serving.models["detector"]
+        from training.kinds import DETECTOR
+
+        name = settings.serving.models[DETECTOR.name]
         try:
             deployed = deploy_flow(name=name, target=settings.deploy.target, config=config)
             line = (f"{deployed['action']} {name} v{deployed['version']} on {settings.deploy.target}"

@@ -28,7 +28,8 @@ from serving import schemas as S
 from serving.coalesce import Coalescer
 from serving.metrics import ServingMetrics
 from serving.rollback import Outcome
-from serving.router import CHALLENGER, CHAMPION, ENDPOINT_KIND, Router, routing_key
+from serving.router import CHALLENGER, CHAMPION, Router, routing_key
+from training import kinds
 
 log = logging.getLogger("cerebro.serving")
 shadow_log = logging.getLogger("cerebro.serving.shadow")
@@ -201,7 +202,7 @@ def create_app(settings, live=None, load_in_background: bool = True) -> FastAPI:
         return JSONResponse(body, status_code=status)
 
     def model_for(endpoint: str, key: str):
-        kind = ENDPOINT_KIND[endpoint]
+        kind = kinds.by_endpoint(endpoint).name
         if not router.enabled(endpoint):
             raise HTTPException(404, f"/{endpoint} is switched off (serving.flags.{endpoint})")
         variant = router.variant(kind, key)
@@ -274,7 +275,7 @@ def create_app(settings, live=None, load_in_background: bool = True) -> FastAPI:
 
     def shadow(endpoint: str, key: str, fn, answered) -> None:
         """The challenger answers the same request; what it said is logged and counted, never returned."""
-        kind = ENDPOINT_KIND[endpoint]
+        kind = kinds.by_endpoint(endpoint).name
         challenger = app.state.live.get(kind, CHALLENGER)
         if challenger is None:
             return
@@ -286,7 +287,7 @@ def create_app(settings, live=None, load_in_background: bool = True) -> FastAPI:
                                         "error": exc.detail}))
             return
         record = {"kind": kind, "key": key, "champion": answered.version, "challenger": challenger.version,
-                  **_compare(kind, answered.result, out)}
+                  **kinds.by_name(kind).code.shadow_gap(answered.result, out)}
         metrics.shadow.labels(kind, "agree" if record["agree"] else "disagree").inc()
         shadow_log.info(json.dumps(record, default=str))
 
@@ -338,7 +339,7 @@ def create_app(settings, live=None, load_in_background: bool = True) -> FastAPI:
             out = await coalescer.submit(id(model), (model, req))
         else:
             out = call(model, fn)
-        if router.shadows("detector", model.variant):
+        if router.shadows(model.kind, model.variant):
             background.add_task(shadow, "score", key, fn, _Answer(model.version, out))
         return _json({"model": model.name, "version": model.version, "variant": model.variant,
                       "rows": _records(out), "anomalies": int(np.asarray(out["is_anomaly"]).sum()),
@@ -354,7 +355,7 @@ def create_app(settings, live=None, load_in_background: bool = True) -> FastAPI:
             return runner.forecast(list(req.series), req.horizon)
 
         out = call(model, fn)
-        if router.shadows("forecaster", model.variant):
+        if router.shadows(model.kind, model.variant):
             background.add_task(shadow, "forecast", key, fn, _Answer(model.version, out))
         steps = json.loads(out.to_json(orient="records"))  # NaN -> null
         return JSONResponse({"model": model.name, "version": model.version, "variant": model.variant,
@@ -372,7 +373,7 @@ def create_app(settings, live=None, load_in_background: bool = True) -> FastAPI:
             return runner.from_rows(req.rows, req.top_k) if req.rows else runner.from_window(req, window)
 
         out = call(model, fn)
-        if router.shadows("failure", model.variant):
+        if router.shadows(model.kind, model.variant):
             background.add_task(shadow, "failure", key, fn, _Answer(model.version, out))
         rows = json.loads(out.to_json(orient="records"))
         for row in rows:
@@ -401,20 +402,3 @@ def _json(body: dict, status_code: int = 200) -> Response:
 class _Answer:
     def __init__(self, version: str, result):
         self.version, self.result = version, result
-
-
-def _compare(kind: str, champion, challenger) -> dict:
-    """How far the challenger's answer is from the champion's (what the shadow log records)."""
-    if kind == "detector":  # DataFrames or ``scoring.Rows``
-        a, b = np.asarray(champion["is_anomaly"]), np.asarray(challenger["is_anomaly"])
-        agree = len(a) == len(b) and bool((a == b).all())
-        return {"agree": agree, "rows": len(b), "champion_anomalies": int(a.sum()),
-                "challenger_anomalies": int(b.sum()),
-                "challenger_max_calibrated": float(np.max(np.asarray(challenger["calibrated"])))}
-    if kind == "forecaster":
-        a, b = champion["yhat"].to_numpy(dtype=float), challenger["yhat"].to_numpy(dtype=float)
-        gap = float(np.nanmax(np.abs(a - b))) if len(a) == len(b) and len(a) else float("nan")
-        return {"agree": bool(gap == 0.0), "max_abs_gap": gap}
-    a, b = champion["alarm"].to_numpy(), challenger["alarm"].to_numpy()
-    return {"agree": bool(len(a) == len(b) and (a == b).all()), "challenger_alarms": int(b.sum()),
-            "challenger_max_probability": float(challenger["failure_probability"].max())}

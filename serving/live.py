@@ -46,7 +46,7 @@ class LiveModels:
         import mlflow
         from mlflow import MlflowClient
 
-        import training.serving_adapters  # noqa: F401  (imported before MLflow adds model code to sys.path)
+        import training.kinds  # noqa: F401  (imported before MLflow adds model code to sys.path)
 
         self.settings = settings
         self.cfg = settings.serving

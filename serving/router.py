@@ -10,7 +10,6 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 
 CHAMPION, CHALLENGER = "champion", "challenger"
-ENDPOINT_KIND = {"score": "detector", "forecast": "forecaster", "failure": "failure"}
 
 
 def bucket(key: str) -> float:

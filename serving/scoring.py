@@ -18,6 +18,8 @@ from datetime import UTC
 import numpy as np
 import pandas as pd
 
+from training.kinds import DETECTOR, FAILURE, FORECASTER, predict_bundle
+
 log = logging.getLogger("cerebro.serving")
 _UTC = UTC
 
@@ -122,7 +124,7 @@ def consumed_columns(det) -> list[str]:
 
 
 class DetectorRunner:
-    kind = "detector"
+    kind = DETECTOR.name
 
     def __init__(self, bundle: dict):
         from training.zoo import TIME_OF_DAY
@@ -200,8 +202,6 @@ class DetectorRunner:
     def score_features(self, frame: pd.DataFrame) -> pd.DataFrame:
         """``predict_bundle`` for a detector: score, calibrated, is_anomaly per row of ``frame``."""
         if not self.fast:
-            from training.serving_adapters import predict_bundle
-
             return predict_bundle(self.bundle, frame, {})
         self._require_inputs(frame)
         score = self.det.score(self._scaled(frame))
@@ -224,8 +224,6 @@ class DetectorRunner:
         return out, missing_metrics
 
     def warm_up(self, example: pd.DataFrame) -> None:
-        from training.serving_adapters import predict_bundle
-
         reference = predict_bundle(self.bundle, example, {})
         try:
             fast = self.score_features(example)
@@ -300,14 +298,12 @@ class DetectorRunner:
 
 
 class ForecasterRunner:
-    kind = "forecaster"
+    kind = FORECASTER.name
 
     def __init__(self, bundle: dict):
         self.bundle = bundle
 
     def forecast(self, series: list[str], horizon: int) -> pd.DataFrame:
-        from training.serving_adapters import predict_bundle
-
         known = self.bundle.get("series") or []
         unknown = [s for s in series if known and s not in known]
         if unknown and not getattr(self.bundle["model"], "global_model", False):
@@ -315,8 +311,6 @@ class ForecasterRunner:
         return predict_bundle(self.bundle, pd.DataFrame({"series": series, "horizon": horizon}), {})
 
     def warm_up(self, example: pd.DataFrame) -> None:
-        from training.serving_adapters import predict_bundle
-
         out = predict_bundle(self.bundle, example, {})
         if out.empty or not np.isfinite(out["yhat"].to_numpy(dtype="float64")).all():
             raise WarmUpError("the input example forecast was empty or non-finite")
@@ -327,15 +321,13 @@ class ForecasterRunner:
 
 
 class FailureRunner:
-    kind = "failure"
+    kind = FAILURE.name
 
     def __init__(self, bundle: dict):
         self.bundle = bundle
         self.columns = list(bundle["columns"])
 
     def predict(self, frame: pd.DataFrame, top_k: int) -> pd.DataFrame:
-        from training.serving_adapters import predict_bundle
-
         for col in self.columns:
             if col not in frame.columns:
                 frame[col] = np.nan  # missing features are imputed by the model's pipeline
@@ -360,8 +352,6 @@ class FailureRunner:
         return self.predict(latest, req.top_k)
 
     def warm_up(self, example: pd.DataFrame) -> None:
-        from training.serving_adapters import predict_bundle
-
         out = predict_bundle(self.bundle, example, {"top_k": 1})
         if not np.isfinite(out["failure_probability"].to_numpy(dtype="float64")).all():
             raise WarmUpError("the input example's failure probability was non-finite")
@@ -372,7 +362,7 @@ class FailureRunner:
         return int(out["alarm"].sum() + (~np.isfinite(p)).sum())
 
 
-RUNNERS = {"detector": DetectorRunner, "forecaster": ForecasterRunner, "failure": FailureRunner}
+RUNNERS = {runner.kind: runner for runner in (DetectorRunner, ForecasterRunner, FailureRunner)}
 
 
 def runner_for(kind: str, bundle: dict):

@@ -16,11 +16,11 @@ from training.failure import (
     FailurePredictor,
     failure_bundle,
     failure_labels,
-    predict_failure_bundle,
     report_markdown,
     split_by_time,
     train_failure_predictor,
 )
+from training.failure.bundle import predict as predict_failure
 from training.failure.evaluation import lead_summary, lead_times, recall_at_precision
 from training.failure.labels import INCIDENT, LABEL, LABEL_COLUMNS, ONGOING, TTF, UNDERWAY
 from training.failure.relative import CAP_MINUTES, monotone_signs, relative_columns, relative_view
@@ -482,7 +482,7 @@ def test_relative_view_is_computed_the_same_in_training_and_serving(creeping):
     np.testing.assert_allclose(single, batch, atol=1e-12)
     request = rows[FEATURES].reset_index()
     request["timestamp"] = request["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    served = predict_failure_bundle(failure_bundle(model), request, {"top_k": 2})
+    served = predict_failure(failure_bundle(model), request, {"top_k": 2})
     np.testing.assert_allclose(served["failure_probability"].to_numpy(), batch, atol=1e-12)
     # SHAP explains the columns the trees saw, with the row's own derived values.
     ex = model.explain(rows, top_k=3)
@@ -618,16 +618,16 @@ def test_end_to_end_on_the_simulated_fleet_and_the_serving_adapter(feast_data, t
     np.testing.assert_allclose(bundle["model"].predict_proba(rows), model.predict_proba(rows))
     request = data.frame[FEATURES].head(6).reset_index()
     request["timestamp"] = request["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
-    out = predict_failure_bundle(bundle, request, {"top_k": 2})
+    out = predict_failure(bundle, request, {"top_k": 2})
     assert len(out) == 6 and out["timestamp"].tolist() == request["timestamp"].tolist()
     # The request carries the failure_v1 columns only; the relative view is computed as in training.
     np.testing.assert_allclose(out["failure_probability"].to_numpy(),
                                model.predict_proba(data.frame.head(6))[:, 1], atol=1e-12)
     assert all(len(json.loads(f)) == 2 for f in out["top_factors"])
-    forced = predict_failure_bundle(bundle, request, {"top_k": 0, "threshold": 0.0})
+    forced = predict_failure(bundle, request, {"top_k": 0, "threshold": 0.0})
     assert (forced["alarm"] == 1).all() and forced["time_to_failure_minutes"].notna().all()
     with pytest.raises(ValueError, match=r"lacks columns \['connections'\]"):
-        predict_failure_bundle(bundle, request.drop(columns=["connections"]), {})
+        predict_failure(bundle, request.drop(columns=["connections"]), {})
 
     online = predict_online(settings, model, ["payment", "auth", "no-such-service"], top_k=1,
                             as_of=_ts("2026-11-20 00:00"))

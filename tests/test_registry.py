@@ -7,7 +7,7 @@ import numpy as np
 import pytest
 from test_registry_support import isolate_engine_env, make_lab
 
-from serving import registry
+from serving import promotion, registry
 
 
 @pytest.fixture(scope="module")
@@ -23,11 +23,11 @@ def test_gate_promotes_a_better_challenger_refuses_a_worse_one_and_logs_the_figu
     name = "cerebro-detector-gate"
     frame, incidents = lab.heldout()
     v1 = lab.register(name, lab.weak)
-    first = registry.promote_if_better(lab.settings, name, v1, frame, incidents, recovery_minutes=15)
+    first = promotion.promote_if_better(lab.settings, name, v1, frame, incidents, recovery_minutes=15)
     assert first.decision == "first" and first.figures is None and "first" in first.reason
 
     v2 = lab.register(name, lab.good)
-    better = registry.promote_if_better(lab.settings, name, v2, frame, incidents, recovery_minutes=15)
+    better = promotion.promote_if_better(lab.settings, name, v2, frame, incidents, recovery_minutes=15)
     f = better.figures
     assert better.decision == "promoted", better.reason
     assert f.challenger - f.champion >= lab.settings.lifecycle.margins["detector"]
@@ -41,7 +41,7 @@ def test_gate_promotes_a_better_challenger_refuses_a_worse_one_and_logs_the_figu
         assert figure == pytest.approx(direct["f1"])
 
     v3 = lab.register(name, lab.weak)
-    worse = registry.promote_if_better(lab.settings, name, v3, frame, incidents, recovery_minutes=15)
+    worse = promotion.promote_if_better(lab.settings, name, v3, frame, incidents, recovery_minutes=15)
     assert worse.decision == "rejected" and "does not beat" in worse.reason
     assert worse.figures.challenger < worse.figures.champion
 
@@ -66,53 +66,53 @@ def test_rollback_goes_back_one_champion_at_a_time(lab):
     name = "cerebro-detector-roll"
     frame, incidents = lab.heldout()
     v1, v2, v3 = (lab.register(name, d) for d in (lab.weak, lab.good, lab.weak))
-    registry.promote(lab.settings, name, v1)
-    assert registry.promote_if_better(lab.settings, name, v2, frame, incidents).decision == "promoted"
-    forced = registry.promote(lab.settings, name, v3, frame, incidents, force=True)
+    promotion.promote(lab.settings, name, v1)
+    assert promotion.promote_if_better(lab.settings, name, v2, frame, incidents).decision == "promoted"
+    forced = promotion.promote(lab.settings, name, v3, frame, incidents, force=True)
     assert forced.decision == "forced" and "does not beat" in forced.reason and forced.figures is not None
 
     client = _client(lab)
     assert registry.champion_history(client, name) == [v1, v2, v3]
-    back = registry.rollback(lab.settings, name)
+    back = promotion.rollback(lab.settings, name)
     assert (back.champion_before, back.champion_after) == (v3, v2)
     assert str(client.get_registered_model(name).aliases["champion"]) == v2
-    again = registry.rollback(lab.settings, name)
+    again = promotion.rollback(lab.settings, name)
     assert (again.champion_before, again.champion_after) == (v2, v1)
     assert str(client.get_model_version_by_alias(name, "champion").version) == v1
     with pytest.raises(registry.RegistryError, match="no previous champion"):
-        registry.rollback(lab.settings, name)
+        promotion.rollback(lab.settings, name)
     assert client.get_run(again.run_id).data.tags["cerebro.decision"] == "rollback"
 
 
 def test_promotion_needs_held_out_data_unless_forced_and_names_bad_input(lab):
     name = "cerebro-detector-strict"
     v1, v2 = lab.register(name, lab.weak), lab.register(name, lab.good)
-    registry.promote(lab.settings, name, v1)
+    promotion.promote(lab.settings, name, v1)
     with pytest.raises(registry.RegistryError, match="needs a held-out frame"):
-        registry.promote(lab.settings, name, v2)
+        promotion.promote(lab.settings, name, v2)
     assert "challenger" not in _client(lab).get_registered_model(name).aliases
     with pytest.raises(registry.RegistryError, match="no version 99"):
-        registry.promote(lab.settings, name, 99)
+        promotion.promote(lab.settings, name, 99)
     frame, _ = lab.heldout()
     with pytest.raises(registry.RegistryError, match="incidents frame"):
-        registry.promote(lab.settings, name, v2, frame, np.zeros(len(frame)))
+        promotion.promote(lab.settings, name, v2, frame, np.zeros(len(frame)))
     with pytest.raises(registry.RegistryError, match="not a CEREBRO model"):
         registry.family_of("my-model")
 
 
 def test_gate_margin_direction_and_undecidable_figures():
     def figs(family, champion, challenger, **detail):
-        metric, higher = registry.FIGURES[family]
-        return registry.Figures(family, metric, higher, champion, challenger, 100, detail)
+        metric, higher = promotion.FIGURES[family]
+        return promotion.Figures(family, metric, higher, champion, challenger, 100, detail)
 
-    assert registry.gate(figs("failure", 0.30, 0.32, champion_positives=5), 0.01)[0]
-    assert not registry.gate(figs("failure", 0.30, 0.305, champion_positives=5), 0.01)[0]  # better, not by the margin
-    assert registry.gate(figs("forecaster", 1.10, 0.95), 0.02)[0]  # MASE: lower wins
-    assert not registry.gate(figs("forecaster", 0.95, 1.10), 0.02)[0]
-    assert not registry.gate(figs("forecaster", 0.95, 0.95), 0.0)[0]  # a tie does not beat anyone
-    ok, why = registry.gate(figs("detector", 0.2, 0.9, champion_incidents=0), 0.01)
+    assert promotion.gate(figs("failure", 0.30, 0.32, champion_positives=5), 0.01)[0]
+    assert not promotion.gate(figs("failure", 0.30, 0.305, champion_positives=5), 0.01)[0]  # better, not by the margin
+    assert promotion.gate(figs("forecaster", 1.10, 0.95), 0.02)[0]  # MASE: lower wins
+    assert not promotion.gate(figs("forecaster", 0.95, 1.10), 0.02)[0]
+    assert not promotion.gate(figs("forecaster", 0.95, 0.95), 0.0)[0]  # a tie does not beat anyone
+    ok, why = promotion.gate(figs("detector", 0.2, 0.9, champion_incidents=0), 0.01)
     assert not ok and "no incidents" in why
-    ok, why = registry.gate(figs("failure", None, 0.4, champion_positives=3), 0.01)
+    ok, why = promotion.gate(figs("failure", None, 0.4, champion_positives=3), 0.01)
     assert not ok and "could not be computed" in why
 
 

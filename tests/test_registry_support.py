@@ -85,7 +85,7 @@ def _build_lab(settings, days: float, seed: int) -> Lab:
 def champion_lab(home: Path) -> Lab:
     """A lab whose good z-score detector is registered as ``cerebro-detector-zscore`` v1 and is its champion
     (the configured detector, the ensemble, has none: batch and streaming use the configured fallback)."""
-    from serving.registry import promote
+    from serving.promotion import promote
 
     lab = make_lab(home)
     promote(lab.settings, "cerebro-detector-zscore", lab.register("cerebro-detector-zscore", lab.good))

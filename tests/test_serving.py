@@ -485,7 +485,8 @@ def test_failure_risk_from_feature_rows_and_from_a_raw_window(served, body):
     window on each service's newest minute, and answers unknown features with a 422 that names them."""
     from test_failure import SMALL, synthetic_fleet
 
-    from training.failure import failure_bundle, predict_failure_bundle, train_failure_predictor
+    from training.failure import failure_bundle, train_failure_predictor
+    from training.failure.bundle import predict as predict_failure_bundle
 
     fleet = synthetic_fleet(days=4)
     model, _ = train_failure_predictor(fleet, **SMALL)

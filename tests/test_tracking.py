@@ -12,7 +12,7 @@ from training.zoo import time_split, train_zoo
 def tiny_zoo(home):
     from configs.settings import load_settings
     from telemetry.simulator import FleetSimulator
-    from training.detection import TrainingData
+    from training.detectors.stage import TrainingData
     from training.zoo import build_zoo
 
     sim = FleetSimulator(days=2, seed=5, end="2026-11-20T00:00Z", incidents_per_day=4).run()
@@ -29,7 +29,7 @@ def test_register_and_load_back_by_name(tiny_zoo):
     import mlflow
     from mlflow import MlflowClient
 
-    from training.detection import register_zoo, report_markdown
+    from training.detectors.stage import register_zoo, report_markdown
 
     settings, data, splits, result = tiny_zoo
     out = register_zoo(settings, result, splits, data, report_markdown(result, splits, data))

@@ -3,7 +3,7 @@
 MLflow loads this file and calls ``set_model``; the model's own state lives in the ``bundle`` artifact
 (a joblib file: the fitted estimator plus what it needs around it, such as the per-service scaler).
 ``predict`` takes a DataFrame and returns a DataFrame; what the columns are depends on the bundle's
-``kind``:
+``kind`` (``training/kinds.py`` names the module that answers for each kind):
 
 * ``detector``: input ``service``, ``timestamp`` and the feature columns; output ``score`` (raw),
   ``calibrated`` (0-1, shared scale) and ``is_anomaly`` (0/1, the threshold learned in training).
@@ -25,7 +25,7 @@ class CerebroModel(mlflow.pyfunc.PythonModel):
         self.bundle = joblib.load(context.artifacts["bundle"])
 
     def predict(self, context, model_input: pd.DataFrame, params=None):
-        from training.serving_adapters import predict_bundle
+        from training.kinds import predict_bundle
 
         return predict_bundle(self.bundle, model_input, params or {})
 

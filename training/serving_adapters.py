@@ -1,7 +1,7 @@
-"""What a logged model bundle does with a request frame. Kept out of the pyfunc file so it is testable."""
+"""A detector request frame as the detector reads it; ``predict_bundle`` for models registered before the kind
+table (``training/kinds.py``), whose logged adapter file imports it from here."""
 from __future__ import annotations
 
-import numpy as np
 import pandas as pd
 
 
@@ -29,21 +29,7 @@ def detector_frame(bundle: dict, frame: pd.DataFrame) -> pd.DataFrame:
 
 
 def predict_bundle(bundle: dict, frame: pd.DataFrame, params: dict) -> pd.DataFrame:
-    if bundle["kind"] == "detector":
-        det = bundle["model"]
-        X = detector_frame(bundle, frame)
-        score = det.score(X)
-        return pd.DataFrame({
-            "score": score,
-            "calibrated": det.calibrated(scores=score),
-            "is_anomaly": (score > det.threshold_).astype(np.int64),
-        })
-    if bundle["kind"] == "forecaster":
-        from training.forecasting.stage import predict_forecast_bundle
+    """Kept for models registered before the kind table: their logged ``pyfunc_model.py`` imports this name."""
+    from training.kinds import predict_bundle as by_kind
 
-        return predict_forecast_bundle(bundle, frame)
-    if bundle["kind"] == "failure":
-        from training.failure.serving import predict_failure_bundle
-
-        return predict_failure_bundle(bundle, frame, params)
-    raise ValueError(f"unknown model kind {bundle['kind']!r}")
+    return by_kind(bundle, frame, params)

@@ -56,7 +56,7 @@ def log_bundle(bundle: dict, registered_name: str, input_example: pd.DataFrame, 
     import mlflow
     from mlflow.models import infer_signature
 
-    from training.serving_adapters import predict_bundle
+    from training.kinds import predict_bundle
 
     output = predict_bundle(bundle, input_example, {})
     with warnings.catch_warnings():

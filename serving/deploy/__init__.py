@@ -11,6 +11,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
+from training import kinds
+
 
 class DeployError(RuntimeError):
     """A deploy could not be done; the message says why and where to look."""
@@ -29,8 +31,8 @@ class Target:
 def kind_of(name: str, kind: str | None = None) -> str:
     """detector / forecaster / failure, from the registered name (or ``kind`` when given)."""
     if kind:
-        if kind not in ("detector", "forecaster", "failure"):
-            raise DeployError(f"kind {kind!r}: expected detector, forecaster or failure")
+        if kind not in kinds.NAMES:
+            raise DeployError(f"kind {kind!r}: expected {', '.join(kinds.NAMES[:-1])} or {kinds.NAMES[-1]}")
         return kind
     from serving.registry import RegistryError, family_of
 

@@ -21,8 +21,7 @@ from pathlib import Path
 
 from configs.settings import PROJECT_ROOT
 from serving.deploy import DeployError, give_back, kind_of, resolve
-
-KINDS = ("detector", "forecaster", "failure")
+from training import kinds
 
 
 def state_path(settings, port: int) -> Path:
@@ -143,7 +142,7 @@ def _start(settings, name: str, kind: str, port: int, config: str | None) -> tup
         if s.connect_ex((_client_host(host), port)) == 0:
             raise DeployError(f"port {port} is in use by a process this command did not start; pick another "
                               "with --port (or stop that process)")
-    models = {k: (name if k == kind else "") for k in KINDS}  # only NAME: the others are switched off
+    models = {k: (name if k == kind else "") for k in kinds.NAMES}  # only NAME: the others are switched off
     env = {**os.environ, "CEREBRO_HOME": str(settings.home), "CEREBRO_SERVING__MODELS": json.dumps(models)}
     cmd = [sys.executable, "-c", "from flows.cli import app; app()", "serve", "--host", host, "--port", str(port)]
     if config:

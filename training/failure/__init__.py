@@ -27,8 +27,9 @@ _EXPORTS = {
     "failure_labels": "labels",
     "Explanation": "model", "FailureDataError": "model", "FailurePredictor": "model", "choose_threshold": "model",
     "report_markdown": "report",
-    "failure_bundle": "serving", "predict_failure_bundle": "serving", "predict_online": "serving",
-    "split_by_time": "training", "summarise": "training", "train_failure_predictor": "training",
+    "failure_bundle": "bundle", "predict_online": "bundle",
+    "register_failure_predictor": "stage", "split_by_time": "stage", "summarise": "stage",
+    "train_failure_predictor": "stage",
 }
 __all__ = [
     "Explanation",
@@ -42,8 +43,8 @@ __all__ = [
     "failure_data_from_frames",
     "failure_labels",
     "failure_training_data",
-    "predict_failure_bundle",
     "predict_online",
+    "register_failure_predictor",
     "report_markdown",
     "split_by_time",
     "summarise",

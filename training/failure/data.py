@@ -140,7 +140,7 @@ def failure_data_from_frames(settings, telemetry: pd.DataFrame, events: pd.DataF
     from the same window (the build recomputes every feature and re-materialises the online store)."""
     from features.repo import source_path
     from features.store import build_feature_store, training_frame
-    from training.detection import data_version
+    from training.data_version import of_parquet
 
     report: dict[str, Any] = {}
     if build_store:
@@ -157,7 +157,7 @@ def failure_data_from_frames(settings, telemetry: pd.DataFrame, events: pd.DataF
     report["join"] = {k: v for k, v in join.as_dict().items() if k != "dropped_index"}
     features = [c for c in joined.columns if c not in entity.columns]
     joined = joined.dropna(subset=features, how="all")  # a service the store never saw: nothing to predict from
-    version = data_version(source_path(settings), dataset) if dataset else dataset
+    version = of_parquet(source_path(settings), dataset) if dataset else dataset
     return FailureData(_to_frame(joined, features), features, _incidents(incidents), horizon_minutes, step_minutes,
                        dataset=dataset, data_version=version, feature_report=report, failure_at=at)
 

@@ -9,14 +9,12 @@ capacity plan, and their registration in MLflow.
 """
 from __future__ import annotations
 
-import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 
 import pandas as pd
 
-from training.forecasting.base import COLUMNS
 from training.forecasting.registry import BASELINE, build_forecaster
 
 
@@ -48,15 +46,15 @@ def series_of(telemetry: pd.DataFrame, names: list[str], freq: str) -> tuple[dic
 
 def forecasting_data(settings, start: pd.Timestamp, end: pd.Timestamp) -> ForecastingData:
     from telemetry import lake
+    from training.data_version import of_telemetry
 
     telemetry = lake.read_telemetry(settings.lake_dir, start=start, end=end)
     if telemetry.empty:
         raise ValueError(f"the lake holds no telemetry between {start} and {end}")
     cfg = settings.forecasting
     series, missing = series_of(telemetry, list(cfg.series), cfg.freq)
-    digest = hashlib.sha1(f"{start}|{end}|{len(telemetry)}|{float(telemetry['value'].sum()):.6g}".encode())
     return ForecastingData(series=series, telemetry=telemetry, graph=lake.read_graph(settings.lake_dir),
-                           data_version=f"telemetry@{digest.hexdigest()[:10]}", missing=missing)
+                           data_version=of_telemetry(telemetry, start, end), missing=missing)
 
 
 def models_of(settings) -> list[str]:
@@ -178,38 +176,14 @@ def plot_backtests(bt, directory: Path) -> list[Path]:
     return paths
 
 
-def forecast_bundle(name: str, model, freq: str, data_version: str) -> dict:
-    return {"kind": "forecaster", "name": name, "model": model, "series": sorted(model.models_) if hasattr(model, "models_")
-            else [], "freq": freq, "data_version": data_version}
-
-
-def predict_forecast_bundle(bundle: dict, frame: pd.DataFrame) -> pd.DataFrame:
-    """A request is one row per wanted forecast: ``series`` (SERVICE/METRIC the model was fitted on) and
-    ``horizon`` (steps of the bundle's ``freq``). The answer is one row per future step."""
-    missing = [c for c in ("series", "horizon") if c not in frame.columns]
-    if missing:
-        raise ValueError(f"request lacks columns {missing}; expected series, horizon")
-    model = bundle["model"]
-    out = []
-    for row in frame.itertuples(index=False):
-        key, horizon = str(row.series), int(row.horizon)
-        fitted = getattr(model, "models_", {}).get(key)
-        if fitted is None and not getattr(model, "global_model", False):
-            raise ValueError(f"no forecaster for series {key!r}; this model knows {bundle['series']}")
-        fc = fitted.predict(horizon) if fitted is not None else model.predict_many(horizon)[key]
-        part = fc[COLUMNS].reset_index()
-        part.insert(0, "series", key)
-        part["timestamp"] = pd.DatetimeIndex(part["timestamp"]).strftime("%Y-%m-%dT%H:%M:%SZ")
-        out.append(part)
-    return pd.concat(out, ignore_index=True)
-
-
 def register_forecasters(settings, data: ForecastingData, bt, fitted: dict, plan, report_md: str,
                          plots: list[Path], on_progress: Callable[[str, int, int], None] | None = None) -> dict:
     """One ``forecasting`` run with the backtest, the capacity plan and the plots; a child run per model with
     its backtest metrics, registered as ``cerebro-forecaster-<name>``."""
     import mlflow
 
+    from training.forecasting.bundle import forecast_bundle
+    from training.kinds import FORECASTER
     from training.tracking import log_bundle, use_experiment
 
     use_experiment(settings)
@@ -239,8 +213,8 @@ def register_forecasters(settings, data: ForecastingData, bt, fitted: dict, plan
             with mlflow.start_run(run_name=f"forecaster-{name}", nested=True):
                 params = {k2: v for k2, v in model.get_params(deep=False).items()}
                 params.update({"forecaster": type(model).__name__, "series": sorted(data.series), "freq": cfg.freq})
-                versions[name] = log_bundle(bundle, f"cerebro-forecaster-{name}", example, params, metrics,
-                                            {"cerebro.data_version": data.data_version, "cerebro.kind": "forecaster"})
+                versions[name] = log_bundle(bundle, FORECASTER.registered_name(name), example, params, metrics,
+                                            {"cerebro.data_version": data.data_version, "cerebro.kind": FORECASTER.name})
         run_id = parent.info.run_id
     return {"run_id": run_id, "versions": versions}
 

@@ -1,8 +1,10 @@
-"""Train and measure the failure predictor: a time-ordered split, fit on the past, measure on the future.
+"""The failure-prediction stage of the pipeline: a time-ordered split, fit on the past, measure on the future,
+then log and register the predictor in MLflow.
 
-    data = failure_training_data(settings, dataset, start, end)
+    data = failure_training_data(settings, dataset, start, end)     # training.failure.data
     model, report = train_failure_predictor(data, settings)
-    markdown = report_markdown(report)          # training.failure.report
+    markdown = report_markdown(report)                              # training.failure.report
+    register_failure_predictor(settings, model, report, data, markdown)
 
 Split: the window's distinct minutes in time order, train / validation / test = 50 / 20 / 30 % (the zoo's
 shares). The classifier learns on train, the calibration and the alarm threshold come from validation, the test
@@ -237,3 +239,40 @@ def summarise(report: dict[str, Any]) -> dict[str, Any]:
             "caught": t["lead"]["caught"],
             "foreseeable_pr_auc": f.get("pr_auc"), "foreseeable_failures": f.get("lead", {}).get("failures"),
             "foreseeable_caught": f.get("lead", {}).get("caught")}
+
+
+def register_failure_predictor(settings: Any, model, report: dict[str, Any], data, report_md: str) -> dict:
+    """A ``failure-predictor`` run with the report, registered as ``cerebro-failure-predictor``."""
+    import mlflow
+
+    from training.failure.bundle import failure_bundle, request_example
+    from training.kinds import FAILURE
+    from training.tracking import log_bundle, use_experiment
+
+    use_experiment(settings)
+    bundle = failure_bundle(model, data.data_version)
+    example = request_example(data.frame, model.features_, rows=5)
+    metrics = {}
+    for split in ("validation", "test"):
+        r = report[split]
+        for key in ("pr_auc", "positive_rate", "recall_at_precision_0.9", "precision", "recall"):
+            if r.get(key) is not None:
+                metrics[f"{split}_{key.replace('.', '_')}"] = r[key]
+        lead = r.get("lead", {})
+        if lead.get("median_lead_minutes") is not None:
+            metrics[f"{split}_median_lead_minutes"] = lead["median_lead_minutes"]
+    metrics["threshold"] = report["threshold"]
+    params = {k: v for k, v in model.get_params(deep=False).items() if k != "features"}
+    params.update({"n_features": len(model.features_), "failure_at": report["failure_at"],
+                   "step_minutes": report["step_minutes"]})
+    with mlflow.start_run(run_name="failure-predictor") as run:
+        mlflow.log_dict(settings.model_dump(mode="json"), "config.json")
+        mlflow.log_dict({k: v for k, v in report.items() if k != "feature_report"}, "report.json")
+        mlflow.log_text(report_md, "report.md")
+        per_kind = report["test"].get("per_kind")
+        if per_kind:
+            mlflow.log_table(pd.DataFrame(per_kind), "per_kind_test.json")
+        version = log_bundle(bundle, FAILURE.registered_name(), example, params, metrics,
+                             {"cerebro.stage": "failure", "cerebro.data_version": data.data_version,
+                              "cerebro.kind": FAILURE.name})
+    return {"run_id": run.info.run_id, "version": version}

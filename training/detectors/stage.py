@@ -1,9 +1,8 @@
-"""The detection stage of the pipeline, as plain functions: training data from the feature store, the zoo,
-its report, and MLflow registration. The Prefect flow in ``flows/detection.py`` only wires these.
+"""The detector kind's pipeline stage, as plain functions: training data from the feature store, the zoo, its
+report, and MLflow registration. The Prefect flow in ``flows/detection.py`` only wires these.
 """
 from __future__ import annotations
 
-import hashlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -23,19 +22,11 @@ class TrainingData:
     feature_report: dict = field(default_factory=dict)
 
 
-def data_version(parquet: Path, dataset: str) -> str:
-    """A short, stable id of the exact feature data a model saw (dataset name + Parquet footer digest)."""
-    import pyarrow.parquet as pq
-
-    meta = pq.ParquetFile(parquet).metadata
-    digest = hashlib.sha1(f"{dataset}|{meta.num_rows}|{meta.serialized_size}|{parquet.stat().st_size}".encode())
-    return f"{dataset}@{digest.hexdigest()[:10]}"
-
-
 def training_data(settings, dataset: str, start: pd.Timestamp, end: pd.Timestamp) -> TrainingData:
     """Features for every (service, minute) of the dataset's window, through Feast's point-in-time join."""
     from features.store import build_feature_store, training_frame
     from telemetry import lake
+    from training.data_version import of_parquet
 
     telemetry = lake.read_telemetry(settings.lake_dir, start=start, end=end)
     events = lake.read_table("events", settings.lake_dir, dataset=dataset)
@@ -50,7 +41,7 @@ def training_data(settings, dataset: str, start: pd.Timestamp, end: pd.Timestamp
     for col in ("start", "end"):
         incidents[col] = pd.to_datetime(incidents[col], utc=True)
     return TrainingData(frame=frame, incidents=incidents, edges=[(e["caller"], e["callee"]) for e in graph["edges"]],
-                        dataset=dataset, data_version=data_version(Path(build.parquet), dataset),
+                        dataset=dataset, data_version=of_parquet(Path(build.parquet), dataset),
                         feature_report={"build": build.as_dict(), "join": report.as_dict()})
 
 
@@ -131,6 +122,8 @@ def register_zoo(settings, result: ZooResult, splits: Splits, data: TrainingData
     """Log every model as a child run of one evaluation run, register each as ``cerebro-detector-<name>``."""
     import mlflow
 
+    from training.detectors.bundle import detector_bundle
+    from training.kinds import DETECTOR
     from training.tracking import log_bundle, use_experiment
 
     use_experiment(settings)
@@ -164,14 +157,14 @@ def register_zoo(settings, result: ZooResult, splits: Splits, data: TrainingData
                             "overrun_p50_minutes", "overrun_p90_minutes"):
                     metrics[f"{split}_{key}"] = r[key]
             metrics.update({"fit_seconds": result.timings[name]["fit"], "threshold": float(model.threshold_)})
-            bundle = {"kind": "detector", "name": name, "model": model, "scaler": splits.scaler,
-                      "columns": list(splits.frame.columns), "inputs": list(data.frame.columns), "data_version": data.data_version}
+            bundle = detector_bundle(name, model, splits.scaler, list(splits.frame.columns), list(data.frame.columns),
+                                     data.data_version)
             with mlflow.start_run(run_name=name, nested=True):
                 params = {k: v for k, v in model.get_params(deep=False).items()
                           if k not in ("features", "members", "edges")}
                 params.update({"detector": type(model).__name__, "family": model.family,
                                "n_features": model.n_features_in_})
-                versions[name] = log_bundle(bundle, f"cerebro-detector-{name}", example, params, metrics,
+                versions[name] = log_bundle(bundle, DETECTOR.registered_name(name), example, params, metrics,
                                             {"cerebro.data_version": data.data_version, "cerebro.family": model.family})
         run_id = parent.info.run_id
     return {"run_id": run_id, "versions": versions, "experiment": settings.mlflow.experiment}

@@ -1,14 +1,9 @@
-"""The failure predictor at serving time: an MLflow bundle, its request adapter, and the online-store path.
+"""The failure predictor as a bundle (its row in ``training/kinds.py``): the MLflow bundle, its request adapter,
+its figure on held-out data for the promotion gate, and the online-store path.
 
     bundle = failure_bundle(model, data_version)                 # what log_bundle pickles (kind "failure")
-    out = predict_failure_bundle(bundle, request, params)        # what the pyfunc adapter returns
+    out = predict(bundle, request, params)                       # what the pyfunc adapter returns
     out = predict_online(settings, model, ["payment", "auth"])   # latest features from Feast's online store
-
-To serve it through ``training/pyfunc_model.py``, ``training/serving_adapters.predict_bundle`` needs one branch:
-
-    if bundle["kind"] == "failure":
-        from training.failure.serving import predict_failure_bundle
-        return predict_failure_bundle(bundle, frame, params)
 
 Request: ``service``, ``timestamp`` (ISO 8601 text or datetimes, taken as UTC) and the ``failure_v1`` feature
 columns (NaN allowed). Response: one row per request row, in order: service, timestamp (ISO 8601 text),
@@ -27,8 +22,9 @@ import numpy as np
 import pandas as pd
 
 from training.failure.model import FailurePredictor
+from training.kinds import FAILURE, JudgeError
 
-KIND = "failure"
+KIND = FAILURE.name
 
 
 def failure_bundle(model: FailurePredictor, data_version: str = "", name: str = "failure_predictor") -> dict:
@@ -46,7 +42,7 @@ def request_example(frame: pd.DataFrame, features: Sequence[str], rows: int = 5)
     return example
 
 
-def predict_failure_bundle(bundle: dict, frame: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
+def predict(bundle: dict, frame: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
     if bundle.get("kind") != KIND:
         raise ValueError(f"not a failure-predictor bundle (kind {bundle.get('kind')!r})")
     params = params or {}
@@ -84,3 +80,50 @@ def predict_online(settings: Any, model: FailurePredictor, services: Sequence[st
     out = model.predict_frame(rows, top_k=top_k)
     out.attrs["unknown_services"] = latest.loc[~known, "service"].astype(str).tolist()
     return out
+
+
+# ------------------------------------------------------------------------------------------ the promotion gate
+def check_labels(frame: pd.DataFrame, labels, **options) -> tuple[pd.DataFrame, np.ndarray]:
+    """Labels: one 0/1 per frame row (a failure within the horizon)."""
+    y = np.asarray(labels, dtype=float)
+    if y.shape != (len(frame),) or np.isnan(y).any() or not np.isin(y, (0, 1)).all():
+        raise JudgeError(f"failure labels: expected one 0/1 per frame row ({len(frame)}), got {y.shape}")
+    return frame, y.astype(int)
+
+
+def figures(bundle: dict, frame: pd.DataFrame, labels: np.ndarray, **options) -> dict:
+    """PR-AUC of the predicted probabilities against the labels (None when they hold one class only)."""
+    from sklearn.metrics import average_precision_score
+
+    proba = predict(bundle, frame, {"top_k": 0})["failure_probability"].to_numpy(dtype=float)
+    positives = int(labels.sum())
+    pr_auc = float(average_precision_score(labels, proba)) if 0 < positives < len(labels) else None
+    return {"pr_auc": pr_auc, "positives": positives, "positive_rate": positives / max(len(labels), 1)}
+
+
+def unjudgeable(detail: dict) -> str | None:
+    if not detail.get("champion_positives"):
+        return "the held-out rows hold no failure, so PR-AUC says nothing; judge on a period with failures"
+    return None
+
+
+def heldout(settings, start: pd.Timestamp, end: pd.Timestamp, incidents: pd.DataFrame):
+    """Feature rows of the window that are not inside an incident, labelled "fails within the horizon"."""
+    from features.from_lake import read_features
+
+    from training.failure.labels import LABEL, ONGOING, failure_labels
+
+    if incidents.empty:
+        raise JudgeError("the lake holds no incidents: the failure predictor cannot be judged")
+    frame = read_features(settings, start, end)
+    lab = failure_labels(frame["service"].to_numpy(), pd.DatetimeIndex(frame["timestamp"]), incidents,
+                         horizon_minutes=settings.failure.horizon_minutes, at=settings.failure.failure_at)
+    keep = ~lab[ONGOING].to_numpy(dtype=bool)  # the trouble is already visible there: not a prediction row
+    return frame[keep].reset_index(drop=True), lab[LABEL].to_numpy()[keep], {}
+
+
+def shadow_gap(champion, challenger) -> dict:
+    """How far the challenger's answer is from the champion's (what the shadow log records)."""
+    a, b = champion["alarm"].to_numpy(), challenger["alarm"].to_numpy()
+    return {"agree": bool(len(a) == len(b) and (a == b).all()), "challenger_alarms": int(b.sum()),
+            "challenger_max_probability": float(challenger["failure_probability"].max())}

@@ -1,0 +1,301 @@
+"""Who becomes champion: the promotion gate, forced promotions, rollback, and the log of every decision.
+
+    figures  = compare(champion, challenger, frame, labels)            # both scored on the same held-out frame
+    ok, why  = gate(figures, margin)                                   # does the challenger win by the margin?
+    decision = promote_if_better(settings, name, version, frame, labels)   # the pipeline, after registering
+    decision = promote(settings, name, version, force=True)            # an operator overriding the gate
+    decision = rollback(settings, name)                                # back to the previous champion
+    frame, labels, options = heldout_from_lake(settings, name)         # held-out data for the gate
+
+Each kind's figure comes from its row in ``training/kinds.py`` and is computed by its bundle module:
+
+* detectors: event-wise F1 on the held-out period (``training.evaluation``; labels = incidents);
+* forecasters: MASE over the held-out actuals (lower is better; labels = actual values, and ``history=`` the
+  series before them, which scales the error the same way for both versions);
+* the failure predictor: PR-AUC (labels = 0/1 per row: a failure within the horizon).
+
+Every decision (first champion, promoted, rejected, forced, rollback) is a run in the ``model-promotions``
+experiment (params, figures as metrics, the decision as tags) and a ``cerebro.promotion`` tag on the judged
+version. Aliases and loading are ``serving/registry.py``.
+"""
+from __future__ import annotations
+
+import json
+import math
+import time
+from dataclasses import asdict, dataclass, field
+from typing import Any
+
+import pandas as pd
+
+from serving.registry import (
+    CHALLENGER,
+    CHAMPION,
+    HISTORY_TAG,
+    RegistryError,
+    bundle_of,
+    champion_history,
+    champion_of,
+    check_version,
+    client_for,
+    family_of,
+    load_version,
+    set_champion,
+    versions_of,
+)
+from training import kinds
+
+PROMOTIONS_EXPERIMENT = "model-promotions"
+# kind -> (figure, higher is better), from the kind table
+FIGURES = {k.name: (k.figure, k.higher_is_better) for k in kinds.KINDS}
+
+
+@dataclass
+class Figures:
+    family: str
+    metric: str
+    higher_is_better: bool
+    champion: float | None
+    challenger: float | None
+    rows: int
+    detail: dict[str, Any] = field(default_factory=dict)  # "<role>_<figure>" -> value, and notes
+
+    @property
+    def improvement(self) -> float | None:
+        """How much better the challenger is, in the family's direction (positive: better)."""
+        if not _finite(self.champion) or not _finite(self.challenger):
+            return None
+        delta = self.challenger - self.champion
+        return delta if self.higher_is_better else -delta
+
+
+@dataclass
+class Decision:
+    name: str
+    version: str
+    decision: str  # first | promoted | rejected | forced | unchanged | rollback
+    reason: str
+    champion_before: str | None
+    champion_after: str | None
+    margin: float | None = None
+    figures: Figures | None = None
+    run_id: str | None = None
+
+    def as_dict(self) -> dict:
+        out = asdict(self)
+        if self.figures is not None:
+            out["figures"]["improvement"] = self.figures.improvement
+        return out
+
+
+def _finite(value) -> bool:
+    return value is not None and isinstance(value, (int, float)) and math.isfinite(value)
+
+
+def compare(champion, challenger, frame: pd.DataFrame, labels, family: str | None = None,
+            **options) -> Figures:
+    """Score both models on the same held-out ``frame`` and return the kind's figure for each.
+
+    ``frame`` is a request frame of the kind (the pyfunc adapter's input); ``labels``: the incidents frame
+    (detector), one 0/1 per row (failure), or one actual value per row (forecaster: ``frame`` has ``series`` and
+    ``timestamp``, and ``history={series: values before the held-out period}`` must be given). Detector option:
+    ``recovery_minutes`` (the feature window; alarms that long after an incident still belong to it)."""
+    a, b = bundle_of(champion), bundle_of(challenger)
+    family = family or b.get("kind")
+    if family not in FIGURES:
+        raise RegistryError(f"family {family!r}: expected one of {sorted(FIGURES)}")
+    if a.get("kind") != b.get("kind"):
+        raise RegistryError(f"champion is a {a.get('kind')!r} and challenger a {b.get('kind')!r}: not comparable")
+    if frame is None or len(frame) == 0:
+        raise RegistryError("the held-out frame is empty: nothing to judge the versions on")
+    kind = kinds.by_name(family)
+    code = kind.code
+    try:
+        frame, labels = code.check_labels(frame, labels, **options)
+        figs = {role: code.figures(m, frame, labels, **options) for role, m in (("champion", a), ("challenger", b))}
+    except kinds.JudgeError as exc:
+        raise RegistryError(str(exc)) from None
+    detail = {f"{role}_{k}": v for role, f in figs.items() for k, v in f.items() if _finite(v)}
+    return Figures(family, kind.figure, kind.higher_is_better, figs["champion"][kind.figure],
+                   figs["challenger"][kind.figure], len(frame), detail)
+
+
+def gate(figures: Figures, margin: float) -> tuple[bool, str]:
+    """Promote only when the challenger beats the champion by at least ``margin`` (and by something)."""
+    m, word = figures.metric, "higher" if figures.higher_is_better else "lower"
+    why_not = kinds.by_name(figures.family).code.unjudgeable(figures.detail)
+    if why_not:
+        return False, why_not
+    gain = figures.improvement
+    if gain is None:
+        return False, (f"{m} could not be computed for both versions (champion {figures.champion}, challenger "
+                       f"{figures.challenger}); nothing to judge on")
+    text = f"{m} {figures.challenger:.4f} vs champion {figures.champion:.4f} ({word} is better; margin {margin:g})"
+    if gain > 0 and gain >= margin - 1e-12:
+        return True, f"challenger wins: {text}"
+    return False, f"challenger does not beat the champion by the margin: {text}"
+
+
+def _promotions_experiment(client, settings) -> str:
+    exp = client.get_experiment_by_name(PROMOTIONS_EXPERIMENT)
+    if exp is not None:
+        return exp.experiment_id
+    root = settings.mlflow_artifact_root.rstrip("/")
+    from mlflow.exceptions import MlflowException
+
+    try:
+        return client.create_experiment(PROMOTIONS_EXPERIMENT, artifact_location=f"{root}/{PROMOTIONS_EXPERIMENT}")
+    except MlflowException:  # families judged side by side may race to create it; use the winner's
+        exp = client.get_experiment_by_name(PROMOTIONS_EXPERIMENT)
+        if exp is None:
+            raise
+        return exp.experiment_id
+
+
+def _log_decision(client, settings, d: Decision, extra_params: dict | None = None) -> str:
+    """One run in ``model-promotions`` with the decision and its figures; a tag on the judged version."""
+    from mlflow.entities import Metric, Param, RunTag
+
+    now = int(time.time() * 1000)
+    params = {"model": d.name, "version": d.version, "champion_before": d.champion_before or "-",
+              "champion_after": d.champion_after or "-", "margin": "-" if d.margin is None else d.margin,
+              **(extra_params or {})}
+    metrics = {}
+    if d.figures is not None:
+        f = d.figures
+        params.update({"family": f.family, "metric": f.metric, "higher_is_better": f.higher_is_better,
+                       "heldout_rows": f.rows})
+        metrics.update({f"champion_{f.metric}": f.champion, f"challenger_{f.metric}": f.challenger,
+                        "improvement": f.improvement, **f.detail})
+    tags = {"cerebro.decision": d.decision, "cerebro.reason": d.reason[:4900], "cerebro.model": d.name,
+            "mlflow.runName": f"{d.name} v{d.version}: {d.decision}"}
+    run = client.create_run(_promotions_experiment(client, settings))
+    client.log_batch(run.info.run_id,
+                     metrics=[Metric(k, float(v), now, 0) for k, v in metrics.items() if _finite(v)],
+                     params=[Param(k, str(v)[:6000]) for k, v in params.items()],
+                     tags=[RunTag(k, str(v)) for k, v in tags.items()])
+    client.set_terminated(run.info.run_id)
+    summary = {"decision": d.decision, "reason": d.reason, "run_id": run.info.run_id,
+               "at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")}
+    if d.figures is not None:
+        summary.update({"metric": d.figures.metric, "champion": d.figures.champion,
+                        "challenger": d.figures.challenger, "margin": d.margin})
+    client.set_model_version_tag(d.name, d.version, "cerebro.promotion", json.dumps(summary, default=str)[:4900])
+    return run.info.run_id
+
+
+def promote(settings, name: str, version: str | int, frame: pd.DataFrame | None = None, labels=None, *,
+            force: bool = False, **options) -> Decision:
+    """Make ``version`` the champion of ``name`` if it passes the gate on the held-out ``frame`` (see
+    :func:`compare`), or unconditionally with ``force`` (figures still computed when a frame is given). The
+    first version of a model with no champion becomes champion directly. Always logged."""
+    client = client_for(settings)
+    version = str(version)
+    check_version(client, name, version)
+    family = family_of(name)
+    margin = float(settings.lifecycle.margins[family])
+    current = champion_of(client, name)
+    figures, extra = None, {}
+    if current is None:
+        set_champion(client, name, version)
+        d = Decision(name, version, "first", f"{name} had no champion: version {version} becomes the first one "
+                     "without a comparison", None, version, margin)
+    elif current == version:
+        d = Decision(name, version, "unchanged", f"version {version} is already the champion", current, current, margin)
+    else:
+        client.set_registered_model_alias(name, CHALLENGER, version)
+        try:
+            if frame is not None:
+                figures = compare(load_version(settings, name, current), load_version(settings, name, version),
+                                  frame, labels, family, **options)
+            elif not force:
+                raise RegistryError(f"{name} v{version}: the gate needs a held-out frame and labels to judge "
+                                    f"against champion v{current} (or force=True)")
+            if options.get("heldout_window"):
+                extra["heldout_window"] = options["heldout_window"]
+            ok, why = gate(figures, margin) if figures is not None else (False, "no held-out data: gate not run")
+        finally:
+            client.delete_registered_model_alias(name, CHALLENGER)
+        if force:
+            set_champion(client, name, version)
+            d = Decision(name, version, "forced", f"forced by the operator (the gate said: {why})", current, version,
+                         margin, figures)
+        elif ok:
+            set_champion(client, name, version)
+            d = Decision(name, version, "promoted", why, current, version, margin, figures)
+        else:
+            d = Decision(name, version, "rejected", why, current, current, margin, figures)
+    d.run_id = _log_decision(client, settings, d, extra)
+    return d
+
+
+def promote_if_better(settings, name: str, version: str | int, frame: pd.DataFrame, labels, **options) -> Decision:
+    """What the pipeline calls after registering ``version``: first version -> champion; otherwise the gate."""
+    return promote(settings, name, version, frame, labels, force=False, **options)
+
+
+def champion_or_challenger(settings, name: str, version: str | int) -> str:
+    """For a model the pipeline has no held-out data to judge (a forecaster refitted on all history): the first
+    version becomes champion; a later one waits as ``challenger`` until ``cerebro models promote`` judges it on
+    data that came after both. Returns "first" or "challenger"."""
+    client = client_for(settings)
+    if champion_of(client, name) is None:
+        promote(settings, name, version)
+        return "first"
+    client.set_registered_model_alias(name, CHALLENGER, str(version))
+    return "challenger"
+
+
+def rollback(settings, name: str) -> Decision:
+    """Move ``champion`` back to the previous champion; the current one leaves the history."""
+    client = client_for(settings)
+    try:
+        current = champion_of(client, name)
+    except Exception:  # noqa: BLE001 - MLflow raises several types for "no such model"
+        raise RegistryError(f"no registered model {name!r}; see `cerebro models list`") from None
+    history = champion_history(client, name)
+    if current is not None and (not history or history[-1] != current):
+        history.append(current)  # an alias moved by hand: treat it as the latest champion
+    existing = set(versions_of(client, name))
+    previous = [v for v in history[:-1] if v in existing]
+    if current is None or not previous:
+        raise RegistryError(f"{name}: no previous champion to roll back to (champions so far: "
+                            f"{', '.join(history) or 'none'})")
+    history = history[:-1]
+    while history[-1] not in existing:  # a deleted version cannot serve: skip it
+        history.pop()
+    target = history[-1]
+    client.set_registered_model_alias(name, CHAMPION, target)
+    client.set_registered_model_tag(name, HISTORY_TAG, json.dumps(history))
+    d = Decision(name, current, "rollback", f"champion rolled back from v{current} to v{target}", current, target)
+    d.run_id = _log_decision(client, settings, d)
+    return d
+
+
+# ------------------------------------------------------------------------------------------------ held-out data
+def heldout_from_lake(settings, name: str, start=None, end=None) -> tuple[pd.DataFrame, Any, dict]:
+    """Held-out data for the gate from the lake: ``(frame, labels, options)`` for :func:`compare`.
+
+    Default window: the lake's last ``lifecycle.heldout_hours``. What a kind is judged on is its bundle module's
+    ``heldout``: detectors and the failure predictor get feature rows (``features.from_lake.read_features``)
+    with the lake's incidents; forecasters the configured series' means on their grid, with the history before
+    the window for the MASE scale."""
+    from features.from_lake import lake_window
+
+    from telemetry import lake
+
+    kind = kinds.by_name(family_of(name))
+    start, end = lake_window(settings, start, end, hours=settings.lifecycle.heldout_hours)
+    options: dict[str, Any] = {"heldout_window": f"{start.isoformat()} .. {end.isoformat()}"}
+    incidents = lake.read_table("incidents", settings.lake_dir)
+    if not incidents.empty:
+        incidents = incidents.assign(start=pd.to_datetime(incidents["start"], utc=True),
+                                     end=pd.to_datetime(incidents["end"], utc=True))
+        if "failed_at" in incidents:
+            incidents["failed_at"] = pd.to_datetime(incidents["failed_at"], utc=True)
+        incidents = incidents.drop_duplicates("incident_id", keep="last")
+    try:
+        frame, labels, extra = kind.code.heldout(settings, start, end, incidents)
+    except kinds.JudgeError as exc:
+        raise RegistryError(str(exc)) from None
+    return frame, labels, {**options, **extra}
