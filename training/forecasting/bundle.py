@@ -96,7 +96,7 @@ def unjudgeable(detail: dict) -> str | None:
 def heldout(settings, start: pd.Timestamp, end: pd.Timestamp, incidents: pd.DataFrame):
     """The configured series' means on their grid after ``start``, with the history before it (MASE scale)."""
     from telemetry import lake
-    from training.forecasting.stage import series_of
+    from training.forecasting.prepare import series_of
 
     cfg = settings.forecasting
     telemetry = lake.read_telemetry(settings.lake_dir, start=start - pd.Timedelta(days=14), end=end)

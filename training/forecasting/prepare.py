@@ -230,3 +230,20 @@ def _fmt(step: pd.Timedelta) -> str:
     """A step as people write it: 1h, 15min, 1D."""
     text = pd.tseries.frequencies.to_offset(step).freqstr
     return text if text[0].isdigit() else f"1{text}"
+
+
+def series_of(telemetry: pd.DataFrame, names: list[str], freq: str) -> tuple[dict[str, pd.Series], list[str]]:
+    """Means of each ``freq`` interval for every ``service/metric`` name the telemetry holds."""
+    bad = [n for n in names if "/" not in n]
+    if bad:
+        raise ValueError(f"forecasting.series: {bad} are not SERVICE/METRIC names (e.g. database/cpu_pct)")
+    keys = telemetry["service"].astype(str) + "/" + telemetry["metric"].astype(str)
+    out, missing = {}, []
+    for name in names:
+        rows = telemetry[keys == name]
+        if rows.empty:
+            missing.append(name)
+            continue
+        s = rows.set_index("timestamp")["value"].sort_index().resample(freq).mean()
+        out[name] = s.rename(name)
+    return out, missing

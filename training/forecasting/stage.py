@@ -15,6 +15,7 @@ from pathlib import Path
 
 import pandas as pd
 
+from training.forecasting.prepare import series_of
 from training.forecasting.registry import BASELINE, build_forecaster
 
 
@@ -25,23 +26,6 @@ class ForecastingData:
     graph: dict | None
     data_version: str
     missing: list[str] = field(default_factory=list)  # configured series the lake does not hold
-
-
-def series_of(telemetry: pd.DataFrame, names: list[str], freq: str) -> tuple[dict[str, pd.Series], list[str]]:
-    """Means of each ``freq`` interval for every ``service/metric`` name the telemetry holds."""
-    bad = [n for n in names if "/" not in n]
-    if bad:
-        raise ValueError(f"forecasting.series: {bad} are not SERVICE/METRIC names (e.g. database/cpu_pct)")
-    keys = telemetry["service"].astype(str) + "/" + telemetry["metric"].astype(str)
-    out, missing = {}, []
-    for name in names:
-        rows = telemetry[keys == name]
-        if rows.empty:
-            missing.append(name)
-            continue
-        s = rows.set_index("timestamp")["value"].sort_index().resample(freq).mean()
-        out[name] = s.rename(name)
-    return out, missing
 
 
 def forecasting_data(settings, start: pd.Timestamp, end: pd.Timestamp) -> ForecastingData:
