@@ -59,7 +59,7 @@ def test_gate_promotes_a_better_challenger_refuses_a_worse_one_and_logs_the_figu
     assert run.data.metrics["challenger_f1"] == pytest.approx(worse.figures.challenger)
     assert run.data.params["heldout_rows"] == str(len(frame))
     exp = client.get_experiment(run.info.experiment_id)
-    assert exp.name == registry.PROMOTIONS_EXPERIMENT
+    assert exp.name == promotion.PROMOTIONS_EXPERIMENT
 
 
 def test_rollback_goes_back_one_champion_at_a_time(lab):
