@@ -47,8 +47,8 @@ def load_live(settings, telemetry, current_start):
     """The live detector (None when none is registered) and the feature rows of both windows."""
     import mlflow
 
+    from features.from_lake import deploy_events, features_of
     from serving import watch
-    from serving.batch import deploy_events, features_of
 
     cfg = settings.drift
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)

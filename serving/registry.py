@@ -509,7 +509,7 @@ def heldout_from_lake(settings, name: str, start=None, end=None) -> tuple[pd.Dat
     Default window: the lake's last ``lifecycle.heldout_hours``. Detectors and the failure predictor get feature
     rows (``serving.batch.read_features``) with the lake's incidents; forecasters the configured series' means
     on their grid, with the history before the window for the MASE scale."""
-    from serving.batch import lake_window, read_features
+    from features.from_lake import lake_window, read_features
     from telemetry import lake
 
     family = family_of(name)

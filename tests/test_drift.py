@@ -207,7 +207,7 @@ def live_detector(fleet):
 
 
 def _input_drift(live, telemetry, events):
-    from serving.batch import features_of
+    from features.from_lake import features_of
     from serving.watch import input_windows
 
     feats = features_of(telemetry, events, 15)
@@ -233,7 +233,7 @@ def test_the_detectors_inputs_decide_quiet_on_a_steady_fleet_loud_on_a_shift(fle
 def test_the_reference_is_scored_with_its_history_then_thinned(fleet, live_detector):
     """Prediction drift compares every 5th reference minute; those rows are scored inside the whole series
     (a sequence-aware member fed only every 5th minute says something else), and so is the current window."""
-    from serving.batch import features_of
+    from features.from_lake import features_of
     from serving.watch import score_windows
     from training.serving_adapters import predict_bundle
 
