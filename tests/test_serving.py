@@ -20,8 +20,9 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 
 @pytest.fixture(scope="session")
 def served(cerebro_home):
+    from support.demo_models import register_demo_models
+
     from configs.settings import load_settings
-    from serving.demo import register_demo_models
 
     settings = load_settings()
     out = register_demo_models(settings, days=2, seed=7)
@@ -87,7 +88,7 @@ def _client(settings, live=None):
 
 @pytest.fixture
 def body(served):
-    from serving.demo import window_body
+    from support.demo_models import window_body
 
     return window_body(served["telemetry"], "cart", minutes=90)
 

@@ -1,5 +1,5 @@
-"""Models to serve in a minute, trained and registered through the project's own code (the benchmark, the
-tests, and trying the service without running the pipeline).
+"""Models to serve in a minute, trained and registered through the project's own code, for the tests and
+``benchmarks/serving.py``.
 
     out = register_demo_models(settings)            # cerebro-detector-zscore (+ -ensemble), a forecaster
     body = window_body(out["telemetry"], "cart")    # a 60-minute /v1/score request
