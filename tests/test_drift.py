@@ -83,7 +83,7 @@ def test_fall_back_serves_the_simpler_model_under_the_live_name(home, tmp_path):
     import mlflow
 
     from configs.settings import load_settings
-    from serving import watch
+    from serving import drift_io
 
     class Constant(mlflow.pyfunc.PythonModel):
         def predict(self, context, model_input: list[str], params=None) -> list[str]:
@@ -98,14 +98,14 @@ def test_fall_back_serves_the_simpler_model_under_the_live_name(home, tmp_path):
             mlflow.pyfunc.log_model(name="model", python_model=Constant(), registered_model_name=name)
     client.set_registered_model_alias("simple-detector", "champion", "1")
     client.set_registered_model_alias("live-detector", "champion", "1")
-    live = watch.live_model("live-detector")
+    live = drift_io.live_model("live-detector")
     assert (live.version, live.alias) == ("1", "champion")
-    version = watch.fall_back(live, "simple-detector", "F1 fell")
+    version = drift_io.fall_back(live, "simple-detector", "F1 fell")
     assert str(client.get_model_version_by_alias("live-detector", "champion").version) == version == "2"
     tags = client.get_model_version("live-detector", version).tags
     assert tags["cerebro.fallback_from"] == "live-detector/1" and tags["cerebro.fallback_reason"] == "F1 fell"
     with pytest.raises(LookupError, match="not registered"):
-        watch.fall_back(live, "no-such-model", "x")
+        drift_io.fall_back(live, "no-such-model", "x")
 
 
 @pytest.mark.e2e
@@ -192,7 +192,7 @@ def live_detector(fleet):
     """PCA and EWMA (which reads the minutes before each row) trained on the fleet's first days, the way the
     zoo trains them, as a live ensemble."""
     from features.transforms import compute_features
-    from serving.watch import LiveModel
+    from serving.drift_io import LiveModel
     from training.zoo import build_zoo, time_split, train_zoo
 
     feats = compute_features(fleet.telemetry, fleet.events)
@@ -208,7 +208,7 @@ def live_detector(fleet):
 
 def _input_drift(live, telemetry, events):
     from features.from_lake import features_of
-    from serving.watch import input_windows
+    from serving.drift_io import input_windows
 
     feats = features_of(telemetry, events, 15)
     ref, cur, used = input_windows(live, feats[feats["timestamp"] >= END - pd.Timedelta(days=2, hours=24)],
@@ -234,7 +234,7 @@ def test_the_reference_is_scored_with_its_history_then_thinned(fleet, live_detec
     """Prediction drift compares every 5th reference minute; those rows are scored inside the whole series
     (a sequence-aware member fed only every 5th minute says something else), and so is the current window."""
     from features.from_lake import features_of
-    from serving.watch import score_windows
+    from serving.drift_io import score_windows
     from training.serving_adapters import predict_bundle
 
     feats = features_of(fleet.telemetry, fleet.events, 15)
@@ -267,7 +267,7 @@ def test_evidently_is_imported_without_its_deprecation_notices_even_after_pmdari
 def test_only_the_newest_drift_reports_are_kept(tmp_path):
     import os
 
-    from serving.watch import prune_reports
+    from serving.drift_io import prune_reports
 
     for i, name in enumerate(["drift-20261126T0300.html", "drift-20261120T0000.html", "drift-20261126T0100.html",
                               "drift-20261126T0200.html", "other.html"]):
