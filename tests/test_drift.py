@@ -159,6 +159,29 @@ def test_injected_drift_triggers_the_retraining_deployment(prefect_server, home,
     assert len(asyncio.run(runs())) == 1
 
 
+def test_the_check_runs_end_to_end_without_prefect(home, fleet, monkeypatch):
+    """The drift flow's decision, report and MLflow run come from serving; no Prefect server or run needed."""
+    import mlflow
+
+    from configs.settings import load_settings
+    from serving.drift_check import run_drift_check
+    from telemetry import lake
+
+    monkeypatch.setenv("CEREBRO_DRIFT__REFERENCE_DAYS", "2")
+    monkeypatch.setenv("CEREBRO_DRIFT__CURRENT_HOURS", "24")
+    settings = load_settings()
+    lake.write_telemetry(_inject(fleet.telemetry, END - pd.Timedelta(hours=24)), settings.lake_dir)
+
+    check = run_drift_check(settings, act=True)  # no retrain callable: retraining is reported, not started
+    assert check.decision.action == "retrain" and check.live is None
+    assert check.action == {"action": "retrain", "reasons": check.decision.reasons, "applied": False}
+    assert check.report_md.endswith(f"What was done: {check.action}")
+    summary = check.summary()
+    assert summary["compared"] == "raw metrics" and {"cpu_pct", "latency_p50_ms"} <= set(summary["drifted_metrics"])
+    run = mlflow.MlflowClient().get_run(summary["mlflow_run_id"])
+    assert run.info.run_name == "drift-check" and run.data.tags["cerebro.drift_action"] == "retrain"
+
+
 def test_clipping_to_the_reference_lets_psi_see_a_shift_past_a_spike():
     """Evidently's PSI bins the combined range in equal widths: one incident's spike squeezes every ordinary value
     into one bin and a doubled level reads as nothing. Clipped to the reference's quantiles, the shift shows."""
