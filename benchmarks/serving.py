@@ -34,7 +34,7 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+sys.path[:0] = [str(ROOT), str(ROOT / "tests")]  # the project, and tests/support (the demo models)
 
 
 def _free_port() -> int:
@@ -46,9 +46,10 @@ def _free_port() -> int:
 def prepare(home: Path | None, model: str | None, detectors: tuple[str, ...] = ("zscore",)) -> tuple[Path, str, dict]:
     """The store to serve from, the model, and a request body (a fleet's window)."""
     os.environ["CEREBRO_HOME"] = str(home or Path(tempfile.mkdtemp(prefix="cerebro-bench-")))
+    from support.demo_models import register_demo_models, window_body
+
     from configs.runtime import configure_environment
     from configs.settings import load_settings
-    from serving.demo import register_demo_models, window_body
 
     settings = load_settings()
     configure_environment(settings)

@@ -113,8 +113,8 @@ def replay(
 
         cerebro replay --to redis --hours 6 --rate 500
     """
+    from features.from_lake import lake_window
     from flows.cli import _fail, _settings, out
-    from serving.batch import lake_window
     from serving.streaming import lake_events, publish_kinesis, publish_redis
 
     if to not in ("redis", "kinesis"):

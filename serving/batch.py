@@ -2,9 +2,9 @@
 
     report = run_batch(settings, start, end, failure=True)      # read -> features -> score -> write
 
-Features come from ``features.transforms.compute_features`` over the window plus ``lifecycle.history_hours`` of
-history before it (rolling windows, the 24-hour baseline and week-over-week need the past), so a minute scores
-the same here as in training and in the streaming consumer. Scores go to
+Features come from ``features.from_lake.read_features``: ``compute_features`` over the window plus
+``lifecycle.history_hours`` of history before it (rolling windows, the 24-hour baseline and week-over-week need
+the past), so a minute scores the same here as in training and in the streaming consumer. Scores go to
 ``<batch_output_dir>/date=YYYY-MM-DD/part.parquet``; a rerun of a window replaces that window's rows of the
 scored services (key: service, timestamp) and leaves the rest of the day, so reruns never duplicate.
 """
@@ -18,7 +18,8 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-DEPLOY_KINDS = ("deploy", "rollback")
+from features.from_lake import lake_window, read_features, utc
+
 SCORE_COLUMNS = ["service", "timestamp", "score", "calibrated", "is_anomaly", "detector_model", "detector_version"]
 FAILURE_COLUMNS = ["failure_probability", "failure_alarm", "time_to_failure_minutes", "failure_version"]
 
@@ -27,65 +28,9 @@ def output_dir(settings) -> Path:
     return Path(settings.lifecycle.batch_output_dir or settings.home / "scores")
 
 
-def _utc(value) -> pd.Timestamp:
-    ts = pd.Timestamp(value)
-    return ts.tz_convert("UTC") if ts.tzinfo else ts.tz_localize("UTC")
-
-
-def lake_window(settings, start=None, end=None, hours: float = 24) -> tuple[pd.Timestamp, pd.Timestamp]:
-    """[start, end) as UTC timestamps; by default the last ``hours`` the lake holds (its newest minute included)."""
-    from telemetry import lake
-
-    if end is None:
-        stats = lake.lake_stats(settings.lake_dir)
-        if not stats["dates"]:
-            raise ValueError(f"the lake at {settings.lake_dir} holds no telemetry; run `cerebro run` or ingest first")
-        last_day = lake.read_telemetry(settings.lake_dir, start=stats["dates"][-1])
-        end = last_day["timestamp"].max() + pd.Timedelta(minutes=1)
-    end = _utc(end)
-    start = end - pd.Timedelta(hours=hours) if start is None else _utc(start)
-    if start >= end:
-        raise ValueError(f"window start {start} is not before its end {end}")
-    return start, end
-
-
-def deploy_events(settings) -> pd.DataFrame:
-    """The lake's deploys and rollbacks (every dataset): what ``minutes_since_deploy`` counts from."""
-    from telemetry import lake
-
-    events = lake.read_table("events", settings.lake_dir)
-    if events.empty:
-        return pd.DataFrame(columns=["service", "timestamp", "kind"])
-    events = events[events["kind"].astype(str).isin(DEPLOY_KINDS)]
-    return events.assign(timestamp=pd.to_datetime(events["timestamp"], utc=True))[["service", "timestamp", "kind"]]
-
-
-def features_of(telemetry: pd.DataFrame, events: pd.DataFrame | None, window: int) -> pd.DataFrame:
-    """Request rows for the models: ``service``, ``timestamp`` and every feature column, one per (service, minute)."""
-    from features.transforms import CREATED, TIMESTAMP, compute_features
-
-    feats = compute_features(telemetry, events, window=window)
-    return feats.drop(columns=[CREATED]).rename(columns={TIMESTAMP: "timestamp"})
-
-
-def read_features(settings, start, end, services: list[str] | None = None) -> pd.DataFrame:
-    """Feature rows for minutes in [start, end), computed with ``lifecycle.history_hours`` of history before."""
-    from telemetry import lake
-
-    start, end = _utc(start), _utc(end)
-    history = pd.Timedelta(hours=settings.lifecycle.history_hours)
-    telemetry = lake.read_telemetry(settings.lake_dir, start=start - history, end=end, services=services)
-    if telemetry.empty:
-        raise ValueError(f"the lake at {settings.lake_dir} holds no telemetry between {start} and {end}")
-    feats = features_of(telemetry, deploy_events(settings), settings.feast.window_minutes)
-    # compute_features ceils samples to the minute, so a sample just before `end` may land on `end` itself.
-    keep = (feats["timestamp"] >= start) & (feats["timestamp"] < end)
-    return feats[keep].reset_index(drop=True)
-
-
 def score_features(features: pd.DataFrame, detector, failure=None) -> pd.DataFrame:
     """Scores per feature row with a :class:`serving.registry.LoadedModel` detector (and failure predictor)."""
-    from training.serving_adapters import predict_bundle
+    from training.kinds import predict_bundle
 
     out = predict_bundle(detector.bundle, features, {})
     scores = pd.DataFrame({"service": features["service"].astype(str).to_numpy(),
@@ -120,7 +65,7 @@ def _atomic_parquet(frame: pd.DataFrame, path: Path) -> None:
 
 def write_scores(scores: pd.DataFrame, out_dir: Path, start, end) -> ScoreWrite:
     """Merge into ``date=`` partitions: the window's rows of the scored services are replaced, never appended."""
-    start, end = _utc(start), _utc(end)
+    start, end = utc(start), utc(end)
     out_dir = Path(out_dir)
     written = ScoreWrite(len(scores), 0)
     scored = set(scores["service"].astype(str))
@@ -148,9 +93,9 @@ def read_scores(out_dir: Path, start=None, end=None) -> pd.DataFrame:
         return pd.DataFrame(columns=SCORE_COLUMNS)
     frame = pd.concat([pd.read_parquet(f) for f in files], ignore_index=True)
     if start is not None:
-        frame = frame[frame["timestamp"] >= _utc(start)]
+        frame = frame[frame["timestamp"] >= utc(start)]
     if end is not None:
-        frame = frame[frame["timestamp"] < _utc(end)]
+        frame = frame[frame["timestamp"] < utc(end)]
     return frame.reset_index(drop=True)
 
 

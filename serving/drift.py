@@ -28,7 +28,8 @@ Three questions, each answered on the lake's telemetry:
 
 ``decide`` turns the figures into one action: ``fallback`` when the champion's quality degraded (a model
 that misses incidents is worse than a simpler one), ``retrain`` when data or predictions drifted, else
-``none``, with the reasons in words. Nothing here imports Prefect; the flow in ``flows/drift.py`` wires it.
+``none``, with the reasons in words. Nothing here imports Prefect: ``serving.drift_check`` runs the check,
+``flows/drift.py`` runs it as a Prefect flow.
 """
 from __future__ import annotations
 

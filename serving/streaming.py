@@ -200,8 +200,8 @@ class FeatureWindow:
     def features(self, keys: list[tuple[str, int]]) -> pd.DataFrame:
         """Feature rows (``service``, ``timestamp`` and the feature columns) for each (service, minute) key, in
         the order given. Call after :meth:`add` of the events the keys come from."""
+        from features.from_lake import features_of
         from features.transforms import baseline_column, metrics_of
-        from serving.batch import features_of
 
         self._refresh_hourly()
         wanted: dict[str, set[int]] = {}
@@ -514,10 +514,10 @@ def telemetry_events(telemetry: pd.DataFrame, events: pd.DataFrame | None = None
 
 def lake_events(settings, start, end, services: list[str] | None = None) -> list[dict]:
     """Telemetry and deploys of [start, end) from the lake, as stream events (for replays and benchmarks)."""
-    from serving.batch import _utc, deploy_events
+    from features.from_lake import deploy_events, utc
     from telemetry import lake
 
-    start, end = _utc(start), _utc(end)
+    start, end = utc(start), utc(end)
     telemetry = lake.read_telemetry(settings.lake_dir, start=start, end=end, services=services)
     if telemetry.empty:
         raise ValueError(f"the lake holds no telemetry between {start} and {end}")

@@ -43,7 +43,7 @@ def ensemble(fleet):
 
 def _bodies(fleet) -> list[dict]:
     """Two windows of one service that overlap, and one of two services: the renaming has something to keep apart."""
-    from serving.demo import window_body
+    from support.demo_models import window_body
 
     tel = fleet.telemetry
     two = window_body(tel, "cart", minutes=45, end=END - pd.Timedelta(hours=2))

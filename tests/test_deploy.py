@@ -18,8 +18,9 @@ NAME = "cerebro-detector-zscore"
 @pytest.fixture(scope="module")
 def registry(tmp_path_factory):
     """A home of its own with the demo z-score detector registered (v1); the service polls no aliases."""
+    from support.demo_models import register_demo_models
+
     from configs.settings import load_settings
-    from serving.demo import register_demo_models
 
     home = tmp_path_factory.mktemp("deploy-home")
     with pytest.MonkeyPatch.context() as mp:

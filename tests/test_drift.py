@@ -83,7 +83,7 @@ def test_fall_back_serves_the_simpler_model_under_the_live_name(home, tmp_path):
     import mlflow
 
     from configs.settings import load_settings
-    from serving import watch
+    from serving import drift_io
 
     class Constant(mlflow.pyfunc.PythonModel):
         def predict(self, context, model_input: list[str], params=None) -> list[str]:
@@ -98,14 +98,14 @@ def test_fall_back_serves_the_simpler_model_under_the_live_name(home, tmp_path):
             mlflow.pyfunc.log_model(name="model", python_model=Constant(), registered_model_name=name)
     client.set_registered_model_alias("simple-detector", "champion", "1")
     client.set_registered_model_alias("live-detector", "champion", "1")
-    live = watch.live_model("live-detector")
+    live = drift_io.live_model("live-detector")
     assert (live.version, live.alias) == ("1", "champion")
-    version = watch.fall_back(live, "simple-detector", "F1 fell")
+    version = drift_io.fall_back(live, "simple-detector", "F1 fell")
     assert str(client.get_model_version_by_alias("live-detector", "champion").version) == version == "2"
     tags = client.get_model_version("live-detector", version).tags
     assert tags["cerebro.fallback_from"] == "live-detector/1" and tags["cerebro.fallback_reason"] == "F1 fell"
     with pytest.raises(LookupError, match="not registered"):
-        watch.fall_back(live, "no-such-model", "x")
+        drift_io.fall_back(live, "no-such-model", "x")
 
 
 @pytest.mark.e2e
@@ -159,6 +159,29 @@ def test_injected_drift_triggers_the_retraining_deployment(prefect_server, home,
     assert len(asyncio.run(runs())) == 1
 
 
+def test_the_check_runs_end_to_end_without_prefect(home, fleet, monkeypatch):
+    """The drift flow's decision, report and MLflow run come from serving; no Prefect server or run needed."""
+    import mlflow
+
+    from configs.settings import load_settings
+    from serving.drift_check import run_drift_check
+    from telemetry import lake
+
+    monkeypatch.setenv("CEREBRO_DRIFT__REFERENCE_DAYS", "2")
+    monkeypatch.setenv("CEREBRO_DRIFT__CURRENT_HOURS", "24")
+    settings = load_settings()
+    lake.write_telemetry(_inject(fleet.telemetry, END - pd.Timedelta(hours=24)), settings.lake_dir)
+
+    check = run_drift_check(settings, act=True)  # no retrain callable: retraining is reported, not started
+    assert check.decision.action == "retrain" and check.live is None
+    assert check.action == {"action": "retrain", "reasons": check.decision.reasons, "applied": False}
+    assert check.report_md.endswith(f"What was done: {check.action}")
+    summary = check.summary()
+    assert summary["compared"] == "raw metrics" and {"cpu_pct", "latency_p50_ms"} <= set(summary["drifted_metrics"])
+    run = mlflow.MlflowClient().get_run(summary["mlflow_run_id"])
+    assert run.info.run_name == "drift-check" and run.data.tags["cerebro.drift_action"] == "retrain"
+
+
 def test_clipping_to_the_reference_lets_psi_see_a_shift_past_a_spike():
     """Evidently's PSI bins the combined range in equal widths: one incident's spike squeezes every ordinary value
     into one bin and a doubled level reads as nothing. Clipped to the reference's quantiles, the shift shows."""
@@ -192,7 +215,7 @@ def live_detector(fleet):
     """PCA and EWMA (which reads the minutes before each row) trained on the fleet's first days, the way the
     zoo trains them, as a live ensemble."""
     from features.transforms import compute_features
-    from serving.watch import LiveModel
+    from serving.drift_io import LiveModel
     from training.zoo import build_zoo, time_split, train_zoo
 
     feats = compute_features(fleet.telemetry, fleet.events)
@@ -207,8 +230,8 @@ def live_detector(fleet):
 
 
 def _input_drift(live, telemetry, events):
-    from serving.batch import features_of
-    from serving.watch import input_windows
+    from features.from_lake import features_of
+    from serving.drift_io import input_windows
 
     feats = features_of(telemetry, events, 15)
     ref, cur, used = input_windows(live, feats[feats["timestamp"] >= END - pd.Timedelta(days=2, hours=24)],
@@ -233,9 +256,9 @@ def test_the_detectors_inputs_decide_quiet_on_a_steady_fleet_loud_on_a_shift(fle
 def test_the_reference_is_scored_with_its_history_then_thinned(fleet, live_detector):
     """Prediction drift compares every 5th reference minute; those rows are scored inside the whole series
     (a sequence-aware member fed only every 5th minute says something else), and so is the current window."""
-    from serving.batch import features_of
-    from serving.watch import score_windows
-    from training.serving_adapters import predict_bundle
+    from features.from_lake import features_of
+    from serving.drift_io import score_windows
+    from training.kinds import predict_bundle
 
     feats = features_of(fleet.telemetry, fleet.events, 15)
     feats = feats[feats["timestamp"] >= END - pd.Timedelta(days=3)].reset_index(drop=True)
@@ -267,7 +290,7 @@ def test_evidently_is_imported_without_its_deprecation_notices_even_after_pmdari
 def test_only_the_newest_drift_reports_are_kept(tmp_path):
     import os
 
-    from serving.watch import prune_reports
+    from serving.drift_io import prune_reports
 
     for i, name in enumerate(["drift-20261126T0300.html", "drift-20261120T0000.html", "drift-20261126T0100.html",
                               "drift-20261126T0200.html", "other.html"]):

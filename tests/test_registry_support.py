@@ -62,7 +62,7 @@ def make_lab(home: Path, days: float = 2, seed: int = 11) -> Lab:
 
 
 def _build_lab(settings, days: float, seed: int) -> Lab:
-    from serving.batch import read_features
+    from features.from_lake import read_features
     from telemetry import lake
     from telemetry.simulator import FleetSimulator
     from training.detectors.statistical import ZScoreDetector
@@ -107,7 +107,8 @@ CEREBRO = str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "cerebro")
 def stream_case(lab: Lab, minutes: int = 150, n_services: int = 3) -> tuple[list[dict], pd.DataFrame]:
     """Stream events for a few services over ``minutes`` (deploys included), and the scores batch inference gives
     the same events with the same history: what an exactly-once consumer must end up with."""
-    from serving.batch import deploy_events, features_of, score_features
+    from features.from_lake import deploy_events, features_of
+    from serving.batch import score_features
     from serving.registry import LoadedModel
     from serving.streaming import telemetry_events
 

@@ -20,8 +20,9 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 
 @pytest.fixture(scope="session")
 def served(cerebro_home):
+    from support.demo_models import register_demo_models
+
     from configs.settings import load_settings
-    from serving.demo import register_demo_models
 
     settings = load_settings()
     out = register_demo_models(settings, days=2, seed=7)
@@ -87,7 +88,7 @@ def _client(settings, live=None):
 
 @pytest.fixture
 def body(served):
-    from serving.demo import window_body
+    from support.demo_models import window_body
 
     return window_body(served["telemetry"], "cart", minutes=90)
 
@@ -107,7 +108,7 @@ def test_the_service_scores_a_raw_window_like_the_bundle(served, body):
     from features.transforms import compute_features
     from serving.schemas import ScoreRequest
     from serving.scoring import window_frame
-    from training.serving_adapters import predict_bundle
+    from training.kinds import predict_bundle
 
     settings = _settings(models={"detector": "cerebro-detector-zscore"})
     with _client(settings) as client:

@@ -57,7 +57,7 @@ def test_register_and_load_back_by_name(tiny_zoo):
 
 
 def test_a_request_without_the_features_is_refused(tiny_zoo):
-    from training.serving_adapters import predict_bundle
+    from training.kinds import predict_bundle
 
     _settings, _data, splits, result = tiny_zoo
     bundle = {"kind": "detector", "model": result.models["zscore"], "scaler": splits.scaler,

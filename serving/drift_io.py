@@ -1,6 +1,8 @@
-"""The drift check's I/O edges: the lake's windows, the live model from MLflow, its scores, the fallback.
+"""The drift check's I/O edges: the lake's windows, the live model from MLflow, its scores and inputs, the
+``drift-check`` MLflow run, the fallback, old reports.
 
-``serving.drift`` computes and decides; this module reads and writes around it, so the flow stays thin.
+``serving.drift`` computes and decides; this module reads and writes around it; ``serving.drift_check`` runs
+the check in order.
 """
 from __future__ import annotations
 
@@ -11,6 +13,29 @@ import pandas as pd
 
 # Reference rows compared for drift: every Nth minute (a week of minutes is 131,000 rows for 13 services).
 REFERENCE_STRIDE_MINUTES = 5
+
+
+def read_windows(settings, end: str | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.Timestamp]:
+    """The lake's telemetry from a day before the reference window to ``end`` (default: the lake's newest row),
+    the reference and current windows cut from it, and that end."""
+    from serving.drift import split_windows
+    from telemetry import lake
+
+    cfg = settings.drift
+    stats = lake.lake_stats(settings.lake_dir)
+    if not stats.get("rows"):
+        raise ValueError(f"the lake at {settings.lake_dir} is empty: ingest telemetry first (cerebro ingest / make run)")
+    if end:
+        stop = pd.Timestamp(end)
+        stop = stop.tz_localize("UTC") if stop.tzinfo is None else stop.tz_convert("UTC")
+    else:  # the newest row: read only the newest day's partitions to find it
+        stop = lake.read_telemetry(settings.lake_dir, start=pd.Timestamp(stats["dates"][-1], tz="UTC"))["timestamp"].max()
+    # A day before the reference too, so the current window's rolling features and baselines have history.
+    start = stop - pd.Timedelta(hours=cfg.current_hours) - pd.Timedelta(days=cfg.reference_days + 1)
+    telemetry = lake.read_telemetry(settings.lake_dir, start=start, end=stop)
+    reference, current = split_windows(telemetry[telemetry["timestamp"] >= start + pd.Timedelta(days=1)], stop,
+                                       cfg.reference_days, cfg.current_hours)
+    return telemetry, reference, current, stop
 
 
 @dataclass
@@ -53,7 +78,7 @@ def score_windows(live: LiveModel, features: pd.DataFrame, current_start: pd.Tim
     (on the pipeline's champion that doubled the reference's alarm rate, 12.4 % against 5.8 %), and the
     current window scored apart lacked its first hour's history."""
     from serving.registry import bundle_of
-    from training.serving_adapters import predict_bundle
+    from training.kinds import predict_bundle
 
     # The bundle inside the pyfunc model, called directly as batch scoring and the promotion gate do: the
     # frames come from our own feature code, so the request schema's checks and conversions add nothing.
@@ -83,7 +108,7 @@ def input_windows(live: LiveModel, features: pd.DataFrame,
     from telemetry.schema import FLEET_METRICS
 
     bundle = bundle_of(live.model)
-    if bundle.get("kind", "detector") != "detector":
+    if bundle.get("kind", DetectorRunner.kind) != DetectorRunner.kind:  # the drift check watches a detector
         raise WarmUpError(f"{live.name} is a {bundle.get('kind')}, not a detector")
     runner = DetectorRunner(bundle)
     example = getattr(live.model, "input_example", None)  # a pyfunc model has one; a bare bundle (tests) none
@@ -156,3 +181,26 @@ def prune_reports(folder, keep: int, pattern: str = "drift-*.html") -> list[str]
     for path in gone:
         path.unlink(missing_ok=True)
     return [str(p) for p in gone]
+
+
+def log_to_mlflow(settings, result, decision, report_md: str) -> str:
+    """The ``drift-check`` MLflow run: the action as a tag, the figures as metrics, the result as ``drift.json``,
+    the report as ``drift.md`` and the Evidently HTML. Returns the run's id."""
+    import mlflow
+
+    from training.tracking import use_experiment
+
+    use_experiment(settings)
+    with mlflow.start_run(run_name="drift-check") as run:
+        mlflow.set_tags({"cerebro.stage": "drift", "cerebro.drift_action": decision.action})
+        mlflow.log_metrics({"share_drifted": result.share_drifted, "data_drift": float(result.data_drift),
+                            **{f"psi_{c}": v["psi"] for c, v in result.metrics.items() if "psi" in v},
+                            **{f"raw_psi_{c}": v["psi"] for c, v in result.raw.items() if "psi" in v},
+                            **{f"prediction_{k}": float(v) for k, v in result.prediction.items()},
+                            **{f"performance_{k}": float(v) for k, v in result.performance.items()
+                               if v is not None}})
+        mlflow.log_dict(result.as_dict(), "drift.json")
+        mlflow.log_text(report_md, "drift.md")
+        if result.html:
+            mlflow.log_artifact(result.html)
+        return run.info.run_id

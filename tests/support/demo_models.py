@@ -1,5 +1,5 @@
-"""Models to serve in a minute, trained and registered through the project's own code (the benchmark, the
-tests, and trying the service without running the pipeline).
+"""Models to serve in a minute, trained and registered through the project's own code, for the tests and
+``benchmarks/serving.py``.
 
     out = register_demo_models(settings)            # cerebro-detector-zscore (+ -ensemble), a forecaster
     body = window_body(out["telemetry"], "cart")    # a 60-minute /v1/score request
@@ -33,8 +33,9 @@ def register_demo_models(settings, days: float = 2, seed: int = 7, detectors: tu
     out = register_zoo(settings, result, splits, data, report_markdown(result, splits, data))
     versions = {f"cerebro-detector-{k}": v for k, v in out["versions"].items()}
     if forecaster:
+        from training.forecasting.bundle import forecast_bundle
+        from training.forecasting.prepare import series_of
         from training.forecasting.registry import build_forecaster
-        from training.forecasting.stage import forecast_bundle, series_of
         from training.tracking import log_bundle
 
         series, _ = series_of(sim.telemetry, list(settings.forecasting.series), settings.forecasting.freq)
