@@ -22,6 +22,8 @@ METRICS = sorted(FLEET_METRICS)
 COLUMNS = detector_columns(METRICS, WINDOW)  # every column a detector can read
 INPUTS = feature_names(METRICS, WINDOW)  # what a request's feature rows carry, baselines included
 NO_BASELINES = [c for c in INPUTS if not c.endswith(BASE_SUFFIX)]
+# pandas' rolling sums run along the whole stacked grid, numpy's over each window: they differ by up to ~1e-11.
+TOLERANCE = {"rtol": 1e-9, "atol": 1e-9}
 
 
 @pytest.fixture(scope="module")
@@ -128,7 +130,7 @@ def differing(paths: dict[str, tuple[pd.DataFrame, np.ndarray]]) -> dict[str, li
     bad: dict[str, list[str]] = {}
     for name, (full, values) in paths.items():
         for k, col in enumerate(COLUMNS):
-            if not np.allclose(values[:, k], full[col].to_numpy(), rtol=1e-9, atol=1e-9, equal_nan=True):
+            if not np.allclose(values[:, k], full[col].to_numpy(), equal_nan=True, **TOLERANCE):
                 bad.setdefault(col, []).append(name)
     return bad
 
@@ -155,8 +157,7 @@ def test_the_numpy_path_equals_the_pandas_path(paths, column):
     k = COLUMNS.index(column)
     for name, (full, values) in paths.items():
         expected = full[column].to_numpy()
-        np.testing.assert_allclose(values[:, k], expected, rtol=1e-9, atol=1e-9, equal_nan=True,
-                                   err_msg=f"{column}: {name}")
+        np.testing.assert_allclose(values[:, k], expected, equal_nan=True, err_msg=f"{column}: {name}", **TOLERANCE)
     # Not NaN on both sides throughout: the column was computed somewhere.
     assert any(np.isfinite(full[column].to_numpy()).any() for full, _ in paths.values()), column
 
