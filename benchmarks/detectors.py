@@ -60,7 +60,8 @@ def _tile(frame: pd.DataFrame, rows: int) -> pd.DataFrame:
 
 
 def speed(args) -> list[dict]:
-    from training.zoo import SeriesScaler, build_zoo, with_time_of_day
+    from features.detector_inputs.pandas_path import with_time_of_day
+    from training.zoo import SeriesScaler, build_zoo
 
     sim, frame = _fleet(args.days, args.seed, incidents_per_day=0)
     frame = with_time_of_day(frame)

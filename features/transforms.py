@@ -35,7 +35,8 @@ metric in one minute keep the latest.
 """
 from __future__ import annotations
 
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
 
 import numpy as np
 import pandas as pd
@@ -50,9 +51,37 @@ ROC_CLIP = 10.0
 ROC_FLOOR = 1e-9
 DEPLOY_CAP_MINUTES = 10080.0  # one week
 DEPLOY_KINDS = ("deploy", "rollback")
-ROLLING_STATS = ("mean", "std", "min", "max", "p95", "slope")
 CONTEXT_COLUMNS = ["hour", "weekday", "minutes_since_deploy"]
 BASELINE_HOURS = 24
+
+
+@dataclass(frozen=True)
+class RollingStat:
+    """One rolling statistic, written twice side by side: ``on_grid`` over the stacked minute grid with pandas
+    (``compute_features``), ``on_windows`` over trailing windows in numpy (the scoring service's numpy path,
+    ``features.detector_inputs.numpy_path``; its arguments are the windows, oldest sample first on the last
+    axis, and the count of samples present in each). A test holds the two equal."""
+
+    on_grid: Callable[[pd.DataFrame, int], pd.DataFrame]
+    on_windows: Callable[[np.ndarray, np.ndarray], np.ndarray]
+
+
+# Every ``<m>__<stat>_<w>m`` column: add a statistic here, both ways, and both paths compute it. std needs
+# 2 samples, the others 1; empty windows give NaN (the numpy path silences numpy's warnings about them).
+ROLLING: dict[str, RollingStat] = {
+    "mean": RollingStat(lambda grid, w: grid.rolling(w, min_periods=1).mean(),
+                        lambda win, n: np.nanmean(win, axis=-1)),
+    "std": RollingStat(lambda grid, w: grid.rolling(w, min_periods=2).std(),
+                       lambda win, n: np.where(n >= 2, np.nanstd(win, axis=-1, ddof=1), np.nan)),
+    "min": RollingStat(lambda grid, w: grid.rolling(w, min_periods=1).min(),
+                       lambda win, n: np.nanmin(win, axis=-1)),
+    "max": RollingStat(lambda grid, w: grid.rolling(w, min_periods=1).max(),
+                       lambda win, n: np.nanmax(win, axis=-1)),
+    "p95": RollingStat(lambda grid, w: grid.rolling(w, min_periods=1).quantile(0.95, interpolation="linear"),
+                       lambda win, n: window_p95(win, n)),
+    "slope": RollingStat(lambda grid, w: _slope(grid, w), lambda win, n: window_slope(win)),
+}
+ROLLING_STATS = tuple(ROLLING)
 
 # The fields the failure predictor uses: CPU trend, memory level and growth, disk level and growth, error rate,
 # latency p99, connection count, queue depth, recent deploys and time features, and each level's 24-hour
@@ -223,6 +252,21 @@ def _slope(grid: pd.DataFrame, window: int) -> pd.DataFrame:
     return pd.DataFrame(out, columns=grid.columns)
 
 
+def window_p95(win: np.ndarray, n: np.ndarray) -> np.ndarray:
+    """The 95th percentile over the last axis of ``win`` with linear interpolation, as pandas' rolling quantile,
+    using the ``n`` samples present (NaN where there are none). A sort and two picks: ``np.nanquantile`` loops."""
+    w = win.shape[-1]
+    ordered = np.sort(win, axis=-1)  # NaN sorts last
+    pos = 0.95 * (n - 1)
+    lo = np.floor(pos).astype(np.int64).clip(0, w - 1)
+    hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
+    v_lo = np.take_along_axis(ordered, lo[..., None], axis=-1)[..., 0]
+    v_hi = np.take_along_axis(ordered, hi[..., None], axis=-1)[..., 0]
+    return np.where(n > 0, v_lo + (v_hi - v_lo) * (pos - np.floor(pos)), np.nan)
+
+
+
+
 def _minutes_since_deploy(
     services: np.ndarray, stamps: pd.DatetimeIndex, events: pd.DataFrame | None
 ) -> np.ndarray:
@@ -274,16 +318,7 @@ def compute_features(
     metrics = list(grid.columns)
 
     values = grid.to_numpy()
-    roll = grid.rolling(window, min_periods=1)
-    stats = {
-        "mean": roll.mean(),
-        "std": grid.rolling(window, min_periods=2).std(),
-        "min": roll.min(),
-        "max": roll.max(),
-        "p95": roll.quantile(0.95, interpolation="linear"),
-        "slope": _slope(grid, window),
-    }
-    stats = {name: frame.to_numpy()[positions] for name, frame in stats.items()}
+    stats = {name: stat.on_grid(grid, window).to_numpy()[positions] for name, stat in ROLLING.items()}
     # The padding between services keeps the lag within one service.
     roc = rate_of_change(values, roc_floors(metrics))[positions]
     current = values[positions]

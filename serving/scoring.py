@@ -2,7 +2,8 @@
 
 Detectors: the raw window becomes the detector's features with the project's own
 ``features.transforms.compute_features``, then the zoo's transforms, the per-service scaling and the score,
-as ``training.serving_adapters.detector_frame`` does. What differs is speed only: the scaler's statistics are
+as ``features.detector_inputs.pandas_path.detector_frame`` does; or, faster, straight from the window's samples
+with ``features.detector_inputs.numpy_path`` (``FastWindow``). What differs is speed only: the scaler's statistics are
 laid out as arrays once per loaded version (the bundle's ``SeriesScaler.transform`` reindexes pandas frames
 on every call, 45 ms for one 60-minute window) and only the columns the detector reads are scaled. At warm-up
 the result is compared with ``predict_bundle`` on the model's input example; a version where they differ
@@ -11,8 +12,6 @@ is served through ``predict_bundle`` itself.
 from __future__ import annotations
 
 import logging
-import re
-import warnings
 from datetime import UTC
 
 import numpy as np
@@ -93,6 +92,32 @@ def events_frame(req) -> pd.DataFrame | None:
                          "service": [e.service for e in req.events], "kind": [e.kind for e in req.events]})
 
 
+def window_samples(req, levels: list[str]):
+    """A request's samples (``telemetry`` and ``series``) and events as ``features.detector_inputs.numpy_path``
+    reads them: codes per sample (metrics by their place in ``levels``, -1 for one not read), built per series
+    where the body is columnar (one service and metric per series)."""
+    from features.detector_inputs.numpy_path import WindowSamples
+
+    col_of = {m: j for j, m in enumerate(levels)}
+    stamps, val, svc_names, svc_code, m_code = [], [], {}, [], []
+    for p in req.telemetry:
+        stamps.append(p.timestamp), val.append(p.value)
+        svc_code.append(svc_names.setdefault(p.service, len(svc_names))), m_code.append(col_of.get(p.metric, -1))
+    parts_s, parts_m = [np.asarray(svc_code, dtype=np.int64)], [np.asarray(m_code, dtype=np.int64)]
+    parts_ns = [_epoch_ns(stamps) if stamps else np.zeros(0, dtype=np.int64)]
+    for s in req.series:
+        val.extend(s.values)
+        parts_ns.append(_series_ns(s))
+        parts_s.append(np.full(len(s.values), svc_names.setdefault(s.service, len(svc_names)), dtype=np.int64))
+        parts_m.append(np.full(len(s.values), col_of.get(s.metric, -1), dtype=np.int64))
+    events = (list(zip([e.service for e in req.events], [e.kind for e in req.events],
+                       _epoch_ns([e.timestamp for e in req.events]).tolist())) if req.events else [])
+    return WindowSamples(names=list(svc_names), service=np.concatenate(parts_s), metric=np.concatenate(parts_m),
+                         ns=np.concatenate(parts_ns),
+                         value=np.array(val, dtype="float64"),  # None (a missing sample) becomes NaN
+                         baselines=req.baselines, events=events)
+
+
 def window_features(req, window: int) -> pd.DataFrame:
     """``compute_features`` of the request's window, with the baselines it sent filled where the window has none."""
     from features.transforms import baseline_column, compute_features
@@ -107,14 +132,6 @@ def window_features(req, window: int) -> pd.DataFrame:
     return feats.drop(columns=["created"]).rename(columns={"event_timestamp": "timestamp"})
 
 
-def _window_of(columns: list[str], default: int = 15) -> int:
-    for c in columns:
-        m = re.search(r"__mean_(\d+)m$", c)
-        if m:
-            return int(m.group(1))
-    return default
-
-
 def consumed_columns(det) -> list[str]:
     """The scaled columns a detector reads (an ensemble: the union of its members')."""
     members = getattr(det, "members_", None)
@@ -127,24 +144,18 @@ class DetectorRunner:
     kind = DETECTOR.name
 
     def __init__(self, bundle: dict):
-        from training.zoo import TIME_OF_DAY
+        from features.detector_inputs.columns import inputs_of, metrics_read, window_of
 
         self.bundle = bundle
         self.det = bundle["model"]
         self.columns = list(bundle["columns"])
-        self.inputs = list(bundle.get("inputs") or [c for c in self.columns if c not in TIME_OF_DAY])
-        self.window = _window_of(self.inputs)
-        self.metrics = sorted({c.split("__")[0] for c in self.inputs if "__mean_" in c}
-                              | {c for c in self.inputs if "__" not in c and c not in ("hour", "weekday",
-                                                                                      "minutes_since_deploy")})
+        self.inputs = inputs_of(bundle)
+        self.window = window_of(self.inputs)
+        self.metrics = metrics_read(self.inputs)
         self.fast = True
         self.batchable = False  # decided at warm-up (``_check_batching``)
         self._compile()
-        self.fast_window = None
-        try:
-            self.fast_window = FastWindow(self) if FastWindow.supports(self) else None
-        except ImportError as exc:  # a model's own (older) ``training`` copy lacks a name: the full path serves
-            log.warning("numpy window path unavailable for %s: %s", bundle.get("name"), exc)
+        self.fast_window = FastWindow(self) if FastWindow.supports(self) else None
 
     def _compile(self) -> None:
         scaler = self.bundle.get("scaler")
@@ -170,11 +181,9 @@ class DetectorRunner:
         self._std = np.vstack([std.to_numpy(), scaler.pooled_std_[self.used].to_numpy()[None, :]])
 
     def _scaled(self, frame: pd.DataFrame) -> pd.DataFrame:
-        from training.zoo import recent_deploys, relative_to_baseline, settle_after_deploys, with_time_of_day
+        from features.detector_inputs.pandas_path import by_service_and_time, zoo_transforms
 
-        indexed = frame.assign(timestamp=pd.to_datetime(frame["timestamp"], utc=True)).set_index(["service", "timestamp"])
-        indexed = with_time_of_day(recent_deploys(settle_after_deploys(relative_to_baseline(
-            indexed[self._inputs].astype(float)))))
+        indexed = zoo_transforms(by_service_and_time(frame)[self._inputs].astype(float))
         keys = indexed.index.get_level_values(0)
         codes = np.fromiter((self._index.get(str(k), len(self._mean) - 1) for k in keys), dtype=np.int64,
                             count=len(keys))
@@ -372,37 +381,18 @@ def runner_for(kind: str, bundle: dict):
 
 
 class FastWindow:
-    """``compute_features`` + the zoo's transforms for a request's window, in numpy: a 60-minute window in a few
-    milliseconds, detector included, instead of ~25 ms with pandas. It covers what the zoo's members read:
-    metric levels (against their 24-hour baseline), the rolling statistics over the feature window, the
-    5-minute rate of change, week over week, the deploy clock and the time of day. Same rules as
-    ``features.transforms``: samples ceiled to the minute, the latest of a (service, minute, metric) wins,
-    windows run over clock minutes within one service (missing minutes skipped, never filled), the baseline
-    is the median of the hourly means of the 24 completed clock hours before. The warm-up compares it with
-    the full path and switches it off on any difference; tests compare both on simulated windows."""
-
-    EXTRAS = frozenset({"minutes_since_deploy", "tod_sin", "tod_cos", "hour", "weekday"})
+    """A request's window through the detector without pandas: the window's samples become the detector's
+    columns in numpy (``features.detector_inputs.numpy_path``: the same columns as ``compute_features`` and the
+    zoo's transforms), then the compiled scaling, the gap filling and the score. A 60-minute window in a few
+    milliseconds, detector included, instead of ~25 ms. The warm-up compares it with the full path and
+    switches it off on any difference; ``tests/test_detector_inputs.py`` holds the columns equal."""
 
     def __init__(self, runner: DetectorRunner):
-        from features.transforms import BASELINE_HOURS, DEPLOY_CAP_MINUTES, DEPLOY_KINDS, roc_floors
-        from training.zoo import DEPLOY_HORIZON_MINUTES, LEVEL_STATS, RESTARTED_BY_DEPLOYS
+        from features.detector_inputs.numpy_path import WindowInputs
 
         self.runner = runner
         self.used = runner.used
-        self.window = runner.window
-        self.specs = [self.parse(c, runner.window) for c in self.used]  # (kind, metric, stat) per used column
-        self.levels = sorted({m for _, m, _ in self.specs if m})  # the metrics the grid holds
-        self.stats = {stat for kind, _, stat in self.specs if kind == "stat"}
-        kinds = {kind for kind, _, _ in self.specs}
-        self.with_week, self.with_roc = "wow" in kinds, "roc" in kinds
-        self.base_hours, self.cap, self.kinds = BASELINE_HOURS, DEPLOY_CAP_MINUTES, set(DEPLOY_KINDS)
-        self.horizon = DEPLOY_HORIZON_MINUTES
-        self.roc_floors = roc_floors(self.levels)
-        has_base = {c.split("__")[0] for c in runner.inputs if "__base_" in c}
-        self.relative = np.array([m in has_base for m in self.levels])
-        self.level_stats, self.restarted = set(LEVEL_STATS), set(RESTARTED_BY_DEPLOYS)
-        settle = runner.window if any(f"{m}__mean_{runner.window}m" in runner.inputs for m in RESTARTED_BY_DEPLOYS) else 0
-        self.settle = settle if "minutes_since_deploy" in runner.inputs else 0
+        self.path = WindowInputs(runner.used, runner.inputs, runner.window)
         # A detector with ``score_values`` (the statistical ones) scores the array directly; its columns are
         # picked from ``used`` once here. The warm-up compares this path with the full one, as for the rest.
         fitted = [str(c) for c in getattr(runner.det, "feature_names_in_", [])]
@@ -410,168 +400,14 @@ class FastWindow:
                        if hasattr(runner.det, "score_values") and fitted and set(fitted) <= set(self.used) else None)
 
     @classmethod
-    def parse(cls, column: str, window: int) -> tuple[str, str | None, str | None] | None:
-        """(kind, metric, statistic) of a feature column, or None for one this path does not compute."""
-        from features.transforms import ROC_LAG, ROLLING_STATS
-
-        if column in cls.EXTRAS:
-            return "extra", None, column
-        if "__" not in column:
-            return "level", column, None
-        metric, rest = column.split("__", 1)
-        if rest == "wow":
-            return "wow", metric, None
-        if rest == f"roc_{ROC_LAG}m":
-            return "roc", metric, None
-        stat = rest.removesuffix(f"_{window}m")
-        return ("stat", metric, stat) if stat != rest and stat in ROLLING_STATS else None
-
-    @classmethod
     def supports(cls, runner: DetectorRunner) -> bool:
-        specs = [cls.parse(c, runner.window) for c in runner.used]
-        return all(specs) and any(kind != "extra" for kind, _, _ in specs)
+        from features.detector_inputs.numpy_path import WindowInputs
+
+        return WindowInputs.supports(runner.used, runner.window)
 
     def features(self, req) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
         """(service per row, minute per row in ns, the used columns before scaling)."""
-        # Codes per sample, built per series where the body is columnar (one service and metric per series).
-        col_of = {m: j for j, m in enumerate(self.levels)}
-        stamps, val, svc_names, svc_code, m_code = [], [], {}, [], []
-        for p in req.telemetry:
-            stamps.append(p.timestamp), val.append(p.value)
-            svc_code.append(svc_names.setdefault(p.service, len(svc_names))), m_code.append(col_of.get(p.metric, -1))
-        parts_s, parts_m = [np.asarray(svc_code, dtype=np.int64)], [np.asarray(m_code, dtype=np.int64)]
-        parts_ns = [_epoch_ns(stamps) if stamps else np.zeros(0, dtype=np.int64)]
-        for s in req.series:
-            val.extend(s.values)
-            parts_ns.append(_series_ns(s))
-            parts_s.append(np.full(len(s.values), svc_names.setdefault(s.service, len(svc_names)), dtype=np.int64))
-            parts_m.append(np.full(len(s.values), col_of.get(s.metric, -1), dtype=np.int64))
-        ns = np.concatenate(parts_ns)
-        val = np.array(val, dtype="float64")  # None (a missing sample) becomes NaN
-        minute = -((-ns) // 60_000_000_000)
-        # Services in sorted order, as np.unique would give them (rows are ordered by service, then minute).
-        services = np.array(sorted(svc_names), dtype=object)
-        rank = np.empty(len(svc_names), dtype=np.int64)
-        rank[[svc_names[k] for k in services]] = np.arange(len(services))
-        s_code, m_code = rank[np.concatenate(parts_s)], np.concatenate(parts_m)
-        # Rows: (service, minute) with a sample of any metric; the latest sample of a cell wins.
-        first = minute.min() if len(minute) else 0
-        span = int(minute.max() - first + 1) if len(minute) else 1
-        keys, row = np.unique(s_code * span + (minute - first), return_inverse=True)
-        row = row.ravel()
-        grid = np.full((len(keys), len(self.levels)), np.nan)
-        known = m_code >= 0
-        order = np.lexsort((ns[known], row[known] * len(self.levels) + m_code[known]))
-        r, c = row[known][order], m_code[known][order]
-        grid[r, c] = val[known][order]  # later assignments win: the latest sample
-        keys = np.stack([keys // span, keys % span + first])
-        row_svc, row_min = keys[0], keys[1]
-        base, week_ago = self._hourly(grid, row_svc, row_min, with_week=self.with_week)
-        for service, levels in req.baselines.items():
-            where = np.flatnonzero(services[row_svc] == service)
-            for metric, level in levels.items():
-                if metric in col_of and len(where):
-                    cells = base[where, col_of[metric]]
-                    base[where, col_of[metric]] = np.where(np.isnan(cells), float(level), cells)
-        stats = self._rolling(grid, row_svc, row_min, with_roc=self.with_roc) if self.stats or self.with_roc else {}
-        msd = self._minutes_since_deploy(req, services[row_svc], row_min)
-        fresh = msd < self.settle if self.settle else None
-        angle = 2 * np.pi * (row_min % 1440) / 1440
-        extras = {"minutes_since_deploy": np.minimum(msd, self.horizon), "tod_sin": np.sin(angle),
-                  "tod_cos": np.cos(angle), "hour": ((row_min // 60) % 24).astype(float),
-                  "weekday": ((row_min // 1440 + 3) % 7).astype(float)}  # 1970-01-01 was a Thursday (3)
-        out = np.empty((len(row_min), len(self.specs)))
-        for k, (kind, metric, stat) in enumerate(self.specs):
-            if kind == "extra":
-                out[:, k] = extras[stat]
-                continue
-            j = col_of[metric]
-            if kind == "level":
-                v = grid[:, j]
-            elif kind == "wow":
-                v = grid[:, j] - week_ago[:, j]
-            else:  # a rolling statistic, or the rate of change
-                v = stats[stat if kind == "stat" else "roc"][:, j]
-            if self.relative[j] and (kind == "level" or (kind == "stat" and stat in self.level_stats)):
-                v = v - base[:, j]
-            if fresh is not None and metric in self.restarted and kind != "wow":
-                v = np.where(fresh, np.nan, v)
-            out[:, k] = v
-        return services[row_svc], row_min * 60_000_000_000, out
-
-    def _hourly(self, grid: np.ndarray, row_svc: np.ndarray, row_min: np.ndarray,
-                with_week: bool) -> tuple[np.ndarray, np.ndarray]:
-        """Per row, the 24-hour baseline (median of the hourly means of the completed hours before) and, when
-        asked, the mean of the same clock hour a week earlier."""
-        hour = row_min // 60
-        base = np.full_like(grid, np.nan)
-        week = np.full_like(grid, np.nan)
-        for s in np.unique(row_svc):
-            rows = np.flatnonzero(row_svc == s)
-            hours = np.unique(hour[rows])
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # all-NaN hours: NaN is the answer
-                means = np.vstack([np.nanmean(grid[rows[hour[rows] == h]], axis=0) for h in hours])
-                for h in hours:
-                    at = rows[hour[rows] == h]
-                    prior = (hours >= h - self.base_hours) & (hours < h)
-                    if prior.any():
-                        base[at] = np.nanmedian(means[prior], axis=0)
-                    if with_week:
-                        ago = np.flatnonzero(hours == h - 168)
-                        if len(ago):
-                            week[at] = means[ago[0]]
-        return base, week
-
-    def _rolling(self, grid: np.ndarray, row_svc: np.ndarray, row_min: np.ndarray,
-                 with_roc: bool) -> dict[str, np.ndarray]:
-        """The rolling statistics the detector reads (and the rate of change), per row, over each service's
-        clock-minute grid: the window is ``self.window`` minutes, missing minutes count as gaps."""
-        from features.transforms import rate_of_change, window_slope
-
-        w = self.window
-        out = {stat: np.full_like(grid, np.nan) for stat in self.stats | ({"roc"} if with_roc else set())}
-        for s in np.unique(row_svc):
-            rows = np.flatnonzero(row_svc == s)
-            at = row_min[rows] - row_min[rows[0]]
-            dense = np.full((int(at[-1]) + 1, grid.shape[1]), np.nan)
-            dense[at] = grid[rows]
-            win = np.lib.stride_tricks.sliding_window_view(
-                np.vstack([np.full((w - 1, grid.shape[1]), np.nan), dense]), w, axis=0)[at]  # rows x metrics x w
-            valid = ~np.isnan(win)
-            n = valid.sum(axis=2)
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # empty windows: NaN is the answer
-                if "mean" in self.stats:
-                    out["mean"][rows] = np.nanmean(win, axis=2)
-                if "std" in self.stats:
-                    out["std"][rows] = np.where(n >= 2, np.nanstd(win, axis=2, ddof=1), np.nan)
-                if "min" in self.stats:
-                    out["min"][rows] = np.nanmin(win, axis=2)
-                if "max" in self.stats:
-                    out["max"][rows] = np.nanmax(win, axis=2)
-                if "p95" in self.stats:  # linear interpolation, as pandas' rolling quantile (nanquantile loops)
-                    ordered = np.sort(win, axis=2)  # NaN sorts last
-                    pos = 0.95 * (n - 1)
-                    lo = np.floor(pos).astype(np.int64).clip(0, w - 1)
-                    hi = np.minimum(lo + 1, np.maximum(n - 1, 0))
-                    v_lo = np.take_along_axis(ordered, lo[..., None], axis=2)[..., 0]
-                    v_hi = np.take_along_axis(ordered, hi[..., None], axis=2)[..., 0]
-                    out["p95"][rows] = np.where(n > 0, v_lo + (v_hi - v_lo) * (pos - np.floor(pos)), np.nan)
-                if "slope" in self.stats:
-                    out["slope"][rows] = window_slope(win)
-                if with_roc:
-                    out["roc"][rows] = rate_of_change(dense, self.roc_floors)[at]
-        return out
-
-    def _minutes_since_deploy(self, req, services: np.ndarray, minutes: np.ndarray) -> np.ndarray:
-        out = np.full(len(minutes), self.cap)
-        deploys = [(e.service, _epoch_ns([e.timestamp])[0]) for e in req.events if e.kind in self.kinds]
-        for service, at in deploys:
-            rows = (services == service) & (minutes * 60_000_000_000 >= at)
-            since = (minutes[rows] * 60_000_000_000 - at) / 60e9
-            out[rows] = np.minimum(out[rows], since)
-        return np.minimum(out, self.cap)
+        return self.path.compute(window_samples(req, self.path.levels))
 
     def score(self, req) -> tuple[Rows, list[str]]:
         services, stamps, scaled, missing = self.prepare(req)

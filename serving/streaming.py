@@ -277,8 +277,8 @@ class Scorer:
             + (list(failure.bundle["columns"]) if failure is not None else [])))
 
     def score(self, feats: pd.DataFrame) -> pd.DataFrame:
+        from features.detector_inputs.columns import TIME_OF_DAY
         from serving.batch import score_features
-        from training.zoo import TIME_OF_DAY
 
         missing = [c for c in self.inputs if c not in feats.columns and c not in TIME_OF_DAY]
         if missing:  # a metric no event has carried yet: NaN reads as "at the baseline"

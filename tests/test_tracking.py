@@ -45,7 +45,7 @@ def test_register_and_load_back_by_name(tiny_zoo):
     request["timestamp"] = request["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     answer = model.predict(request)
     assert list(answer.columns) == ["score", "calibrated", "is_anomaly"] and len(answer) == 30
-    from training.zoo import with_time_of_day
+    from features.detector_inputs.pandas_path import with_time_of_day
 
     expected = result.models["zscore"].score(splits.scaler.transform(with_time_of_day(data.frame.loc[["cart"]].tail(30))))
     np.testing.assert_allclose(answer["score"].to_numpy(), expected)

@@ -1,10 +1,12 @@
-"""The zoo's input transforms, shared by training (time_split) and serving (the pyfunc adapter)."""
+"""The zoo's input transforms (``features.detector_inputs.pandas_path``), shared by training (time_split) and
+serving (the pyfunc adapter, the scoring service's full path)."""
 from __future__ import annotations
 
 import numpy as np
 import pandas as pd
 
-from training.zoo import SeriesScaler, relative_to_baseline, settle_after_deploys
+from features.detector_inputs.pandas_path import relative_to_baseline, settle_after_deploys
+from training.zoo import SeriesScaler
 
 T0 = pd.Timestamp("2026-11-09 10:00", tz="UTC")
 
@@ -55,7 +57,9 @@ def test_counts_keep_a_spread_of_one_unit_after_de_levelling():
 def test_a_routine_deploy_is_no_symptom_for_the_multivariate_members():
     """A service that never deployed in training has no spread in its deploy clock; a later routine deploy
     (metrics unchanged) must not read as an anomaly. The deploy clock is context the detectors do not read."""
-    from training.zoo import CONTEXT, build_zoo, recent_deploys
+    from features.detector_inputs.columns import CONTEXT
+    from features.detector_inputs.pandas_path import recent_deploys
+    from training.zoo import build_zoo
 
     rng = np.random.default_rng(0)
     n = 3000

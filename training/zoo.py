@@ -8,6 +8,7 @@
 Every member is fitted on the training period with the rows of labelled incidents (and a buffer around
 them) left out, so that it learns what normal looks like; thresholds come from training scores alone.
 Validation figures choose the ensemble's members and the best model; the test period is only reported.
+The transforms from the store's features to what a detector reads live in ``features.detector_inputs``.
 """
 from __future__ import annotations
 
@@ -18,105 +19,14 @@ from dataclasses import dataclass, field
 import numpy as np
 import pandas as pd
 
-from features.transforms import BASELINE_HOURS
+from features.detector_inputs.columns import CONTEXT, TIME_OF_DAY
+from features.detector_inputs.pandas_path import zoo_transforms
 from telemetry.schema import FLEET_METRICS, is_count
 from training.detectors.base import Detector, NotEnoughData
 from training.evaluation import TARGETS, evaluate
 
 RAW_METRICS = list(FLEET_METRICS)
 SPLITS = ("train", "validation", "test")
-TIME_OF_DAY = ["tod_sin", "tod_cos"]
-
-
-DEPLOY_HORIZON_MINUTES = 240
-
-
-def recent_deploys(frame: pd.DataFrame) -> pd.DataFrame:
-    """Cap ``minutes_since_deploy`` at four hours: a deploy's effects are short-lived, while the raw count
-    grows without bound between deploys and would drift past anything the training period saw."""
-    if "minutes_since_deploy" not in frame.columns:
-        return frame
-    return frame.assign(minutes_since_deploy=frame["minutes_since_deploy"].clip(upper=DEPLOY_HORIZON_MINUTES))
-
-
-# Columns that describe when a row is, not how the service behaves: the detectors do not read them as
-# symptoms. Minutes since the last deploy is the sharp one: a service that deployed rarely in training has
-# almost no spread in it, so any later deploy reads as hundreds of deviations for four hours, whatever the
-# service does (the settling below is how deploys are allowed for).
-CONTEXT = ("hour", "weekday", "minutes_since_deploy")
-
-
-RESTARTED_BY_DEPLOYS = ("cpu_pct", "memory_pct")
-
-
-def settle_after_deploys(frame: pd.DataFrame) -> pd.DataFrame:
-    """Blank the CPU and memory features of a service while its last deploy is still inside the feature
-    window (NaN, which the detectors read as "at the baseline").
-
-    A deploy restarts the process: CPU spikes while it warms up and memory drops back from whatever it had
-    crept to, by more the longer the service ran without a deploy; no training period shows every size of
-    that drop. Those two are what any deploy moves. What a bad deploy breaks is what callers see (errors,
-    latency, traffic, queues), and those features stay. The blank lasts as long as the widest window
-    (the rolling statistics hold the restart that long), from the deploy minute on."""
-    if "minutes_since_deploy" not in frame.columns:
-        return frame
-    settle = max([int(w.rstrip("m")) for m in RESTARTED_BY_DEPLOYS for w in _windows(frame, m)] or [0])
-    if settle == 0:
-        return frame
-    fresh = (frame["minutes_since_deploy"] < settle).to_numpy()
-    if not fresh.any():
-        return frame
-    cols = [c for c in frame.columns if c.split("__")[0] in RESTARTED_BY_DEPLOYS and not c.endswith("__wow")
-            and "__base_" not in c]
-    out = frame.copy()
-    out.loc[fresh, cols] = np.nan
-    return out
-
-
-def with_time_of_day(frame: pd.DataFrame) -> pd.DataFrame:
-    """Add the time of day as a point on a circle (23:59 sits next to 00:00), from the timestamp index.
-
-    Traffic at 01:00 that would be normal at 14:00 is an anomaly only a model that knows the hour can see."""
-    times = pd.DatetimeIndex(frame.index.get_level_values(-1))
-    angle = 2 * np.pi * (times.hour * 60 + times.minute).to_numpy() / 1440
-    return frame.assign(tod_sin=np.sin(angle), tod_cos=np.cos(angle))
-
-
-LEVEL_STATS = ("mean", "min", "max", "p95")
-
-
-def relative_to_baseline(frame: pd.DataFrame) -> pd.DataFrame:
-    """Measure every level feature (a metric's value and its window mean, min, max and p95) against the
-    metric's trailing 24-hour baseline (``<m>__base_24h``), and drop the baselines themselves.
-
-    Levels drift while nothing is wrong: memory creeps between deploys, disks grow, traffic grows. Scaled with
-    the training period's statistics, a level that drifted for a week sits past anything training saw and every
-    daily peak becomes an alarm. Against the level of the last day, the drift is gone, while a fault (minutes to
-    hours long) still stands out. Where no baseline exists yet (the first hour of a history) the level features
-    are NaN, which the detectors read as "at the baseline"; the other features still speak."""
-    bases = [c for c in frame.columns if c.endswith(f"__base_{BASELINE_HOURS}h")]
-    if not bases:
-        return frame
-    out = frame.drop(columns=bases)
-    updates = {}
-    for base in bases:
-        metric = base.split("__")[0]
-        b = frame[base].to_numpy()
-        levels = [metric, *(f"{metric}__{stat}_{w}" for stat in LEVEL_STATS for w in _windows(frame, metric))]
-        for col in levels:
-            if col in out.columns:
-                v = out[col].to_numpy()
-                updates[col] = v - b
-    if not updates:
-        return out
-    # One concat instead of a column assignment per level (~45): the scoring service runs this per request.
-    moved = pd.DataFrame(updates, index=out.index)
-    return pd.concat([out.drop(columns=list(updates)), moved], axis=1)[list(out.columns)]
-
-
-def _windows(frame: pd.DataFrame, metric: str) -> set[str]:
-    """The rolling-window suffixes present for ``metric`` (``15m`` by default)."""
-    return {c.rsplit("_", 1)[1] for c in frame.columns if c.startswith(f"{metric}__mean_")}
 
 
 class SeriesScaler:
@@ -165,8 +75,7 @@ class Splits:
 def time_split(features: pd.DataFrame, incidents: pd.DataFrame, fractions=(0.5, 0.2, 0.3),
                buffer_minutes: int = 30) -> Splits:
     """Split by time (never shuffled) and scale per service with clean training statistics."""
-    frame = with_time_of_day(recent_deploys(settle_after_deploys(relative_to_baseline(
-        features.sort_index(level=[0, 1])))))
+    frame = zoo_transforms(features.sort_index(level=[0, 1]))
     times = pd.DatetimeIndex(frame.index.get_level_values(1))
     stamps = np.sort(times.unique())
     cuts = [stamps[int(len(stamps) * sum(fractions[:k]))] for k in (1, 2)]
