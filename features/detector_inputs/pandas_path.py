@@ -3,7 +3,7 @@
     frame = zoo_transforms(features)           # index (service, timestamp), compute_features' columns
     X     = detector_frame(bundle, request)    # a request frame, indexed, transformed and scaled as in training
 
-Training (``training.zoo.time_split``), the MLflow adapter (``training.serving_adapters.predict_bundle``) and
+Training (``training.zoo.time_split``), the MLflow adapter (``training.detectors.bundle.predict``) and
 the scoring service's full path (``serving.scoring.DetectorRunner``) all go through ``zoo_transforms``; the
 scoring service's numpy path (``numpy_path``) computes the same columns from a window's samples.
 """

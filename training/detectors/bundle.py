@@ -26,7 +26,7 @@ def detector_bundle(name: str, model, scaler, columns: list[str], inputs: list[s
 
 
 def predict(bundle: dict, frame: pd.DataFrame, params: dict | None = None) -> pd.DataFrame:
-    from training.serving_adapters import detector_frame
+    from features.detector_inputs.pandas_path import detector_frame
 
     det = bundle["model"]
     score = det.score(detector_frame(bundle, frame))
