@@ -133,3 +133,22 @@ def test_drift_names_a_bad_end_time_before_running_anything(home):
     result = runner.invoke(app, ["drift", "--end", "yesterday"])
     assert result.exit_code == 2
     assert "--end 'yesterday' is not a time" in result.output and "ISO 8601" in result.output
+
+
+def test_command_modules_share_common_and_never_import_each_other():
+    """flows/cli/__init__.py registers every command; a command module imports flows.cli.common and the domain
+    packages only, so the command line has no import loop."""
+    import ast
+
+    folder = Path(__file__).resolve().parents[1] / "flows" / "cli"
+    modules = sorted(p for p in folder.glob("*.py") if p.name not in ("__init__.py", "__main__.py", "common.py"))
+    assert len(modules) >= 10
+    for path in [*modules, folder / "common.py"]:
+        for node in ast.walk(ast.parse(path.read_text())):
+            names = ([node.module or ""] if isinstance(node, ast.ImportFrom) else
+                     [a.name for a in node.names] if isinstance(node, ast.Import) else [])
+            for name in names:
+                if name == "flows.cli" or name.startswith("flows.cli."):
+                    assert path.name != "common.py" and name == "flows.cli.common", f"{path.name} imports {name}"
+                assert not (isinstance(node, ast.ImportFrom) and name == "flows" and
+                            any(a.name == "cli" for a in node.names)), f"{path.name} imports flows.cli"

@@ -1,19 +1,14 @@
 """`cerebro models`: the registry's champions and challengers (list, promote through the gate, roll back)."""
 from __future__ import annotations
 
-import json
-
 import typer
 
-app = typer.Typer(name="models", no_args_is_help=True, rich_markup_mode="markdown",
-                  help="Registered models, their versions and aliases; promotion through the gate; rollback.\n\n"
-                  "A challenger becomes `champion` only when it beats the champion on the same held-out data by "
-                  "`lifecycle.margins` (detectors: F1, forecasters: MASE, failure predictor: PR-AUC). Every "
-                  "decision is an MLflow run in the `model-promotions` experiment.")
+from flows.cli.common import ConfigOpt, JsonOpt, console, fail, out, print_json, settings_or_exit
 
-ConfigOpt = typer.Option(None, "--config", "-c", help="Profile name (default, scale) or a YAML file. "
-                         "Also $CEREBRO_CONFIG.", show_default=False)
-JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout instead of tables.")
+HELP = ("Registered models, their versions and aliases; promotion through the gate; rollback.\n\n"
+        "A challenger becomes `champion` only when it beats the champion on the same held-out data by "
+        "`lifecycle.margins` (detectors: F1, forecasters: MASE, failure predictor: PR-AUC). Every "
+        "decision is an MLflow run in the `model-promotions` experiment.")
 
 
 def _fmt(value) -> str:
@@ -21,10 +16,9 @@ def _fmt(value) -> str:
 
 
 def _print_decision(d, as_json: bool) -> None:
-    from flows.cli import out
 
     if as_json:
-        out.print_json(json.dumps(d.as_dict(), default=str))
+        print_json(d.as_dict())
         return
     colour = {"promoted": "green", "first": "green", "forced": "yellow", "rollback": "yellow"}.get(d.decision, "red")
     out.print(f"[{colour}]{d.decision}[/{colour}] {d.name} v{d.version}: {d.reason}", highlight=False)
@@ -40,7 +34,6 @@ def _print_decision(d, as_json: bool) -> None:
               f"{d.run_id} (experiment model-promotions)", highlight=False)
 
 
-@app.command("list")
 def list_cmd(config: str | None = ConfigOpt, as_json: bool = JsonOpt):
     """Every registered CEREBRO model: its versions, which holds `champion` / `challenger`, key metrics, and the
     last promotion decision of each version.
@@ -53,13 +46,12 @@ def list_cmd(config: str | None = ConfigOpt, as_json: bool = JsonOpt):
     """
     from rich.table import Table
 
-    from flows.cli import _settings, out
     from serving.registry import list_models
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     models = list_models(settings)
     if as_json:
-        out.print_json(json.dumps(models, default=str))
+        print_json(models)
         return
     if not models:
         out.print(f"no registered models in {settings.mlflow_tracking_uri}; run the pipeline first: cerebro run")
@@ -75,7 +67,6 @@ def list_cmd(config: str | None = ConfigOpt, as_json: bool = JsonOpt):
     out.print(table)
 
 
-@app.command()
 def promote(
     name: str = typer.Argument(..., help="Registered model, e.g. cerebro-detector-ensemble."),
     version: str = typer.Argument(..., help="The version to make champion."),
@@ -103,11 +94,11 @@ def promote(
 
         cerebro models promote cerebro-detector-pca 3 --force
     """
-    from flows.cli import _fail, _settings, console
-    from serving.registry import RegistryError, family_of, heldout_from_lake
-    from serving.registry import promote as do_promote
+    from serving.promotion import heldout_from_lake
+    from serving.promotion import promote as do_promote
+    from serving.registry import RegistryError, family_of
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     try:
         family_of(name)
         frame, labels, options = None, None, {}
@@ -121,13 +112,12 @@ def promote(
         with console.status(f"judging {name} v{version}"):
             decision = do_promote(settings, name, version, frame, labels, force=force, **options)
     except (ValueError, RegistryError) as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     _print_decision(decision, as_json)
     if decision.decision == "rejected":
         raise typer.Exit(3)
 
 
-@app.command()
 def rollback(name: str = typer.Argument(..., help="Registered model whose champion goes back one step."),
              config: str | None = ConfigOpt, as_json: bool = JsonOpt):
     """Move `champion` of NAME back to the previous champion. The champions are remembered in the model's
@@ -137,13 +127,12 @@ def rollback(name: str = typer.Argument(..., help="Registered model whose champi
 
         cerebro models rollback cerebro-detector-ensemble
     """
-    from flows.cli import _fail, _settings
+    from serving.promotion import rollback as do_rollback
     from serving.registry import RegistryError
-    from serving.registry import rollback as do_rollback
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     try:
         decision = do_rollback(settings, name)
     except RegistryError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     _print_decision(decision, as_json)

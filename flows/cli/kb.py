@@ -4,50 +4,20 @@ Heavy libraries (sentence-transformers, usearch, bm25s) are imported inside the 
 """
 from __future__ import annotations
 
-import json
 from datetime import UTC, datetime
 from pathlib import Path
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
-kb_app = typer.Typer(
-    name="kb",
-    help="The knowledge base: runbooks, incidents, architecture notes, chat threads, advisories, code comments "
-    "and the service graph, searched by meaning, by keywords and along the service graph at once.\n\n"
-    "Start with `cerebro kb index --source knowledge/` and then `cerebro kb search \"why is checkout slow\"`.",
-    no_args_is_help=True,
-    rich_markup_mode="markdown",
-)
-console = Console(stderr=True)
-out = Console()
+from flows.cli.common import ConfigOpt, JsonOpt, console, fail, out, print_json, settings_or_exit
 
-ConfigOpt = typer.Option(None, "--config", "-c", help="Profile name (default, scale) or a YAML file. "
-                         "Also $CEREBRO_CONFIG.", show_default=False)
-JsonOpt = typer.Option(False, "--json", help="Print one JSON document on stdout instead of tables.")
+HELP = ("The knowledge base: runbooks, incidents, architecture notes, chat threads, advisories, code comments "
+        "and the service graph, searched by meaning, by keywords and along the service graph at once.\n\n"
+        "Start with `cerebro kb index --source knowledge/` and then `cerebro kb search \"why is checkout slow\"`.")
 KINDS = ("runbook", "incident", "doc", "chat", "advisory", "code", "graph")
 
 
-def _settings(config: str | None):
-    from configs.runtime import configure_environment
-    from configs.settings import ConfigError, load_settings
-
-    try:
-        settings = load_settings(config)
-    except ConfigError as exc:
-        console.print(f"[red]configuration error[/red]\n{exc}", soft_wrap=True)
-        raise typer.Exit(2) from None
-    configure_environment(settings)
-    return settings
-
-
-def _fail(message: str, code: int = 1) -> None:
-    console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
-    raise typer.Exit(code)
-
-
-@kb_app.command()
 def index(
     source: Path = typer.Option(..., "--source", "-s", help="A file or folder to index (searched recursively).",
                                 show_default=False),
@@ -69,8 +39,8 @@ def index(
         cerebro kb index -s advisories/ --kind advisory --json
     """
     if kind is not None and kind not in KINDS:
-        _fail(f"--kind {kind!r}: expected one of {', '.join(KINDS)}", 2)
-    settings = _settings(config)
+        fail(f"--kind {kind!r}: expected one of {', '.join(KINDS)}", 2)
+    settings = settings_or_exit(config)
     from rag import open_knowledge_base
     from rag.documents import LoadError
     from rag.embeddings import rich_progress
@@ -79,14 +49,14 @@ def index(
     try:
         report, graph = load_source(source, kind)
     except LoadError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if not report.documents and not report.skipped:
-        _fail(f"{source}: no documents found (kind {kind or 'guessed'}); Markdown needs .md/.markdown/.txt files")
+        fail(f"{source}: no documents found (kind {kind or 'guessed'}); Markdown needs .md/.markdown/.txt files")
     kb, _ = open_knowledge_base(settings)
     with rich_progress(f"embedding {source.name}") as on_batch:
         result = kb.update(report, str(source.expanduser().resolve()), graph=graph, on_batch=on_batch)
     if as_json:
-        out.print_json(json.dumps({**result.to_dict(), "index_dir": str(kb.dir)}))
+        print_json({**result.to_dict(), "index_dir": str(kb.dir)})
     else:
         table = Table(title=f"Indexed {source} into {kb.dir}")
         for col in ("new", "changed", "unchanged", "removed", "chunks added", "embedded", "chunks/s", "seconds"):
@@ -101,7 +71,6 @@ def index(
         raise typer.Exit(1)
 
 
-@kb_app.command()
 def search(
     query: str = typer.Argument(..., help="The question, in your own words: symptoms, services, alert names."),
     k: int = typer.Option(5, "--k", "-n", min=1, max=100, help="How many passages to return."),
@@ -129,25 +98,25 @@ def search(
         cerebro kb search "who calls the database" --mode graph
     """
     if mode not in ("hybrid", "vector", "keyword", "graph"):
-        _fail(f"--mode {mode!r}: expected hybrid, vector, keyword or graph", 2)
+        fail(f"--mode {mode!r}: expected hybrid, vector, keyword or graph", 2)
     moment = None
     if now:
         try:
             moment = datetime.fromisoformat(now)
         except ValueError:
-            _fail(f"--now {now!r}: expected an ISO time such as 2026-11-20T15:30:00Z", 2)
+            fail(f"--now {now!r}: expected an ISO time such as 2026-11-20T15:30:00Z", 2)
         moment = moment if moment.tzinfo else moment.replace(tzinfo=UTC)
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     from rag import open_knowledge_base
 
     kb, retriever = open_knowledge_base(settings)
     if not kb.chunks:
-        _fail(f"the knowledge base at {kb.dir} is empty; index something first: "
-              "cerebro kb index --source knowledge/")
+        fail(f"the knowledge base at {kb.dir} is empty; index something first: "
+             "cerebro kb index --source knowledge/")
     try:
         result = retriever.search(query, k=k, now=moment, mode=mode)
     except ValueError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     ctx = None
     if context:
         from rag.context import assemble_context, render_for_prompt
@@ -158,7 +127,7 @@ def search(
         doc = result.to_dict()
         if ctx is not None:
             doc["context"] = {**ctx.to_dict(), "prompt_block": render_for_prompt(ctx)}
-        out.print_json(json.dumps(doc, default=str))
+        print_json(doc)
         return
     a = result.analysis
     tr = f"; time {a.time_range.to_dict()['start']} .. {a.time_range.to_dict()['end']}" if a.time_range else ""
@@ -178,16 +147,15 @@ def search(
         out.print(render_for_prompt(ctx), markup=False, highlight=False)
 
 
-@kb_app.command()
 def stats(config: str | None = ConfigOpt, as_json: bool = JsonOpt):
     """What the knowledge base holds: documents and chunks per kind, the sources indexed, the embedding
     model, and its size on disk."""
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     from rag.index import KnowledgeBase
 
     facts = KnowledgeBase(settings.rag_index_dir, None, settings.rag).stats()
     if as_json:
-        out.print_json(json.dumps(facts, default=str))
+        print_json(facts)
         return
     table = Table(title=f"Knowledge base at {facts['index_dir']}")
     for col in ("kind", "documents", "chunks"):

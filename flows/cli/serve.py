@@ -3,10 +3,11 @@ from __future__ import annotations
 
 import typer
 
+from flows.cli.common import ConfigOpt, settings_or_exit
+
 
 def serve(
-    config: str | None = typer.Option(None, "--config", "-c", help="Profile name (default, scale) or a YAML file. "
-                                      "Also $CEREBRO_CONFIG.", show_default=False),
+    config: str | None = ConfigOpt,
     host: str | None = typer.Option(None, help="Interface to listen on (default: serving.host, 127.0.0.1)."),
     port: int | None = typer.Option(None, help="Port (default: serving.port, 8080; 0 picks a free one)."),
     token: str | None = typer.Option(None, envvar="CEREBRO_SERVING__TOKEN", show_default=False,
@@ -41,12 +42,10 @@ def serve(
 
     import uvicorn
 
-    from flows.cli import _settings
-
     overrides = {k: v for k, v in {"serving.host": host, "serving.port": port, "serving.token": token,
                                    "serving.poll_seconds": poll, "serving.max_batch": max_batch}.items()
                  if v is not None}
-    settings = _settings(config, **overrides)
+    settings = settings_or_exit(config, **overrides)
     from serving.app import create_app, limit_torch_threads
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

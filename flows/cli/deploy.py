@@ -1,9 +1,9 @@
 """`cerebro deploy`: a registered model onto a target, the local scoring service or a SageMaker endpoint."""
 from __future__ import annotations
 
-import json
-
 import typer
+
+from flows.cli.common import ConfigOpt, console, fail, out, print_json, settings_or_exit
 
 
 def deploy(
@@ -16,8 +16,7 @@ def deploy(
     stop: bool = typer.Option(False, "--stop", help="local: stop the service (SIGTERM, then SIGKILL)."),
     status: bool = typer.Option(False, "--status", help="What runs: the service's state, or the endpoint's variants."),
     rollback: bool = typer.Option(False, "--rollback", help="sagemaker: all traffic back to the previous variant."),
-    config: str | None = typer.Option(None, "--config", "-c", help="Profile name (default, scale) or a YAML file. "
-                                      "Also $CEREBRO_CONFIG.", show_default=False),
+    config: str | None = ConfigOpt,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
 ):
     """Deploy NAME (its champion, or --version, which becomes champion first) to a target.
@@ -45,15 +44,14 @@ def deploy(
 
         cerebro deploy cerebro-detector-ensemble --target sagemaker --rollback
     """
-    from flows.cli import _fail, _settings, console, out
     from serving.deploy import DeployError
 
-    settings = _settings(config)
+    settings = settings_or_exit(config)
     target = target or settings.deploy.target
     if target not in ("local", "sagemaker"):
-        _fail(f"--target {target!r}: expected local or sagemaker", 2)
+        fail(f"--target {target!r}: expected local or sagemaker", 2)
     if sum((stop, status, rollback)) > 1 or (stop and target != "local") or (rollback and target != "sagemaker"):
-        _fail("use one of --stop (local), --status, --rollback (sagemaker)", 2)
+        fail("use one of --stop (local), --status, --rollback (sagemaker)", 2)
     try:
         if target == "local":
             from serving.deploy.local import deploy_local, status_local, stop_local
@@ -76,9 +74,9 @@ def deploy(
                 with console.status(f"deploying {name} to SageMaker"):
                     result = deploy_sagemaker(settings, name, version, kind=kind)
     except DeployError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
-        out.print_json(json.dumps(result, default=str))
+        print_json(result)
     else:
         _print(result)
     if result.get("action") in ("refused", "rolled back") and not rollback:
@@ -86,7 +84,6 @@ def deploy(
 
 
 def _print(result: dict) -> None:
-    from flows.cli import out
 
     for note in result.get("notes", []):
         out.print(f"[yellow]note:[/yellow] {note}", highlight=False)

@@ -1,12 +1,9 @@
 """`cerebro stream` (the streaming consumer) and `cerebro replay` (lake telemetry into a stream)."""
 from __future__ import annotations
 
-import json
-
 import typer
 
-ConfigOpt = typer.Option(None, "--config", "-c", help="Profile name (default, scale) or a YAML file. "
-                         "Also $CEREBRO_CONFIG.", show_default=False)
+from flows.cli.common import ConfigOpt, console, fail, out, print_json, settings_or_exit
 
 
 def stream(
@@ -51,21 +48,20 @@ def stream(
     """
     import signal
 
-    from flows.cli import _fail, _settings, console, out
     from serving.checkpoints import CheckpointStore, default_path
     from serving.registry import RegistryError, load_champion
     from serving.streaming import FeatureWindow, KinesisSource, RedisSource, Scorer, consume
 
     if source not in ("redis", "kinesis"):
-        _fail(f"--source {source!r}: expected redis or kinesis", 2)
-    settings = _settings(config)
+        fail(f"--source {source!r}: expected redis or kinesis", 2)
+    settings = settings_or_exit(config)
     cfg, life = settings.lifecycle.streaming, settings.lifecycle
     store = CheckpointStore(checkpoint or default_path(settings))
     try:
         detector = load_champion(settings, model or life.detector_model, fallback=None if model else life.fallback_model)
         fail_model = load_champion(settings, life.failure_model) if failure else None
     except RegistryError as exc:
-        _fail(f"{exc}; register and promote a model first (cerebro run, cerebro models list)", 2)
+        fail(f"{exc}; register and promote a model first (cerebro run, cerebro models list)", 2)
     if source == "redis":
         src = RedisSource(redis_url or cfg.redis_url, stream_name or cfg.stream, group or cfg.group,
                           consumer or cfg.consumer, cfg.claim_idle_ms if claim_idle_ms is None else claim_idle_ms,
@@ -83,10 +79,10 @@ def stream(
         stats = consume(src, store, Scorer(detector, fail_model), window, batch_size or cfg.batch_size,
                         should_stop=lambda: bool(stopping), idle_exit_s=idle_exit)
     except Exception as exc:  # noqa: BLE001 - a broken connection or a missing stream: say which
-        _fail(f"{source} consumer stopped: {type(exc).__name__}: {exc}")
+        fail(f"{source} consumer stopped: {type(exc).__name__}: {exc}")
     summary = {**stats.summary(), "checkpoint": str(store.path), **store.counts()}
     if as_json:
-        out.print_json(json.dumps(summary))
+        print_json(summary)
         return
     out.print(f"{summary['records']} events read, {summary['scored']} scored ({summary['anomalies']} anomalous), "
               f"{summary['quarantined']} quarantined, {summary['other_events']} operations events; "
@@ -114,18 +110,17 @@ def replay(
         cerebro replay --to redis --hours 6 --rate 500
     """
     from features.from_lake import lake_window
-    from flows.cli import _fail, _settings, out
     from serving.streaming import lake_events, publish_kinesis, publish_redis
 
     if to not in ("redis", "kinesis"):
-        _fail(f"--to {to!r}: expected redis or kinesis", 2)
-    settings = _settings(config)
+        fail(f"--to {to!r}: expected redis or kinesis", 2)
+    settings = settings_or_exit(config)
     cfg = settings.lifecycle.streaming
     try:
         lo, hi = lake_window(settings, start, end, hours=hours)
         events = lake_events(settings, lo, hi, services=service or None)
     except ValueError as exc:
-        _fail(str(exc), 2)
+        fail(str(exc), 2)
     if to == "redis":
         sent = publish_redis(cfg.redis_url, stream_name or cfg.stream, events, rate)
     else:

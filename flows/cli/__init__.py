@@ -1,0 +1,52 @@
+"""The ``cerebro`` command line: every user entry point starts here.
+
+This file is the table of commands: it builds the apps and registers each command from the module that
+holds it. The command modules share :mod:`flows.cli.common` and never import each other; each parses its
+options, calls the domain packages (or a Prefect flow of ``flows/``) and prints. Heavy libraries are
+imported inside the commands so that ``cerebro --help`` answers at once.
+
+    pipeline.py  run, simulate, ingest        detect.py    detect            forecast.py  forecast
+    failure.py   predict-failure              drift.py     drift             ui.py        ui, env
+    serve.py     serve                        stream.py    stream, replay    deploy.py    deploy
+    kb.py        kb index | search | stats    models.py    models list | promote | rollback
+"""
+from __future__ import annotations
+
+import typer
+
+from flows.cli import deploy, detect, drift, failure, forecast, kb, models, pipeline, serve, stream, ui
+
+app = typer.Typer(
+    name="cerebro",
+    help="CEREBRO ML: telemetry ingest, anomaly detection, forecasting and operations agents.\n\n"
+    "Start with `cerebro run` (the whole pipeline on the built-in fleet simulator), then `cerebro ui`.",
+    no_args_is_help=True,
+    rich_markup_mode="markdown",
+    pretty_exceptions_show_locals=False,
+)
+# `cerebro --help` lists the commands in this order, then the groups.
+app.command()(serve.serve)
+app.command()(stream.stream)
+app.command()(stream.replay)
+app.command()(deploy.deploy)
+app.command()(pipeline.run)
+app.command()(pipeline.simulate)
+app.command()(pipeline.ingest)
+app.command()(detect.detect)
+app.command()(forecast.forecast)
+app.command("predict-failure")(failure.predict_failure)
+app.command()(drift.drift)
+app.command()(ui.ui)
+app.command()(ui.env)
+
+kb_app = typer.Typer(name="kb", help=kb.HELP, no_args_is_help=True, rich_markup_mode="markdown")
+kb_app.command()(kb.index)
+kb_app.command()(kb.search)
+kb_app.command()(kb.stats)
+app.add_typer(kb_app, name="kb")
+
+models_app = typer.Typer(name="models", help=models.HELP, no_args_is_help=True, rich_markup_mode="markdown")
+models_app.command("list")(models.list_cmd)
+models_app.command()(models.promote)
+models_app.command()(models.rollback)
+app.add_typer(models_app, name="models")

@@ -1,0 +1,197 @@
+"""`cerebro run`, `cerebro simulate` and `cerebro ingest`: the pipeline, the fleet simulator and telemetry into the
+lake. The work runs in the Prefect flows (flows/pipeline.py, flows/ingest.py) and telemetry/; this prints it."""
+from __future__ import annotations
+
+import time
+from pathlib import Path
+
+import typer
+from rich.table import Table
+
+from flows.cli.common import ConfigOpt, JsonOpt, console, fail, out, print_json, progress, settings_or_exit
+
+
+def run(
+    config: str | None = ConfigOpt,
+    days: float | None = typer.Option(None, help="Days of fleet telemetry to simulate (overrides the profile)."),
+    seed: int | None = typer.Option(None, help="Simulator seed (overrides the profile)."),
+    source: str | None = typer.Option(None, help="Ingest this source instead of simulating the fleet."),
+    as_json: bool = JsonOpt,
+):
+    """Run the whole pipeline end to end: simulate, ingest and validate into the lake, and the later stages.
+
+    Runs are recorded by Prefect in the home folder; see them with `cerebro ui`.
+
+    Examples:
+
+        cerebro run                       # the embedded default profile
+
+        cerebro run --days 3 --seed 7     # a smaller, different fleet
+
+        CEREBRO_CONFIG=scale cerebro run  # PostgreSQL, Redis and Dask (see README)
+    """
+    overrides = {k: v for k, v in {"simulator.days": days, "simulator.seed": seed}.items() if v is not None}
+    settings = settings_or_exit(config, **overrides)
+    from flows.pipeline import pipeline_flow
+    from flows.runners import task_runner_for
+
+    t0 = time.perf_counter()
+    with progress("pipeline (Prefect starts a local server on first use)"):
+        try:
+            summary = pipeline_flow.with_options(task_runner=task_runner_for(settings))(
+                config=config, source=source, days=days, seed=seed)
+        except Exception as exc:  # noqa: BLE001 - the flow has already logged the details
+            fail(str(exc))
+    summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
+    if as_json:
+        print_json(summary)
+        return
+    table = Table(title=f"Pipeline ({settings.profile} profile) finished in {summary['wall_seconds']:.0f} s")
+    for col in ("stage", "seconds", "result"):
+        table.add_column(col, justify="right" if col == "seconds" else "left")
+    for stage in summary["stages"]:
+        table.add_row(stage["stage"], f"{stage['seconds']:.1f}", stage["result"])
+    out.print(table)
+    _print_ingest_details(summary["ingest"])
+    det = summary.get("detection")
+    if det:
+        t = det["test"]
+        out.print(f"\nDetection (test period, event-wise, no point adjustment): [bold]{det['best']}[/bold] "
+                  f"precision {t['precision']:.3f}, recall {t['recall']:.3f}, F1 {t['f1']:.3f}, mean time to "
+                  f"detect {t['mttd_minutes'] or 0:.0f} min: {'meets' if det['meets_targets'] else 'does NOT meet'} "
+                  "the targets (P > 0.90, R > 0.95, F1 > 0.92)")
+        if t.get("overrun_p50_minutes") is not None:
+            out.print(f"Its alarms outlast their incidents (end plus the {settings.feast.window_minutes}-minute "
+                      f"window) by a median {t['overrun_p50_minutes']:.0f} min, p90 {t['overrun_p90_minutes']:.0f} min; "
+                      f"false alarms hold {t.get('false_alarm_minutes', 0)} alarmed minutes")
+        out.print(f"Models that meet them: {', '.join(det['models_meeting_targets']) or 'none'}")
+        if det.get("skipped"):
+            out.print(f"Not trained: {'; '.join(f'{k}: {v}' for k, v in det['skipped'].items())}")
+        out.print(f"Report: Prefect artifact 'detection-report'; MLflow run {det['mlflow_run']} "
+                  f"({len(det['registered'])} models registered as cerebro-detector-*); scores plot {det['plot']}")
+    out.print(f"\nHome folder: {settings.home}\n  lake        {settings.lake_dir}\n  quarantine  "
+              f"{settings.quarantine_dir}\n  MLflow      {settings.mlflow_tracking_uri}\n"
+              f"Look at the runs: [bold]make ui[/bold] (Prefect http://127.0.0.1:4200, MLflow http://127.0.0.1:5000)")
+
+
+def _print_ingest_details(summary: dict) -> None:
+    if summary["quarantine_reasons"]:
+        reasons = ", ".join(f"{k}: {v:,}" for k, v in sorted(summary["quarantine_reasons"].items()))
+        out.print(f"Quarantined {summary['rows_quarantined']:,} rows ({reasons}); files:")
+        for path in summary["quarantine_files"]:
+            out.print(f"  {path}")
+    for warning in summary["warnings"]:
+        out.print(f"[yellow]warning:[/yellow] {warning}")
+
+
+def simulate(
+    out_dir: Path = typer.Option(..., "--out", "-o", help="Folder to write the dataset into (created if missing)."),
+    days: float = typer.Option(3.0, min=0.05, max=366, help="Days of one-minute telemetry."),
+    seed: int = typer.Option(42, help="Random seed: the same seed and window give identical files."),
+    end: str | None = typer.Option(None, help="Last minute (ISO 8601, UTC); default the start of today (UTC)."),
+    incidents_per_day: float = typer.Option(3.0, min=0, max=24, help="Injected faults per day."),
+    fmt: str = typer.Option("parquet", "--format", help="Telemetry file format: parquet or csv."),
+    plot: Path | None = typer.Option(None, help="Also draw the fleet and its incidents to this PNG file."),
+    as_json: bool = JsonOpt,
+):
+    """Generate a labelled fleet: telemetry, deploy events, incidents (ground truth), logs and the service graph.
+
+    13 services (frontend, api-gateway, auth, catalog, cart, checkout, payment, inventory, shipping,
+    notification, database, cache, queue) emit nine metrics a minute. Faults (CPU saturation, memory leak,
+    slow dependency, error burst after a bad deploy, disk filling, connection-pool exhaustion, traffic
+    surge) are injected and recorded as incidents.
+
+    Example:
+
+        cerebro simulate --days 3 --seed 7 --out data/fleet
+
+        cerebro simulate --days 7 --out data/week --format csv --plot data/week.png
+    """
+    if fmt not in ("parquet", "csv"):
+        fail(f"--format {fmt!r}: expected parquet or csv", 2)
+    from telemetry.dataset import write_simulation
+    from telemetry.simulator import FleetSimulator
+
+    t0 = time.perf_counter()
+    with console.status(f"simulating {days:g} days of the fleet"):
+        try:
+            result = FleetSimulator(days=days, seed=seed, end=end, incidents_per_day=incidents_per_day).run()
+        except ValueError as exc:
+            fail(str(exc), 2)
+    with console.status(f"writing to {out_dir}"):
+        paths = write_simulation(result, out_dir, fmt)
+        if plot:
+            from telemetry.plots import plot_fleet
+
+            paths["plot"] = plot_fleet(result, plot)
+    info = {
+        "out": str(out_dir), "seed": seed, "start": result.start.isoformat(), "end": result.end.isoformat(),
+        "services": len(result.topology.services), "telemetry_rows": len(result.telemetry),
+        "events": len(result.events), "incidents": len(result.incidents), "log_lines": len(result.logs),
+        "seconds": round(time.perf_counter() - t0, 2), "files": {k: str(v) for k, v in paths.items()},
+    }
+    if as_json:
+        print_json(info)
+        return
+    out.print(f"Wrote {info['telemetry_rows']:,} telemetry rows, {info['events']} events, {info['incidents']} "
+              f"incidents and {info['log_lines']} log lines for {info['services']} services "
+              f"({result.start:%Y-%m-%d %H:%M} to {result.end:%Y-%m-%d %H:%M} UTC) in {info['seconds']} s")
+    table = Table("incident", "kind", "root cause", "severity", "start (UTC)", "minutes")
+    for inc in result.incidents.itertuples():
+        table.add_row(inc.incident_id, inc.kind, inc.root_cause_service, inc.severity, f"{inc.start:%m-%d %H:%M}",
+                      f"{(inc.end - inc.start).total_seconds() / 60:.0f}")
+    out.print(table)
+    out.print(f"Files in {out_dir}: " + ", ".join(sorted(p.name for p in paths.values())))
+
+
+def ingest(
+    source: str = typer.Option(..., "--source", "-s", help="A CSV/Parquet file or folder, s3://bucket/prefix, "
+                               "prometheus://host:9090 or cloudwatch://[namespace]."),
+    config: str | None = ConfigOpt,
+    time_col: str | None = typer.Option(None, help="Timestamp column, when its name is not a usual one."),
+    service_col: str | None = typer.Option(None, help="Service column (files)."),
+    service: str | None = typer.Option(None, help="Service name for files without a service column "
+                                          "(default: the file name)."),
+    value_col: list[str] | None = typer.Option(None, "--value-col", help="Metric columns of a wide file "
+                                                  "(repeatable; default: every other column)."),
+    as_json: bool = JsonOpt,
+):
+    """Validate telemetry with Great Expectations and merge the good rows into the lake.
+
+    Rows that break a rule (unparseable timestamp, text in a value, a negative rate, a duplicate, a time
+    in the future ...) go to the quarantine with a reason each; nothing is dropped silently. Ingesting
+    the same window again changes nothing. Files may be long form (timestamp, service, metric, value)
+    or wide form (a timestamp column and a column per metric); header case and quoting may vary.
+
+    Examples:
+
+        cerebro ingest --source exports/payment.csv --service payment
+
+        cerebro ingest --source s3://ops-telemetry/2026/11/ --json
+
+        cerebro ingest --source prometheus://localhost:9090   # queries from sources.prometheus
+    """
+    settings = settings_or_exit(config)
+    if "://" not in source and not Path(source).expanduser().exists():
+        fail(f"{source}: no such file or folder", 2)  # say so before starting Prefect
+    from flows.ingest import ingest_flow
+    from flows.runners import task_runner_for
+
+    with progress(f"ingest {source}"):
+        try:
+            summary = ingest_flow.with_options(task_runner=task_runner_for(settings))(
+                source=source, config=config, time_col=time_col, service_col=service_col,
+                value_cols=value_col or None, default_service=service)
+        except FileNotFoundError as exc:
+            fail(str(exc), 2)
+        except Exception as exc:  # noqa: BLE001 - any other failure: its message, exit 1
+            fail(str(exc))
+    if as_json:
+        print_json(summary)
+        return
+    out.print(f"{summary['batches']} batch(es): {summary['rows_in']:,} rows read, {summary['rows_clean']:,} clean "
+              f"({summary['rows_new_in_lake']:,} new in the lake, {summary['rows_updated_in_lake']:,} updated), "
+              f"{summary['rows_quarantined']:,} quarantined")
+    _print_ingest_details(summary)
+    out.print(f"Lake: {summary['lake']['rows']:,} rows in {summary['lake']['partitions']} partitions at "
+              f"{summary['lake_dir']}")
