@@ -43,7 +43,7 @@ def measure(hours: float = 6, rate: float = 300, batch_size: int = 200) -> dict:
     """Batch and streaming figures (what ``main`` prints; ``benchmarks/serving.py`` prints them too)."""
     import pandas as pd
     import redis
-    from test_registry_support import make_lab
+    from support.lab import make_lab
 
     from serving import batch, promotion, registry
     from serving.streaming import Scorer, lake_events, publish_redis

@@ -46,3 +46,25 @@ def small_fleet():
     from telemetry.simulator import FleetSimulator
 
     return FleetSimulator(days=2, seed=11, end="2026-11-20T00:00:00Z", incidents_per_day=4).run()
+
+
+@pytest.fixture(scope="module")
+def moto_url():
+    """moto in server mode on a free local port, with fake credentials, for this module (AWS sources, Kinesis)."""
+    from moto.server import ThreadedMotoServer
+    from support.servers import wait_for_port
+
+    with pytest.MonkeyPatch.context() as mp:
+        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
+        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
+        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
+        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
+            mp.delenv(name, raising=False)
+        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
+        server.start()
+        host, port = server.get_host_and_port()
+        wait_for_port(host, port)
+        try:
+            yield f"http://{host}:{port}"
+        finally:
+            server.stop()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pandas as pd
 import pytest
-from test_registry_support import champion_lab
+from support.lab import champion_lab
 
 from serving import batch, registry
 
@@ -59,7 +59,7 @@ def test_batch_without_any_champion_or_data_says_what_is_missing(lab, tmp_path):
 def test_batch_flow_writes_scores_and_a_table_artifact(lab, prefect_server, monkeypatch):
     import asyncio
 
-    from test_registry_support import isolate_engine_env
+    from support.lab import isolate_engine_env
 
     from flows.batch import batch_flow
 

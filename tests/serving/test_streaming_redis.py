@@ -8,7 +8,7 @@ import threading
 import uuid
 
 import pytest
-from test_registry_support import (
+from support.lab import (
     champion_lab,
     check_exactly_once,
     start_consumer,

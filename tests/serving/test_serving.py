@@ -484,7 +484,9 @@ def test_rollback_window_totals_follow_evictions():
 def test_failure_risk_from_feature_rows_and_from_a_raw_window(served, body):
     """/v1/failure gives the bundle's probability and signed top factors for ready feature rows, judges a raw
     window on each service's newest minute, and answers unknown features with a 422 that names them."""
-    from test_failure import SMALL, synthetic_fleet
+    from support.failure_fleet import synthetic_fleet
+
+    SMALL = {"n_estimators": 60, "max_depth": 3, "inputs": "raw"}  # as the failure tests: enough trees, fast
 
     from training.failure import failure_bundle, train_failure_predictor
     from training.failure.bundle import predict as predict_failure_bundle

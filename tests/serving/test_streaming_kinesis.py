@@ -8,14 +8,13 @@ import threading
 import uuid
 
 import pytest
-from test_registry_support import (
+from support.lab import (
     champion_lab,
     check_exactly_once,
     start_consumer,
     stream_case,
     wait_for_results,
 )
-from test_sources_remote import moto_url  # noqa: F401  (the module's moto server fixture)
 
 
 @pytest.fixture(scope="module")
@@ -23,7 +22,7 @@ def lab(tmp_path_factory):
     return champion_lab(tmp_path_factory.mktemp("stream-kinesis-home"))
 
 
-def test_killed_kinesis_consumer_resumes_from_its_checkpoints(lab, moto_url, tmp_path):  # noqa: F811
+def test_killed_kinesis_consumer_resumes_from_its_checkpoints(lab, moto_url, tmp_path):
     import boto3
 
     from serving.checkpoints import CheckpointStore

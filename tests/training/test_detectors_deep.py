@@ -213,7 +213,7 @@ def test_loads_in_another_process(fitted, data, tmp_path: Path):
         f"x = pd.read_pickle({str(frame_path)!r})\n"
         f"np.save({str(out_path)!r}, np.stack([dets[k].score(x) for k in sorted(dets)]))\n"
     )
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     subprocess.run([sys.executable, "-c", code], check=True, cwd=root, timeout=120)
     expected = np.stack([fitted[k].score(sample) for k in sorted(fitted)])
     np.testing.assert_array_equal(np.load(out_path), expected)
@@ -313,7 +313,7 @@ def test_trained_on_cuda_then_served_where_there_is_none(name, data, tmp_path):
             "test = pd.read_pickle(sys.argv[2])\n"
             "np.save(sys.argv[3], det.score(test))\n"
             "assert det._net_cache[0] == 'cpu'\n")
-    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    env = {**os.environ, "CUDA_VISIBLE_DEVICES": "", "PYTHONPATH": str(Path(__file__).resolve().parents[2])}
     done = subprocess.run([sys.executable, "-c", code, str(tmp_path / "model.pkl"), str(tmp_path / "test.pkl"),
                            str(tmp_path / "cpu.npy")], env=env, capture_output=True, text=True, timeout=300,
                           check=False)

@@ -13,12 +13,12 @@ import re
 import socket
 import tempfile
 import threading
-import time
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from urllib.parse import parse_qs, urlparse
 
 import pandas as pd
 import pytest
+from support.servers import wait_for_port
 
 from configs.settings import load_settings
 from telemetry.sources import resolve
@@ -128,25 +128,12 @@ def prometheus():
     server.requests = []
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
-    _wait_for_port(*server.server_address[:2])
+    wait_for_port(*server.server_address[:2])
     server.url = f"http://127.0.0.1:{server.server_address[1]}"
     yield server
     server.shutdown()
     server.server_close()
     thread.join(5)
-
-
-def _wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
-    """Wait until a server accepts connections (the only waiting these tests do)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            with socket.create_connection((host, port), timeout=0.5):
-                return
-        except OSError:
-            if time.monotonic() > deadline:
-                raise
-            time.sleep(0.05)
 
 
 def _free_port() -> int:
@@ -303,27 +290,6 @@ def test_resolve_bare_prometheus_without_a_configured_url_is_an_error():
 
 
 # ============================================================================ AWS (moto server)
-@pytest.fixture(scope="module")
-def moto_url():
-    """moto in server mode on a free local port, with fake credentials, for this module."""
-    from moto.server import ThreadedMotoServer
-
-    with pytest.MonkeyPatch.context() as mp:
-        mp.setenv("AWS_ACCESS_KEY_ID", "testing")
-        mp.setenv("AWS_SECRET_ACCESS_KEY", "testing")
-        mp.setenv("AWS_DEFAULT_REGION", "us-east-1")
-        for name in ("AWS_PROFILE", "AWS_SESSION_TOKEN", "AWS_ENDPOINT_URL"):
-            mp.delenv(name, raising=False)
-        server = ThreadedMotoServer(ip_address="127.0.0.1", port=0, verbose=False)
-        server.start()
-        host, port = server.get_host_and_port()
-        _wait_for_port(host, port)
-        try:
-            yield f"http://{host}:{port}"
-        finally:
-            server.stop()
-
-
 def _client(service, url):
     import boto3
 

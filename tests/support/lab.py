@@ -101,7 +101,7 @@ def isolate_engine_env(monkeypatch, settings) -> None:
         monkeypatch.setenv(key, value)
 
 
-CEREBRO = str(Path(__file__).resolve().parents[1] / ".venv" / "bin" / "cerebro")
+CEREBRO = str(Path(__file__).resolve().parents[2] / ".venv" / "bin" / "cerebro")
 
 
 def stream_case(lab: Lab, minutes: int = 150, n_services: int = 3) -> tuple[list[dict], pd.DataFrame]:

@@ -5,7 +5,7 @@ import json
 
 import numpy as np
 import pytest
-from test_registry_support import isolate_engine_env, make_lab
+from support.lab import isolate_engine_env, make_lab
 
 from serving import promotion, registry
 

@@ -10,7 +10,7 @@ import pytest
 from training import kinds
 
 PROTOCOL = ("predict", "check_labels", "figures", "unjudgeable", "heldout", "shadow_gap")
-ROOT = Path(__file__).resolve().parents[1]
+ROOT = Path(__file__).resolve().parents[2]
 
 
 @pytest.mark.parametrize("kind", kinds.KINDS, ids=kinds.NAMES)
