@@ -332,7 +332,7 @@ def training_frame(
     the fleet) ran out of 23 GB of memory; 262,080 rows would need about 5 billion merged rows. So the entity
     rows are keyed by (service, ``chunk_minutes`` of time) and each key meets only the feature rows that can
     win for it (:func:`_chunked_candidates`); one Feast call then joins everything and gives exactly the answer
-    of the whole source (tests/test_features.py checks this against the plain call). 262,080 entity rows take
+    of the whole source (tests/features/test_features.py checks this against the plain call). 262,080 entity rows take
     about 40 s on 2 cores, most of it Dask hashing its intermediate frames. ``chunk_minutes=None`` makes the
     plain ``FeatureStore.get_historical_features`` call instead (small sources only).
     """

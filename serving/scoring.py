@@ -385,7 +385,7 @@ class FastWindow:
     columns in numpy (``features.detector_inputs.numpy_path``: the same columns as ``compute_features`` and the
     zoo's transforms), then the compiled scaling, the gap filling and the score. A 60-minute window in a few
     milliseconds, detector included, instead of ~25 ms. The warm-up compares it with the full path and
-    switches it off on any difference; ``tests/test_detector_inputs.py`` holds the columns equal."""
+    switches it off on any difference; ``tests/features/test_detector_inputs.py`` holds the columns equal."""
 
     def __init__(self, runner: DetectorRunner):
         from features.detector_inputs.numpy_path import WindowInputs

@@ -7,5 +7,5 @@
                     fast path: a 60-minute window in a few milliseconds instead of ~25 ms)
 
 The rolling statistics themselves are defined once, both ways side by side, in ``features.transforms.ROLLING``.
-``tests/test_detector_inputs.py`` holds the two paths equal on every column.
+``tests/features/test_detector_inputs.py`` holds the two paths equal on every column.
 """

@@ -9,7 +9,7 @@ included, instead of ~25 ms). Same rules as ``features.transforms``: samples cei
 a (service, minute, metric) wins, windows run over clock minutes within one service (missing minutes skipped,
 never filled), the baseline is the median of the hourly means of the 24 completed clock hours before. Then the
 zoo's transforms, by the definitions in ``columns``: levels against their baseline, CPU and memory blank for one
-window after a deploy, the deploy clock capped, the time of day. ``tests/test_detector_inputs.py`` holds the
+window after a deploy, the deploy clock capped, the time of day. ``tests/features/test_detector_inputs.py`` holds the
 two paths equal on every column; the scoring service's warm-up compares their scores on each model's example.
 """
 from __future__ import annotations
