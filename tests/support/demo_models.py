@@ -15,7 +15,7 @@ def register_demo_models(settings, days: float = 2, seed: int = 7, detectors: tu
     zoo, register them with ``register_zoo`` (and a forecaster with ``log_bundle``). Returns the versions and
     the telemetry (requests are cut from it)."""
     import mlflow
-    from training.detection import TrainingData, register_zoo, report_markdown
+    from training.detectors.stage import TrainingData, register_zoo, report_markdown
 
     from features.transforms import compute_features
     from telemetry.simulator import FleetSimulator
