@@ -15,10 +15,10 @@ def register_demo_models(settings, days: float = 2, seed: int = 7, detectors: tu
     zoo, register them with ``register_zoo`` (and a forecaster with ``log_bundle``). Returns the versions and
     the telemetry (requests are cut from it)."""
     import mlflow
-    from training.detectors.stage import TrainingData, register_zoo, report_markdown
 
     from features.transforms import compute_features
     from telemetry.simulator import FleetSimulator
+    from training.detectors.stage import TrainingData, register_zoo, report_markdown
     from training.zoo import build_zoo, time_split, train_zoo
 
     sim = FleetSimulator(days=days, seed=seed, end="2026-11-20T00:00:00Z", incidents_per_day=4).run()
