@@ -128,3 +128,31 @@ def anomalous_windows(times: pd.Index, score: np.ndarray, flags: np.ndarray) -> 
                             "peak_score": float(np.max(score[start:i]))})
             start = None
     return windows
+
+
+class SeriesDetectionError(ValueError):
+    """One series of a user's file cannot be scored; the message names it and says why."""
+
+
+def detect_user_series(raw: pd.DataFrame, model: str = DEFAULT_MODEL, train_fraction: float = 0.5,
+                       label: str = "") -> tuple[pd.DataFrame, dict]:
+    """Score every series of a user's file (``telemetry.sources.user_series.read_user_series``): one answer row per
+    input row, in input order (``timestamp`` as ISO 8601 text, ``score``, ``is_anomaly``), and a summary per
+    series (rows, training rows, anomalous rows, anomalous windows, notes). ``label`` names the file in errors."""
+    from telemetry.sources.user_series import service_frames
+
+    outputs, series = [], []
+    for service, rows, wide in service_frames(raw):
+        try:
+            res = detect_series(wide, model=model, train_fraction=train_fraction, key=service)
+        except (NotEnoughData, ValueError) as exc:
+            raise SeriesDetectionError(f"{label}: series {service!r}: {exc}") from None
+        scored = res.frame.set_index("timestamp")
+        outputs.append(rows[["source_row", "ts"]].join(scored, on="ts"))
+        series.append({"series": service, "rows": len(wide), "train_rows": res.train_rows,
+                       "anomalous_rows": int(res.frame["is_anomaly"].sum()), "windows": res.windows,
+                       "notes": res.notes})
+    result = pd.concat(outputs).drop_duplicates("source_row").sort_values("source_row")
+    result = pd.DataFrame({"timestamp": result["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"), "score": result["score"],
+                           "is_anomaly": result["is_anomaly"].astype(int)})
+    return result, {"series": series, "rows": len(result), "anomalous_rows": int(result["is_anomaly"].sum())}

@@ -39,35 +39,19 @@ def detect(
 
         cerebro detect -i export.parquet -o out.csv --model isolation_forest --value-col p99 --json
     """
-    import pandas as pd
-
-    from telemetry.sources.user_series import UserSeriesError, read_user_series, service_frames
-    from training.detectors.base import NotEnoughData
-    from training.series_detection import DEFAULT_MODEL, detect_series
+    from telemetry.sources.user_series import UserSeriesError, read_user_series
+    from training.series_detection import DEFAULT_MODEL, SeriesDetectionError, detect_user_series
 
     model = model or DEFAULT_MODEL
     try:
         raw = read_user_series(input_path, time_col, value_col or None)
-    except UserSeriesError as exc:
+        result, scored = detect_user_series(raw, model=model, train_fraction=train_fraction, label=str(input_path))
+    except (UserSeriesError, SeriesDetectionError) as exc:
         fail(str(exc), 2)
-    outputs, summary = [], {"input": str(input_path), "output": str(output), "model": model, "series": []}
-    for service, rows, wide in service_frames(raw):
-        try:
-            res = detect_series(wide, model=model, train_fraction=train_fraction, key=service)
-        except (NotEnoughData, ValueError) as exc:
-            fail(f"{input_path}: series {service!r}: {exc}", 2)
-        scored = res.frame.set_index("timestamp")
-        outputs.append(rows[["source_row", "ts"]].join(scored, on="ts"))
-        summary["series"].append({"series": service, "rows": len(wide), "train_rows": res.train_rows,
-                                  "anomalous_rows": int(res.frame["is_anomaly"].sum()), "windows": res.windows,
-                                  "notes": res.notes})
-    result = pd.concat(outputs).drop_duplicates("source_row").sort_values("source_row")
-    result = pd.DataFrame({"timestamp": result["ts"].dt.strftime("%Y-%m-%dT%H:%M:%SZ"), "score": result["score"],
-                           "is_anomaly": result["is_anomaly"].astype(int)})
     output.parent.mkdir(parents=True, exist_ok=True)
     result.to_csv(output, index=False)
-    summary["rows"] = len(result)
-    summary["anomalous_rows"] = int(result["is_anomaly"].sum())
+    summary = {"input": str(input_path), "output": str(output), "model": model, "series": scored["series"],
+               "rows": scored["rows"], "anomalous_rows": scored["anomalous_rows"]}
     if as_json:
         print_json(summary)
         return
