@@ -281,7 +281,6 @@ def heldout_from_lake(settings, name: str, start=None, end=None) -> tuple[pd.Dat
     with the lake's incidents; forecasters the configured series' means on their grid, with the history before
     the window for the MASE scale."""
     from features.from_lake import lake_window
-
     from telemetry import lake
 
     kind = kinds.by_name(family_of(name))

@@ -110,7 +110,6 @@ def unjudgeable(detail: dict) -> str | None:
 def heldout(settings, start: pd.Timestamp, end: pd.Timestamp, incidents: pd.DataFrame):
     """Feature rows of the window that are not inside an incident, labelled "fails within the horizon"."""
     from features.from_lake import read_features
-
     from training.failure.labels import LABEL, ONGOING, failure_labels
 
     if incidents.empty:
