@@ -63,7 +63,8 @@ def read_features(settings, start, end, services: list[str] | None = None) -> pd
     history = pd.Timedelta(hours=settings.lifecycle.history_hours)
     telemetry = lake.read_telemetry(settings.lake_dir, start=start - history, end=end, services=services)
     if telemetry.empty:
-        raise ValueError(f"the lake at {settings.lake_dir} holds no telemetry between {start} and {end}")
+        which = f" for services {sorted(services)}" if services else ""
+        raise ValueError(f"the lake at {settings.lake_dir} holds no telemetry{which} between {start} and {end}")
     feats = features_of(telemetry, deploy_events(settings), settings.feast.window_minutes)
     # compute_features ceils samples to the minute, so a sample just before `end` may land on `end` itself.
     keep = (feats["timestamp"] >= start) & (feats["timestamp"] < end)

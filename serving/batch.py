@@ -155,3 +155,31 @@ def run_batch(settings, start=None, end=None, failure: bool = False, services: l
         seconds={"load_models": round(t1 - t0, 3), "features": round(t2 - t1, 3), "score": round(t3 - t2, 3),
                  "write": round(t4 - t3, 3)},
         per_service=summary_by_service(scores))
+
+
+EXPORT_COLUMNS = ["timestamp", "service", "score", "is_anomaly"]
+EXPORT_SUFFIXES = (".csv", ".parquet")
+
+
+def export_scores(settings, output: Path, start=None, end=None, services: list[str] | None = None,
+                  failure: bool = False) -> BatchReport:
+    """:func:`run_batch` for [start, end), then that window's scores written to ``output``: one row per (timestamp,
+    service), ``timestamp, service, score, is_anomaly`` (and the failure columns with ``failure``), CSV or
+    Parquet by the file's extension. What `cerebro batch` writes; the date partitions are updated as the
+    ``batch-inference`` flow updates them."""
+    output = Path(output)
+    if output.suffix.lower() not in EXPORT_SUFFIXES:
+        raise ValueError(f"output {output}: expected a file name ending in .csv or .parquet")
+    report = run_batch(settings, start, end, failure=failure, services=services)
+    scores = read_scores(output_dir(settings), report.start, report.end)
+    if services:
+        scores = scores[scores["service"].isin(services)]
+    columns = EXPORT_COLUMNS + (["failure_probability", "failure_alarm"] if failure else [])
+    table = scores.sort_values(["timestamp", "service"], kind="stable")[columns].reset_index(drop=True)
+    output.parent.mkdir(parents=True, exist_ok=True)
+    if output.suffix.lower() == ".csv":
+        table.assign(timestamp=table["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")).to_csv(output, index=False)
+    else:
+        table.to_parquet(output, index=False)
+    report.output = str(output)
+    return report

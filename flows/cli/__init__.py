@@ -9,12 +9,13 @@ imported inside the commands so that ``cerebro --help`` answers at once.
     failure.py   predict-failure              drift.py     drift             ui.py        ui, env
     serve.py     serve                        stream.py    stream, replay    deploy.py    deploy
     kb.py        kb index | search | stats    models.py    models list | promote | rollback
+    batch.py     batch
 """
 from __future__ import annotations
 
 import typer
 
-from flows.cli import deploy, detect, drift, failure, forecast, kb, models, pipeline, serve, stream, ui
+from flows.cli import batch, deploy, detect, drift, failure, forecast, kb, models, pipeline, serve, stream, ui
 
 app = typer.Typer(
     name="cerebro",
@@ -35,6 +36,7 @@ app.command()(pipeline.ingest)
 app.command()(detect.detect)
 app.command()(forecast.forecast)
 app.command("predict-failure")(failure.predict_failure)
+app.command()(batch.batch)
 app.command()(drift.drift)
 app.command()(ui.ui)
 app.command()(ui.env)

@@ -78,3 +78,44 @@ def test_batch_flow_writes_scores_and_a_table_artifact(lab, prefect_server, monk
 
     found = asyncio.run(artifacts())
     assert found and found[0].type == "table"
+
+
+def test_cerebro_batch_writes_one_row_per_minute_and_service_as_csv_or_parquet(lab, tmp_path, monkeypatch):
+    """`cerebro batch` writes the champion's scores for the window, the rows the partitioned store holds for it,
+    by the file's extension; a bad time, extension or service answers with exit 2 and a reason, no traceback."""
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+
+    monkeypatch.setenv("CEREBRO_HOME", str(lab.settings.home))
+    runner = CliRunner()
+    services = sorted(lab.sim.telemetry["service"].astype(str).unique())[:2]
+    window = ["--from", "2026-11-19T10:00Z", "--to", "2026-11-19T11:30Z"]
+    csv_path = tmp_path / "out" / "scores.csv"
+    done = runner.invoke(app, ["batch", *window, "-s", services[0], "-s", services[1], "-o", str(csv_path)])
+    assert done.exit_code == 0, done.output
+    table = pd.read_csv(csv_path)
+    assert list(table.columns) == ["timestamp", "service", "score", "is_anomaly"]
+    assert len(table) == 2 * 90 and sorted(table["service"].unique()) == services
+    assert not table.duplicated(["timestamp", "service"]).any()
+    assert table["timestamp"].iloc[0] == "2026-11-19T10:00:00Z" and table["timestamp"].iloc[-1] == "2026-11-19T11:29:00Z"
+    stored = batch.read_scores(batch.output_dir(lab.settings), "2026-11-19T10:00Z", "2026-11-19T11:30Z")
+    stored = stored[stored["service"].isin(services)].sort_values(["timestamp", "service"], kind="stable")
+    np.testing.assert_allclose(table["score"], stored["score"], rtol=1e-12)
+    assert (table["is_anomaly"].to_numpy() == stored["is_anomaly"].to_numpy()).all()
+    assert f"wrote {csv_path}" in " ".join(done.output.split())
+
+    parquet = runner.invoke(app, ["batch", *window, "-o", str(tmp_path / "all.parquet"), "--json"])
+    assert parquet.exit_code == 0, parquet.output
+    every = pd.read_parquet(tmp_path / "all.parquet")
+    assert len(every) == lab.sim.telemetry["service"].nunique() * 90
+    assert str(every["timestamp"].dt.tz) == "UTC"
+
+    for args, reason in ((["--from", "yesterday-ish"], "--from 'yesterday-ish' is not a time"),
+                         (["-o", str(tmp_path / "scores.xlsx")], "expected a file name ending in .csv or .parquet"),
+                         (["--from", "2026-11-19T12:00Z", "--to", "2026-11-19T11:00Z"], "is not before its end")):
+        bad = runner.invoke(app, ["batch", "-o", str(tmp_path / "x.csv"), *args])
+        assert bad.exit_code == 2 and reason in " ".join(bad.output.split()), bad.output
+        assert "Traceback" not in bad.output
+    unknown = runner.invoke(app, ["batch", *window, "-s", "no-such-service", "-o", str(tmp_path / "none.csv")])
+    assert unknown.exit_code == 2 and "no-such-service" in unknown.output, unknown.output
