@@ -346,3 +346,21 @@ def test_pgvector_store_against_local_postgres():
     finally:
         store.drop()
         store.close()
+
+
+def test_the_vector_index_is_the_same_on_every_build(tmp_path):
+    """The same passages give the same index and the same answers, build after build."""
+    import numpy as np
+
+    from rag.stores.vector import UsearchStore
+
+    rng = np.random.default_rng(0)
+    vectors = rng.normal(size=(3000, 64)).astype(np.float32)
+    ids = [f"{k:016x}" for k in range(1, 3001)]
+    queries = rng.normal(size=(100, 64)).astype(np.float32)
+    answers = []
+    for build in range(3):
+        store = UsearchStore(tmp_path / str(build), 64)
+        store.add(ids, vectors)
+        answers.append([[cid for cid, _ in store.search(q, 5)] for q in queries])
+    assert answers[0] == answers[1] == answers[2]
