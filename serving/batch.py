@@ -132,6 +132,11 @@ def summary_by_service(scores: pd.DataFrame) -> list[dict]:
 def run_batch(settings, start=None, end=None, failure: bool = False, services: list[str] | None = None,
               detector=None, failure_model=None) -> BatchReport:
     """Score [start, end) of the lake (default: its last day) with the champions and write the scores."""
+    return _score_and_write(settings, start, end, failure, services, detector, failure_model)[0]
+
+
+def _score_and_write(settings, start, end, failure: bool, services: list[str] | None, detector=None,
+                     failure_model=None) -> tuple[BatchReport, pd.DataFrame]:
     from serving.registry import load_champion
 
     cfg = settings.lifecycle
@@ -147,7 +152,7 @@ def run_batch(settings, start=None, end=None, failure: bool = False, services: l
     t3 = time.perf_counter()
     written = write_scores(scores, output_dir(settings), start, end)
     t4 = time.perf_counter()
-    return BatchReport(
+    report = BatchReport(
         start=start.isoformat(), end=end.isoformat(), rows=written.rows, replaced=written.replaced,
         anomalies=int(scores["is_anomaly"].sum()), detector=f"{detector.name} v{detector.version}",
         failure=f"{failure_model.name} v{failure_model.version}" if failure else None,
@@ -155,6 +160,7 @@ def run_batch(settings, start=None, end=None, failure: bool = False, services: l
         seconds={"load_models": round(t1 - t0, 3), "features": round(t2 - t1, 3), "score": round(t3 - t2, 3),
                  "write": round(t4 - t3, 3)},
         per_service=summary_by_service(scores))
+    return report, scores
 
 
 EXPORT_COLUMNS = ["timestamp", "service", "score", "is_anomaly"]
@@ -163,17 +169,14 @@ EXPORT_SUFFIXES = (".csv", ".parquet")
 
 def export_scores(settings, output: Path, start=None, end=None, services: list[str] | None = None,
                   failure: bool = False) -> BatchReport:
-    """:func:`run_batch` for [start, end), then that window's scores written to ``output``: one row per (timestamp,
-    service), ``timestamp, service, score, is_anomaly`` (and the failure columns with ``failure``), CSV or
+    """:func:`run_batch` for [start, end), and the same scores (held in memory, not read back from the date
+    partitions) written to ``output``: one row per (timestamp, service), ``timestamp, service, score, is_anomaly`` (and the failure columns with ``failure``), CSV or
     Parquet by the file's extension. What `cerebro batch` writes; the date partitions are updated as the
     ``batch-inference`` flow updates them."""
     output = Path(output)
     if output.suffix.lower() not in EXPORT_SUFFIXES:
         raise ValueError(f"output {output}: expected a file name ending in .csv or .parquet")
-    report = run_batch(settings, start, end, failure=failure, services=services)
-    scores = read_scores(output_dir(settings), report.start, report.end)
-    if services:
-        scores = scores[scores["service"].isin(services)]
+    report, scores = _score_and_write(settings, start, end, failure, services)
     columns = EXPORT_COLUMNS + (["failure_probability", "failure_alarm"] if failure else [])
     table = scores.sort_values(["timestamp", "service"], kind="stable")[columns].reset_index(drop=True)
     output.parent.mkdir(parents=True, exist_ok=True)

@@ -49,11 +49,10 @@ def batch(
     settings = settings_or_exit(config)
     begin, stop = _time(start, "--from"), _time(end, "--to")
     from serving.batch import export_scores
-    from serving.registry import RegistryError
 
     try:
         report = export_scores(settings, output, begin, stop, services=list(service or []) or None, failure=failure)
-    except (ValueError, RegistryError) as exc:
+    except ValueError as exc:  # bad window, extension or service; RegistryError (no champion) is one too
         fail(str(exc), 2)
     if as_json:
         print_json(report.as_dict())
