@@ -78,6 +78,9 @@ class DetectionSettings(_Section):
     ensemble_size: int = Field(default=5, ge=1, le=20)
     put_forward: str = Field(
         default="ensemble", description="the model put forward: ensemble, a zoo member, or best (top on validation)")
+    planted_per_service: int = Field(
+        default=5, ge=1, le=50,
+        description="anomalies planted per service in the validation period to choose a model without labels")
 
     @field_validator("split")
     @classmethod
@@ -107,6 +110,9 @@ class ForecastingSettings(_Section):
     disk_limit_pct: float = Field(default=90, gt=0, le=100)
     memory_limit_pct: float | None = Field(default=None, gt=0, le=100, description="empty: memory not planned")
     connections_at_pool_size: bool = Field(default=True, description="connections limited by each pool's size")
+    limits: dict[str, float | dict[str, float]] = Field(
+        default_factory=dict, description="capacity limit per metric name (one number, or {service: number}); "
+        "percentages of CPU, disk and memory default to the *_limit_pct above")
 
 
 class FailureSettings(_Section):

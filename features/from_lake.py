@@ -69,3 +69,47 @@ def read_features(settings, start, end, services: list[str] | None = None) -> pd
     # compute_features ceils samples to the minute, so a sample just before `end` may land on `end` itself.
     keep = (feats["timestamp"] >= start) & (feats["timestamp"] < end)
     return feats[keep].reset_index(drop=True)
+
+
+def parse_window(window: str | float | int) -> pd.Timedelta:
+    """A training window as a duration: ``"14d"``, ``"36h"``, ``"2w"``, or a number of days."""
+    if isinstance(window, int | float) or str(window).replace(".", "", 1).isdigit():
+        days = float(window)
+        if days <= 0:
+            raise ValueError(f"window {window!r}: expected a positive number of days")
+        return pd.Timedelta(days=days)
+    text = str(window).strip().lower()
+    units = {"d": "days", "h": "hours", "w": "weeks"}
+    try:
+        value, unit = float(text[:-1]), units[text[-1]]
+    except (KeyError, ValueError):
+        raise ValueError(f"window {window!r}: expected a duration such as 14d, 36h or 2w") from None
+    if value <= 0:
+        raise ValueError(f"window {window!r}: expected a positive duration")
+    return pd.Timedelta(**{unit: value})
+
+
+def service_spans(settings, window: str | float = "14d") -> dict[str, tuple[pd.Timestamp, pd.Timestamp]]:
+    """Each service's training window: its last ``window`` of samples, up to its own newest sample.
+
+    Per service, because the series of an export may cover different periods (one host retired last month,
+    one added yesterday): every series trains on its own newest history. Reads only each service's newest
+    date partition to find its end."""
+    from pathlib import Path
+
+    from telemetry import lake
+
+    length = parse_window(window)
+    root = Path(settings.lake_dir) / "telemetry"
+    newest: dict[str, str] = {}
+    for part in root.glob("date=*/service=*"):
+        svc, day = part.name.split("=", 1)[1], part.parent.name.split("=", 1)[1]
+        newest[svc] = max(newest.get(svc, day), day)
+    if not newest:
+        raise ValueError(f"the lake at {settings.lake_dir} holds no telemetry; ingest a source first")
+    spans = {}
+    for svc, day in sorted(newest.items()):
+        last = lake.read_telemetry(settings.lake_dir, start=day, services=[svc])["timestamp"].max()
+        end = last + pd.Timedelta(minutes=1)
+        spans[svc] = (end - length, end)
+    return spans

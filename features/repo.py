@@ -122,18 +122,18 @@ def definitions(
         cols = [f.name for f in view.features if f.name in wanted]
         if cols:
             failure_parts.append(view[cols])
-    missing = wanted - {f.name for part in failure_parts for f in part.features}
-    if missing:
-        raise ValueError(f"failure_v1 needs {sorted(missing)}, which the metrics {metrics} do not produce")
     services = {
         "detection_v1": FeatureService(
             name="detection_v1", features=list(views.values()), description="anomaly detection: every feature"
         ),
-        "failure_v1": FeatureService(
+    }
+    # The failure predictor reads the fleet's metrics by name; a user's own metrics get detection_v1 alone
+    # (the pipeline says why the predictor is skipped).
+    if not wanted - {f.name for part in failure_parts for f in part.features}:
+        services["failure_v1"] = FeatureService(
             name="failure_v1",
             features=failure_parts,
             description="failure prediction: CPU trend, memory growth, error rate, latency p99, connections, "
             "queue depth, recent deploys, time of day and week",
-        ),
-    }
+        )
     return {ENTITY: service, SOURCE_NAME: source, **views, **services}

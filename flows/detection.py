@@ -14,10 +14,15 @@ from flows import progress, reporting
 
 
 @task(name="build-features", cache_policy=NO_CACHE)
-def build_features(settings, dataset: str, start: str, end: str):
+def build_features(settings, dataset: str | None, start: str, end: str, window: str | None = None):
     from training.detectors.stage import training_data
 
-    data = training_data(settings, dataset, pd.Timestamp(start), pd.Timestamp(end))
+    spans = None
+    if dataset is None:
+        from features.from_lake import service_spans
+
+        spans = service_spans(settings, window or "14d")
+    data = training_data(settings, dataset, pd.Timestamp(start), pd.Timestamp(end), spans=spans)
     join = data.feature_report["join"]
     get_run_logger().info("features: %d rows x %d columns; %s", len(data.frame), data.frame.shape[1],
                           f"{join['rows_dropped_ttl']} entity rows dropped by the TTL" if join["rows_dropped_ttl"]
@@ -68,12 +73,14 @@ def promote(settings, data, splits, versions: dict[str, str]) -> list[dict]:
 
 
 @flow(name="detection", log_prints=True)
-def detection_flow(dataset: str, start: str, end: str, config: str | None = None) -> dict:
-    """Train, evaluate and register the anomaly-detection zoo on one labelled dataset of the lake."""
+def detection_flow(dataset: str | None, start: str, end: str, config: str | None = None,
+                   window: str | None = None) -> dict:
+    """Train, evaluate and register the anomaly-detection zoo on one labelled dataset of the lake, or
+    (``dataset`` None) on the lake's last ``window`` of each service, labelled or not."""
     from training.detectors.stage import plot_scores, report_markdown, summarise
 
     settings = load_settings(config)
-    data = build_features(settings, dataset, start, end)
+    data = build_features(settings, dataset, start, end, window)
     splits, result = train_and_evaluate(settings, data)
     report_md = report_markdown(result, splits, data)
     plot = plot_scores(result, splits, settings.reports_dir / f"detection-{data.data_version.replace('@', '-')}.png")

@@ -11,7 +11,12 @@ Later stages are added here as they are built; none is a placeholder.
 
     make run                      # the embedded default
     cerebro run --days 3 --seed 7
-    prefect deployment run 'pipeline/weekly'
+    cerebro run --source examples/shop/metrics.csv --incidents examples/shop/incidents.csv
+    prefect deployment run 'pipeline/weekly' --param source=prometheus://prom:9090 --param window=14d
+
+With a ``source`` other than a simulated dataset, every stage trains on the lake's last ``window`` (each
+service up to its own newest sample), whichever source filled it; without incidents in the lake, the detector
+is chosen on anomalies planted into its own validation period.
 """
 from __future__ import annotations
 
@@ -52,6 +57,38 @@ def _manifest(source: str) -> dict | None:
     return json.loads(path.read_text()) if path.is_file() else None
 
 
+LAKE = "lake"  # source="lake": no ingest, train on what the lake already holds (a stream or an earlier ingest filled it)
+
+
+def _ingest(settings, source: str, config: str | None, incidents: str | None, stages: list, t0: float) -> dict:
+    ingest = ingest_flow.with_options(task_runner=task_runner_for(settings))(
+        source=source, config=config, **({"incidents": incidents} if incidents else {}))
+    line = (f"{ingest['rows_clean']:,} clean rows, {ingest['rows_quarantined']:,} quarantined, "
+            f"lake {ingest['lake']['rows']:,} rows")
+    if ingest.get("incidents"):
+        inc = ingest["incidents"]
+        line += f"; incidents: {inc['stored']:,} stored, {inc['quarantined']:,} quarantined"
+    stages.append({"stage": "ingest + validate", "seconds": time.perf_counter() - t0, "result": line})
+    return ingest
+
+
+def _lake_only(settings) -> dict:
+    from telemetry import lake
+
+    return {"rows_in": 0, "rows_clean": 0, "rows_quarantined": 0, "quarantine_reasons": {}, "quarantine_files": [],
+            "warnings": [], "lake": lake.lake_stats(settings.lake_dir)}
+
+
+def _lake_plan(settings, window: str) -> dict:
+    """What the later stages train on when the source is not a simulated dataset: the lake's last ``window``
+    per service, every dataset's incidents (``dataset`` None)."""
+    from features.from_lake import service_spans
+
+    spans = service_spans(settings, window)
+    return {"dataset": None, "window": window, "services": len(spans),
+            "start": min(a for a, _ in spans.values()).isoformat(), "end": max(b for _, b in spans.values()).isoformat()}
+
+
 STAGES = 8
 
 
@@ -75,6 +112,39 @@ def _failure_line(failure: dict) -> str:
     return line
 
 
+def _detection_line(detection: dict) -> str:
+    t = detection["test"]
+    registered = f"{len(detection['registered'])} models registered"
+    if detection.get("chosen_without_labels"):
+        p = detection["planted"]
+        line = (f"put forward {detection['best']}, chosen without labels: planted anomalies in validation found "
+                f"{p['found']} of {p['incidents']} (F1 {p['f1']:.3f})")
+        if t.get("incidents"):
+            line += f"; test against {t['incidents']} incidents: F1 {t['f1']:.3f}, AUC-PR {_num(t['auc_pr'])}"
+        else:
+            line += "; no incidents in the test period to measure against"
+        return f"{line}; {registered}"
+    return (f"best {detection['best']}: test precision {t['precision']:.3f}, recall {t['recall']:.3f}, F1 "
+            f"{t['f1']:.3f} ({'meets' if detection['meets_targets'] else 'misses'} targets); {registered}")
+
+
+def _num(value) -> str:
+    return "" if value is None else f"{value:.3f}"
+
+
+def _no_failure_labels(settings) -> str:
+    """Why the failure predictor cannot train on the lake, and what would enable it."""
+    from telemetry import lake
+
+    incidents = lake.read_table("incidents", settings.lake_dir)
+    with_time = 0 if incidents.empty or "failed_at" not in incidents else int(incidents["failed_at"].notna().sum())
+    if with_time:
+        return (f"the lake's incidents hold {with_time} failure time(s); the predictor trains on the simulator's "
+                "labelled datasets only so far")
+    return ("no incident in the lake has a failure time; import past incidents with a failed_at column "
+            "(`cerebro ingest --incidents FILE`) to train it")
+
+
 def _forecasting_line(result: dict) -> str:
     if "skipped" in result:
         return f"skipped: {result['skipped']}"
@@ -90,8 +160,14 @@ def _forecasting_line(result: dict) -> str:
 def _too_short_for_drift(manifest: dict, settings) -> str | None:
     import pandas as pd
 
+    from telemetry import lake
+
     cfg = settings.drift
-    have = pd.Timestamp(manifest["end"]) - pd.Timestamp(manifest["start"])
+    start = pd.Timestamp(manifest["start"])
+    if manifest.get("dataset") is None:  # the lake's own history, not the window asked for
+        dates = lake.lake_stats(settings.lake_dir)["dates"]
+        start = max(start, pd.Timestamp(dates[0], tz="UTC")) if dates else start
+    have = pd.Timestamp(manifest["end"]) - start
     need = pd.Timedelta(days=cfg.reference_days) + pd.Timedelta(hours=cfg.current_hours)
     if have < need:
         return (f"the fleet covers {have / pd.Timedelta(days=1):g} days; the drift check compares the last "
@@ -115,8 +191,10 @@ def _overrides(days: float | None, seed: int | None) -> dict:
 
 @flow(name="pipeline", log_prints=True)
 def pipeline_flow(config: str | None = None, source: str | None = None, days: float | None = None,
-                  seed: int | None = None) -> dict:
-    """Run the whole lifecycle on the simulator's fleet (or on ``source``) and leave a summary artifact."""
+                  seed: int | None = None, window: str = "14d", incidents: str | None = None) -> dict:
+    """Run the whole lifecycle on the simulator's fleet, or on ``source`` (a file, folder, s3://, prometheus://
+    or cloudwatch:// source) over the lake's last ``window``; ``incidents``: a file of past incidents (CSV,
+    JSON, a PagerDuty or Alertmanager export) to evaluate and choose with. Leaves a summary artifact."""
     settings = load_settings(config, **_overrides(days, seed))
     stages: list[dict] = []
 
@@ -129,14 +207,16 @@ def pipeline_flow(config: str | None = None, source: str | None = None, days: fl
 
     t0 = time.perf_counter()
     progress.advance("pipeline", 1, STAGES, "ingest + validate")
-    ingest = ingest_flow.with_options(task_runner=task_runner_for(settings))(source=source, config=config)
-    stages.append({"stage": "ingest + validate", "seconds": time.perf_counter() - t0,
-                   "result": f"{ingest['rows_clean']:,} clean rows, {ingest['rows_quarantined']:,} quarantined, "
-                             f"lake {ingest['lake']['rows']:,} rows"})
+    if source == LAKE:
+        ingest = _lake_only(settings)
+        stages.append({"stage": "ingest + validate", "seconds": 0.0,
+                       "result": f"skipped: source 'lake' trains on the {ingest['lake']['rows']:,} rows the lake holds"})
+    else:
+        ingest = _ingest(settings, source, config, incidents, stages, t0)
 
     progress.advance("pipeline", 2, STAGES, "features, detectors, forecasters, MLflow")
     detection = None
-    manifest = _manifest(source)
+    manifest = (None if source == LAKE else _manifest(source)) or _lake_plan(settings, window)
     # Forecasting reads only the lake, so it runs beside detection (its fits are single-threaded; detection
     # leaves part of the second core idle) and is collected after it.
     forecasting_run = None
@@ -148,18 +228,13 @@ def pipeline_flow(config: str | None = None, source: str | None = None, days: fl
         use_experiment(settings)
         forecasting_run = forecasting_stage.submit(manifest["start"], manifest["end"], config,
                                                    task_runner_for(settings))
-    if manifest and manifest.get("dataset"):
+    if manifest and manifest.get("start"):
         t0 = time.perf_counter()
         detection = detection_flow.with_options(task_runner=task_runner_for(settings))(
-            dataset=manifest["dataset"], start=manifest["start"], end=manifest["end"], config=config)
-        t = detection["test"]
+            dataset=manifest["dataset"], start=manifest["start"], end=manifest["end"], config=config,
+            window=manifest.get("window"))
         stages.append({"stage": "features + detectors + register", "seconds": time.perf_counter() - t0,
-                       "result": f"best {detection['best']}: test precision {t['precision']:.3f}, recall "
-                                 f"{t['recall']:.3f}, F1 {t['f1']:.3f} ({'meets' if detection['meets_targets'] else 'misses'}"
-                                 f" targets); {len(detection['registered'])} models registered"})
-    else:
-        stages.append({"stage": "features + detectors + register", "seconds": 0.0,
-                       "result": "skipped: the source has no labelled incidents to train and measure against"})
+                       "result": _detection_line(detection)})
 
     forecasting = failure = None
     if forecasting_run is not None:
@@ -172,7 +247,7 @@ def pipeline_flow(config: str | None = None, source: str | None = None, days: fl
         progress.advance("pipeline", 4, STAGES, "failure predictor, MLflow")
         failure = failure_flow.with_options(task_runner=task_runner_for(settings))(
             dataset=manifest["dataset"], start=manifest["start"], end=manifest["end"], config=config,
-            build_store=False)
+            build_store=False) if manifest["dataset"] else {"skipped": _no_failure_labels(settings)}
         stages.append({"stage": "failure predictor + register", "seconds": time.perf_counter() - t0,
                        "result": _failure_line(failure)})
 
@@ -212,7 +287,7 @@ def pipeline_flow(config: str | None = None, source: str | None = None, days: fl
 
     progress.advance("pipeline", STAGES, STAGES, "done")
     summary = {"profile": settings.profile, "home": str(settings.home), "source": source,
-               "stages": stages, "ingest": ingest, "detection": detection, "forecasting": forecasting,
+               "window": None if _manifest(source) else window, "stages": stages, "ingest": ingest, "detection": detection, "forecasting": forecasting,
                "failure": failure, "deploy": deployed, "drift": drift, "knowledge": knowledge}
     create_markdown_artifact(
         key="pipeline-summary",

@@ -71,24 +71,45 @@ def incident_labels(index: pd.MultiIndex, incidents: pd.DataFrame, lead_minutes:
     return labels
 
 
+def sampling_steps(index: pd.MultiIndex) -> dict[str, float]:
+    """Each service's sampling step in minutes (the median gap between its rows; 1 when it cannot tell)."""
+    services, times = _index_parts(index)
+    order = np.lexsort((times.asi8, services))
+    s, ns = services[order], times.asi8[order]
+    same = s[1:] == s[:-1]
+    gaps = np.diff(ns)
+    steps = {}
+    for service in pd.unique(services):
+        d = gaps[same & (s[1:] == service)]
+        d = d[d > 0]
+        steps[str(service)] = max(1.0, float(np.median(d)) / 60e9) if len(d) else 1.0
+    return steps
+
+
 def alarm_events(index: pd.MultiIndex, alarms: np.ndarray, scores: np.ndarray | None = None,
-                 merge_gap: int = 10, min_minutes: int = 3) -> pd.DataFrame:
-    """Merge alarmed rows into events per service: columns service, start, end, minutes, peak."""
+                 merge_gap: int = 10, min_minutes: int = 3, steps: dict[str, float] | None = None) -> pd.DataFrame:
+    """Merge alarmed rows into events per service: columns service, start, end, minutes, peak.
+
+    The rules are in minutes and converted per service with its sampling step (``steps``; default one
+    minute): at a 5-minute step one alarmed row is 5 alarmed minutes, and alarms one missed sample apart
+    still join."""
     services, times = _index_parts(index)
     alarms = np.asarray(alarms, dtype=bool)
     scores = np.zeros(len(alarms)) if scores is None else np.asarray(scores, dtype=float)
     rows = []
-    gap = pd.Timedelta(minutes=merge_gap)
     for service in pd.unique(services[alarms]):
+        step = (steps or {}).get(str(service), 1.0)
+        gap = pd.Timedelta(minutes=max(merge_gap, 2 * step))
+        need = max(1, int(np.ceil(min_minutes / step)))
         sel = np.flatnonzero(alarms & (services == service))
         order = sel[np.argsort(times[sel])]
         t = times[order]
         breaks = np.flatnonzero(np.diff(t.asi8) > gap.value) + 1
         for chunk in np.split(np.arange(len(order)), breaks):
-            if len(chunk) < min_minutes:
+            if len(chunk) < need:
                 continue
-            rows.append({"service": service, "start": t[chunk[0]], "end": t[chunk[-1]], "minutes": len(chunk),
-                         "peak": float(scores[order[chunk]].max())})
+            rows.append({"service": service, "start": t[chunk[0]], "end": t[chunk[-1]],
+                         "minutes": int(round(len(chunk) * step)), "peak": float(scores[order[chunk]].max())})
     return pd.DataFrame(rows, columns=["service", "start", "end", "minutes", "peak"])
 
 
@@ -161,7 +182,7 @@ def evaluate(index: pd.MultiIndex, scores: np.ndarray, threshold: float, inciden
     period = incidents_in(incidents, lo, hi)
     tail = pd.Timedelta(minutes=recovery_minutes)
     overlapping = incidents[(incidents["end"] + tail >= lo) & (incidents["start"] <= hi)]
-    events = alarm_events(index, scores > threshold, scores, merge_gap, min_minutes)
+    events = alarm_events(index, scores > threshold, scores, merge_gap, min_minutes, steps=sampling_steps(index))
     ev = score_events(events, period, lead_minutes, context=overlapping, recovery_minutes=recovery_minutes)
     return {**ev.to_dict(), "auc_pr": auc_pr(incident_labels(index, period), scores),
             "meets_targets": ev.meets_targets()}

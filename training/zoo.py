@@ -72,17 +72,35 @@ class Splits:
         return self.frame[self.masks[split]]
 
 
+def _cuts(stamps: np.ndarray, fractions) -> list:
+    return [stamps[int(len(stamps) * sum(fractions[:k]))] for k in (1, 2)]
+
+
 def time_split(features: pd.DataFrame, incidents: pd.DataFrame, fractions=(0.5, 0.2, 0.3),
-               buffer_minutes: int = 30) -> Splits:
-    """Split by time (never shuffled) and scale per service with clean training statistics."""
+               buffer_minutes: int = 30, per_series: bool = False) -> Splits:
+    """Split by time (never shuffled) and scale per service with clean training statistics.
+
+    ``per_series``: each service is cut at its own fractions (a user's export may hold series of different
+    periods: each is trained on its first half and tested on its last 30 %); otherwise one cut for the fleet."""
     frame = zoo_transforms(features.sort_index(level=[0, 1]))
     times = pd.DatetimeIndex(frame.index.get_level_values(1))
-    stamps = np.sort(times.unique())
-    cuts = [stamps[int(len(stamps) * sum(fractions[:k]))] for k in (1, 2)]
-    masks = {"train": np.asarray(times < cuts[0]), "validation": np.asarray((times >= cuts[0]) & (times < cuts[1])),
-             "test": np.asarray(times >= cuts[1])}
-    bounds = {"train": (stamps[0], cuts[0]), "validation": (cuts[0], cuts[1]), "test": (cuts[1], stamps[-1])}
     services = frame.index.get_level_values(0).astype(str).to_numpy()
+    stamps = np.sort(times.unique())
+    if per_series:
+        first = np.zeros(len(frame), dtype="datetime64[ns]")
+        second = np.zeros(len(frame), dtype="datetime64[ns]")
+        t = times.tz_convert(None).to_numpy()
+        for svc in pd.unique(services):
+            sel = services == svc
+            a, b = _cuts(np.sort(np.unique(t[sel])), fractions)
+            first[sel], second[sel] = a, b
+        masks = {"train": t < first, "validation": (t >= first) & (t < second), "test": t >= second}
+        cuts = [pd.Timestamp(first.min(), tz="UTC"), pd.Timestamp(second.min(), tz="UTC")]
+    else:
+        cuts = _cuts(stamps, fractions)
+        masks = {"train": np.asarray(times < cuts[0]),
+                 "validation": np.asarray((times >= cuts[0]) & (times < cuts[1])), "test": np.asarray(times >= cuts[1])}
+    bounds = {"train": (stamps[0], cuts[0]), "validation": (cuts[0], cuts[1]), "test": (cuts[1], stamps[-1])}
     in_incident = np.zeros(len(frame), dtype=bool)
     pad = pd.Timedelta(minutes=buffer_minutes)
     for inc in incidents.itertuples():
@@ -93,13 +111,20 @@ def time_split(features: pd.DataFrame, incidents: pd.DataFrame, fractions=(0.5, 
     return Splits(scaler.transform(frame), masks, train_clean, bounds, incidents, scaler)
 
 
+def raw_metrics(feature_columns: list[str]) -> list[str]:
+    """The metrics' own levels among the columns: the fleet's nine first (in their fixed order), then a user's
+    own metrics in column order. What the statistical and sequence members model."""
+    levels = [c for c in feature_columns if "__" not in c and c not in CONTEXT and c not in TIME_OF_DAY]
+    return [c for c in RAW_METRICS if c in levels] + [c for c in levels if c not in RAW_METRICS]
+
+
 def build_zoo(feature_columns: list[str], edges: list[tuple[str, str]], profile: str = "default",
               include: list[str] | None = None, random_state: int = 0) -> dict[str, Detector]:
     """Every member of the zoo, configured for the fleet. ``profile='large'`` trains the deep members longer."""
     from training.detectors import classical as C
     from training.detectors import statistical as S
 
-    raw = [c for c in RAW_METRICS if c in feature_columns]
+    raw = raw_metrics(feature_columns)
     seasonal = raw + [c for c in TIME_OF_DAY if c in feature_columns]  # what sequence models see
     # Inputs arrive standardised per service; no column may claim a spread finer than half a unit of that.
     m = 0.5
@@ -150,13 +175,21 @@ class ZooResult:
     best: str = ""
     ensemble_members: list[str] = field(default_factory=list)
     skipped: dict[str, str] = field(default_factory=dict)  # name -> why it could not be trained here
+    # name -> figures on planted anomalies (training.detectors.synthetic) when the choice was made without labels
+    planted: dict[str, dict] = field(default_factory=dict)
+    # name -> split -> evaluation of a plain baseline on the same periods (training.detectors.baselines)
+    baselines: dict[str, dict[str, dict]] = field(default_factory=dict)
+
+    @property
+    def chosen_without_labels(self) -> bool:
+        return bool(self.planted)
 
     def comparison(self, split: str = "test") -> list[dict]:
         rows = []
-        for name, by_split in self.reports.items():
+        for name, by_split in {**self.reports, **self.baselines}.items():
             r = by_split[split]
             rows.append({
-                "model": name, "family": self.models[name].family,
+                "model": name, "family": self.models[name].family if name in self.models else "baseline",
                 "precision": round(r["precision"], 3), "recall": round(r["recall"], 3), "f1": round(r["f1"], 3),
                 "auc_pr": None if r["auc_pr"] is None else round(r["auc_pr"], 3),
                 "mttd_min": None if r["mttd_minutes"] is None else round(r["mttd_minutes"], 1),
@@ -165,7 +198,8 @@ class ZooResult:
                 "overrun_p50_min": None if r.get("overrun_p50_minutes") is None else round(r["overrun_p50_minutes"]),
                 "overrun_p90_min": None if r.get("overrun_p90_minutes") is None else round(r["overrun_p90_minutes"]),
                 "meets_targets": r["meets_targets"],
-                "fit_s": round(self.timings[name]["fit"], 2), "score_s": round(self.timings[name]["score"], 2),
+                "fit_s": round(self.timings[name]["fit"], 2) if name in self.timings else None,
+                "score_s": round(self.timings[name]["score"], 2) if name in self.timings else None,
             })
         return sorted(rows, key=lambda r: (-r["f1"], -(r["auc_pr"] or 0)))
 
@@ -173,7 +207,7 @@ class ZooResult:
         return [{"kind": k, **v} for k, v in sorted(self.reports[name][split]["per_kind"].items())]
 
 
-def _evaluate_all_splits(splits: Splits, scores: np.ndarray, threshold: float,
+def evaluate_splits(splits: Splits, scores: np.ndarray, threshold: float,
                          recovery_minutes: float = 0) -> dict[str, dict]:
     return {s: evaluate(splits.frame.index[splits.masks[s]], scores[splits.masks[s]], threshold, splits.incidents,
                         recovery_minutes=recovery_minutes)
@@ -201,10 +235,15 @@ def choose(reports: dict[str, dict], put_forward: str = "ensemble") -> str:
 
 def train_zoo(splits: Splits, detectors: dict[str, Detector], ensemble_size: int = 5,
               on_progress: Callable[[str, int, int], None] | None = None,
-              put_forward: str = "ensemble", recovery_minutes: float = 0) -> ZooResult:
+              put_forward: str = "ensemble", recovery_minutes: float = 0,
+              judge: Callable[[dict[str, Detector]], dict[str, dict]] | None = None) -> ZooResult:
     """Fit every member on the clean training rows, score all rows, evaluate validation and test, build the
     ensemble from the validation period's best members. ``recovery_minutes`` (the rolling-feature window)
-    is the tail after an incident's end whose alarms still belong to it (see ``training.evaluation``)."""
+    is the tail after an incident's end whose alarms still belong to it (see ``training.evaluation``).
+
+    ``judge`` (models -> figures per name) replaces the validation period's labels when there are none: the
+    ensemble's members (and, with ``put_forward="best"``, the model put forward) are then the best on what the
+    judge measures: anomalies planted in the validation period."""
     from training.detectors.ensemble import VotingEnsemble
 
     models, scores, reports, timings, skipped = {}, {}, {}, {}, {}
@@ -224,9 +263,11 @@ def train_zoo(splits: Splits, detectors: dict[str, Detector], ensemble_size: int
         t2 = time.perf_counter()
         models[name] = det
         timings[name] = {"fit": t1 - t0, "score": t2 - t1}
-        reports[name] = _evaluate_all_splits(splits, scores[name], det.threshold_, recovery_minutes)
+        reports[name] = evaluate_splits(splits, scores[name], det.threshold_, recovery_minutes)
 
-    members = ensemble_members(reports, ensemble_size)
+    planted = judge(models) if judge is not None else {}
+    ranking = {n: {"validation": planted[n]} for n in models} if judge is not None else reports
+    members = ensemble_members(ranking, ensemble_size)
     if on_progress:
         on_progress("ensemble", total - 1, total)
     t0 = time.perf_counter()
@@ -237,12 +278,18 @@ def train_zoo(splits: Splits, detectors: dict[str, Detector], ensemble_size: int
     scores["ensemble"] = ensemble.combine({n: scores[n] for n in members})
     models["ensemble"] = ensemble
     timings["ensemble"] = {"fit": t1 - t0, "score": time.perf_counter() - t1 + sum(timings[n]["score"] for n in members)}
-    reports["ensemble"] = _evaluate_all_splits(splits, scores["ensemble"], ensemble.threshold_, recovery_minutes)
+    reports["ensemble"] = evaluate_splits(splits, scores["ensemble"], ensemble.threshold_, recovery_minutes)
     if on_progress:
         on_progress("done", total, total)
 
-    best = choose(reports, put_forward)
-    return ZooResult(models, scores, reports, timings, best=best, ensemble_members=members, skipped=skipped)
+    if judge is not None:
+        planted.update(judge({"ensemble": ensemble}))
+        ranking = {n: {"validation": planted[n]} for n in models}
+        best = choose(ranking, put_forward)
+    else:
+        best = choose(reports, put_forward)
+    return ZooResult(models, scores, reports, timings, best=best, ensemble_members=members, skipped=skipped,
+                     planted=planted)
 
 
 def verdict(result: ZooResult, split: str = "test") -> str:

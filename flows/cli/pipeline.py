@@ -15,10 +15,18 @@ def run(
     config: str | None = ConfigOpt,
     days: float | None = typer.Option(None, help="Days of fleet telemetry to simulate (overrides the profile)."),
     seed: int | None = typer.Option(None, help="Simulator seed (overrides the profile)."),
-    source: str | None = typer.Option(None, help="Ingest this source instead of simulating the fleet."),
+    source: str | None = typer.Option(
+        None, help="Ingest this source instead of simulating the fleet: a CSV/Parquet file or folder (long or wide "
+        "form), s3://bucket/prefix, prometheus://host:9090 or cloudwatch://namespace."),
+    window: str = typer.Option("14d", help="With --source: train on the lake's last WINDOW of each service "
+                               "(14d, 36h, 2w), up to its newest sample."),
+    incidents: str | None = typer.Option(
+        None, help="Past incidents to evaluate and choose with: CSV or JSON (start, end, service, kind, severity, "
+        "summary), a PagerDuty export or Alertmanager alerts."),
     as_json: bool = JsonOpt,
 ):
-    """Run the whole pipeline end to end: simulate, ingest and validate into the lake, and the later stages.
+    """Run the whole pipeline end to end: simulate (or ingest your source), validate into the lake, features,
+    detectors, forecasters, failure predictor, deploy, drift check and knowledge base.
 
     Runs are recorded by Prefect in the home folder; see them with `cerebro ui`.
 
@@ -28,8 +36,20 @@ def run(
 
         cerebro run --days 3 --seed 7     # a smaller, different fleet
 
+        cerebro run --source examples/shop/metrics.csv --incidents examples/shop/incidents.csv
+
+        cerebro run --source prometheus://prom:9090 --window 7d
+
         CEREBRO_CONFIG=scale cerebro run  # PostgreSQL, Redis and Dask (see README)
     """
+    if source is None and incidents:
+        fail("--incidents goes with --source: the simulator labels its own fleet", 2)
+    try:
+        from features.from_lake import parse_window
+
+        parse_window(window)
+    except ValueError as exc:
+        fail(f"--window: {exc}", 2)
     overrides = {k: v for k, v in {"simulator.days": days, "simulator.seed": seed}.items() if v is not None}
     settings = settings_or_exit(config, **overrides)
     from flows.pipeline import pipeline_flow
@@ -39,7 +59,7 @@ def run(
     with progress("pipeline (Prefect starts a local server on first use)"):
         try:
             summary = pipeline_flow.with_options(task_runner=task_runner_for(settings))(
-                config=config, source=source, days=days, seed=seed)
+                config=config, source=source, days=days, seed=seed, window=window, incidents=incidents)
         except Exception as exc:  # noqa: BLE001 - the flow has already logged the details
             fail(str(exc))
     summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
@@ -54,7 +74,9 @@ def run(
     out.print(table)
     _print_ingest_details(summary["ingest"])
     det = summary.get("detection")
-    if det:
+    if det and det.get("chosen_without_labels"):
+        _print_label_free(det)
+    elif det:
         t = det["test"]
         out.print(f"\nDetection (test period, event-wise, no point adjustment): [bold]{det['best']}[/bold] "
                   f"precision {t['precision']:.3f}, recall {t['recall']:.3f}, F1 {t['f1']:.3f}, mean time to "
@@ -72,6 +94,22 @@ def run(
     out.print(f"\nHome folder: {settings.home}\n  lake        {settings.lake_dir}\n  quarantine  "
               f"{settings.quarantine_dir}\n  MLflow      {settings.mlflow_tracking_uri}\n"
               f"Look at the runs: [bold]make ui[/bold] (Prefect http://127.0.0.1:4200, MLflow http://127.0.0.1:5000)")
+
+
+def _print_label_free(det: dict) -> None:
+    p, t = det["planted"], det["test"]
+    out.print(f"\nDetection, chosen without labels: [bold]{det['best']}[/bold] found {p['found']} of "
+              f"{p['incidents']} anomalies planted in the validation period (event-wise precision "
+              f"{p['precision']:.3f}, recall {p['recall']:.3f}, F1 {p['f1']:.3f}).")
+    if t.get("incidents"):
+        auc = "" if t["auc_pr"] is None else f", AUC-PR {t['auc_pr']:.3f}"
+        out.print(f"Against your {t['incidents']} incidents in the test period: precision {t['precision']:.3f}, "
+                  f"recall {t['recall']:.3f}, F1 {t['f1']:.3f}{auc}")
+    else:
+        out.print("No incidents in the test period to measure against: import past incidents with "
+                  "`cerebro ingest --incidents FILE` to see test figures.")
+    out.print(f"Report: Prefect artifact 'detection-report'; MLflow run {det['mlflow_run']} "
+              f"({len(det['registered'])} models registered as cerebro-detector-*); scores plot {det['plot']}")
 
 
 def _print_ingest_details(summary: dict) -> None:

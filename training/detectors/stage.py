@@ -17,21 +17,48 @@ class TrainingData:
     frame: pd.DataFrame  # features, index (service, timestamp)
     incidents: pd.DataFrame
     edges: list[tuple[str, str]]
-    dataset: str
+    dataset: str | None  # None: the lake's own telemetry over a window, whichever source filled it
     data_version: str
     feature_report: dict = field(default_factory=dict)
+    # The raw telemetry and events behind the features, kept on the lake path: anomalies are planted into a
+    # copy of it to choose a detector without labels.
+    telemetry: pd.DataFrame | None = None
+    events: pd.DataFrame | None = None
 
 
-def training_data(settings, dataset: str, start: pd.Timestamp, end: pd.Timestamp) -> TrainingData:
-    """Features for every (service, minute) of the dataset's window, through Feast's point-in-time join."""
+def _incidents(settings, dataset: str | None) -> pd.DataFrame:
+    from telemetry import lake
+
+    incidents = lake.read_table("incidents", settings.lake_dir, dataset=dataset)
+    if incidents.empty:
+        return pd.DataFrame(columns=["incident_id", "kind", "start", "end", "affected_services", "root_cause_service"])
+    incidents["affected_services"] = [list(a) if a is not None and len(a) else ([r] if r else [])
+                                      for a, r in zip(incidents["affected_services"],
+                                                      incidents.get("root_cause_service", [None] * len(incidents)))]
+    return incidents
+
+
+def training_data(settings, dataset: str | None, start: pd.Timestamp, end: pd.Timestamp,
+                  spans: dict[str, tuple[pd.Timestamp, pd.Timestamp]] | None = None) -> TrainingData:
+    """Features for every (service, minute) of the dataset's window, through Feast's point-in-time join.
+
+    ``dataset=None`` reads the lake's telemetry whatever its source, with every imported incident and event;
+    ``spans`` then gives each service its own window (series of a user's export may cover different periods)."""
     from features.store import build_feature_store, training_frame
     from telemetry import lake
     from training.data_version import of_parquet
 
-    telemetry = lake.read_telemetry(settings.lake_dir, start=start, end=end)
+    if spans:
+        parts = [lake.read_telemetry(settings.lake_dir, start=a, end=b, services=[svc]) for svc, (a, b) in spans.items()]
+        telemetry = pd.concat([p for p in parts if not p.empty], ignore_index=True)
+    else:
+        telemetry = lake.read_telemetry(settings.lake_dir, start=start, end=end)
     events = lake.read_table("events", settings.lake_dir, dataset=dataset)
-    incidents = lake.read_table("incidents", settings.lake_dir, dataset=dataset)
+    incidents = _incidents(settings, dataset)
     graph = lake.read_graph(settings.lake_dir) or {"edges": []}
+    # An incident the pager recorded without a service: it may have touched any of them.
+    every = sorted(telemetry["service"].astype(str).unique())
+    incidents["affected_services"] = [a if len(a) else every for a in incidents["affected_services"]]
     build = build_feature_store(settings, telemetry, events, replace=True)
     keys = telemetry[["service", "timestamp"]].drop_duplicates().rename(columns={"timestamp": "event_timestamp"})
     keys["service"] = keys["service"].astype(str)
@@ -41,17 +68,68 @@ def training_data(settings, dataset: str, start: pd.Timestamp, end: pd.Timestamp
     for col in ("start", "end"):
         incidents[col] = pd.to_datetime(incidents[col], utc=True)
     return TrainingData(frame=frame, incidents=incidents, edges=[(e["caller"], e["callee"]) for e in graph["edges"]],
-                        dataset=dataset, data_version=of_parquet(Path(build.parquet), dataset),
-                        feature_report={"build": build.as_dict(), "join": report.as_dict()})
+                        dataset=dataset, data_version=of_parquet(Path(build.parquet), dataset or "lake"),
+                        feature_report={"build": build.as_dict(), "join": report.as_dict()},
+                        telemetry=telemetry if dataset is None else None, events=events if dataset is None else None)
+
+
+def validation_has_incidents(splits: Splits) -> bool:
+    """Whether any labelled incident touches a validation row of a service it affected."""
+    from training.evaluation import incident_labels
+
+    if splits.incidents.empty:
+        return False
+    return bool(incident_labels(splits.frame.index[splits.masks["validation"]], splits.incidents).any())
+
+
+def planted_judge(settings, data: TrainingData, splits: Splits):
+    """A judge for ``train_zoo`` when the validation period has no labels: event-wise figures of each model on
+    anomalies planted into a copy of the validation period's own telemetry (``training.detectors.synthetic``)."""
+    from features.detector_inputs.pandas_path import zoo_transforms
+    from features.from_lake import features_of
+    from training.detectors.synthetic import plant
+    from training.evaluation import evaluate
+
+    if data.telemetry is None:
+        raise ValueError("choosing without labels needs the raw telemetry (training_data with dataset=None)")
+    val = splits.frame.index[splits.masks["validation"]]
+    times = pd.Series(val.get_level_values(1), index=val.get_level_values(0).astype(str))
+    windows = {svc: (t.min(), t.max() + pd.Timedelta(minutes=1)) for svc, t in times.groupby(level=0)}
+    planted = plant(data.telemetry, windows, per_service=settings.detection.planted_per_service,
+                    seed=settings.simulator.seed)
+    feats = features_of(planted.telemetry, data.events, settings.feast.window_minutes)
+    feats = feats.assign(service=feats["service"].astype(str)).set_index(["service", "timestamp"])
+    feats = feats[feats.index.isin(val)].reindex(columns=data.frame.columns)
+    X = splits.scaler.transform(zoo_transforms(feats.astype(float)))
+    recovery = settings.feast.window_minutes
+
+    def judge(models: dict) -> dict[str, dict]:
+        return {name: evaluate(X.index, det.score(X), float(det.threshold_), planted.incidents,
+                               recovery_minutes=recovery) for name, det in models.items()}
+
+    judge.planted = planted.incidents
+    return judge
 
 
 def run_zoo(data: TrainingData, settings, on_progress=None) -> tuple[Splits, ZooResult]:
+    """Split, build and train the zoo. Without incidents in the validation period (a user's unlabelled
+    telemetry), the ensemble's members and the model put forward are chosen on planted anomalies."""
     cfg = settings.detection
-    splits = time_split(data.frame, data.incidents, fractions=tuple(cfg.split), buffer_minutes=cfg.buffer_minutes)
+    splits = time_split(data.frame, data.incidents, fractions=tuple(cfg.split), buffer_minutes=cfg.buffer_minutes,
+                        per_series=data.dataset is None)
     zoo = build_zoo(list(splits.frame.columns), data.edges, profile=cfg.profile, include=cfg.include or None,
                     random_state=settings.simulator.seed)
-    return splits, train_zoo(splits, zoo, ensemble_size=cfg.ensemble_size, on_progress=on_progress,
-                             put_forward=cfg.put_forward, recovery_minutes=settings.feast.window_minutes)
+    judge = None if validation_has_incidents(splits) else planted_judge(settings, data, splits)
+    result = train_zoo(splits, zoo, ensemble_size=cfg.ensemble_size, on_progress=on_progress,
+                       put_forward=cfg.put_forward, recovery_minutes=settings.feast.window_minutes, judge=judge)
+    if data.telemetry is not None:  # the lake path: a user's telemetry is shown beside the baseline a team starts with
+        from training.detectors.baselines import ROLLING_Z_THRESHOLD, rolling_zscore
+        from training.zoo import evaluate_splits
+
+        baseline = rolling_zscore(data.telemetry, splits.frame.index)
+        result.baselines["rolling_zscore_1d"] = evaluate_splits(splits, baseline, ROLLING_Z_THRESHOLD,
+                                                                settings.feast.window_minutes)
+    return splits, result
 
 
 def report_markdown(result: ZooResult, splits: Splits, data: TrainingData) -> str:
@@ -70,6 +148,20 @@ def report_markdown(result: ZooResult, splits: Splits, data: TrainingData) -> st
              f"test {bounds['test']} (UTC). Training rows inside labelled incidents are left out; thresholds "
              "come from training scores only; the ensemble's members come from the validation period, and the "
              "test period is only measured."), "", verdict(result, "test"), "", "## Test period", ""]
+    if result.chosen_without_labels:
+        lines[0] = "# Anomaly detection: the zoo on the lake's own telemetry"
+        lines += ["", "## How the model was chosen: no labels in the validation period", "",
+                  (f"{next(iter(result.planted.values()))['incidents']} anomalies (spikes, level shifts, variance changes, trends, values at the wrong time of day) were "
+                   "planted into a copy of each service's validation period, sized against each metric's own noise; "
+                   "each model is judged at its own threshold (learned from training scores) on finding them "
+                   "without alarms elsewhere. The ensemble's members are the best five on that."), ""]
+        planted_rows = sorted(({"model": n, **{k: (None if r[k] is None else round(r[k], 3))
+                                                for k in ("precision", "recall", "f1", "auc_pr")},
+                                "found": r["found"], "planted": r["incidents"], "false_alarms": r["false_alarm_events"]}
+                               for n, r in result.planted.items()), key=lambda r: -r["f1"])
+        lines += table(planted_rows, ["model", "precision", "recall", "f1", "auc_pr", "found", "planted",
+                                      "false_alarms"])
+        lines += ["", "## Test period (against the incidents you imported, if any)", ""]
     lines += table(result.comparison("test"), cols)
     lines += ["", f"## {result.best}, per fault kind (test)", ""]
     lines += table(result.per_kind(result.best, "test"), ["kind", "incidents", "found", "recall", "mttd_minutes"])
@@ -137,7 +229,7 @@ def register_zoo(settings, result: ZooResult, splits: Splits, data: TrainingData
     config = settings.model_dump(mode="json")
     with mlflow.start_run(run_name="detector-zoo") as parent:
         mlflow.set_tags({"cerebro.stage": "detection", "cerebro.data_version": data.data_version,
-                         "cerebro.dataset": data.dataset, "cerebro.best": result.best})
+                         "cerebro.dataset": data.dataset or "lake", "cerebro.best": result.best})
         mlflow.log_dict(config, "config.json")
         mlflow.log_dict(data.feature_report, "features.json")
         mlflow.log_table(pd.DataFrame(result.comparison("test")), "comparison_test.json")
@@ -172,9 +264,12 @@ def register_zoo(settings, result: ZooResult, splits: Splits, data: TrainingData
 
 def summarise(result: ZooResult) -> dict:
     best = result.reports[result.best]["test"]
-    return {"best": result.best, "skipped": result.skipped,
+    planted = result.planted.get(result.best)
+    return {"best": result.best, "skipped": result.skipped, "chosen_without_labels": result.chosen_without_labels,
+            "planted": None if planted is None else {k: planted[k] for k in ("precision", "recall", "f1", "auc_pr",
+                                                                              "incidents", "found")},
             "test": {k: best[k] for k in ("precision", "recall", "f1", "auc_pr", "mttd_minutes", "false_alarm_minutes",
-                                          "overrun_p50_minutes", "overrun_p90_minutes")},
+                                          "overrun_p50_minutes", "overrun_p90_minutes", "incidents")},
             "meets_targets": best["meets_targets"],
             "models_meeting_targets": [r["model"] for r in result.comparison("test") if r["meets_targets"]]}
 

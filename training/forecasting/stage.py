@@ -26,6 +26,7 @@ class ForecastingData:
     graph: dict | None
     data_version: str
     missing: list[str] = field(default_factory=list)  # configured series the lake does not hold
+    chosen: str = "configured"  # how the series were chosen (resources.pick_series)
 
 
 def forecasting_data(settings, start: pd.Timestamp, end: pd.Timestamp) -> ForecastingData:
@@ -35,10 +36,14 @@ def forecasting_data(settings, start: pd.Timestamp, end: pd.Timestamp) -> Foreca
     telemetry = lake.read_telemetry(settings.lake_dir, start=start, end=end)
     if telemetry.empty:
         raise ValueError(f"the lake holds no telemetry between {start} and {end}")
+    from training.forecasting.resources import pick_series
+
     cfg = settings.forecasting
-    series, missing = series_of(telemetry, list(cfg.series), cfg.freq)
+    names, chosen = pick_series(telemetry, list(cfg.series))
+    series, _ = series_of(telemetry, names, cfg.freq)
+    missing = [s for s in cfg.series if s not in series]
     return ForecastingData(series=series, telemetry=telemetry, graph=lake.read_graph(settings.lake_dir),
-                           data_version=of_telemetry(telemetry, start, end), missing=missing)
+                           data_version=of_telemetry(telemetry, start, end), missing=missing, chosen=chosen)
 
 
 def models_of(settings) -> list[str]:
@@ -89,9 +94,15 @@ def fit_forecasters(data: ForecastingData, settings, on_progress: Callable[[str,
     return fitted, failed
 
 
-def limits_for(settings, graph: dict | None) -> dict:
+def limits_for(settings, graph: dict | None, telemetry: pd.DataFrame | None = None) -> dict:
+    """The fleet's limits, the configured ``forecasting.limits``, and defaults for a user's own percentages of
+    CPU, disk and memory (``training.forecasting.resources.lake_limits``)."""
+    from training.forecasting.resources import lake_limits
+
     cfg = settings.forecasting
-    limits: dict = {"cpu_pct": cfg.cpu_limit_pct, "disk_pct": cfg.disk_limit_pct}
+    limits: dict = lake_limits(telemetry, settings) if telemetry is not None else {}
+    limits.update({"cpu_pct": cfg.cpu_limit_pct, "disk_pct": cfg.disk_limit_pct})
+    limits.update(cfg.limits)
     if cfg.memory_limit_pct is not None:
         limits["memory_pct"] = cfg.memory_limit_pct
     if cfg.connections_at_pool_size and graph:
@@ -105,7 +116,7 @@ def capacity(data: ForecastingData, settings, on_progress: Callable[[str], None]
     from training.forecasting.capacity import plan_capacity
 
     cfg = settings.forecasting
-    return plan_capacity(data.telemetry, limits_for(settings, data.graph),
+    return plan_capacity(data.telemetry, limits_for(settings, data.graph, data.telemetry),
                          horizon=pd.Timedelta(hours=cfg.capacity_horizon_hours), freq=cfg.freq,
                          model=cfg.capacity_model, on_progress=on_progress)
 
@@ -118,8 +129,10 @@ def report_markdown(bt, plan, data: ForecastingData, failed: dict[str, str]) -> 
              (f"Rolling-origin backtest on {len(data.series)} series ({', '.join(data.series)}), data "
              f"`{data.data_version}`. MASE below 1 beats a naive forecast in sample; `mase_vs_naive` below 1 "
              "beats the seasonal-naive baseline on the same origins."), ""]
-    if data.missing:
+    if data.missing and data.chosen == "configured":
         lines += [f"Not in the lake, skipped: {', '.join(data.missing)}.", ""]
+    elif data.chosen != "configured":
+        lines += [f"None of forecasting.series ({', '.join(data.missing)}) is in the lake; series {data.chosen}.", ""]
     if getattr(bt, "dropped_horizons", None):
         lines += [f"Horizons {bt.dropped_horizons} left out: the history is too short to backtest them.", ""]
     lines += ["| model | horizon | MASE | vs naive | sMAPE | coverage 80 % | coverage 95 % |", "|---|---|---|---|---|---|---|"]
