@@ -61,7 +61,11 @@ def _pct(value) -> str:
 
 
 def rollback_text(model: str, from_version, to_version, reason: str, where: str) -> str:
-    """``where``: who rolled back (the scoring service, `cerebro models rollback` ...)."""
+    """``where``: who rolled back (the scoring service, `cerebro models rollback` ...); ``to_version`` None:
+    nothing earlier could take over, so the model stays live."""
+    if to_version is None:
+        return (f":rotating_light: CEREBRO rollback impossible: {model} v{_fig(from_version)} stays live ({where}), "
+                f"no earlier version loads; reason: {_first_line(reason)}")
     return (f":rewind: CEREBRO rollback: {model} v{_fig(from_version)} -> v{_fig(to_version)} ({where}); "
             f"reason: {_first_line(reason)}")
 
