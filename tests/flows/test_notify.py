@@ -204,3 +204,32 @@ def test_a_failed_run_without_a_url_posts_nothing(hook, monkeypatch, prefect_ser
     monkeypatch.delenv("CEREBRO_NOTIFY__WEBHOOK_URL", raising=False)
     assert tiny_pipeline(return_state=True).is_failed()
     assert hook.posts == []
+
+
+def test_the_drift_flow_alerts_when_it_acts_and_not_when_it_only_reports(hook, monkeypatch, prefect_server):
+    """flows/drift.py with the check itself stood in for (its figures are tests/serving/test_drift.py's)."""
+    import serving.drift_check
+    from flows.drift import drift_flow
+    from serving.drift import Decision, DriftResult
+
+    groups = {m: {"inputs": 1, "drifted": [m] if m in DRIFT_SUMMARY["drifted_metrics"] else [],
+                  "drift": m in DRIFT_SUMMARY["drifted_metrics"]}
+              for m in [*DRIFT_SUMMARY["drifted_metrics"], "request_rate", "error_rate", "disk_pct", "conns", "gc"]}
+    result = DriftResult(metrics={m: {"psi": 0.5, "ks_pvalue": 0.001, "drifted": g["drift"]} for m, g in groups.items()},
+                         share_drifted=4 / 9, data_drift=True, reference_rows=10, current_rows=10, groups=groups)
+
+    def fake_check(settings, end, act, retrain, step, logger):
+        action = {"action": "retrain", "reasons": ["4 of 9 metrics drifted"], "applied": act}
+        if act:
+            action.update(triggered=True, flow_run_id="0b7e", flow_run_name="clever-fox", deployment="pipeline/retrain")
+        return serving.drift_check.DriftCheck(result=result, decision=Decision("retrain", action["reasons"]),
+                                              action=action, report_md="# drift", live=None, mlflow_run_id="r1")
+
+    monkeypatch.setattr(serving.drift_check, "run_drift_check", fake_check)
+    monkeypatch.setenv("CEREBRO_NOTIFY__WEBHOOK_URL", hook.url)
+    drift_flow(trigger=False)  # report only (`cerebro drift`, the pipeline's own check): no alert
+    assert hook.posts == []
+    drift_flow(trigger=True)  # the hourly deployment acts, and alerts
+    [text] = _texts(hook)
+    assert text.startswith(":warning: CEREBRO drift: 4 of 9 metrics drifted (cpu_pct, latency_p50_ms, ")
+    assert "retrain started (pipeline/retrain run clever-fox)" in text
