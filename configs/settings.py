@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 CONFIG_DIR = Path(__file__).resolve().parent
@@ -330,6 +330,28 @@ class LifecycleSettings(_Section):
     streaming: StreamingSettings = StreamingSettings()
 
 
+NOTIFY_EVENTS = ("drift", "rollback", "fallback", "pipeline_failed")
+
+
+class NotifySettings(_Section):
+    # A Slack webhook URL is itself the credential: SecretStr keeps it out of dumps, reprs and logs.
+    webhook_url: SecretStr | None = Field(
+        default=None, description="Slack-compatible incoming webhook the ML team's alerts are posted to (a "
+        "secret: shown as **********); empty: no alerts")
+    events: list[Literal["drift", "rollback", "fallback", "pipeline_failed"]] = Field(
+        default_factory=lambda: list(NOTIFY_EVENTS), description="events that alert: " + ", ".join(NOTIFY_EVENTS))
+    timeout_s: float = Field(default=5, gt=0, le=60, description="how long one webhook call may take")
+
+    @field_validator("webhook_url")
+    @classmethod
+    def _http_url(cls, value):
+        if value is not None and not value.get_secret_value().strip():
+            return None  # CEREBRO_NOTIFY__WEBHOOK_URL= (empty) switches alerts off
+        if value is not None and not value.get_secret_value().startswith(("http://", "https://")):
+            raise ValueError("an http:// or https:// URL, e.g. https://hooks.slack.com/services/...")
+        return value
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CEREBRO_", env_nested_delimiter="__", extra="forbid", validate_assignment=True
@@ -351,6 +373,7 @@ class Settings(BaseSettings):
     serving: ServingSettings = ServingSettings()
     drift: DriftSettings = DriftSettings()
     deploy: DeploySettings = DeploySettings()
+    notify: NotifySettings = NotifySettings()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
@@ -429,7 +452,20 @@ def _describe(error: dict[str, Any], source: Path) -> str:
             model = model.model_fields[part].annotation
         allowed = ", ".join(model.model_fields)
         return f"{source}: unknown key `{key}`; allowed keys here: {allowed}"
+    if _is_secret(error["loc"]):
+        return f"{source}: key `{key}`: {error['msg']} (value not shown: it is a secret)"
     return f"{source}: key `{key}`: {error['msg']} (got {error.get('input')!r})"
+
+
+def _is_secret(loc: tuple) -> bool:
+    """Whether the key at ``loc`` holds a SecretStr, whose value an error message must not repeat."""
+    model: Any = Settings
+    for part in loc:
+        fields = getattr(model, "model_fields", {})
+        if part not in fields:
+            return False
+        model = fields[part].annotation
+    return "SecretStr" in str(model)
 
 
 def load_settings(config: str | Path | None = None, **overrides: Any) -> Settings:

@@ -10,7 +10,7 @@ linked from a Prefect artifact and logged to MLflow. ``retrain`` runs the retrai
 (``drift.retrain_deployment``); ``fallback`` serves the configured simpler detector under the live model's
 name (a new version that becomes its champion) and records why. The check itself, its decision and its
 MLflow run are ``serving.drift_check.run_drift_check``; this flow runs its steps as tasks, starts the
-retraining deployment and writes the artifacts.
+retraining deployment, writes the artifacts and, when it acts, alerts the ML team (``notify``, flows/notify.py).
 """
 from __future__ import annotations
 
@@ -39,7 +39,7 @@ def trigger_retraining(deployment: str, reasons: list[str]) -> dict:
     except ObjectNotFound:
         return {"triggered": False, "why": f"deployment {deployment!r} not found: register it with `make deploy`"}
     get_run_logger().warning("drift: started %s (flow run %s) because %s", deployment, run.id, "; ".join(reasons))
-    return {"triggered": True, "flow_run_id": str(run.id), "deployment": deployment}
+    return {"triggered": True, "flow_run_id": str(run.id), "flow_run_name": run.name, "deployment": deployment}
 
 
 @flow(name="drift", log_prints=True)
@@ -60,4 +60,9 @@ def drift_flow(config: str | None = None, end: str | None = None, trigger: bool 
     if result.html:
         create_link_artifact(key="drift-evidently-report", link=Path(result.html).resolve().as_uri(),
                              link_text="Evidently drift report (HTML)")
-    return check.summary()
+    summary = check.summary()
+    if trigger:  # the hourly check acts, so it alerts; report-only checks (`cerebro drift`, the pipeline's) do not
+        from flows.notify import alert_drift
+
+        alert_drift(settings, summary, compared=len(result.groups or result.metrics))
+    return summary

@@ -35,6 +35,7 @@ from flows.failure import failure_flow
 from flows.forecasting import forecasting_flow
 from flows.ingest import ingest_flow
 from flows.knowledge import knowledge_flow, knowledge_line
+from flows.notify import pipeline_failed
 from flows.runners import task_runner_for
 
 
@@ -189,7 +190,7 @@ def _overrides(days: float | None, seed: int | None) -> dict:
     return {k: v for k, v in {"simulator.days": days, "simulator.seed": seed}.items() if v is not None}
 
 
-@flow(name="pipeline", log_prints=True)
+@flow(name="pipeline", log_prints=True, on_failure=[pipeline_failed], on_crashed=[pipeline_failed])
 def pipeline_flow(config: str | None = None, source: str | None = None, days: float | None = None,
                   seed: int | None = None, window: str = "14d", incidents: str | None = None) -> dict:
     """Run the whole lifecycle on the simulator's fleet, or on ``source`` (a file, folder, s3://, prometheus://

@@ -151,9 +151,10 @@ def settle_heap() -> float:
     return time.perf_counter() - t0
 
 
-def create_app(settings, live=None, load_in_background: bool = True) -> FastAPI:
+def create_app(settings, live=None, load_in_background: bool = True, alert=None) -> FastAPI:
     """The service over ``settings.serving``. ``live``: a ready :class:`serving.live.LiveModels` (tests);
-    otherwise one is made at start-up and loads the models (in the background: /healthz answers at once)."""
+    otherwise one is made at start-up and loads the models (in the background: /healthz answers at once).
+    ``alert(event, **details)``: told of automatic rollbacks (``cerebro serve`` passes the ML team's webhook)."""
     from serving.live import LiveModels
 
     cfg = settings.serving
@@ -164,6 +165,8 @@ def create_app(settings, live=None, load_in_background: bool = True) -> FastAPI:
     async def lifespan(app: FastAPI):
         models = live or LiveModels(settings, router, metrics)
         app.state.live = models
+        if alert is not None:
+            models.alert = alert
         if live is None:
             models.after_change = settle_heap  # this process is the service: tests keep their collector as is
 

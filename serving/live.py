@@ -62,6 +62,7 @@ class LiveModels:
         self._reload_lock = threading.Lock()
         self._stop = threading.Event()
         self.after_change = None  # called after a reload that changed a slot (the service settles its heap)
+        self.alert = None  # alert(event, **details): the ML team hears of rollbacks (a plain callable, no Prefect)
         self._poller: threading.Thread | None = None
         self._background: list[threading.Thread] = []
 
@@ -264,6 +265,8 @@ class LiveModels:
                             version=bad.version, reason=f"{reason}; no earlier version loads")
                 log.error("%s v%s breached a limit (%s) but no earlier version loads; it stays live",
                           bad.name, bad.version, reason)
+                self._alert(model=bad.name, from_version=bad.version, to_version=None, reason=reason,
+                            where="scoring service, automatic")
                 return None
             self._swap(key, target)
             self.previous.pop(key, None)
@@ -271,6 +274,8 @@ class LiveModels:
         self._event(kind=bad.kind, variant=bad.variant, event="rolled back", model=bad.name, version=bad.version,
                     to_version=target.version, reason=reason)
         log.warning("rolled back %s from v%s to v%s: %s", bad.name, bad.version, target.version, reason)
+        self._alert(model=bad.name, from_version=bad.version, to_version=target.version, reason=reason,
+                    where="scoring service, automatic")
         try:
             self.client.set_registered_model_alias(bad.name, self.cfg.champion_alias, target.version)
             self.client.set_model_version_tag(bad.name, bad.version, "cerebro.rolled_back", reason[:250])
@@ -278,6 +283,21 @@ class LiveModels:
             log.exception("rolled back in the service, but the %r alias could not be moved in MLflow",
                           self.cfg.champion_alias)
         return target
+
+    def _alert(self, **details) -> None:
+        """Tell the ML team, on a thread of its own: a slow webhook must not hold the reload lock."""
+        if self.alert is None:
+            return
+
+        def send() -> None:
+            try:
+                self.alert("rollback", **details)
+            except Exception:  # an alert must never stop a rollback
+                log.exception("rollback alert failed")
+
+        thread = threading.Thread(target=send, name="cerebro-alert", daemon=True)
+        self._background.append(thread)  # wait_idle waits for it too
+        thread.start()
 
     # ------------------------------------------------------------------ reporting
     def describe(self) -> dict:

@@ -135,4 +135,10 @@ def rollback(name: str = typer.Argument(..., help="Registered model whose champi
         decision = do_rollback(settings, name)
     except RegistryError as exc:
         fail(str(exc), 2)
+    from flows.notify import notifier
+
+    alert = notifier(settings)
+    if alert is not None:
+        alert("rollback", model=name, from_version=decision.champion_before, to_version=decision.champion_after,
+              reason="by hand", where="`cerebro models rollback`")
     _print_decision(decision, as_json)

@@ -53,5 +53,7 @@ def serve(
                f"{settings.mlflow_tracking_uri} on http://{settings.serving.host}:{settings.serving.port} "
                f"(token {'required' if settings.serving.token else 'not required'})", err=True)
     limit_torch_threads(settings.serving.torch_threads)
-    uvicorn.run(create_app(settings), host=settings.serving.host, port=settings.serving.port,
+    from flows.notify import notifier
+
+    uvicorn.run(create_app(settings, alert=notifier(settings)), host=settings.serving.host, port=settings.serving.port,
                 log_level=log_level.lower(), access_log=False)
