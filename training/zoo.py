@@ -233,17 +233,37 @@ def choose(reports: dict[str, dict], put_forward: str = "ensemble") -> str:
     return max(reports, key=lambda n: (reports[n]["validation"]["f1"], reports[n]["validation"]["auc_pr"] or 0))
 
 
+def _members_on_planted(splits: Splits, models: dict, scores: dict, planted: dict, planted_scores: dict, judge,
+                        size: int) -> list[str]:
+    """The ensemble's members without labels: of the ``size`` best members on planted anomalies, the leading
+    few whose ensemble finds them best (F1, then AUC-PR). On a user's series a noisy member (hundreds of alarms
+    at its own threshold) would drown the others' votes; the number of members is chosen, not fixed."""
+    from training.detectors.ensemble import VotingEnsemble
+
+    ranked = ensemble_members({n: {"validation": planted[n]} for n in models}, size)
+    best, best_key = ranked[:1], (-1.0, -1.0)
+    for k in range(1, len(ranked) + 1):
+        members = ranked[:k]
+        trial = VotingEnsemble(members=[(n, models[n]) for n in members], prefit=True)
+        trial.fit_from_member_scores({n: scores[n][splits.train_clean] for n in members}, columns=list(splits.frame.columns))
+        fig = judge.figures(trial.combine({n: planted_scores[n] for n in members}), trial.threshold_)
+        key = (fig["f1"], fig["auc_pr"] or 0.0)
+        if key > best_key:
+            best, best_key = members, key
+    return best
+
+
 def train_zoo(splits: Splits, detectors: dict[str, Detector], ensemble_size: int = 5,
               on_progress: Callable[[str, int, int], None] | None = None,
               put_forward: str = "ensemble", recovery_minutes: float = 0,
-              judge: Callable[[dict[str, Detector]], dict[str, dict]] | None = None) -> ZooResult:
+              judge=None) -> ZooResult:
     """Fit every member on the clean training rows, score all rows, evaluate validation and test, build the
     ensemble from the validation period's best members. ``recovery_minutes`` (the rolling-feature window)
     is the tail after an incident's end whose alarms still belong to it (see ``training.evaluation``).
 
-    ``judge`` (models -> figures per name) replaces the validation period's labels when there are none: the
-    ensemble's members (and, with ``put_forward="best"``, the model put forward) are then the best on what the
-    judge measures: anomalies planted in the validation period."""
+    ``judge`` (``training.detectors.stage.PlantedJudge``: ``scores(models)`` and ``figures(scores, threshold)``)
+    replaces the validation period's labels when there are none: the ensemble's members (and, with
+    ``put_forward="best"``, the model put forward) are then chosen on anomalies planted in the validation period."""
     from training.detectors.ensemble import VotingEnsemble
 
     models, scores, reports, timings, skipped = {}, {}, {}, {}, {}
@@ -265,9 +285,13 @@ def train_zoo(splits: Splits, detectors: dict[str, Detector], ensemble_size: int
         timings[name] = {"fit": t1 - t0, "score": t2 - t1}
         reports[name] = evaluate_splits(splits, scores[name], det.threshold_, recovery_minutes)
 
-    planted = judge(models) if judge is not None else {}
-    ranking = {n: {"validation": planted[n]} for n in models} if judge is not None else reports
-    members = ensemble_members(ranking, ensemble_size)
+    planted: dict[str, dict] = {}
+    if judge is not None:
+        planted_scores = judge.scores(models)
+        planted = {n: judge.figures(planted_scores[n], models[n].threshold_) for n in models}
+        members = _members_on_planted(splits, models, scores, planted, planted_scores, judge, ensemble_size)
+    else:
+        members = ensemble_members(reports, ensemble_size)
     if on_progress:
         on_progress("ensemble", total - 1, total)
     t0 = time.perf_counter()
@@ -283,9 +307,9 @@ def train_zoo(splits: Splits, detectors: dict[str, Detector], ensemble_size: int
         on_progress("done", total, total)
 
     if judge is not None:
-        planted.update(judge({"ensemble": ensemble}))
-        ranking = {n: {"validation": planted[n]} for n in models}
-        best = choose(ranking, put_forward)
+        planted["ensemble"] = judge.figures(ensemble.combine({n: planted_scores[n] for n in members}),
+                                            ensemble.threshold_)
+        best = choose({n: {"validation": planted[n]} for n in models}, put_forward)
     else:
         best = choose(reports, put_forward)
     return ZooResult(models, scores, reports, timings, best=best, ensemble_members=members, skipped=skipped,

@@ -82,33 +82,36 @@ def validation_has_incidents(splits: Splits) -> bool:
     return bool(incident_labels(splits.frame.index[splits.masks["validation"]], splits.incidents).any())
 
 
-def planted_judge(settings, data: TrainingData, splits: Splits):
-    """A judge for ``train_zoo`` when the validation period has no labels: event-wise figures of each model on
-    anomalies planted into a copy of the validation period's own telemetry (``training.detectors.synthetic``)."""
-    from features.detector_inputs.pandas_path import zoo_transforms
-    from features.from_lake import features_of
-    from training.detectors.synthetic import plant
-    from training.evaluation import evaluate
+class PlantedJudge:
+    """Judges models without labels: event-wise figures on anomalies planted into a copy of the validation
+    period's own telemetry (``training.detectors.synthetic``), each model at its own threshold."""
 
-    if data.telemetry is None:
-        raise ValueError("choosing without labels needs the raw telemetry (training_data with dataset=None)")
-    val = splits.frame.index[splits.masks["validation"]]
-    times = pd.Series(val.get_level_values(1), index=val.get_level_values(0).astype(str))
-    windows = {svc: (t.min(), t.max() + pd.Timedelta(minutes=1)) for svc, t in times.groupby(level=0)}
-    planted = plant(data.telemetry, windows, per_service=settings.detection.planted_per_service,
-                    seed=settings.simulator.seed)
-    feats = features_of(planted.telemetry, data.events, settings.feast.window_minutes)
-    feats = feats.assign(service=feats["service"].astype(str)).set_index(["service", "timestamp"])
-    feats = feats[feats.index.isin(val)].reindex(columns=data.frame.columns)
-    X = splits.scaler.transform(zoo_transforms(feats.astype(float)))
-    recovery = settings.feast.window_minutes
+    def __init__(self, settings, data: TrainingData, splits: Splits):
+        from features.detector_inputs.pandas_path import zoo_transforms
+        from features.from_lake import features_of
+        from training.detectors.synthetic import plant
 
-    def judge(models: dict) -> dict[str, dict]:
-        return {name: evaluate(X.index, det.score(X), float(det.threshold_), planted.incidents,
-                               recovery_minutes=recovery) for name, det in models.items()}
+        if data.telemetry is None:
+            raise ValueError("choosing without labels needs the raw telemetry (training_data with dataset=None)")
+        val = splits.frame.index[splits.masks["validation"]]
+        times = pd.Series(val.get_level_values(1), index=val.get_level_values(0).astype(str))
+        windows = {svc: (t.min(), t.max() + pd.Timedelta(minutes=1)) for svc, t in times.groupby(level=0)}
+        self.planted = plant(data.telemetry, windows, per_service=settings.detection.planted_per_service,
+                             seed=settings.simulator.seed)
+        feats = features_of(self.planted.telemetry, data.events, settings.feast.window_minutes)
+        feats = feats.assign(service=feats["service"].astype(str)).set_index(["service", "timestamp"])
+        feats = feats[feats.index.isin(val)].reindex(columns=data.frame.columns)
+        self.X = splits.scaler.transform(zoo_transforms(feats.astype(float)))
+        self.recovery = settings.feast.window_minutes
 
-    judge.planted = planted.incidents
-    return judge
+    def scores(self, models: dict) -> dict[str, np.ndarray]:
+        return {name: det.score(self.X) for name, det in models.items()}
+
+    def figures(self, scores: np.ndarray, threshold: float) -> dict:
+        from training.evaluation import evaluate
+
+        return evaluate(self.X.index, scores, float(threshold), self.planted.incidents,
+                        recovery_minutes=self.recovery)
 
 
 def run_zoo(data: TrainingData, settings, on_progress=None) -> tuple[Splits, ZooResult]:
@@ -119,7 +122,7 @@ def run_zoo(data: TrainingData, settings, on_progress=None) -> tuple[Splits, Zoo
                         per_series=data.dataset is None)
     zoo = build_zoo(list(splits.frame.columns), data.edges, profile=cfg.profile, include=cfg.include or None,
                     random_state=settings.simulator.seed)
-    judge = None if validation_has_incidents(splits) else planted_judge(settings, data, splits)
+    judge = None if validation_has_incidents(splits) else PlantedJudge(settings, data, splits)
     result = train_zoo(splits, zoo, ensemble_size=cfg.ensemble_size, on_progress=on_progress,
                        put_forward=cfg.put_forward, recovery_minutes=settings.feast.window_minutes, judge=judge)
     if data.telemetry is not None:  # the lake path: a user's telemetry is shown beside the baseline a team starts with
@@ -147,14 +150,15 @@ def report_markdown(result: ZooResult, splits: Splits, data: TrainingData) -> st
              (f"Data `{data.data_version}`; train {bounds['train']}, validation {bounds['validation']}, "
              f"test {bounds['test']} (UTC). Training rows inside labelled incidents are left out; thresholds "
              "come from training scores only; the ensemble's members come from the validation period, and the "
-             "test period is only measured."), "", verdict(result, "test"), "", "## Test period", ""]
+             "test period is only measured."), "", verdict(result, "test"), ""]
     if result.chosen_without_labels:
         lines[0] = "# Anomaly detection: the zoo on the lake's own telemetry"
-        lines += ["", "## How the model was chosen: no labels in the validation period", "",
+        lines += ["## How the model was chosen: no labels in the validation period", "",
                   (f"{next(iter(result.planted.values()))['incidents']} anomalies (spikes, level shifts, variance changes, trends, values at the wrong time of day) were "
                    "planted into a copy of each service's validation period, sized against each metric's own noise; "
                    "each model is judged at its own threshold (learned from training scores) on finding them "
-                   "without alarms elsewhere. The ensemble's members are the best five on that."), ""]
+                   "without alarms elsewhere. The ensemble's members are the leading ones on that whose ensemble finds the "
+                   "planted anomalies best."), ""]
         planted_rows = sorted(({"model": n, **{k: (None if r[k] is None else round(r[k], 3))
                                                 for k in ("precision", "recall", "f1", "auc_pr")},
                                 "found": r["found"], "planted": r["incidents"], "false_alarms": r["false_alarm_events"]}
@@ -162,6 +166,8 @@ def report_markdown(result: ZooResult, splits: Splits, data: TrainingData) -> st
         lines += table(planted_rows, ["model", "precision", "recall", "f1", "auc_pr", "found", "planted",
                                       "false_alarms"])
         lines += ["", "## Test period (against the incidents you imported, if any)", ""]
+    else:
+        lines += ["## Test period", ""]
     lines += table(result.comparison("test"), cols)
     lines += ["", f"## {result.best}, per fault kind (test)", ""]
     lines += table(result.per_kind(result.best, "test"), ["kind", "incidents", "found", "recall", "mttd_minutes"])

@@ -66,10 +66,10 @@ def plant(telemetry: pd.DataFrame, windows: dict[str, tuple[pd.Timestamp, pd.Tim
         metrics = sorted(in_window["metric"].astype(str).unique())
         if not metrics:
             continue
-        stamps = np.sort(in_window["timestamp"].unique())
+        stamps = pd.DatetimeIndex(in_window["timestamp"].unique()).sort_values()
         if len(stamps) < 10:
             continue
-        step = pd.Timedelta(np.median(np.diff(stamps.astype("int64")))) if len(stamps) > 1 else pd.Timedelta("1min")
+        step = pd.Timedelta(int(np.median(np.diff(stamps.asi8))))
         slots = _slots(stamps, per_service, rng)
         ref_rows = rows[rows["timestamp"] < start]
         for k, at in enumerate(slots):
@@ -88,10 +88,9 @@ def plant(telemetry: pd.DataFrame, windows: dict[str, tuple[pd.Timestamp, pd.Tim
     return Planted(out, frame)
 
 
-def _slots(stamps: np.ndarray, n: int, rng: np.random.Generator) -> list:
+def _slots(times: pd.DatetimeIndex, n: int, rng: np.random.Generator) -> list:
     """``n`` start times spread over the window (one per equal part, placed at random inside it, clear of the
     part's last two hours so that anomalies never overlap)."""
-    times = pd.DatetimeIndex(stamps)
     edges = np.linspace(0, len(times), n + 1).astype(int)
     slots = []
     for a, b in zip(edges[:-1], edges[1:]):
