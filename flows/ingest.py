@@ -63,6 +63,8 @@ def import_incidents(path: str, settings, dataset: str | None, open_minutes: flo
     from telemetry.ingest import ingest_incidents
 
     report = ingest_incidents(path, settings, dataset=dataset, open_minutes=open_minutes)
+    create_markdown_artifact(key="ingest-incidents", markdown=reporting.incidents_markdown(report.to_dict()),
+                             description="Past incidents imported into the lake, and what was quarantined")
     get_run_logger().info("%s (%s): %d records, %d stored as dataset %s, %d quarantined %s", path, report.format,
                           report.rows_in, report.rows_stored, report.dataset, report.rows_quarantined,
                           report.reasons or "")

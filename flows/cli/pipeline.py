@@ -151,7 +151,7 @@ def ingest(
                                           "PagerDuty export (API JSON or CSV) or Alertmanager alerts JSON.",
                                           show_default=False),
     dataset: str | None = typer.Option(None, "--dataset", help="Name of this incident import in the lake "
-                                       "(default: incidents-<file name>); importing again under it replaces "
+                                       "(default: incidents- and the file name); importing again under it replaces "
                                        "the same ids.", show_default=False),
     open_minutes: float = typer.Option(60.0, "--open-minutes", min=1, help="End given to an incident the file "
                                        "says is still open (no end time): start plus this many minutes."),
