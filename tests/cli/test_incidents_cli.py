@@ -76,6 +76,18 @@ def test_the_ingest_flow_imports_incidents(prefect_server, home, tmp_path):
     assert summary["incidents"]["rows_stored"] == 2 and summary["incidents"]["reasons"] == {"start": 1}
     stored = lake.read_table("incidents", home / "lake", dataset="am-hooks")
     assert sorted(stored["root_cause_service"]) == ["cart", "cart-eu"]
+    # Both options in one command: the incidents, then the telemetry through the same flow.
+    now = pd.Timestamp.now(tz="UTC").floor("min")
+    telemetry = tmp_path / "payment.csv"
+    telemetry.write_text("timestamp,service,metric,value\n" + "".join(
+        f"{(now - pd.Timedelta(minutes=m)).isoformat()},payment,cpu_pct,{40 + m}\n" for m in range(5, 0, -1)))
+    both = runner.invoke(app, ["ingest", "--source", str(telemetry), "--incidents", str(DATA / "pagerduty.json"),
+                               "--json"])
+    assert both.exit_code == 0, both.output
+    doc = json.loads(both.stdout)
+    assert doc["rows_clean"] == 5 and doc["incidents"]["format"] == "pagerduty-json"
+    assert doc["incidents"]["rows_stored"] == 3
+
     notes = tmp_path / "notes.csv"
     notes.write_text("when,what\nmonday,coffee\n")
     with pytest.raises(IncidentFileError, match="no start time column"):

@@ -216,3 +216,19 @@ def test_ingest_of_an_all_bad_file_quarantines_everything_and_refuses(home, tmp_
     qfile = message.rsplit(" in ", 1)[1]
     assert pd.read_parquet(qfile)["source_row"].tolist() == [1, 2]
     assert lake.read_table("incidents", settings.lake_dir).empty
+
+
+def test_a_start_in_the_future_or_a_failure_outside_the_incident_is_quarantined():
+    from telemetry.sources.incidents import map_records
+
+    records = [
+        {"start": "2026-11-22T00:00:00Z", "summary": "scheduled maintenance, not an incident yet"},
+        {"start": "2026-11-01T00:00:00Z", "end": "2026-11-01T01:00:00Z", "failed_at": "2026-11-01T02:00:00Z"},
+        {"start": "2026-11-01T00:00:00Z", "end": "2026-11-01T01:00:00Z", "outage_at": "2026-10-31T23:00:00Z"},
+        {"start": "2026-11-21T00:00:00Z", "summary": "within a day of now: kept (clock skew)"},
+    ]
+    got = map_records(records, "json", "hand.json", dataset="d", now=NOW)
+    assert got.quarantine["rule"].tolist() == ["start", "failed_at", "failed_at"]
+    assert "is in the future" in got.quarantine["reason"].iloc[0]
+    assert "after `end`" in got.quarantine["reason"].iloc[1] and "before `start`" in got.quarantine["reason"].iloc[2]
+    assert got.clean["summary"].tolist() == ["within a day of now: kept (clock skew)"]
