@@ -2,6 +2,7 @@
 
     cerebro ingest --source data/export.csv
     prefect deployment run 'ingest/on-demand' --param source=s3://bucket/telemetry/
+    prefect deployment run 'ingest/on-demand' --param incidents=/data/pagerduty.json
 """
 from __future__ import annotations
 
@@ -57,19 +58,43 @@ def publish_ingest_artifacts(reports: list[dict], side: dict, key_prefix: str = 
                              description="What was ingested, what was quarantined and why")
 
 
+@task(name="import-incidents", cache_policy=NO_CACHE)
+def import_incidents(path: str, settings, dataset: str | None, open_minutes: float | None) -> dict:
+    from telemetry.ingest import ingest_incidents
+
+    report = ingest_incidents(path, settings, dataset=dataset, open_minutes=open_minutes)
+    create_markdown_artifact(key="ingest-incidents", markdown=reporting.incidents_markdown(report.to_dict()),
+                             description="Past incidents imported into the lake, and what was quarantined")
+    get_run_logger().info("%s (%s): %d records, %d stored as dataset %s, %d quarantined %s", path, report.format,
+                          report.rows_in, report.rows_stored, report.dataset, report.rows_quarantined,
+                          report.reasons or "")
+    return report.to_dict()
+
+
 @flow(name="ingest", log_prints=True)
 def ingest_flow(
-    source: str,
+    source: str | None = None,
     config: str | None = None,
     time_col: str | None = None,
     service_col: str | None = None,
     value_cols: list[str] | None = None,
     default_service: str | None = None,
+    incidents: str | None = None,
+    dataset: str | None = None,
+    open_minutes: float | None = None,
 ) -> dict:
-    """Ingest telemetry from a file, folder, s3://, prometheus:// or cloudwatch:// source into the lake.
+    """Ingest telemetry from a file, folder, s3://, prometheus:// or cloudwatch:// source into the lake, and/or
+    past incidents from a file (``incidents``: CSV/JSON, PagerDuty or Alertmanager export) into its
+    incidents table, as ``dataset`` (default incidents-<file name>).
 
-    Bad rows are quarantined with a reason each; a batch that is mostly bad fails the run, by name."""
+    Bad rows are quarantined with a reason each; a batch that is mostly bad fails the run, by name, and so
+    does an incidents file of which nothing is usable."""
+    if not source and not incidents:
+        raise ValueError("nothing to ingest: give source (telemetry) and/or incidents (a file of past incidents)")
     settings = load_settings(config)
+    imported = import_incidents(incidents, settings, dataset, open_minutes) if incidents else None
+    if not source:
+        return {"incidents": imported}
     mapping = {k: v for k, v in {"time_col": time_col, "service_col": service_col, "value_cols": value_cols,
                                  "default_service": default_service}.items() if v}
     batches = resolve_source(source, settings, mapping)
@@ -88,4 +113,6 @@ def ingest_flow(
     failed = [r for r in reports if r["error"]]
     if failed:
         raise IngestFailed("\n".join(r["error"] for r in failed))
+    if imported is not None:
+        summary["incidents"] = imported
     return summary

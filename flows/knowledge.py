@@ -70,7 +70,8 @@ def knowledge_line(result: dict) -> str:
 def index_source(settings, origin: str, path: str | None, kind: str | None) -> dict:
     """Load one source and bring its documents in the index up to date."""
     from rag import open_knowledge_base
-    from rag.loaders import graph_documents, incidents_from_frame, load_source
+    from rag.loaders import graph_documents, load_source
+    from rag.loaders.incidents import LAKE_ORIGIN, lake_incidents
 
     logger = get_run_logger()
     graph = None
@@ -80,12 +81,8 @@ def index_source(settings, origin: str, path: str | None, kind: str | None) -> d
 
         graph = read_graph(settings.lake_dir) or default_topology().to_dict()
         report = graph_documents(graph, str(settings.lake_dir / "graph.json"))
-    elif origin == "lake:incidents":
-        from telemetry.lake import read_table
-
-        frame = read_table("incidents", settings.lake_dir)
-        report = incidents_from_frame(frame.drop_duplicates("incident_id", keep="last"),
-                                      str(settings.lake_dir / "incidents.parquet"))
+    elif origin == LAKE_ORIGIN:
+        report = lake_incidents(settings.lake_dir)
     else:
         report, graph = load_source(path, kind)
     kb, _ = open_knowledge_base(settings)
@@ -118,6 +115,7 @@ def knowledge_flow(config: str | None = None, sources: list[str] | None = None, 
     """Index the knowledge base incrementally (graph, shipped knowledge, lake incidents, configured
     sources), then measure retrieval quality and log it to MLflow."""
     from rag.evaluation import quality_markdown, quality_rows
+    from rag.loaders.incidents import LAKE_ORIGIN
 
     settings = load_settings(config)
     plan: list[tuple[str, str | None, str | None]] = [("service-graph", None, None)]
@@ -125,7 +123,7 @@ def knowledge_flow(config: str | None = None, sources: list[str] | None = None, 
         if (settings.knowledge_dir / folder).is_dir():
             plan.append((str(settings.knowledge_dir / folder), str(settings.knowledge_dir / folder), kind))
     if (settings.lake_dir / "incidents.parquet").exists():
-        plan.append(("lake:incidents", None, None))
+        plan.append((LAKE_ORIGIN, None, None))
     for spec in [*settings.rag.sources, *(sources or [])]:
         kind, path = parse_source(spec)
         plan.append((str(Path(path).expanduser().resolve()), path, kind))

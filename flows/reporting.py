@@ -53,6 +53,21 @@ def ingest_markdown(reports: list[dict], side: dict) -> str:
     return "\n".join(lines)
 
 
+def incidents_markdown(report: dict) -> str:
+    """An incidents import (telemetry.ingest.IncidentImportReport.to_dict()) as the ``ingest-incidents`` artifact."""
+    head = f"`{report['source']}` read as **{report['format']}** into dataset `{report['dataset']}`"
+    counts = " | ".join(f"{report[k]:,}" for k in ("rows_in", "rows_stored", "rows_new_in_lake",
+                                                   "rows_replaced_in_lake", "rows_quarantined", "open_incidents"))
+    lines = ["# Incidents import", "", head, "", "| records | stored | new | replaced | quarantined | still open |",
+             "|---:|---:|---:|---:|---:|---:|", f"| {counts} |"]
+    if report["open_incidents"]:
+        lines += ["", f"Still-open incidents are stored with end = start + {report['open_minutes']:g} minutes."]
+    if report["quarantine_path"]:
+        why = ", ".join(f"{k}: {v}" for k, v in report["reasons"].items())
+        lines += ["", f"Quarantined ({why}), each record with its reason: `{report['quarantine_path']}`"]
+    return "\n".join(lines)
+
+
 def stages_markdown(title: str, stages: list[dict], footer: str = "") -> str:
     lines = [f"# {title}", "", "| stage | seconds | result |", "|---|---:|---|"]
     for s in stages:

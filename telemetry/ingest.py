@@ -100,6 +100,70 @@ def ingest_batch(batch: SourceBatch, settings, now: pd.Timestamp | None = None) 
     return report
 
 
+@dataclass
+class IncidentImportReport:
+    """What ``cerebro ingest --incidents`` did with one file."""
+
+    source: str
+    format: str = ""
+    dataset: str = ""
+    rows_in: int = 0
+    rows_stored: int = 0
+    rows_new_in_lake: int = 0
+    rows_replaced_in_lake: int = 0  # ids of this dataset the lake had already: replaced by the file's version
+    rows_quarantined: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    open_incidents: int = 0  # stored with end = start + open_minutes
+    open_minutes: float = 0.0
+    quarantine_path: str | None = None
+    lake_path: str = ""
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def ingest_incidents(path: str | Path, settings, *, dataset: str | None = None, open_minutes: float | None = None,
+                     now: pd.Timestamp | None = None) -> IncidentImportReport:
+    """Read past incidents from a file (see :mod:`telemetry.sources.incidents`), merge them into the lake's
+    incidents table (the same ``dataset`` and id replace) and quarantine the records that cannot be used.
+
+    Raises FileNotFoundError, or IncidentFileError when the file is not incidents at all or none of its
+    records can be used (those are quarantined first, and the message says where)."""
+    import time
+
+    from telemetry.sources.incidents import DEFAULT_OPEN_MINUTES, IncidentFileError, load_incidents
+
+    t0 = time.perf_counter()
+    now = now or pd.Timestamp.now(tz="UTC")
+    open_minutes = DEFAULT_OPEN_MINUTES if open_minutes is None else open_minutes
+    result = load_incidents(path, dataset=dataset, open_minutes=open_minutes, now=now)
+    report = IncidentImportReport(
+        source=str(path), format=result.fmt, dataset=str(result.clean["dataset"].iloc[0]) if len(result.clean)
+        else (dataset or ""), rows_in=result.rows_in, rows_quarantined=len(result.quarantine),
+        reasons=result.reasons(), open_incidents=len(result.open_incidents), open_minutes=float(open_minutes),
+        lake_path=str(Path(settings.lake_dir) / "incidents.parquet"))
+    qpath = write_quarantine(result.quarantine, settings.quarantine_dir, str(path), now)
+    report.quarantine_path = str(qpath) if qpath else None
+    if result.clean.empty:
+        first = result.quarantine["reason"].iloc[0]
+        raise IncidentFileError(f"{path}: none of its {result.rows_in} records could be used as an incident "
+                                f"({', '.join(f'{k}: {v}' for k, v in report.reasons.items())}); the first: "
+                                f"{first}. Every record and its reason is in {qpath}")
+    before = lake.read_table("incidents", settings.lake_dir)
+    known = set()
+    if not before.empty:
+        known = set(before.loc[before["dataset"] == report.dataset, "incident_id"].astype(str))
+    Path(settings.lake_dir).mkdir(parents=True, exist_ok=True)
+    lake.write_table("incidents", result.clean, settings.lake_dir)
+    ids = set(result.clean["incident_id"].astype(str))
+    report.rows_stored = len(result.clean)
+    report.rows_replaced_in_lake = len(ids & known)
+    report.rows_new_in_lake = len(ids - known)
+    report.seconds = round(time.perf_counter() - t0, 3)
+    return report
+
+
 def ingest_side_tables(folder: Path, lake_dir: Path) -> dict[str, int]:
     """Events, incidents, logs and the graph that travel with a simulated dataset."""
     from telemetry.dataset import read_side_tables
@@ -114,4 +178,5 @@ def ingest_side_tables(folder: Path, lake_dir: Path) -> dict[str, int]:
     return added
 
 
-__all__ = ["IngestReport", "UnusableBatchError", "ingest_batch", "ingest_side_tables", "write_quarantine"]
+__all__ = ["IncidentImportReport", "IngestReport", "UnusableBatchError", "ingest_batch", "ingest_incidents",
+           "ingest_side_tables", "write_quarantine"]

@@ -19,8 +19,8 @@ KINDS = ("runbook", "incident", "doc", "chat", "advisory", "code", "graph")
 
 
 def index(
-    source: Path = typer.Option(..., "--source", "-s", help="A file or folder to index (searched recursively).",
-                                show_default=False),
+    source: Path = typer.Option(..., "--source", "-s", help="A file or folder to index (searched recursively), "
+                                "or lake:incidents for the incidents in the lake.", show_default=False),
     kind: str | None = typer.Option(None, "--kind", "-k", help=f"What the source holds: {', '.join(KINDS)}. "
                                     "Without it: a folder is Markdown, a file is judged by its suffix and content."),
     strict: bool = typer.Option(False, "--strict", help="Fail (exit 1) when any file or record is skipped."),
@@ -37,6 +37,8 @@ def index(
         cerebro kb index -s exports/slack/ --kind chat
 
         cerebro kb index -s advisories/ --kind advisory --json
+
+        cerebro kb index -s lake:incidents    # after cerebro ingest --incidents FILE
     """
     if kind is not None and kind not in KINDS:
         fail(f"--kind {kind!r}: expected one of {', '.join(KINDS)}", 2)
@@ -45,16 +47,24 @@ def index(
     from rag.documents import LoadError
     from rag.embeddings import rich_progress
     from rag.loaders import load_source
+    from rag.loaders.incidents import LAKE_ORIGIN, lake_incidents
 
-    try:
-        report, graph = load_source(source, kind)
-    except LoadError as exc:
-        fail(str(exc))
+    if str(source) == LAKE_ORIGIN:  # the lake's incidents, under the origin the knowledge flow uses
+        report, graph, origin = lake_incidents(settings.lake_dir), None, LAKE_ORIGIN
+        if not report.documents and not report.skipped:
+            fail(f"the lake at {settings.lake_dir} holds no incidents; import some first: "
+                 "cerebro ingest --incidents FILE", 2)
+    else:
+        try:
+            report, graph = load_source(source, kind)
+        except LoadError as exc:
+            fail(str(exc))
+        origin = str(source.expanduser().resolve())
     if not report.documents and not report.skipped:
         fail(f"{source}: no documents found (kind {kind or 'guessed'}); Markdown needs .md/.markdown/.txt files")
     kb, _ = open_knowledge_base(settings)
     with rich_progress(f"embedding {source.name}") as on_batch:
-        result = kb.update(report, str(source.expanduser().resolve()), graph=graph, on_batch=on_batch)
+        result = kb.update(report, origin, graph=graph, on_batch=on_batch)
     if as_json:
         print_json({**result.to_dict(), "index_dir": str(kb.dir)})
     else:

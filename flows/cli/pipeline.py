@@ -183,8 +183,16 @@ def simulate(
 
 
 def ingest(
-    source: str = typer.Option(..., "--source", "-s", help="A CSV/Parquet file or folder, s3://bucket/prefix, "
-                               "prometheus://host:9090 or cloudwatch://[namespace]."),
+    source: str | None = typer.Option(None, "--source", "-s", help="Telemetry: a CSV/Parquet file or folder, "
+                                      "s3://bucket/prefix, prometheus://host:9090 or cloudwatch://[namespace]."),
+    incidents: Path | None = typer.Option(None, "--incidents", help="Past incidents: a CSV or JSON list, a "
+                                          "PagerDuty export (API JSON or CSV) or Alertmanager alerts JSON.",
+                                          show_default=False),
+    dataset: str | None = typer.Option(None, "--dataset", help="Name of this incident import in the lake "
+                                       "(default: incidents- and the file name); importing again under it replaces "
+                                       "the same ids.", show_default=False),
+    open_minutes: float = typer.Option(60.0, "--open-minutes", min=1, help="End given to an incident the file "
+                                       "says is still open (no end time): start plus this many minutes."),
     config: str | None = ConfigOpt,
     time_col: str | None = typer.Option(None, help="Timestamp column, when its name is not a usual one."),
     service_col: str | None = typer.Option(None, help="Service column (files)."),
@@ -194,12 +202,18 @@ def ingest(
                                                   "(repeatable; default: every other column)."),
     as_json: bool = JsonOpt,
 ):
-    """Validate telemetry with Great Expectations and merge the good rows into the lake.
+    """Validate telemetry with Great Expectations and merge the good rows into the lake; import past incidents.
 
     Rows that break a rule (unparseable timestamp, text in a value, a negative rate, a duplicate, a time
     in the future ...) go to the quarantine with a reason each; nothing is dropped silently. Ingesting
     the same window again changes nothing. Files may be long form (timestamp, service, metric, value)
     or wide form (a timestamp column and a column per metric); header case and quoting may vary.
+
+    `--incidents FILE` stores past incidents in the lake's incidents table, where the knowledge base
+    (`cerebro kb`, the knowledge flow) and the evaluations find them. The format is told from the content:
+    a loose CSV/JSON (start, end, service, kind, severity, summary, under their usual names), PagerDuty's
+    API JSON or CSV export, Alertmanager's alerts or webhook JSON. Records that cannot be used are
+    quarantined with a reason each. Both options may be given: the incidents are imported first.
 
     Examples:
 
@@ -208,10 +222,23 @@ def ingest(
         cerebro ingest --source s3://ops-telemetry/2026/11/ --json
 
         cerebro ingest --source prometheus://localhost:9090   # queries from sources.prometheus
+
+        cerebro ingest --incidents pagerduty-incidents.json --dataset pager-2026
     """
-    settings = settings_or_exit(config)
-    if "://" not in source and not Path(source).expanduser().exists():
+    if source is None and incidents is None:
+        fail("nothing to ingest: give --source (telemetry) and/or --incidents FILE (past incidents)", 2)
+    if source is not None and "://" not in source and not Path(source).expanduser().exists():
         fail(f"{source}: no such file or folder", 2)  # say so before starting Prefect
+    if incidents is not None and not incidents.expanduser().is_file():
+        fail(f"{incidents}: no such file; --incidents expects a CSV or JSON file of past incidents", 2)
+    settings = settings_or_exit(config)
+    imported = _ingest_incidents(incidents.expanduser(), settings, dataset, open_minutes) if incidents else None
+    if source is None:
+        if as_json:
+            print_json({"incidents": imported})
+        else:
+            _print_incidents(imported)
+        return
     from flows.ingest import ingest_flow
     from flows.runners import task_runner_for
 
@@ -224,12 +251,46 @@ def ingest(
             fail(str(exc), 2)
         except Exception as exc:  # noqa: BLE001 - any other failure: its message, exit 1
             fail(str(exc))
+    if imported is not None:
+        summary["incidents"] = imported
     if as_json:
         print_json(summary)
         return
+    if imported is not None:
+        _print_incidents(imported)
     out.print(f"{summary['batches']} batch(es): {summary['rows_in']:,} rows read, {summary['rows_clean']:,} clean "
               f"({summary['rows_new_in_lake']:,} new in the lake, {summary['rows_updated_in_lake']:,} updated), "
               f"{summary['rows_quarantined']:,} quarantined")
     _print_ingest_details(summary)
     out.print(f"Lake: {summary['lake']['rows']:,} rows in {summary['lake']['partitions']} partitions at "
               f"{summary['lake_dir']}")
+
+
+def _ingest_incidents(path: Path, settings, dataset: str | None, open_minutes: float) -> dict:
+    """Import one incidents file (telemetry.ingest.ingest_incidents); a file that is not usable ends the command
+    with exit code 2 and the reason."""
+    from telemetry.ingest import ingest_incidents
+    from telemetry.sources.incidents import IncidentFileError
+
+    try:
+        return ingest_incidents(path, settings, dataset=dataset, open_minutes=open_minutes).to_dict()
+    except (IncidentFileError, FileNotFoundError) as exc:
+        fail(str(exc), 2)
+
+
+def _print_incidents(report: dict) -> None:
+    out.print(f"Incidents from {report['source']} ({report['format']}): {report['rows_in']:,} records read, "
+              f"{report['rows_stored']:,} stored as dataset {report['dataset']!r} ({report['rows_new_in_lake']:,} "
+              f"new, {report['rows_replaced_in_lake']:,} replaced), {report['rows_quarantined']:,} quarantined",
+              highlight=False, soft_wrap=True)
+    if report["open_incidents"]:
+        out.print(f"{report['open_incidents']} still open in the file: stored with end = start + "
+                  f"{report['open_minutes']:g} min (--open-minutes)", highlight=False)
+    if report["quarantine_path"]:
+        reasons = ", ".join(f"{k}: {v}" for k, v in report["reasons"].items())
+        look = (f"python -c \"import pandas as pd; print(pd.read_parquet('{report['quarantine_path']}')"
+                "[['source_row', 'reason']].to_string())\"")
+        out.print(f"Quarantined ({reasons}): {report['quarantine_path']}\n  look at them: {look}",
+                  highlight=False, soft_wrap=True, markup=False)
+    out.print(f"Incidents table: {report['lake_path']}. Search them: cerebro kb index --source lake:incidents "
+              "(the knowledge flow and `cerebro run` index them too)", highlight=False, soft_wrap=True)

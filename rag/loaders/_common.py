@@ -15,6 +15,8 @@ def iso_utc(value, where: str) -> str | None:
     ``where`` names the file, record and field for the error message."""
     if value is None or value == "" or (isinstance(value, float) and math.isnan(value)):
         return None
+    if type(value).__name__ == "NaTType":  # pandas' missing time (an incident without a failure time)
+        return None
     try:
         if isinstance(value, datetime):
             stamp = value

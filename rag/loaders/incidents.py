@@ -17,6 +17,7 @@ from rag.documents import Document, LoadError, LoadReport, stable_id
 from rag.loaders._common import as_list, iso_utc, load_files
 
 SUFFIXES = (".json", ".yaml", ".yml", ".csv")
+LAKE_ORIGIN = "lake:incidents"  # the origin the lake's incidents are indexed under, by every path that indexes them
 
 
 def _records(path: Path) -> list:
@@ -92,6 +93,19 @@ def incidents_from_records(records: list, source: str) -> LoadReport:
 def incidents_from_frame(frame, source: str) -> LoadReport:
     """The simulator's or the lake's incidents table (one row per incident) -> documents."""
     return incidents_from_records(frame.to_dict("records"), source)
+
+
+def lake_incidents(lake_dir: str | Path) -> LoadReport:
+    """The lake's incidents table (simulated histories and ``cerebro ingest --incidents`` imports) -> documents,
+    one per incident id (the last stored wins). The knowledge flow and ``cerebro kb index --source
+    lake:incidents`` index them under :data:`LAKE_ORIGIN`."""
+    from telemetry.lake import read_table
+
+    frame = read_table("incidents", Path(lake_dir))
+    if frame.empty:
+        return LoadReport()
+    return incidents_from_frame(frame.drop_duplicates("incident_id", keep="last"),
+                                str(Path(lake_dir) / "incidents.parquet"))
 
 
 def load_incidents(root: str | Path) -> LoadReport:

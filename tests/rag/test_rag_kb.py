@@ -241,3 +241,33 @@ def test_knowledge_flow_indexes_incrementally_and_logs_quality(prefect_server, h
     by_source = {Path(r["source"]).name: r for r in second["sources"]}
     assert by_source["runbooks"]["unchanged"] == 20 and by_source["runbooks"]["embedded"] == 0
     assert (by_source["extra"]["new"], by_source["extra"]["removed"]) == (1, 1)
+
+
+def test_imported_incidents_are_searchable(tmp_path, monkeypatch, embedder):
+    """An incident imported with `cerebro ingest --incidents` is indexed from the lake (the origin the knowledge
+    flow uses) and found by `cerebro kb search`; a re-import embeds nothing again."""
+    from flows.cli import app
+
+    monkeypatch.setenv("CEREBRO_HOME", str(tmp_path / "home"))
+    runner = CliRunner()
+    empty = runner.invoke(app, ["kb", "index", "--source", "lake:incidents"], terminal_width=300)
+    assert empty.exit_code == 2 and "holds no incidents" in empty.output
+    pager = tmp_path / "pager.csv"
+    pager.write_text("id,created_on,resolved_on,service_name,urgency,description,incident_number,status\n"
+                     "PQ1,2026-10-01T10:00:00Z,2026-10-01T10:40:00Z,ledger,high,"
+                     "Ledger reconciliation job stuck on a Postgres advisory lock,77,resolved\n")
+    imported = runner.invoke(app, ["ingest", "--incidents", str(pager)])
+    assert imported.exit_code == 0, imported.output
+    indexed = runner.invoke(app, ["kb", "index", "--source", "lake:incidents", "--json"])
+    assert indexed.exit_code == 0, indexed.output
+    report = json.loads(indexed.stdout)
+    assert report["origin"] == "lake:incidents" and report["new"] == 1 and not report["skipped"]
+    found = runner.invoke(app, ["kb", "search", "reconciliation stuck waiting on an advisory lock", "--k", "3",
+                                "--json"])
+    assert found.exit_code == 0, found.output
+    top = json.loads(found.stdout)["hits"][0]
+    assert top["title"] == "Incident PQ1: Ledger reconciliation job stuck on a Postgres advisory lock"
+    assert top["source"].endswith("incidents.parquet#PQ1") and top["kind"] == "incident"
+    runner.invoke(app, ["ingest", "--incidents", str(pager)])
+    again = json.loads(runner.invoke(app, ["kb", "index", "--source", "lake:incidents", "--json"]).stdout)
+    assert (again["unchanged"], again["embedded"]) == (1, 0)
