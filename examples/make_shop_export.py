@@ -19,7 +19,7 @@ import numpy as np
 import pandas as pd
 
 OUT = Path(__file__).parent / "shop"
-START = pd.Timestamp("2026-10-05 00:00", tz="UTC")  # a Monday
+START = pd.Timestamp("2026-10-07 00:00", tz="UTC")  # a Wednesday: the last day is a Tuesday, not a weekend
 DAYS = 14
 STEP = "5min"
 SERVICES = {  # baseline requests per second, CPU per request, p95 latency
@@ -29,14 +29,14 @@ SERVICES = {  # baseline requests per second, CPU per request, p95 latency
 }
 # (service, kind, start, hours, priority, title): what the pager recorded; the telemetry carries each one.
 INCIDENTS = [
-    ("catalog", "latency", "2026-10-06 14:10", 1.0, "P2", "Catalog p95 latency above 400 ms"),
-    ("checkout", "cpu_saturation", "2026-10-08 10:00", 2.0, "P1", "Checkout CPU pegged, orders slow"),
-    ("search", "traffic_drop", "2026-10-09 19:30", 1.0, "P2", "Search traffic fell by two thirds"),
-    ("catalog", "memory_leak", "2026-10-12 02:00", 5.0, "P3", "Catalog memory climbing, pods restarted"),
-    ("checkout", "latency", "2026-10-13 16:00", 1.5, "P1", "Checkout timeouts from payment provider"),
-    ("search", "cpu_saturation", "2026-10-15 11:00", 1.5, "P2", "Search CPU saturated after reindex"),
-    ("checkout", "error_burst", "2026-10-16 20:15", 0.75, "P1", "Checkout latency spike after deploy"),
-    ("catalog", "disk_fill", "2026-10-17 06:00", 4.0, "P3", "Catalog disk filling with debug logs"),
+    ("catalog", "latency", "2026-10-08 14:10", 1.0, "P2", "Catalog p95 latency above 400 ms"),
+    ("checkout", "cpu_saturation", "2026-10-10 10:00", 2.0, "P1", "Checkout CPU pegged, orders slow"),
+    ("search", "traffic_drop", "2026-10-11 19:30", 1.0, "P2", "Search traffic fell by two thirds"),
+    ("catalog", "memory_leak", "2026-10-14 02:00", 5.0, "P3", "Catalog memory climbing, pods restarted"),
+    ("checkout", "latency", "2026-10-15 16:00", 1.5, "P1", "Checkout timeouts from payment provider"),
+    ("search", "cpu_saturation", "2026-10-17 11:00", 1.5, "P2", "Search CPU saturated after reindex"),
+    ("checkout", "error_burst", "2026-10-18 20:15", 0.75, "P1", "Checkout latency spike after deploy"),
+    ("catalog", "disk_fill", "2026-10-19 06:00", 4.0, "P3", "Catalog disk filling with debug logs"),
 ]
 
 
@@ -82,7 +82,7 @@ def main() -> None:
             if svc == service:
                 inject(frame, kind, pd.Timestamp(start, tz="UTC"), hours)
         if service == "search":  # the exporter lost two hours of one service
-            frame = frame[(frame.index < "2026-10-10 03:00") | (frame.index >= "2026-10-10 05:00")]
+            frame = frame[(frame.index < "2026-10-12 03:00") | (frame.index >= "2026-10-12 05:00")]
         frames.append(frame.round(2).rename_axis("Time").reset_index().assign(App=service))
     wide = pd.concat(frames).sort_values(["Time", "App"], kind="stable").reset_index(drop=True)
     wide["Time"] = wide["Time"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")

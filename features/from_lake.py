@@ -71,7 +71,7 @@ def read_features(settings, start, end, services: list[str] | None = None) -> pd
     return feats[keep].reset_index(drop=True)
 
 
-def parse_window(window: str | float | int) -> pd.Timedelta:
+def parse_window(window: str | float) -> pd.Timedelta:
     """A training window as a duration: ``"14d"``, ``"36h"``, ``"2w"``, or a number of days."""
     if isinstance(window, int | float) or str(window).replace(".", "", 1).isdigit():
         days = float(window)

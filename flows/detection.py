@@ -95,6 +95,6 @@ def detection_flow(dataset: str | None, start: str, end: str, config: str | None
     promotions = promote(settings, data, splits, registered["versions"])
     create_table_artifact(key="detector-promotions", table=promotions,
                           description="Each new version against its model's champion on the same test period")
-    return {**summarise(result), "data_version": data.data_version, "mlflow_run": registered["run_id"],
+    return {**summarise(result), "comparison": result.comparison("test"), "data_version": data.data_version, "mlflow_run": registered["run_id"],
             "registered": registered["versions"], "promotions": promotions, "plot": str(plot),
             "ttl_dropped": data.feature_report["join"]["rows_dropped_ttl"]}

@@ -94,7 +94,8 @@ def forecasting_flow(start: str, end: str, config: str | None = None) -> dict:
                                           "80 % and 95 % intervals, and the actuals")
     registered = register(settings, data, bt, fitted, capacity_plan, report_md, [str(p) for p in plots])
     aliases = set_aliases(settings, registered["versions"])
-    return {**summarise(bt, capacity_plan, failed), "data_version": data.data_version,
+    return {**summarise(bt, capacity_plan, failed), "series": list(data.series), "series_chosen": data.chosen,
+            "data_version": data.data_version,
             "mlflow_run": registered["run_id"], "registered": registered["versions"], "aliases": aliases,
             "plots": [str(p) for p in plots]}
 

@@ -63,12 +63,12 @@ LAKE = "lake"  # source="lake": no ingest, train on what the lake already holds 
 
 def _ingest(settings, source: str, config: str | None, incidents: str | None, stages: list, t0: float) -> dict:
     ingest = ingest_flow.with_options(task_runner=task_runner_for(settings))(
-        source=source, config=config, **({"incidents": incidents} if incidents else {}))
+        source=source, config=config, incidents=incidents)
     line = (f"{ingest['rows_clean']:,} clean rows, {ingest['rows_quarantined']:,} quarantined, "
             f"lake {ingest['lake']['rows']:,} rows")
     if ingest.get("incidents"):
         inc = ingest["incidents"]
-        line += f"; incidents: {inc['stored']:,} stored, {inc['quarantined']:,} quarantined"
+        line += f"; incidents: {inc['rows_stored']:,} stored, {inc['rows_quarantined']:,} quarantined"
     stages.append({"stage": "ingest + validate", "seconds": time.perf_counter() - t0, "result": line})
     return ingest
 
@@ -118,7 +118,7 @@ def _detection_line(detection: dict) -> str:
     registered = f"{len(detection['registered'])} models registered"
     if detection.get("chosen_without_labels"):
         p = detection["planted"]
-        line = (f"put forward {detection['best']}, chosen without labels: planted anomalies in validation found "
+        line = (f"put forward {detection['best']}, chosen on anomalies planted in validation: found "
                 f"{p['found']} of {p['incidents']} (F1 {p['f1']:.3f})")
         if t.get("incidents"):
             line += f"; test against {t['incidents']} incidents: F1 {t['f1']:.3f}, AUC-PR {_num(t['auc_pr'])}"

@@ -48,6 +48,7 @@ class DriftCheck:
         return {"action": self.action, "share_drifted": r.share_drifted, "data_drift": r.data_drift,
                 "compared": r.compared,
                 "drifted_metrics": sorted(name for name, g in r.groups.items() if g["drift"]),
+                "compared_metrics": sorted(r.groups),
                 "prediction": r.prediction, "performance": r.performance, "html": r.html,
                 "mlflow_run_id": self.mlflow_run_id,
                 "model": None if self.live is None else f"{self.live.name}/{self.live.version}"}
@@ -82,7 +83,9 @@ def check_data(settings, reference, current, html_path: str, live, features, cur
 
     cfg = settings.drift
     ref, cur = wide(reference), wide(current)
-    columns = cfg.metrics or [m for m in FLEET_METRICS if m in ref.columns]
+    # The fleet's metrics in their order, then a user's own.
+    columns = cfg.metrics or ([m for m in FLEET_METRICS if m in ref.columns]
+                              + [m for m in ref.columns if m not in FLEET_METRICS and m not in ("service", "timestamp")])
     options = {"ks_pvalue": cfg.ks_pvalue, "psi": cfg.psi, "drift_share": cfg.drift_share, "clip": cfg.clip_quantile}
     by_inputs = live is not None and cfg.compare == "inputs"
     raw = data_drift(ref, cur, columns, html_path=None if by_inputs else Path(html_path), **options)

@@ -115,9 +115,11 @@ def input_windows(live: LiveModel, features: pd.DataFrame,
     if example is not None:  # the same check the service makes before it serves the compiled path
         runner.warm_up(example if isinstance(example, pd.DataFrame) else pd.DataFrame(example))
     reference, current = _window_masks(features, current_start)
-    # Inputs from the fleet's metrics; the clock (time of day, weekday, minutes since a deploy) is context
-    # whose distribution over whole days does not move.
-    used = [c for c in runner.used if metric_of(c) in FLEET_METRICS]
+    # Inputs from the metrics (the fleet's, or a user's own); the clock (time of day, weekday, minutes since a
+    # deploy) is context whose distribution over whole days does not move.
+    from features.detector_inputs.columns import EXTRAS
+
+    used = [c for c in runner.used if metric_of(c) in FLEET_METRICS or (c not in EXTRAS and metric_of(c) not in EXTRAS)]
     return (runner.model_inputs(features[reference].reset_index(drop=True)),
             runner.model_inputs(features[current].reset_index(drop=True)), used)
 

@@ -81,6 +81,8 @@ def ingest_batch(batch: SourceBatch, settings, now: pd.Timestamp | None = None) 
                                ignore_index=True)
         report.quarantine_path = str(write_quarantine(quarantine, settings.quarantine_dir, batch.name, now))
         report.rows_quarantined = len(quarantine)
+        report.error += (f"\nNothing was stored; all {len(quarantine):,} rows are in the quarantine with their reasons: "
+                         f"{report.quarantine_path} (see them with `cerebro quarantine {report.quarantine_path}`)")
         report.reasons = result.reasons()
         report.rules = result.table()
         report.seconds = time.perf_counter() - t0

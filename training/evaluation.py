@@ -109,7 +109,7 @@ def alarm_events(index: pd.MultiIndex, alarms: np.ndarray, scores: np.ndarray | 
             if len(chunk) < need:
                 continue
             rows.append({"service": service, "start": t[chunk[0]], "end": t[chunk[-1]],
-                         "minutes": int(round(len(chunk) * step)), "peak": float(scores[order[chunk]].max())})
+                         "minutes": round(len(chunk) * step), "peak": float(scores[order[chunk]].max())})
     return pd.DataFrame(rows, columns=["service", "start", "end", "minutes", "peak"])
 
 
@@ -166,6 +166,15 @@ def auc_pr(labels: np.ndarray, scores: np.ndarray) -> float | None:
         return None
     s = np.nan_to_num(np.asarray(scores, dtype=float), nan=0.0, posinf=1e300)
     return float(average_precision_score(labels, s))
+
+
+def no_incidents() -> pd.DataFrame:
+    """An incidents frame with none in it, typed so that time comparisons work on it."""
+    return pd.DataFrame({"incident_id": pd.Series([], dtype=object), "kind": pd.Series([], dtype=object),
+                         "start": pd.Series([], dtype="datetime64[ns, UTC]"),
+                         "end": pd.Series([], dtype="datetime64[ns, UTC]"),
+                         "affected_services": pd.Series([], dtype=object),
+                         "root_cause_service": pd.Series([], dtype=object)})
 
 
 def incidents_in(incidents: pd.DataFrame, start: pd.Timestamp, end: pd.Timestamp) -> pd.DataFrame:

@@ -9,13 +9,27 @@ imported inside the commands so that ``cerebro --help`` answers at once.
     failure.py   predict-failure              drift.py     drift             ui.py        ui, env
     serve.py     serve                        stream.py    stream, replay    deploy.py    deploy
     kb.py        kb index | search | stats    models.py    models list | promote | rollback
-    batch.py     batch
+    batch.py     batch                        quarantine.py  quarantine
 """
 from __future__ import annotations
 
 import typer
 
-from flows.cli import batch, deploy, detect, drift, failure, forecast, kb, models, pipeline, serve, stream, ui
+from flows.cli import (
+    batch,
+    deploy,
+    detect,
+    drift,
+    failure,
+    forecast,
+    kb,
+    models,
+    pipeline,
+    quarantine,
+    serve,
+    stream,
+    ui,
+)
 
 app = typer.Typer(
     name="cerebro",
@@ -33,6 +47,7 @@ app.command()(deploy.deploy)
 app.command()(pipeline.run)
 app.command()(pipeline.simulate)
 app.command()(pipeline.ingest)
+app.command()(quarantine.quarantine)
 app.command()(detect.detect)
 app.command()(forecast.forecast)
 app.command("predict-failure")(failure.predict_failure)

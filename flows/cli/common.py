@@ -76,3 +76,30 @@ def progress(title: str):
             yield
         finally:
             bars.update(head, total=1, completed=1)
+
+
+# Exceptions that mean the user's input was refused (named, so that this module imports none of them): Prefect
+# logs a failed run with its traceback, which is for bugs; for these the message says everything.
+USER_ERRORS = frozenset({"IngestFailed", "SchemaError", "IncidentFileError", "UnusableBatchError", "FileNotFoundError",
+                         "ConfigError", "NotEnoughHistory", "UserSeriesError"})
+
+
+class _NoTracebackForUserErrors:
+    def filter(self, record) -> bool:
+        exc = record.exc_info[0] if record.exc_info else None
+        if exc is not None and any(k.__name__ in USER_ERRORS for k in exc.__mro__):
+            record.exc_info, record.exc_text = None, None
+        return True
+
+
+def quiet_tracebacks_for_user_errors() -> None:
+    """Drop the traceback from log records of a refused input, on every handler Prefect's logging set up."""
+    import logging
+
+    loggers = [logging.getLogger(), logging.getLogger("prefect"),
+               *(lg for name, lg in logging.Logger.manager.loggerDict.items()
+                 if name.startswith("prefect") and isinstance(lg, logging.Logger))]
+    for lg in loggers:
+        for handler in lg.handlers:
+            if not any(isinstance(f, _NoTracebackForUserErrors) for f in handler.filters):
+                handler.addFilter(_NoTracebackForUserErrors())

@@ -8,7 +8,17 @@ from pathlib import Path
 import typer
 from rich.table import Table
 
-from flows.cli.common import ConfigOpt, JsonOpt, console, fail, out, print_json, progress, settings_or_exit
+from flows.cli.common import (
+    ConfigOpt,
+    JsonOpt,
+    console,
+    fail,
+    out,
+    print_json,
+    progress,
+    quiet_tracebacks_for_user_errors,
+    settings_or_exit,
+)
 
 
 def run(
@@ -55,6 +65,7 @@ def run(
     from flows.pipeline import pipeline_flow
     from flows.runners import task_runner_for
 
+    quiet_tracebacks_for_user_errors()
     t0 = time.perf_counter()
     with progress("pipeline (Prefect starts a local server on first use)"):
         try:
@@ -74,7 +85,7 @@ def run(
     out.print(table)
     _print_ingest_details(summary["ingest"])
     det = summary.get("detection")
-    if det and det.get("chosen_without_labels"):
+    if det and det.get("chosen_without_labels"):  # chosen on planted anomalies (a user's own telemetry)
         _print_label_free(det)
     elif det:
         t = det["test"]
@@ -98,8 +109,8 @@ def run(
 
 def _print_label_free(det: dict) -> None:
     p, t = det["planted"], det["test"]
-    out.print(f"\nDetection, chosen without labels: [bold]{det['best']}[/bold] found {p['found']} of "
-              f"{p['incidents']} anomalies planted in the validation period (event-wise precision "
+    out.print(f"\nDetection, chosen on planted anomalies: [bold]{det['best']}[/bold] found {p['found']} of "
+              f"{p['incidents']} labelled windows of the validation period (event-wise precision "
               f"{p['precision']:.3f}, recall {p['recall']:.3f}, F1 {p['f1']:.3f}).")
     if t.get("incidents"):
         auc = "" if t["auc_pr"] is None else f", AUC-PR {t['auc_pr']:.3f}"
@@ -242,6 +253,7 @@ def ingest(
     from flows.ingest import ingest_flow
     from flows.runners import task_runner_for
 
+    quiet_tracebacks_for_user_errors()
     with progress(f"ingest {source}"):
         try:
             summary = ingest_flow.with_options(task_runner=task_runner_for(settings))(

@@ -8,7 +8,7 @@ import pandas as pd
 import pytest
 
 from training.detectors.synthetic import KINDS, noise_scale, plant
-from training.evaluation import alarm_events, evaluate, sampling_steps
+from training.evaluation import alarm_events, evaluate, no_incidents, sampling_steps
 
 
 def _long(services=("a", "b"), days=4, step="5min", seed=0) -> pd.DataFrame:
@@ -86,10 +86,10 @@ def test_the_label_free_choice_puts_forward_what_finds_planted_anomalies(tmp_pat
 
     telemetry = _long(days=4)
     frame = features_of(telemetry, None, 15).set_index(["service", "timestamp"]).select_dtypes("number")
-    empty = pd.DataFrame(columns=["incident_id", "kind", "start", "end", "affected_services"])
+    empty = no_incidents()
     data = TrainingData(frame=frame, incidents=empty, edges=[], dataset=None, data_version="t", telemetry=telemetry,
                         events=None)
-    settings = load_settings(None, **{"home": str(tmp_path)})
+    settings = load_settings(None, home=str(tmp_path))
     splits = time_split(frame, empty, per_series=True)
     assert not validation_has_incidents(splits)
     judge = PlantedJudge(settings, data, splits)
@@ -117,14 +117,13 @@ def test_per_series_split_cuts_each_series_at_its_own_fractions():
     late = _long(services=("new",), days=2)
     late["timestamp"] = late["timestamp"] + pd.Timedelta(days=30)
     frame = features_of(pd.concat([early, late]), None, 15).set_index(["service", "timestamp"]).select_dtypes("number")
-    empty = pd.DataFrame(columns=["incident_id", "kind", "start", "end", "affected_services"])
-    splits = time_split(frame, empty, per_series=True)
+    splits = time_split(frame, no_incidents(), per_series=True)
     services = splits.frame.index.get_level_values(0)
     for svc in ("old", "new"):
         n = int((services == svc).sum())
         assert abs(int((splits.masks["test"] & (services == svc)).sum()) - 0.3 * n) <= 2
         assert abs(int((splits.masks["train"] & (services == svc)).sum()) - 0.5 * n) <= 2
-    fleet = time_split(frame, empty)  # one cut for all: the old series would be training only
+    fleet = time_split(frame, no_incidents())  # one cut for all: the old series would be training only
     assert not (fleet.masks["test"] & (services == "old")).any()
 
 
@@ -169,7 +168,7 @@ def test_training_window_per_service_and_its_spelling(tmp_path):
     for bad in ("soon", "-3d", "0"):
         with pytest.raises(ValueError, match="window"):
             parse_window(bad)
-    settings = load_settings(None, **{"home": str(tmp_path)})
+    settings = load_settings(None, home=str(tmp_path))
     early = _long(services=("old",), days=3)
     late = _long(services=("new",), days=3)
     late["timestamp"] = late["timestamp"] + pd.Timedelta(days=20)

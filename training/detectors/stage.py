@@ -31,7 +31,9 @@ def _incidents(settings, dataset: str | None) -> pd.DataFrame:
 
     incidents = lake.read_table("incidents", settings.lake_dir, dataset=dataset)
     if incidents.empty:
-        return pd.DataFrame(columns=["incident_id", "kind", "start", "end", "affected_services", "root_cause_service"])
+        from training.evaluation import no_incidents
+
+        return no_incidents()
     incidents["affected_services"] = [list(a) if a is not None and len(a) else ([r] if r else [])
                                       for a, r in zip(incidents["affected_services"],
                                                       incidents.get("root_cause_service", [None] * len(incidents)))]
@@ -83,8 +85,10 @@ def validation_has_incidents(splits: Splits) -> bool:
 
 
 class PlantedJudge:
-    """Judges models without labels: event-wise figures on anomalies planted into a copy of the validation
-    period's own telemetry (``training.detectors.synthetic``), each model at its own threshold."""
+    """Judges models on a user's telemetry: event-wise figures on anomalies planted into a copy of the validation
+    period's own telemetry (``training.detectors.synthetic``), together with the incidents the user imported
+    that fall in it, each model at its own threshold. A user's validation period holds a handful of incidents
+    at best; choosing on those alone puts forward whatever one alarm's luck favoured."""
 
     def __init__(self, settings, data: TrainingData, splits: Splits):
         from features.detector_inputs.pandas_path import zoo_transforms
@@ -98,6 +102,10 @@ class PlantedJudge:
         windows = {svc: (t.min(), t.max() + pd.Timedelta(minutes=1)) for svc, t in times.groupby(level=0)}
         self.planted = plant(data.telemetry, windows, per_service=settings.detection.planted_per_service,
                              seed=settings.simulator.seed)
+        # Incidents the user imported count too: an alarm on one is true, and missing one costs recall.
+        real = splits.incidents[[c for c in self.planted.incidents.columns if c in splits.incidents.columns]]
+        self.labels = pd.concat([self.planted.incidents, real], ignore_index=True) if len(real) else \
+            self.planted.incidents
         feats = features_of(self.planted.telemetry, data.events, settings.feast.window_minutes)
         feats = feats.assign(service=feats["service"].astype(str)).set_index(["service", "timestamp"])
         feats = feats[feats.index.isin(val)].reindex(columns=data.frame.columns)
@@ -110,19 +118,20 @@ class PlantedJudge:
     def figures(self, scores: np.ndarray, threshold: float) -> dict:
         from training.evaluation import evaluate
 
-        return evaluate(self.X.index, scores, float(threshold), self.planted.incidents,
-                        recovery_minutes=self.recovery)
+        return evaluate(self.X.index, scores, float(threshold), self.labels, recovery_minutes=self.recovery)
 
 
 def run_zoo(data: TrainingData, settings, on_progress=None) -> tuple[Splits, ZooResult]:
-    """Split, build and train the zoo. Without incidents in the validation period (a user's unlabelled
-    telemetry), the ensemble's members and the model put forward are chosen on planted anomalies."""
+    """Split, build and train the zoo. On the lake's own telemetry (``dataset`` None) the ensemble's members are
+    chosen on anomalies planted into the validation period, and on the incidents imported for it if any."""
     cfg = settings.detection
     splits = time_split(data.frame, data.incidents, fractions=tuple(cfg.split), buffer_minutes=cfg.buffer_minutes,
                         per_series=data.dataset is None)
     zoo = build_zoo(list(splits.frame.columns), data.edges, profile=cfg.profile, include=cfg.include or None,
                     random_state=settings.simulator.seed)
-    judge = None if validation_has_incidents(splits) else PlantedJudge(settings, data, splits)
+    # On the lake (a user's telemetry) the choice is made on planted anomalies plus any imported incidents; on a
+    # labelled simulated dataset, on its incidents alone.
+    judge = PlantedJudge(settings, data, splits) if data.telemetry is not None else None
     result = train_zoo(splits, zoo, ensemble_size=cfg.ensemble_size, on_progress=on_progress,
                        put_forward=cfg.put_forward, recovery_minutes=settings.feast.window_minutes, judge=judge)
     if data.telemetry is not None:  # the lake path: a user's telemetry is shown beside the baseline a team starts with
@@ -153,12 +162,13 @@ def report_markdown(result: ZooResult, splits: Splits, data: TrainingData) -> st
              "test period is only measured."), "", verdict(result, "test"), ""]
     if result.chosen_without_labels:
         lines[0] = "# Anomaly detection: the zoo on the lake's own telemetry"
-        lines += ["## How the model was chosen: no labels in the validation period", "",
-                  (f"{next(iter(result.planted.values()))['incidents']} anomalies (spikes, level shifts, variance changes, trends, values at the wrong time of day) were "
-                   "planted into a copy of each service's validation period, sized against each metric's own noise; "
-                   "each model is judged at its own threshold (learned from training scores) on finding them "
-                   "without alarms elsewhere. The ensemble's members are the leading ones on that whose ensemble finds the "
-                   "planted anomalies best."), ""]
+        lines += ["## How the model was chosen: on anomalies planted into the validation period", "",
+                  (f"{next(iter(result.planted.values()))['incidents']} labelled windows: anomalies (spikes, level "
+                   "shifts, variance changes, trends, values at the wrong time of day) planted into a copy of each "
+                   "service's validation period, sized against each metric's own noise, and the imported incidents "
+                   "of that period, if any. Each model is judged at its own threshold (learned from training scores) "
+                   "on finding them without alarms elsewhere; the ensemble's members are the leading ones on that, "
+                   "as many as make the ensemble find them best."), ""]
         planted_rows = sorted(({"model": n, **{k: (None if r[k] is None else round(r[k], 3))
                                                 for k in ("precision", "recall", "f1", "auc_pr")},
                                 "found": r["found"], "planted": r["incidents"], "false_alarms": r["false_alarm_events"]}

@@ -22,6 +22,7 @@ touched: the caller passes the validation window.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from itertools import pairwise
 
 import numpy as np
 import pandas as pd
@@ -93,7 +94,7 @@ def _slots(times: pd.DatetimeIndex, n: int, rng: np.random.Generator) -> list:
     part's last two hours so that anomalies never overlap)."""
     edges = np.linspace(0, len(times), n + 1).astype(int)
     slots = []
-    for a, b in zip(edges[:-1], edges[1:]):
+    for a, b in pairwise(edges):
         part = times[a:b]
         usable = part[part <= part[-1] - pd.Timedelta(hours=2)] if len(part) else part
         if len(usable):

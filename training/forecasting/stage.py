@@ -228,4 +228,6 @@ def summarise(bt, plan, failed: dict[str, str]) -> dict:
         "runs_out_first": [{"service": r.service, "metric": r.metric, "status": r.status,
                             "hours_to_upper": None if pd.isna(r.hours_to_upper) else float(r.hours_to_upper)}
                            for r in first.itertuples()],
+        "capacity": [{"service": r.service, "metric": r.metric, "limit": float(r.limit), "status": r.status}
+                     for r in plan.table.itertuples()],
     }
