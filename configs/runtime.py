@@ -22,6 +22,8 @@ def engine_environment(settings: Settings) -> dict[str, str]:
         "PREFECT_LOGGING_LEVEL": os.environ.get("PREFECT_LOGGING_LEVEL", "INFO"),
         "GX_ANALYTICS_ENABLED": "false",
         "MLFLOW_TRACKING_URI": settings.mlflow_tracking_uri,
+        # A progress bar per artifact downloaded while registering a model is noise in the pipeline's output.
+        "MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR": os.environ.get("MLFLOW_ENABLE_ARTIFACTS_PROGRESS_BAR", "false"),
         "HF_HUB_OFFLINE": "1",
         "TRANSFORMERS_OFFLINE": "1",
         "TOKENIZERS_PARALLELISM": "false",

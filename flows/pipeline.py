@@ -108,8 +108,11 @@ def _failure_line(failure: dict) -> str:
     line = (f"test PR-AUC {failure['pr_auc']:.3f} (positive rate {failure['positive_rate']:.3f}), "
             f"{failure['caught']} of {failure['failures']} failures foreseen")
     if failure.get("foreseeable_pr_auc") is not None:
-        line += (f"; of those with a precursor: PR-AUC {failure['foreseeable_pr_auc']:.3f}, "
-                 f"{failure['foreseeable_caught']} of {failure['foreseeable_failures']} foreseen")
+        from training.failure.evaluation import FORESEEABLE_PR_AUC_TARGET as target
+
+        met = "meets" if failure["foreseeable_pr_auc"] >= target else "misses"
+        line += (f"; of those with a precursor: PR-AUC {failure['foreseeable_pr_auc']:.3f} ({met} the {target:g} "
+                 f"target), {failure['foreseeable_caught']} of {failure['foreseeable_failures']} foreseen")
     return line
 
 

@@ -26,11 +26,16 @@ def test_the_example_export_runs_through_every_stage(prefect_server, home, monke
     from flows.pipeline import pipeline_flow
     from telemetry.lake import lake_stats, read_table
 
+    # Two forecasters and five detectors keep it short; every member is exercised in tests/training.
     monkeypatch.setenv("CEREBRO_FORECASTING__MODELS", '["seasonal_naive", "arima"]')
+    monkeypatch.setenv("CEREBRO_DETECTION__INCLUDE", '["zscore", "mad", "random_cut_forest", "pca", "vae"]')
     port = _free_port()
     monkeypatch.setenv("CEREBRO_SERVING__PORT", str(port))
     try:
         summary = pipeline_flow(source=str(EXAMPLE / "metrics.csv"), incidents=str(EXAMPLE / "incidents.csv"))
+        # The weekly retraining pointed at the lake: no ingest, the newest window, every new version judged by
+        # the promotion gate against its champion on the same test period.
+        again = pipeline_flow(source="lake", window="14d")
     finally:
         from configs.settings import load_settings
         from serving.deploy.local import stop_local
@@ -85,6 +90,11 @@ def test_the_example_export_runs_through_every_stage(prefect_server, home, monke
     assert drift["model"].startswith("cerebro-detector-ensemble/") and drift["compared"].startswith("inputs of")
     assert set(drift["compared_metrics"]) == {"cpuutilization", "mem_used_percent", "http_p95_ms",
                                               "http_requests_per_second", "disk_used_percent"}
+
+    assert again["stages"][0]["result"].startswith("skipped: source 'lake'")
+    # The same window retrains the same models: no new version beats its champion by the margin.
+    assert {p["decision"] for p in again["detection"]["promotions"]} == {"rejected"}
+    assert again["deploy"]["action"] == "unchanged"
 
     # The knowledge base indexed the imported incidents.
     lake_incidents = next(r for r in summary["knowledge"]["sources"] if r["source"] == "lake:incidents")

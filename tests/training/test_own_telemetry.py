@@ -150,6 +150,9 @@ def test_series_and_limits_are_picked_from_what_the_lake_holds(tmp_path):
     series, how = pick_series(telemetry, ["frontend/request_rate"])
     assert series == ["web/http_requests_per_second", "db/disk_used_percent"] and how.startswith("picked")
     assert pick_series(telemetry, ["db/mem_rss"])[0] == ["db/mem_rss"]  # configured and present: as configured
+    unnamed = pd.DataFrame({"timestamp": pd.date_range("2026-10-05", periods=5, freq="h", tz="UTC").repeat(2)[:9],
+                            "service": ["s1", "s2"] * 4 + ["s1"], "metric": "value", "value": 1.0})
+    assert pick_series(unnamed, [])[0] == ["s1/value", "s2/value"]  # no role in any name: the longest first
     settings = load_settings(None, **{"home": str(tmp_path), "forecasting.limits": {"db_connections": 100}})
     limits = lake_limits(telemetry, settings)
     # Percentages of CPU and disk get the default limits; memory only when one is set; connections as configured.

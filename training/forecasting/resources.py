@@ -71,7 +71,12 @@ def pick_series(telemetry: pd.DataFrame, configured: list[str], limit: int = 2) 
         if by_role.get(role) and len(picks) < limit:
             picks.append(max(by_role[role])[1])
             break
-    return picks[:limit], "picked from the lake by name (traffic, then the fullest resource)"
+    if picks:
+        return picks[:limit], "picked from the lake by name (traffic, then the fullest resource)"
+    # No name says what a series is: the longest histories (the most samples), so the stage still forecasts.
+    counts = keys.value_counts(sort=False).sort_index()
+    longest = counts.sort_values(ascending=False, kind="stable").index[:limit]
+    return list(longest), "the longest series (no metric name reads as traffic or a resource)"
 
 
 def lake_limits(telemetry: pd.DataFrame, settings) -> dict[str, float]:
