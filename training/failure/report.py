@@ -74,9 +74,9 @@ def report_markdown(report: dict[str, Any]) -> str:
 
         met = fore["pr_auc"] is not None and fore["pr_auc"] >= target_auc
         lines += ["", "### Foreseeable failures (test)", "",
-                  "Positive rows under way against every negative row; failures with a precursor. The quality target "
-                  f"is PR-AUC at least {target_auc:g} here: **{'met' if met else 'not met'}**. Failures that strike "
-                  "at onset (above, in every failure) are detection's job.", ""]
+                  ("Positive rows under way against every negative row; failures with a precursor. The quality target "
+                   f"is PR-AUC at least {target_auc:g} here: **{'met' if met else 'not met'}**. Failures that strike "
+                   "at onset (above, in every failure) are detection's job."), ""]
         lines += _table([
             {"measure": "PR-AUC", "value": fore["pr_auc"], "note": f"positive rate {fore['positive_rate']:.4f}"},
             {"measure": "recall at precision 0.9", "value": fore.get(r_at_p), "note": "best threshold in hindsight"},
