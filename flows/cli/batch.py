@@ -61,4 +61,4 @@ def batch(
               + (f" and {report.failure}" if report.failure else "")
               + f": {report.anomalies:,} anomalous; wrote {report.output}")
     for row in report.per_service:
-        out.print(f"  {row['service']}: {row['minutes']:,} minutes, {row['anomalies']:,} anomalous", highlight=False)
+        out.print(f"  {row['service']}: {row['minutes']:,} rows, {row['anomalies']:,} anomalous", highlight=False)
