@@ -1,0 +1,123 @@
+"""The label-free model choice for a user's series: :class:`AutoSeries`.
+
+Which detector fits a series depends on the series (a daily cycle or none, steady or trending, noisy or
+smooth), and a user's export has no labels to say. So the candidates are tried on the series' own
+training part with synthetic anomalies planted in it (training/detectors/series/inject.py): each
+candidate is fitted on the planted copy (so anomalies in training are part of the test, as in real
+exports) and the one whose evidence ranks the planted rows best (average precision) is kept, then fitted
+on the real training part. The threshold is the chosen detector's own: the ``alpha`` tail of its
+training evidence, and no lower than ``min_z`` robust units.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from training.detectors.series.base import DAY, NotEnoughRows, Params, rows_for, to_score
+from training.detectors.series.inject import inject
+from training.detectors.series.models import SeasonalResidual
+
+WEEK = 7 * DAY
+
+
+def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the precision-recall curve as sklearn's average_precision_score computes it (ties
+    grouped), here so that the choice does not import sklearn."""
+    y = np.asarray(labels, dtype=bool)
+    if not y.any():
+        return float("nan")
+    order = np.argsort(-np.asarray(scores, dtype=float), kind="stable")
+    s, y = np.asarray(scores, dtype=float)[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # last index of each tied group
+    tp = np.cumsum(y)[last]
+    precision = tp / (last + 1)
+    recall = tp / y.sum()
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def candidates(n_train: int, step: float | None) -> dict[str, dict]:
+    """Parameters of the detectors worth trying on a series with ``n_train`` training rows sampled every
+    ``step`` seconds (None: unknown). Windows are set in time and converted to rows."""
+    day = rows_for(DAY, step, fallback=max(10, n_train // 4))
+    week = rows_for(WEEK, step, fallback=0)
+    level = min(max(day, 20), max(4, n_train // 2))  # a day, at least 20 rows, at most half the training
+    out = {"level": {"period": 0, "level_window": 0},
+           "rolling": {"period": 0, "level_window": level}}
+    if step and 4 <= day and n_train >= 2 * day:
+        out["daily"] = {"period": day, "level_window": level}
+    if step and week and n_train >= 2 * week:
+        out["weekly"] = {"period": week, "level_window": level}
+    return out
+
+
+class AutoSeries(Params):
+    """One series, any number of columns: per column, the candidate that finds planted anomalies best.
+
+    alpha, min_z  the threshold (see :class:`SeasonalResidual`)
+    n_trials      planted copies per candidate (more: a steadier choice, slower)
+    random_state  seed of the planting, so the same series gets the same choice
+    """
+
+    min_rows = 20
+
+    def __init__(self, alpha: float = 1e-3, min_z: float = 5.0, n_trials: int = 2, random_state: int = 0):
+        self.alpha = alpha
+        self.min_z = min_z
+        self.n_trials = n_trials
+        self.random_state = random_state
+
+    def fit(self, X, y=None, t: np.ndarray | None = None, step: float | None = None) -> AutoSeries:
+        """Choose and fit a detector per column of ``X`` (rows: training part in time order; ``y`` is
+        ignored: the choice never sees labels). ``t``: row positions in steps; ``step``: seconds per row."""
+        X = np.asarray(X, dtype=float)
+        X = X[:, None] if X.ndim == 1 else X
+        if len(X) < self.min_rows:
+            raise NotEnoughRows(f"needs at least {self.min_rows} training rows, got {len(X)}")
+        self.models_, self.choices_, self.trials_ = [], [], []
+        for j in range(X.shape[1]):
+            name, params, trial = self._choose(X[:, j], t, step)
+            det = SeasonalResidual(alpha=self.alpha, min_z=self.min_z, **params).fit(X[:, j], t=t)
+            self.models_.append(det)
+            self.choices_.append(name)
+            self.trials_.append(trial)
+        # several columns: each column's evidence is rescaled so that all cross their thresholds together
+        self.threshold_log_p_ = max(m.threshold_log_p_ for m in self.models_)
+        self.threshold_ = float(to_score(self.threshold_log_p_))
+        return self
+
+    def log_p(self, X, t: np.ndarray | None = None) -> np.ndarray:
+        X = np.asarray(X, dtype=float)
+        X = X[:, None] if X.ndim == 1 else X
+        if not hasattr(self, "models_"):
+            raise RuntimeError("AutoSeries is not fitted: call fit first")
+        cols = [m.log_p(X[:, j], t) * (self.threshold_log_p_ / m.threshold_log_p_)
+                for j, m in enumerate(self.models_)]
+        return np.max(cols, axis=0)
+
+    def score(self, X, t: np.ndarray | None = None) -> np.ndarray:
+        return to_score(self.log_p(X, t))
+
+    def predict(self, X, t: np.ndarray | None = None) -> np.ndarray:
+        return (self.score(X, t) > self.threshold_).astype(int)
+
+    def _choose(self, x: np.ndarray, t, step) -> tuple[str, dict, dict]:
+        cands = candidates(len(x), step)
+        if len(cands) == 1:
+            name = next(iter(cands))
+            return name, cands[name], {}
+        rng = np.random.default_rng(self.random_state)
+        day = rows_for(DAY, step, fallback=max(10, len(x) // 4))
+        length = max(3, min(day // 8, len(x) // 20))
+        n_events = int(np.clip(len(x) // max(1, 8 * length), 3, 12))
+        result = {name: [] for name in cands}
+        for _ in range(self.n_trials):
+            period = cands.get("daily", {}).get("period", 0)
+            planted, labels, _ = inject(x, rng, n_events, period=period, length=length)
+            for name, params in cands.items():
+                try:
+                    det = SeasonalResidual(**params).fit(planted, t=t)
+                except NotEnoughRows:
+                    continue
+                result[name].append(average_precision(labels, det.log_p(planted, t)))
+        trial = {name: float(np.nanmean(v)) if v else float("nan") for name, v in result.items()}
+        best = max(trial, key=lambda k: -1.0 if np.isnan(trial[k]) else trial[k])
+        return best, cands[best], trial
