@@ -46,7 +46,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import numpy as np
 import pandas as pd
 
-from training.detectors.series import AutoSeries, average_precision, infer_step, inject
+from training.detectors.series import average_precision, infer_step, inject
 from training.detectors.series.base import DAY, rows_for
 
 TRAIN_FRACTION = 0.5
@@ -180,14 +180,13 @@ def vus_pr(y: np.ndarray, score: np.ndarray, window: int, thresholds: int = 100)
 
 
 # ---------------------------------------------------------------------------------------------- detectors
-def run_auto(case, **params):
-    t = case["t"]
-    step = infer_step(t)
-    pos = ((t.asi8 - t.asi8[0]) / 1e9 / step) if step else None
-    n_train = max(1, round(len(case["x"]) * TRAIN_FRACTION))
-    det = AutoSeries(**params).fit(case["x"][:n_train], t=None if pos is None else pos[:n_train], step=step)
-    score = det.score(case["x"], t=pos)
-    return score, (score > det.threshold_).astype(int), det.choices_[0]
+def run_auto(case):
+    """Exactly what `cerebro detect` runs on a file holding this series."""
+    from training.series_detection import detect_series
+
+    res = detect_series(pd.DataFrame({"value": case["x"]}, index=case["t"]), model="auto",
+                        train_fraction=TRAIN_FRACTION)
+    return res.frame["score"].to_numpy(), res.frame["is_anomaly"].to_numpy(), res.chosen.get("value", "")
 
 
 def run_rolling_z(case, z=5.0):

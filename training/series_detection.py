@@ -35,8 +35,8 @@ import pandas as pd
 DEFAULT_MODEL = "auto"
 ROLLING = 15
 # What auto's threshold was tuned to on the benchmark's tuning cases (never its held-out ones).
-AUTO_ALPHA = 1e-2
-AUTO_MIN_Z = 5.0
+AUTO_ALPHA = 3e-3
+AUTO_MIN_Z = 4.0
 
 
 class NotEnoughHistory(ValueError):

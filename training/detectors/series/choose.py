@@ -36,16 +36,22 @@ def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
 
 def candidates(n_train: int, step: float | None) -> dict[str, dict]:
     """Parameters of the detectors worth trying on a series with ``n_train`` training rows sampled every
-    ``step`` seconds (None: unknown). Windows are set in time and converted to rows."""
+    ``step`` seconds (None: unknown). Windows are set in time and converted to rows: the level follows
+    the series over an hour (at least 5 rows: random-walk-like series, where only recent values say what
+    is normal) or a day (at least 20 rows); seasonal profiles need two whole periods of training."""
     day = rows_for(DAY, step, fallback=max(10, n_train // 4))
     week = rows_for(WEEK, step, fallback=0)
-    level = min(max(day, 20), max(4, n_train // 2))  # a day, at least 20 rows, at most half the training
-    out = {"level": {"period": 0, "level_window": 0},
-           "rolling": {"period": 0, "level_window": level}}
+    cap = max(4, n_train // 2)
+    levels = {"hour": min(max(rows_for(3600.0, step, fallback=5), 5), cap), "day": min(max(day, 20), cap)}
+    out = {"level": {"period": 0, "level_window": 0}}
+    periods = {"": 0}
     if step and 4 <= day and n_train >= 2 * day:
-        out["daily"] = {"period": day, "level_window": level}
+        periods["daily"] = day
     if step and week and n_train >= 2 * week:
-        out["weekly"] = {"period": week, "level_window": level}
+        periods["weekly"] = week
+    for pname, period in periods.items():
+        for lname, w in levels.items():
+            out[f"{pname or 'rolling'}/{lname}"] = {"period": period, "level_window": w}
     return out
 
 
@@ -59,7 +65,7 @@ class AutoSeries(Params):
 
     min_rows = 20
 
-    def __init__(self, alpha: float = 1e-3, min_z: float = 5.0, n_trials: int = 2, random_state: int = 0):
+    def __init__(self, alpha: float = 1e-3, min_z: float = 4.0, n_trials: int = 2, random_state: int = 0):
         self.alpha = alpha
         self.min_z = min_z
         self.n_trials = n_trials
@@ -105,12 +111,12 @@ class AutoSeries(Params):
             name = next(iter(cands))
             return name, cands[name], {}
         rng = np.random.default_rng(self.random_state)
-        day = rows_for(DAY, step, fallback=max(10, len(x) // 4))
-        length = max(3, min(day // 8, len(x) // 20))
-        n_events = int(np.clip(len(x) // max(1, 8 * length), 3, 12))
+        # events of about two hours (at least 3 rows), about one planted row in ten
+        length = max(3, min(rows_for(2 * 3600.0, step, fallback=10), len(x) // 20))
+        n_events = int(np.clip(len(x) // max(1, 10 * length), 4, 16))
         result = {name: [] for name in cands}
         for _ in range(self.n_trials):
-            period = cands.get("daily", {}).get("period", 0)
+            period = next((p["period"] for p in cands.values() if p["period"]), 0)
             planted, labels, _ = inject(x, rng, n_events, period=period, length=length)
             for name, params in cands.items():
                 try:

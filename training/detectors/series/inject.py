@@ -22,7 +22,6 @@ def inject(x: np.ndarray, rng: np.random.Generator, n_events: int, period: int =
     n = len(x)
     labels = np.zeros(n, dtype=int)
     noise = robust_scale(np.diff(x)) / np.sqrt(2) if n > 2 else 1.0
-    spread = robust_scale(x)
     usable = [k for k in kinds if k != "seasonal" or period > 1]
     events: list[tuple[int, int, str]] = []
     for _ in range(20 * n_events):
@@ -42,7 +41,7 @@ def inject(x: np.ndarray, rng: np.random.Generator, n_events: int, period: int =
         if kind == "spike":
             x[start:stop] += amp
         elif kind == "level_shift":
-            x[start:stop] += np.sign(amp) * max(abs(amp), 1.0 * spread)
+            x[start:stop] += amp
         elif kind == "trend_break":
             x[start:stop] += amp * np.linspace(0.2, 1.0, span)
         elif kind == "variance":

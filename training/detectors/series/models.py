@@ -23,6 +23,8 @@ import pandas as pd
 
 from training.detectors.series.base import LogTail, NotEnoughRows, Params, robust_scale, to_score
 
+TRIM = 3.0  # training rows beyond TRIM * min_z robust units count as anomalies when setting the threshold
+
 
 def _positions(n: int, t: np.ndarray | None) -> np.ndarray:
     return np.arange(n) if t is None else np.round(np.asarray(t, dtype=float)).astype(np.int64)
@@ -34,7 +36,8 @@ class SeasonalResidual(Params):
     period        seasonal period in rows (0: no seasonal profile)
     level_window  trailing rolling-median window in rows for the level (0: one level, the training median)
     smooth        rows averaged into each row's evidence (1: none); >1 favours sustained anomalies
-    alpha         false-alarm rate per row that sets the threshold on the training evidence
+    alpha         false-alarm rate per row that sets the threshold on the training evidence (its 1 - alpha
+                  quantile, rows beyond 3 * min_z left out)
     min_z         the evidence (robust z) a row needs to be flagged, whatever alpha says
     """
 
@@ -67,9 +70,14 @@ class SeasonalResidual(Params):
         self.level_ = float(np.median(deseason))
         resid = deseason - self._level(deseason)
         self.scale_ = robust_scale(resid)
-        self.tail_ = LogTail().fit(self._evidence(resid))
-        z_alpha = self.tail_.evidence_at(-np.log10(self.alpha))
-        self.threshold_log_p_ = float(self.tail_.log_p(np.array([max(z_alpha, self.min_z)]))[0])
+        evidence = self._evidence(resid)
+        self.tail_ = LogTail().fit(evidence)
+        # the alpha quantile of the training evidence, leaving out rows already far beyond min_z: anomalies
+        # in the training part must not lift the threshold over themselves (and over later ones)
+        kept = evidence[evidence <= TRIM * self.min_z]
+        z_alpha = float(np.quantile(kept, 1.0 - self.alpha)) if len(kept) >= self.min_rows else self.min_z
+        self.threshold_z_ = max(z_alpha, self.min_z)
+        self.threshold_log_p_ = float(self.tail_.log_p(np.array([self.threshold_z_]))[0])
         self.threshold_ = float(to_score(self.threshold_log_p_))
         return self
 
