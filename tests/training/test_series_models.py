@@ -91,7 +91,7 @@ def test_anomalies_inside_the_training_part_do_not_hide_later_ones():
 
 
 def test_the_choice_sees_no_labels_and_follows_the_series():
-    t, v = _seasonal(seed=4)
+    _, v = _seasonal(seed=4)
     pos = np.arange(len(v), dtype=float)
     a = AutoSeries().fit(v[:864], t=pos[:864], step=300.0)
     b = AutoSeries().fit(v[:864], y=np.ones(864), t=pos[:864], step=300.0)

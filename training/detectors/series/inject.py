@@ -38,9 +38,7 @@ def inject(x: np.ndarray, rng: np.random.Generator, n_events: int, period: int =
         if labels[max(0, start - pad):stop + pad].any():
             continue
         amp = rng.uniform(*size) * noise * rng.choice([-1.0, 1.0])
-        if kind == "spike":
-            x[start:stop] += amp
-        elif kind == "level_shift":
+        if kind in ("spike", "level_shift"):  # a spike is a shift of 1-3 rows
             x[start:stop] += amp
         elif kind == "trend_break":
             x[start:stop] += amp * np.linspace(0.2, 1.0, span)
