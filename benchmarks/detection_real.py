@@ -252,7 +252,7 @@ def evaluate(cases, detectors) -> list[dict]:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--quick", action="store_true", help="one planted copy per real series, no PCA")
-    ap.add_argument("--copies", type=int, default=3, help="planted copies per real series (default 3)")
+    ap.add_argument("--copies", type=int, default=5, help="planted copies per real series (default 5)")
     ap.add_argument("--json", action="store_true")
     args = ap.parse_args()
     copies = 1 if args.quick else args.copies

@@ -32,9 +32,9 @@ def detect(
 ):
     """Find anomalies in your own exported metrics, with no labels: the model learns from the series itself.
 
-    Writes one row per input row: `timestamp, score, is_anomaly`. `score` is in [0, 1] and grows with the
-    evidence without a cap (a larger anomaly scores higher); `is_anomaly` is `score` over the threshold
-    learned from the training part, which the summary reports per series. Long-form files are scored per
+    Writes one row per input row: `timestamp, score, is_anomaly`. `score` is in [0, 1]; with the default
+    model it grows with the evidence without a cap (a larger anomaly scores higher). `is_anomaly` is `score`
+    over the threshold learned from the training part, which the summary reports per series. Long-form files are scored per
     service, all its metrics together. Unsorted, irregular or duplicate timestamps and gaps are handled (see
     the summary); a series too short for the model is refused with what it needs.
 

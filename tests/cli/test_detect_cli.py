@@ -89,6 +89,8 @@ def test_too_short_and_unreadable_input_are_refused_with_reasons(tmp_path):
     _series(n=30, anomaly=(0, 0)).to_csv(short, index=False)
     res = _run("--input", str(short), "--output", str(tmp_path / "o.csv"), "--model", "lstm_autoencoder")
     assert res.exit_code == 2 and "needs at least" in res.output and "training rows" in res.output
+    res = _run("--input", str(short), "--output", str(tmp_path / "o.csv"))  # the default, auto
+    assert res.exit_code == 2 and "needs at least 20 training rows" in res.output and "30 rows is 15" in res.output
 
     bad = tmp_path / "bad.csv"
     bad.write_text("when,value\n2026-11-01T00:00:00Z,1\nyesterday,2\n")
