@@ -46,6 +46,14 @@ def test_spike_and_level_shift_in_a_seasonal_series_are_found_and_ranked_first()
     assert res.threshold is not None and 0 < res.threshold < 1
 
 
+def test_a_quiet_seasonal_series_raises_almost_no_alarm():
+    t, v = _seasonal(days=7, step_min=1, seed=8)  # 1-minute steps: 3.5 days of training, 3.5 of test
+    cols = {f"m{k}": v + np.random.default_rng(k).normal(0, 1, len(v)) for k in range(3)}
+    res = detect_series(pd.DataFrame(cols, index=t))
+    assert res.frame["is_anomaly"].mean() < 5e-4  # a daily profile fitted to few cycles must not fit noise
+    assert set(res.chosen.values()) == {"daily/day"}
+
+
 def test_scores_do_not_saturate_bigger_anomalies_score_higher():
     t, v = _seasonal(seed=1)
     v[1200] += 15
@@ -87,7 +95,8 @@ def test_anomalies_inside_the_training_part_do_not_hide_later_ones():
     assert dirty[1400:1404].any()
     assert dirty[100:130].mean() > 0.5  # the incident in training is still reported
     base = detect_series(_frame(t, clean)).frame["is_anomaly"].to_numpy()
-    assert abs(int(dirty[600:].sum()) - int(base[600:].sum())) <= 2  # the fit barely moved
+    extra = int(dirty[600:].sum()) - int(base[600:].sum())
+    assert extra <= 0.005 * len(v[600:])  # the fit barely moved: at most 1 in 200 later rows flagged more
 
 
 def test_the_choice_sees_no_labels_and_follows_the_series():

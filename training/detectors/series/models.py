@@ -62,8 +62,15 @@ class SeasonalResidual(Params):
         if period > 1 and len(x) >= 2 * period:
             trend = pd.Series(x).rolling(period, center=True, min_periods=1).median().to_numpy()
             prof = pd.Series(x - trend).groupby(pos % period).median()
-            self.profile_ = prof.reindex(range(period)).interpolate(limit_direction="both").fillna(0.0).to_numpy()
-            self.profile_ -= np.median(self.profile_)
+            prof = prof.reindex(range(period)).interpolate(limit_direction="both").fillna(0.0).to_numpy()
+            # neighbouring phases share one shape: a circular moving average over period / 96 phases each
+            # side (15 minutes of a day) keeps a profile learnt from a few cycles from fitting the training
+            # noise, which would understate the spread and raise false alarms later
+            k = period // 96
+            if k:
+                wrapped = np.r_[prof[-k:], prof, prof[:k]]
+                prof = np.convolve(wrapped, np.ones(2 * k + 1) / (2 * k + 1), mode="valid")
+            self.profile_ = prof - np.median(prof)
         else:
             self.profile_ = None
         deseason = x - self._season(pos)
