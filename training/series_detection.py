@@ -184,6 +184,8 @@ def detect_user_series(raw: pd.DataFrame, model: str = DEFAULT_MODEL, train_frac
     series (rows, training rows, anomalous rows, anomalous windows, notes). ``label`` names the file in errors."""
     from telemetry.sources.user_series import service_frames
 
+    if raw.empty:
+        raise SeriesDetectionError(f"{label}: no data rows under the header; expected one row per timestamp")
     outputs, series = [], []
     for service, rows, wide in service_frames(raw):
         try:

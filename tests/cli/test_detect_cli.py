@@ -102,6 +102,11 @@ def test_too_short_and_unreadable_input_are_refused_with_reasons(tmp_path):
     res = _run("--input", str(text), "--output", str(tmp_path / "o.csv"))
     assert res.exit_code == 2 and "hold no numbers" in res.output
 
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("timestamp,value\n")
+    res = _run("--input", str(header_only), "--output", str(tmp_path / "o.csv"))
+    assert res.exit_code == 2 and "header.csv: no data rows" in res.output
+
     assert _run("--input", str(tmp_path / "nope.csv"), "--output", "x.csv").exit_code == 2
 
 
