@@ -99,6 +99,16 @@ def test_anomalies_inside_the_training_part_do_not_hide_later_ones():
     assert extra <= 0.005 * len(v[600:])  # the fit barely moved: at most 1 in 200 later rows flagged more
 
 
+def test_a_count_series_flags_the_burst_not_its_everyday_ones():
+    rng = np.random.default_rng(9)
+    v = (rng.uniform(size=4320) < 0.05).astype(float)  # crash counts: mostly 0, a 1 every 20 minutes
+    v[3000:3005] = 12
+    t = pd.date_range(T0, periods=len(v), freq="min")
+    flags = detect_series(pd.DataFrame({"crashes": v}, index=t)).frame["is_anomaly"].to_numpy()
+    assert flags[3000:3005].all()
+    assert flags[:3000].sum() + flags[3005:].sum() <= 2
+
+
 def test_the_choice_sees_no_labels_and_follows_the_series():
     _, v = _seasonal(seed=4)
     pos = np.arange(len(v), dtype=float)

@@ -23,7 +23,8 @@ import pandas as pd
 
 from training.detectors.series.base import LogTail, NotEnoughRows, Params, robust_scale, to_score
 
-TRIM = 3.0  # training rows beyond TRIM * min_z robust units count as anomalies when setting the threshold
+TRIM = 3.0  # training rows beyond TRIM * min_z robust units count as anomalies when setting the threshold,
+RARE = 0.005  # if they form at most one run per 1 / RARE rows
 
 
 def _positions(n: int, t: np.ndarray | None) -> np.ndarray:
@@ -37,7 +38,7 @@ class SeasonalResidual(Params):
     level_window  trailing rolling-median window in rows for the level (0: one level, the training median)
     smooth        rows averaged into each row's evidence (1: none); >1 favours sustained anomalies
     alpha         false-alarm rate per row that sets the threshold on the training evidence (its 1 - alpha
-                  quantile, rows beyond 3 * min_z left out)
+                  quantile, rows beyond 3 * min_z left out when they form few runs)
     min_z         the evidence (robust z) a row needs to be flagged, whatever alpha says
     """
 
@@ -79,9 +80,13 @@ class SeasonalResidual(Params):
         self.scale_ = robust_scale(resid)
         evidence = self._evidence(resid)
         self.tail_ = LogTail().fit(evidence)
-        # the alpha quantile of the training evidence, leaving out rows already far beyond min_z: anomalies
-        # in the training part must not lift the threshold over themselves (and over later ones)
-        kept = evidence[evidence <= TRIM * self.min_z]
+        # the alpha quantile of the training evidence, leaving out rows already far beyond min_z when they
+        # form few runs (incidents): anomalies in the training part must not lift the threshold over
+        # themselves and later ones. Many runs are the series' normal (the 1s of a count series that is
+        # mostly 0) and stay in, so the threshold rises over them.
+        far = evidence > TRIM * self.min_z
+        runs = int(np.count_nonzero(far[1:] & ~far[:-1])) + int(far[0])
+        kept = evidence[~far] if runs <= max(2.0, RARE * len(evidence)) else evidence
         z_alpha = float(np.quantile(kept, 1.0 - self.alpha)) if len(kept) >= self.min_rows else self.min_z
         self.threshold_z_ = max(z_alpha, self.min_z)
         self.threshold_log_p_ = float(self.tail_.log_p(np.array([self.threshold_z_]))[0])
