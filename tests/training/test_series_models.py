@@ -51,7 +51,7 @@ def test_a_quiet_seasonal_series_raises_almost_no_alarm():
     cols = {f"m{k}": v + np.random.default_rng(k).normal(0, 1, len(v)) for k in range(3)}
     res = detect_series(pd.DataFrame(cols, index=t))
     assert res.frame["is_anomaly"].mean() < 5e-4  # a daily profile fitted to few cycles must not fit noise
-    assert set(res.chosen.values()) == {"daily/day"}
+    assert all(c.startswith("daily") for c in res.chosen.values())
 
 
 def test_scores_do_not_saturate_bigger_anomalies_score_higher():
@@ -93,7 +93,7 @@ def test_anomalies_inside_the_training_part_do_not_hide_later_ones():
     clean[300] += 300
     dirty = detect_series(_frame(t, v)).frame["is_anomaly"].to_numpy()
     assert dirty[1400:1404].any()
-    assert dirty[100:130].mean() > 0.5  # the incident in training is still reported
+    assert dirty[100:103].all() and dirty[300]  # the incidents in training are still reported
     base = detect_series(_frame(t, clean)).frame["is_anomaly"].to_numpy()
     extra = int(dirty[600:].sum()) - int(base[600:].sum())
     assert extra <= 0.005 * len(v[600:])  # the fit barely moved: at most 1 in 200 later rows flagged more

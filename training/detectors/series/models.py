@@ -24,11 +24,23 @@ import pandas as pd
 from training.detectors.series.base import LogTail, NotEnoughRows, Params, robust_scale, to_score
 
 TRIM = 3.0  # training rows beyond TRIM * min_z robust units count as anomalies when setting the threshold,
-RARE = 0.005  # if they form at most one run per 1 / RARE rows
+RARE = 0.02  # if they form at most two runs or are at most this share of the rows
 
 
 def _positions(n: int, t: np.ndarray | None) -> np.ndarray:
     return np.arange(n) if t is None else np.round(np.asarray(t, dtype=float)).astype(np.int64)
+
+
+def _trimmed_scale(resid: np.ndarray) -> float:
+    """Robust spread, recomputed without rows beyond 5 spreads (twice): a level shift that sat in the
+    training part for a quarter of it inflates even the MAD, and would hide later anomalies."""
+    s = robust_scale(resid)
+    for _ in range(2):
+        kept = resid[np.abs(resid) <= 5 * s]
+        if len(kept) < len(resid) // 2 or np.ptp(kept) == 0:
+            break
+        s = robust_scale(kept)
+    return s
 
 
 class SeasonalResidual(Params):
@@ -61,7 +73,8 @@ class SeasonalResidual(Params):
         pos = _positions(len(x), t)
         period = int(self.period or 0)
         if period > 1 and len(x) >= 2 * period:
-            trend = pd.Series(x).rolling(period, center=True, min_periods=1).median().to_numpy()
+            # a whole period per trend value: a part-window at either end would carry half a cycle's bias
+            trend = pd.Series(x).rolling(period, center=True, min_periods=period).median().bfill().ffill().to_numpy()
             prof = pd.Series(x - trend).groupby(pos % period).median()
             prof = prof.reindex(range(period)).interpolate(limit_direction="both").fillna(0.0).to_numpy()
             # neighbouring phases share one shape: a circular moving average over period / 96 phases each
@@ -77,16 +90,19 @@ class SeasonalResidual(Params):
         deseason = x - self._season(pos)
         self.level_ = float(np.median(deseason))
         resid = deseason - self._level(deseason)
-        self.scale_ = robust_scale(resid)
+        # a trend leaves a trailing level behind by a steady amount: the residuals' median, taken off
+        self.center_ = float(np.median(resid))
+        resid = resid - self.center_
+        self.scale_ = _trimmed_scale(resid)
         evidence = self._evidence(resid)
         self.tail_ = LogTail().fit(evidence)
         # the alpha quantile of the training evidence, leaving out rows already far beyond min_z when they
-        # form few runs (incidents): anomalies in the training part must not lift the threshold over
-        # themselves and later ones. Many runs are the series' normal (the 1s of a count series that is
-        # mostly 0) and stay in, so the threshold rises over them.
+        # are rare (incidents): anomalies in the training part must not lift the threshold over themselves
+        # and later ones. Frequent ones are the series' normal (the 1s of a count series that is mostly 0,
+        # a sawtooth's drops) and stay in, so the threshold rises over them.
         far = evidence > TRIM * self.min_z
         runs = int(np.count_nonzero(far[1:] & ~far[:-1])) + int(far[0])
-        kept = evidence[~far] if runs <= max(2.0, RARE * len(evidence)) else evidence
+        kept = evidence[~far] if runs <= 2 or far.mean() <= RARE else evidence
         z_alpha = float(np.quantile(kept, 1.0 - self.alpha)) if len(kept) >= self.min_rows else self.min_z
         self.threshold_z_ = max(z_alpha, self.min_z)
         self.threshold_log_p_ = float(self.tail_.log_p(np.array([self.threshold_z_]))[0])
@@ -99,7 +115,7 @@ class SeasonalResidual(Params):
         x = np.asarray(x, dtype=float)
         pos = _positions(len(x), t)
         deseason = x - self._season(pos)
-        return self.tail_.log_p(self._evidence(deseason - self._level(deseason)))
+        return self.tail_.log_p(self._evidence(deseason - self._level(deseason) - self.center_))
 
     def score(self, x, t: np.ndarray | None = None) -> np.ndarray:
         """Scores in [0, 1), increasing with the evidence and never saturating."""
@@ -125,9 +141,9 @@ class SeasonalResidual(Params):
         # trailing: the level at row i comes from rows up to i, so a shift is flagged from its first row
         # until it fills half the window (then it is the new normal)
         lvl = pd.Series(deseason).rolling(w, min_periods=1).median().to_numpy()
-        # the first rows have a short window: lean on the training level until the window has filled a bit
+        # the first rows have a short window: one level, their median, until the window has filled a bit
         head = min(len(lvl), max(1, w // 4))
-        lvl[:head] = self.level_
+        lvl[:head] = np.median(deseason[:head])
         return lvl
 
     def _evidence(self, resid: np.ndarray) -> np.ndarray:
