@@ -5,10 +5,10 @@ reports a score in [0, 1] and whether the row is over the threshold learned from
 (reported in the summary, separate from the score).
 
 The default, ``auto`` (training/detectors/series/), is built for real monitoring series: per column it
-chooses, with no labels, among robust residual detectors (one level, a trailing rolling level, a daily or
-weekly seasonal profile) by planting synthetic anomalies in the series' own training part and keeping the
-one that finds them best. Windows are set in time (a day, a week) and turned into rows with the step read
-from the timestamps. Its score is -log10 of the tail probability of the row's evidence mapped to [0, 1)
+chooses, with no labels, among robust residual detectors (a trailing level over an hour or a day, with no
+profile or a daily or weekly one) by planting synthetic anomalies in the series' own training part and
+keeping the simplest that finds them about as well as the best. Windows are set in time (an hour, a day, a
+week) and turned into rows with the step read from the timestamps. Its score is -log10 of the tail probability of the row's evidence mapped to [0, 1)
 with no cap, so a larger anomaly always scores higher (the zoo members' calibrated score stops at 1 for
 every row beyond the training maximum). It imports numpy and pandas only, so the command starts fast.
 Any zoo member can still be asked for by name (``model``); they score on the zoo's calibrated scale.

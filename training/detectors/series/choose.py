@@ -4,8 +4,8 @@ Which detector fits a series depends on the series (a daily cycle or none, stead
 smooth), and a user's export has no labels to say. So the candidates are tried on the series' own
 training part with synthetic anomalies planted in it (training/detectors/series/inject.py): each
 candidate is fitted on the planted copy (so anomalies in training are part of the test, as in real
-exports) and the one whose evidence ranks the planted rows best (average precision) is kept, then fitted
-on the real training part. The threshold is the chosen detector's own: the ``alpha`` tail of its
+exports) and the simplest one whose evidence ranks the planted rows (average precision) within ``TIE`` of
+the best is kept, then fitted on the real training part. The threshold is the chosen detector's own: the ``alpha`` tail of its
 training evidence, and no lower than ``min_z`` robust units.
 """
 from __future__ import annotations
