@@ -83,6 +83,17 @@ def test_a_lasting_level_shift_is_flagged_at_its_start_then_becomes_normal():
     assert flags[1500 + 288:].mean() < 0.02  # re-baselined within a day
 
 
+def test_a_trend_is_followed_not_flagged():
+    rng = np.random.default_rng(10)
+    n = 6000
+    v = 10 + 0.01 * np.arange(n) + rng.normal(0, 1, n)  # disk use growing all along, 5-minute steps
+    v[4500] += 10
+    t = pd.date_range(T0, periods=n, freq="5min")
+    flags = detect_series(pd.DataFrame({"disk": v}, index=t)).frame["is_anomaly"].to_numpy()
+    assert flags[4500]
+    assert flags.sum() - flags[4500] <= 3  # neither the first rows nor the lagging level raise alarms
+
+
 def test_anomalies_inside_the_training_part_do_not_hide_later_ones():
     t, v = _seasonal(seed=3)
     v[100:130] += 200  # a huge incident in the training part
