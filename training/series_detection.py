@@ -8,9 +8,9 @@ The default, ``auto`` (training/detectors/series/), is built for real monitoring
 chooses, with no labels, among robust residual detectors (a trailing level over an hour or a day, with no
 profile or a daily or weekly one) by planting synthetic anomalies in the series' own training part and
 keeping the simplest that finds them about as well as the best. Windows are set in time (an hour, a day, a
-week) and turned into rows with the step read from the timestamps. Its score is -log10 of the tail probability of the row's evidence mapped to [0, 1)
-with no cap, so a larger anomaly always scores higher (the zoo members' calibrated score stops at 1 for
-every row beyond the training maximum). It imports numpy and pandas only, so the command starts fast.
+week) and turned into rows with the step read from the timestamps. Its score is -log10 of the tail
+probability of the row's evidence mapped to [0, 1) with no cap, so a larger anomaly always scores higher
+(the zoo members' calibrated score stops at 1 for every row beyond the training maximum). It imports numpy and pandas only, so the command starts fast.
 Any zoo member can still be asked for by name (``model``); they score on the zoo's calibrated scale.
 
 How awkward input is handled (each case is tested):
