@@ -24,7 +24,7 @@ import pandas as pd
 from training.detectors.series.base import LogTail, NotEnoughRows, Params, robust_scale, to_score
 
 TRIM = 3.0  # training rows beyond TRIM * min_z robust units count as anomalies when setting the threshold,
-RARE = 0.02  # if they form at most two runs or are at most this share of the rows
+RARE = 0.002  # if they form at most 3 runs, or one per 500 rows
 
 
 def _positions(n: int, t: np.ndarray | None) -> np.ndarray:
@@ -97,12 +97,12 @@ class SeasonalResidual(Params):
         evidence = self._evidence(resid)
         self.tail_ = LogTail().fit(evidence)
         # the alpha quantile of the training evidence, leaving out rows already far beyond min_z when they
-        # are rare (incidents): anomalies in the training part must not lift the threshold over themselves
-        # and later ones. Frequent ones are the series' normal (the 1s of a count series that is mostly 0,
-        # a sawtooth's drops) and stay in, so the threshold rises over them.
+        # form few runs (incidents): anomalies in the training part must not lift the threshold over
+        # themselves and later ones. Many runs are the series' normal (the 1s of a count series that is
+        # mostly 0, a sawtooth's drops, a heavy tail's peaks) and stay in, so the threshold rises over them.
         far = evidence > TRIM * self.min_z
         runs = int(np.count_nonzero(far[1:] & ~far[:-1])) + int(far[0])
-        kept = evidence[~far] if runs <= 2 or far.mean() <= RARE else evidence
+        kept = evidence[~far] if runs <= max(3.0, RARE * len(evidence)) else evidence
         z_alpha = float(np.quantile(kept, 1.0 - self.alpha)) if len(kept) >= self.min_rows else self.min_z
         self.threshold_z_ = max(z_alpha, self.min_z)
         self.threshold_log_p_ = float(self.tail_.log_p(np.array([self.threshold_z_]))[0])
