@@ -42,6 +42,7 @@ ui: setup
 	$(BIN)/cerebro ui
 
 bench: setup
+	$(BIN)/python -m pip install --quiet --progress-bar off -c constraints.txt -e '.[dev,bench]'
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 deploy: setup

@@ -1,5 +1,5 @@
 """`cerebro detect`: anomalies in a user's own series (telemetry/sources/user_series.py reads the file,
-training/series_detection.py scores it)."""
+training/series_detection.py scores it). A folder is scored file by file in one process."""
 from __future__ import annotations
 
 from pathlib import Path
@@ -8,16 +8,21 @@ import typer
 
 from flows.cli.common import JsonOpt, fail, out, print_json
 
+SUFFIXES = (".csv", ".parquet", ".pq")
+
 
 def detect(
     input_path: Path = typer.Option(..., "--input", "-i", help="CSV or Parquet: a timestamp column and numeric "
-                                    "columns, or long form timestamp, service, metric, value."),
+                                    "columns, or long form timestamp, service, metric, value. A folder: every "
+                                    "CSV/Parquet file in it."),
     output: Path = typer.Option(..., "--output", "-o", help="CSV to write: timestamp, score, is_anomaly, one row "
-                                "per input row, in input order."),
-    model: str | None = typer.Option(None, help="Detector of the zoo (zscore, mad, ewma, holt_winters, "
-                                        "isolation_forest, one_class_svm, dbscan, lof, random_cut_forest, pca, "
-                                        "lstm_autoencoder, transformer_autoencoder, vae). Default: pca, the best on unlabelled single "
-                                        "series in benchmarks/detectors.py."),
+                                "per input row, in input order. With a folder as input: a folder, one file "
+                                "per input file under the same name."),
+    model: str | None = typer.Option(None, help="auto (default: per series, the robust residual detector that "
+                                        "finds anomalies planted in its own training part best), or a zoo "
+                                        "member: zscore, mad, ewma, holt_winters, isolation_forest, one_class_svm, "
+                                        "dbscan, lof, random_cut_forest, pca, lstm_autoencoder, "
+                                        "transformer_autoencoder, vae."),
     time_col: str | None = typer.Option(None, help="Timestamp column (default: found by name)."),
     value_col: list[str] | None = typer.Option(None, "--value-col", help="Numeric column(s) to score "
                                                   "(repeatable; default: every other column)."),
@@ -27,36 +32,73 @@ def detect(
 ):
     """Find anomalies in your own exported metrics, with no labels: the model learns from the series itself.
 
-    Writes one row per input row: `timestamp, score, is_anomaly`, with `score` in [0, 1] (1 - how often
-    the training part scored at least this high) and `is_anomaly` against the threshold learned from the
-    training part. Long-form files are scored per service, all its metrics together. Unsorted, irregular
-    or duplicate timestamps and gaps are handled (see the summary); a series too short for the model is
-    refused with what it needs.
+    Writes one row per input row: `timestamp, score, is_anomaly`. `score` is in [0, 1]; with the default
+    model it grows with the evidence without a cap (a larger anomaly scores higher). `is_anomaly` is `score`
+    over the threshold learned from the training part, which the summary reports per series. Long-form files are scored per
+    service, all its metrics together. Unsorted, irregular or duplicate timestamps and gaps are handled (see
+    the summary); a series too short for the model is refused with what it needs.
 
     Examples:
 
         cerebro detect --input cpu.csv --output cpu-scores.csv
 
-        cerebro detect -i export.parquet -o out.csv --model isolation_forest --value-col p99 --json
+        cerebro detect -i exports/ -o scores/ --json
+
+        cerebro detect -i export.parquet -o out.csv --model isolation_forest --value-col p99
     """
-    from telemetry.sources.user_series import UserSeriesError, read_user_series
-    from training.series_detection import DEFAULT_MODEL, SeriesDetectionError, detect_user_series
+    from training.series_detection import DEFAULT_MODEL
 
     model = model or DEFAULT_MODEL
-    try:
-        raw = read_user_series(input_path, time_col, value_col or None)
-        result, scored = detect_user_series(raw, model=model, train_fraction=train_fraction, label=str(input_path))
-    except (UserSeriesError, SeriesDetectionError) as exc:
-        fail(str(exc), 2)
-    output.parent.mkdir(parents=True, exist_ok=True)
-    result.to_csv(output, index=False)
-    summary = {"input": str(input_path), "output": str(output), "model": model, "series": scored["series"],
-               "rows": scored["rows"], "anomalous_rows": scored["anomalous_rows"]}
+    if input_path.is_dir():
+        files = sorted(p for p in input_path.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
+        if not files:
+            fail(f"{input_path}: no CSV or Parquet files in this folder", 2)
+        if output.exists() and not output.is_dir():
+            fail(f"{output}: with a folder as --input, --output must be a folder (it is a file)", 2)
+        jobs = [(f, output / f.name) for f in files]
+    else:
+        if output.is_dir():
+            fail(f"{output} is a folder: give a file name, or a folder as --input to score a whole folder", 2)
+        jobs = [(input_path, output)]
+    summaries, errors = [], []
+    for src, dst in jobs:
+        try:
+            summaries.append(_one(src, dst, model, time_col, value_col, train_fraction))
+        except ValueError as exc:  # the reader's and the detector's errors name the file and the fix
+            errors.append(str(exc) if str(src) in str(exc) else f"{src}: {exc}")
     if as_json:
-        print_json(summary)
-        return
-    out.print(f"Scored {len(result):,} rows with {model}: {summary['anomalous_rows']:,} anomalous; wrote {output}")
+        doc = summaries[0] if len(jobs) == 1 and summaries else {"files": summaries, "errors": errors}
+        if summaries or not errors:
+            print_json(doc)
+    else:
+        for summary in summaries:
+            _print(summary)
+    if errors:
+        fail("\n".join(errors), 2)
+
+
+def _one(src: Path, dst: Path, model: str, time_col, value_col, train_fraction) -> dict:
+    from telemetry.sources.user_series import read_user_series
+    from training.series_detection import detect_user_series
+
+    raw = read_user_series(src, time_col, value_col or None)
+    result, scored = detect_user_series(raw, model=model, train_fraction=train_fraction, label=str(src))
+    dst.parent.mkdir(parents=True, exist_ok=True)
+    if dst.suffix.lower() in (".parquet", ".pq"):
+        result.to_parquet(dst, index=False)
+    else:
+        result.to_csv(dst, index=False)
+    return {"input": str(src), "output": str(dst), "model": model, "series": scored["series"],
+            "rows": scored["rows"], "anomalous_rows": scored["anomalous_rows"]}
+
+
+def _print(summary: dict) -> None:
+    out.print(f"Scored {summary['rows']:,} rows of {summary['input']} with {summary['model']}: "
+              f"{summary['anomalous_rows']:,} anomalous; wrote {summary['output']}")
     for s in summary["series"]:
+        chosen = ", ".join(f"{c}: {m}" for c, m in s["chosen"].items())
+        if s["threshold"] is not None:
+            out.print(f"  {s['series']}: threshold {s['threshold']:.4f}" + (f" ({chosen})" if chosen else ""))
         for note in s["notes"]:
             out.print(f"[yellow]note[/yellow] ({s['series']}): {note}")
         for w in s["windows"][:10]:

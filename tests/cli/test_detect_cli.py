@@ -89,6 +89,8 @@ def test_too_short_and_unreadable_input_are_refused_with_reasons(tmp_path):
     _series(n=30, anomaly=(0, 0)).to_csv(short, index=False)
     res = _run("--input", str(short), "--output", str(tmp_path / "o.csv"), "--model", "lstm_autoencoder")
     assert res.exit_code == 2 and "needs at least" in res.output and "training rows" in res.output
+    res = _run("--input", str(short), "--output", str(tmp_path / "o.csv"))  # the default, auto
+    assert res.exit_code == 2 and "needs at least 20 training rows" in res.output and "30 rows is 15" in res.output
 
     bad = tmp_path / "bad.csv"
     bad.write_text("when,value\n2026-11-01T00:00:00Z,1\nyesterday,2\n")
@@ -100,4 +102,55 @@ def test_too_short_and_unreadable_input_are_refused_with_reasons(tmp_path):
     res = _run("--input", str(text), "--output", str(tmp_path / "o.csv"))
     assert res.exit_code == 2 and "hold no numbers" in res.output
 
+    header_only = tmp_path / "header.csv"
+    header_only.write_text("timestamp,value\n")
+    res = _run("--input", str(header_only), "--output", str(tmp_path / "o.csv"))
+    assert res.exit_code == 2 and "header.csv: no data rows" in res.output
+
     assert _run("--input", str(tmp_path / "nope.csv"), "--output", "x.csv").exit_code == 2
+
+
+def test_a_folder_is_scored_into_one_file_per_input_under_the_same_name(tmp_path):
+    src, dst = tmp_path / "exports", tmp_path / "scores"
+    src.mkdir()
+    a, b = _series(n=2000, seed=4), _series(n=1800, seed=5, anomaly=(1500, 1520), size=30.0)
+    a.to_csv(src / "api-p99.csv", index=False)
+    b.to_parquet(src / "cpu.parquet")
+    (src / "README.txt").write_text("not a series")
+    res = _run("--input", str(src), "--output", str(dst), "--json")
+    assert res.exit_code == 0, res.output
+    assert sorted(p.name for p in dst.iterdir()) == ["api-p99.csv", "cpu.parquet"]
+    sa, sb = pd.read_csv(dst / "api-p99.csv"), pd.read_parquet(dst / "cpu.parquet")
+    assert list(sa.columns) == list(sb.columns) == ["timestamp", "score", "is_anomaly"]
+    assert (len(sa), len(sb)) == (2000, 1800)
+    assert sb["is_anomaly"].iloc[1500:1520].any()
+    summary = json.loads(res.stdout)
+    assert [f["input"] for f in summary["files"]] == [str(src / "api-p99.csv"), str(src / "cpu.parquet")]
+    assert all(s["threshold"] is not None and s["chosen"] for f in summary["files"] for s in f["series"])
+
+
+def test_a_bad_file_in_a_folder_is_named_and_the_others_are_still_scored(tmp_path):
+    src, dst = tmp_path / "in", tmp_path / "out"
+    src.mkdir()
+    _series(n=1500, seed=6).to_csv(src / "good.csv", index=False)
+    (src / "bad.csv").write_text("timestamp,value\n2026-11-01T00:00:00Z,1\nnot a time,2\n")
+    res = _run("-i", str(src), "-o", str(dst))
+    assert res.exit_code == 2
+    assert "bad.csv" in res.output and "row 2" in res.output and "Traceback" not in res.output
+    assert (dst / "good.csv").is_file() and not (dst / "bad.csv").exists()
+    res = _run("-i", str(src / "good.csv"), "-o", str(dst))  # a file into a folder: refused with the reason
+    assert res.exit_code == 2 and "is a folder" in res.output
+
+
+def test_the_default_reports_its_threshold_and_scores_rank_anomalies_by_size(tmp_path):
+    df = _series(n=3000, anomaly=(2000, 2001), size=15.0)
+    df.loc[2500, "value"] += 60.0
+    src, out = tmp_path / "s.csv", tmp_path / "o.csv"
+    df.to_csv(src, index=False)
+    res = _run("-i", str(src), "-o", str(out), "--json")
+    assert res.exit_code == 0, res.output
+    series = json.loads(res.stdout)["series"][0]
+    scored = pd.read_csv(out)
+    assert scored["score"].iloc[2000] > series["threshold"] and scored["score"].iloc[2500] > series["threshold"]
+    assert scored["score"].iloc[2000] < scored["score"].iloc[2500] < 1.0
+    assert series["model"] == "auto" and series["step_seconds"] == 60.0

@@ -1,0 +1,183 @@
+"""The series detectors behind `cerebro detect`'s default: they find planted anomalies in seasonal series,
+rank them by size without saturating, re-baseline after a lasting shift, shrug off anomalies in training,
+and choose their settings without labels."""
+from __future__ import annotations
+
+import subprocess
+import sys
+
+import numpy as np
+import pandas as pd
+import pytest
+
+from training.detectors.series import AutoSeries, SeasonalResidual, candidates, infer_step, inject
+from training.detectors.series.base import LogTail
+from training.series_detection import detect_series
+
+T0 = pd.Timestamp("2026-03-02T00:00Z")
+
+
+def _seasonal(days=6, step_min=5, seed=0, noise=1.0):
+    n = days * 24 * 60 // step_min
+    i = np.arange(n)
+    rng = np.random.default_rng(seed)
+    per_day = 24 * 60 // step_min
+    v = 100 + 30 * np.sin(2 * np.pi * i / per_day) + rng.normal(0, noise, n)
+    return pd.DatetimeIndex(T0 + pd.to_timedelta(i * step_min, unit="min")), v
+
+
+def _frame(t, v):
+    return pd.DataFrame({"requests": v}, index=t)
+
+
+def test_spike_and_level_shift_in_a_seasonal_series_are_found_and_ranked_first():
+    t, v = _seasonal()
+    v[1300:1303] += 25  # spike, test part
+    v[1500:1540] += 12  # level shift for 40 rows (200 min)
+    res = detect_series(_frame(t, v))
+    flags, score = res.frame["is_anomaly"].to_numpy(), res.frame["score"].to_numpy()
+    assert flags[1300:1303].any() and flags[1500:1540].any()
+    assert flags[:864].mean() < 0.01  # the training part (3 days) is quiet
+    truth = np.zeros(len(v), bool)
+    truth[1300:1303] = truth[1500:1540] = True
+    top = np.argsort(-score)[:20]
+    assert truth[top].mean() > 0.8  # the highest scores are the anomalies
+    assert res.chosen["requests"].startswith("daily")  # the daily cycle was seen from the 5-minute steps
+    assert res.threshold is not None and 0 < res.threshold < 1
+
+
+def test_a_quiet_seasonal_series_raises_almost_no_alarm():
+    t, v = _seasonal(days=7, step_min=1, seed=8)  # 1-minute steps: 3.5 days of training, 3.5 of test
+    cols = {f"m{k}": v + np.random.default_rng(k).normal(0, 1, len(v)) for k in range(3)}
+    res = detect_series(pd.DataFrame(cols, index=t))
+    assert res.frame["is_anomaly"].mean() < 5e-4  # a daily profile fitted to few cycles must not fit noise
+    assert all(c.startswith("daily") for c in res.chosen.values())
+
+
+def test_scores_do_not_saturate_bigger_anomalies_score_higher():
+    t, v = _seasonal(seed=1)
+    v[1200] += 15
+    v[1400] += 60
+    v[1600] += 600
+    res = detect_series(_frame(t, v))
+    s = res.frame["score"].to_numpy()
+    assert s[1200] < s[1400] < s[1600] < 1.0
+    assert s[1200] > np.quantile(s[:864], 0.999)
+    # monotone in the evidence: the fitted detector's score grows with the deviation past the training max
+    det = SeasonalResidual(period=288, level_window=288).fit(v[:864])
+    probe = np.tile(v[:288], 2)
+    scores = []
+    for size in (20, 50, 200, 2000, 20000):
+        x = probe.copy()
+        x[400] += size
+        scores.append(det.score(x)[400])
+    assert np.all(np.diff(scores) > 0) and scores[-1] < 1.0
+
+
+def test_a_lasting_level_shift_is_flagged_at_its_start_then_becomes_normal():
+    t, v = _seasonal(days=8, seed=2)
+    v[1500:] += 20  # the new normal from row 1500 on
+    res = detect_series(_frame(t, v))
+    flags = res.frame["is_anomaly"].to_numpy()
+    assert flags[1500:1560].mean() > 0.5
+    assert flags[1500 + 288:].mean() < 0.02  # re-baselined within a day
+
+
+def test_a_trend_is_followed_not_flagged():
+    rng = np.random.default_rng(10)
+    n = 6000
+    v = 10 + 0.01 * np.arange(n) + rng.normal(0, 1, n)  # disk use growing all along, 5-minute steps
+    v[4500] += 10
+    t = pd.date_range(T0, periods=n, freq="5min")
+    flags = detect_series(pd.DataFrame({"disk": v}, index=t)).frame["is_anomaly"].to_numpy()
+    assert flags[4500]
+    assert flags.sum() - flags[4500] <= 3  # neither the first rows nor the lagging level raise alarms
+
+
+def test_anomalies_inside_the_training_part_do_not_hide_later_ones():
+    t, v = _seasonal(seed=3)
+    v[100:130] += 200  # a huge incident in the training part
+    v[300] -= 300
+    v[1400:1404] += 15
+    clean = v.copy()
+    clean[100:130] -= 200
+    clean[300] += 300
+    dirty = detect_series(_frame(t, v)).frame["is_anomaly"].to_numpy()
+    assert dirty[1400:1404].any()
+    assert dirty[100:103].all() and dirty[300]  # the incidents in training are still reported
+    base = detect_series(_frame(t, clean)).frame["is_anomaly"].to_numpy()
+    extra = int(dirty[600:].sum()) - int(base[600:].sum())
+    assert extra <= 0.005 * len(v[600:])  # the fit barely moved: at most 1 in 200 later rows flagged more
+
+
+def test_a_count_series_flags_the_burst_not_its_everyday_ones():
+    rng = np.random.default_rng(9)
+    v = (rng.uniform(size=4320) < 0.05).astype(float)  # crash counts: mostly 0, a 1 every 20 minutes
+    v[3000:3005] = 12
+    t = pd.date_range(T0, periods=len(v), freq="min")
+    flags = detect_series(pd.DataFrame({"crashes": v}, index=t)).frame["is_anomaly"].to_numpy()
+    assert flags[3000:3005].all()
+    assert flags[:3000].sum() + flags[3005:].sum() <= 2
+
+
+def test_the_choice_sees_no_labels_and_follows_the_series():
+    _, v = _seasonal(seed=4)
+    pos = np.arange(len(v), dtype=float)
+    a = AutoSeries().fit(v[:864], t=pos[:864], step=300.0)
+    b = AutoSeries().fit(v[:864], y=np.ones(864), t=pos[:864], step=300.0)
+    assert a.choices_ == b.choices_
+    np.testing.assert_array_equal(a.score(v, t=pos), b.score(v, t=pos))
+    assert a.choices_[0].startswith("daily")
+    walk = np.cumsum(np.random.default_rng(5).normal(0, 1, len(v)))  # no cycle: a level that wanders
+    w = AutoSeries().fit(walk[:864], t=pos[:864], step=300.0)
+    assert not w.choices_[0].startswith(("daily", "weekly")) and w.choices_[0] != "level"
+
+
+def test_windows_are_set_in_time_and_the_step_is_read_from_timestamps():
+    t = pd.DatetimeIndex(T0 + pd.to_timedelta(np.r_[0:100, 102:200] * 60, unit="s"))  # a gap, one minute steps
+    assert infer_step(t) == 60.0
+    assert infer_step(pd.RangeIndex(10)) is None
+    one_min, five_min = candidates(5000, 60.0), candidates(5000, 300.0)
+    assert one_min["daily/day"]["period"] == 1440 and five_min["daily/day"]["period"] == 288
+    assert five_min["rolling/hour"]["level_window"] == 12
+    assert "daily/day" not in candidates(500, 60.0)  # under two days of training: no daily profile
+
+
+def test_estimators_follow_the_sklearn_parameter_contract():
+    from sklearn.base import clone
+
+    det = SeasonalResidual(period=24, level_window=48, alpha=0.01)
+    copy = clone(det)
+    assert copy.get_params() == det.get_params() and copy is not det
+    assert AutoSeries(min_z=4.0).set_params(alpha=0.05).get_params()["alpha"] == 0.05
+    with pytest.raises(ValueError, match="no parameter 'windw'"):
+        det.set_params(windw=3)
+    with pytest.raises(RuntimeError, match="not fitted"):
+        det.score(np.zeros(10))
+
+
+def test_tail_log_probability_keeps_growing_past_the_training_maximum():
+    e = np.abs(np.random.default_rng(6).normal(size=2000))
+    tail = LogTail().fit(e)
+    probe = np.array([0.5, 1.0, e.max(), e.max() + 1, e.max() + 10, e.max() + 1e4])
+    lp = tail.log_p(probe)
+    assert np.all(np.diff(lp) > 0) and np.all(np.isfinite(lp))
+
+
+def test_inject_plants_each_kind_and_labels_it():
+    _, v = _seasonal(seed=7)
+    x, labels, events = inject(v, np.random.default_rng(0), 10, period=288, length=12)
+    assert len(events) == 10 and labels.sum() == sum(b - a for a, b, _ in events)
+    assert {k for *_, k in events} <= {"spike", "level_shift", "trend_break", "variance", "seasonal"}
+    assert np.any(x != v) and np.all(x[labels == 0] == v[labels == 0])
+
+
+def test_the_default_path_imports_no_heavy_library():
+    code = ("import sys, numpy as np, pandas as pd\n"
+            "from training.series_detection import detect_series\n"
+            "t = pd.date_range('2026-01-01', periods=3000, freq='min', tz='UTC')\n"
+            "detect_series(pd.DataFrame({'v': np.random.default_rng(0).normal(size=3000)}, index=t))\n"
+            "heavy = [m for m in ('torch', 'sklearn', 'mlflow', 'prefect', 'feast', 'scipy') if m in sys.modules]\n"
+            "print(heavy)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

@@ -1,0 +1,138 @@
+"""The label-free model choice for a user's series: :class:`AutoSeries`.
+
+Which detector fits a series depends on the series (a daily cycle or none, steady or trending, noisy or
+smooth), and a user's export has no labels to say. So the candidates are tried on the series' own
+training part with synthetic anomalies planted in it (training/detectors/series/inject.py): each
+candidate is fitted on the planted copy (so anomalies in training are part of the test, as in real
+exports) and the simplest one whose evidence ranks the planted rows (average precision) within ``TIE`` of
+the best is kept, then fitted on the real training part. The threshold is the chosen detector's own: the ``alpha`` tail of its
+training evidence, and no lower than ``min_z`` robust units.
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from training.detectors.series.base import DAY, NotEnoughRows, Params, rows_for, to_score
+from training.detectors.series.inject import KINDS, inject
+from training.detectors.series.models import SeasonalResidual
+
+WEEK = 7 * DAY
+TIE = 0.02  # average-precision margin within which the simpler candidate is kept
+
+
+def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
+    """Area under the precision-recall curve as sklearn's average_precision_score computes it (ties
+    grouped), here so that the choice does not import sklearn."""
+    y = np.asarray(labels, dtype=bool)
+    if not y.any():
+        return float("nan")
+    order = np.argsort(-np.asarray(scores, dtype=float), kind="stable")
+    s, y = np.asarray(scores, dtype=float)[order], y[order]
+    last = np.r_[np.flatnonzero(np.diff(s)), len(s) - 1]  # last index of each tied group
+    tp = np.cumsum(y)[last]
+    precision = tp / (last + 1)
+    recall = tp / y.sum()
+    return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def candidates(n_train: int, step: float | None) -> dict[str, dict]:
+    """Parameters of the detectors worth trying on a series with ``n_train`` training rows sampled every
+    ``step`` seconds (None: unknown). Windows are set in time and converted to rows: the level follows
+    the series over an hour (at least 5 rows: random-walk-like series, where only recent values say what
+    is normal) or a day (at least 20 rows); seasonal profiles need two whole periods of training. One fixed
+    level (the robust z-score) is not offered: on planted anomalies it sometimes ranked best by a hair and
+    then missed a level that had moved in training, or a stuck value inside a sawtooth's range."""
+    day = rows_for(DAY, step, fallback=max(10, n_train // 4))
+    week = rows_for(WEEK, step, fallback=0)
+    cap = max(4, n_train // 2)
+    levels = {"hour": min(max(rows_for(3600.0, step, fallback=5), 5), cap), "day": min(max(day, 20), cap)}
+    out = {}
+    periods = {"": 0}
+    if step and 4 <= day and n_train >= 2 * day:
+        periods["daily"] = day
+    if step and week and n_train >= 2 * week:
+        periods["weekly"] = week
+    for pname, period in periods.items():
+        for lname, w in levels.items():
+            out[f"{pname or 'rolling'}/{lname}"] = {"period": period, "level_window": w}
+    return out
+
+
+class AutoSeries(Params):
+    """One series, any number of columns: per column, the candidate that finds planted anomalies best.
+
+    alpha, min_z  the threshold (see :class:`SeasonalResidual`)
+    n_trials      planted copies per candidate (more: a steadier choice, slower)
+    random_state  seed of the planting, so the same series gets the same choice
+    """
+
+    min_rows = 20
+
+    def __init__(self, alpha: float = 1e-3, min_z: float = 4.0, n_trials: int = 2, random_state: int = 0):
+        self.alpha = alpha
+        self.min_z = min_z
+        self.n_trials = n_trials
+        self.random_state = random_state
+
+    def fit(self, X, y=None, t: np.ndarray | None = None, step: float | None = None) -> AutoSeries:
+        """Choose and fit a detector per column of ``X`` (rows: training part in time order; ``y`` is
+        ignored: the choice never sees labels). ``t``: row positions in steps; ``step``: seconds per row."""
+        X = np.asarray(X, dtype=float)
+        X = X[:, None] if X.ndim == 1 else X
+        if len(X) < self.min_rows:
+            raise NotEnoughRows(f"needs at least {self.min_rows} training rows, got {len(X)}")
+        self.models_, self.choices_, self.trials_ = [], [], []
+        for j in range(X.shape[1]):
+            name, params, trial = self._choose(X[:, j], t, step)
+            det = SeasonalResidual(alpha=self.alpha, min_z=self.min_z, **params).fit(X[:, j], t=t)
+            self.models_.append(det)
+            self.choices_.append(name)
+            self.trials_.append(trial)
+        # several columns: each column's evidence is rescaled so that all cross their thresholds together
+        self.threshold_log_p_ = max(m.threshold_log_p_ for m in self.models_)
+        self.threshold_ = float(to_score(self.threshold_log_p_))
+        return self
+
+    def log_p(self, X, t: np.ndarray | None = None) -> np.ndarray:
+        X = np.asarray(X, dtype=float)
+        X = X[:, None] if X.ndim == 1 else X
+        if not hasattr(self, "models_"):
+            raise RuntimeError("AutoSeries is not fitted: call fit first")
+        cols = [m.log_p(X[:, j], t) * (self.threshold_log_p_ / m.threshold_log_p_)
+                for j, m in enumerate(self.models_)]
+        return np.max(cols, axis=0)
+
+    def score(self, X, t: np.ndarray | None = None) -> np.ndarray:
+        return to_score(self.log_p(X, t))
+
+    def predict(self, X, t: np.ndarray | None = None) -> np.ndarray:
+        return (self.score(X, t) > self.threshold_).astype(int)
+
+    def _choose(self, x: np.ndarray, t, step) -> tuple[str, dict, dict]:
+        cands = candidates(len(x), step)
+        if len(cands) == 1:
+            name = next(iter(cands))
+            return name, cands[name], {}
+        rng = np.random.default_rng(self.random_state)
+        # events of about two hours (at least 3 rows), about one planted row in ten
+        length = max(3, min(rows_for(2 * 3600.0, step, fallback=10), len(x) // 20))
+        n_events = int(np.clip(len(x) // max(1, 10 * length), 4, 16))
+        result = {name: [] for name in cands}
+        period = next((p["period"] for p in cands.values() if p["period"]), 0)
+        # spikes and longer anomalies planted apart and weighed alike: long ones alone favour long windows,
+        # which then miss every spike smaller than the daily swing
+        plantings = [KINDS[:1], KINDS[1:]] * self.n_trials
+        for kinds in plantings:
+            planted, labels, _ = inject(x, rng, n_events, period=period, length=length, kinds=kinds)
+            for name, params in cands.items():
+                try:
+                    det = SeasonalResidual(**params).fit(planted, t=t)
+                except NotEnoughRows:
+                    continue
+                result[name].append(average_precision(labels, det.log_p(planted, t)))
+        trial = {name: float(np.nanmean(v)) if v else float("nan") for name, v in result.items()}
+        top = max((v for v in trial.values() if not np.isnan(v)), default=float("nan"))
+        # the simplest candidate (candidates() lists them simplest first) within TIE of the best: a daily
+        # profile that ranks planted anomalies no better than a rolling level is not worth its variance
+        best = next((k for k, v in trial.items() if v >= top - TIE), next(iter(cands)))
+        return best, cands[best], trial

@@ -1,0 +1,154 @@
+"""Residual detectors for one real series: value minus (seasonal profile + level), in robust units.
+
+Real monitoring series have daily/weekly cycles, trends, level shifts that become the new normal, and
+anomalies inside the part a detector learns from. :class:`SeasonalResidual` handles each:
+
+* the seasonal profile is the per-phase *median* of the detrended training part, so a few anomalies in
+  training do not bend it;
+* the level is a *trailing* rolling median (``level_window`` rows): it follows trends, and after a level
+  shift it re-baselines within about half the window, so a lasting shift is flagged at its start and then
+  becomes normal (a centred median would hide the step; a fixed level would flag it forever);
+* the spread is the MAD of the training residuals (robust to the anomalies in them);
+* the evidence per row is |residual| / spread, optionally averaged over ``smooth`` rows, and scores are
+  -log10 tail probabilities of that evidence (:class:`~training.detectors.series.base.LogTail`).
+
+``fit(x_train)`` / ``score(x)`` follow sklearn's shape: ``x`` starts where the training part starts
+(the phase of row ``i`` is ``i mod period``, or ``t[i] mod period`` when positions ``t`` in steps are given,
+so gaps in the timestamps keep the phase right).
+"""
+from __future__ import annotations
+
+import numpy as np
+import pandas as pd
+
+from training.detectors.series.base import LogTail, NotEnoughRows, Params, robust_scale, to_score
+
+TRIM = 3.0  # training rows beyond TRIM * min_z robust units count as anomalies when setting the threshold,
+RARE = 0.002  # if they form at most 3 runs, or one per 500 rows
+
+
+def _positions(n: int, t: np.ndarray | None) -> np.ndarray:
+    return np.arange(n) if t is None else np.round(np.asarray(t, dtype=float)).astype(np.int64)
+
+
+def _trimmed_scale(resid: np.ndarray) -> float:
+    """Robust spread, recomputed without rows beyond 5 spreads (twice): a level shift that sat in the
+    training part for a quarter of it inflates even the MAD, and would hide later anomalies."""
+    s = robust_scale(resid)
+    for _ in range(2):
+        kept = resid[np.abs(resid) <= 5 * s]
+        if len(kept) < len(resid) // 2 or np.ptp(kept) == 0:
+            break
+        s = robust_scale(kept)
+    return s
+
+
+class SeasonalResidual(Params):
+    """Robust residual detector for one univariate series.
+
+    period        seasonal period in rows (0: no seasonal profile)
+    level_window  trailing rolling-median window in rows for the level (0: one level, the training median)
+    smooth        rows averaged into each row's evidence (1: none); >1 favours sustained anomalies
+    alpha         false-alarm rate per row that sets the threshold on the training evidence (its 1 - alpha
+                  quantile, rows beyond 3 * min_z left out when they form few runs)
+    min_z         the evidence (robust z) a row needs to be flagged, whatever alpha says
+    """
+
+    min_rows = 10
+
+    def __init__(self, period: int = 0, level_window: int = 0, smooth: int = 1, alpha: float = 1e-3,
+                 min_z: float = 5.0):
+        self.period = period
+        self.level_window = level_window
+        self.smooth = smooth
+        self.alpha = alpha
+        self.min_z = min_z
+
+    # ------------------------------------------------------------------ sklearn-style contract
+    def fit(self, x, y=None, t: np.ndarray | None = None) -> SeasonalResidual:
+        """Learn the profile, spread and score tail from the training part ``x`` (``y`` is ignored)."""
+        x = np.asarray(x, dtype=float)
+        if len(x) < self.min_rows:
+            raise NotEnoughRows(f"needs at least {self.min_rows} training rows, got {len(x)}")
+        pos = _positions(len(x), t)
+        period = int(self.period or 0)
+        if period > 1 and len(x) >= 2 * period:
+            # a whole period per trend value: a part-window at either end would carry half a cycle's bias
+            trend = pd.Series(x).rolling(period, center=True, min_periods=period).median().bfill().ffill().to_numpy()
+            prof = pd.Series(x - trend).groupby(pos % period).median()
+            prof = prof.reindex(range(period)).interpolate(limit_direction="both").fillna(0.0).to_numpy()
+            # neighbouring phases share one shape: a circular moving average over period / 96 phases each
+            # side (15 minutes of a day) keeps a profile learnt from a few cycles from fitting the training
+            # noise, which would understate the spread and raise false alarms later
+            k = period // 96
+            if k:
+                wrapped = np.r_[prof[-k:], prof, prof[:k]]
+                prof = np.convolve(wrapped, np.ones(2 * k + 1) / (2 * k + 1), mode="valid")
+            self.profile_ = prof - np.median(prof)
+        else:
+            self.profile_ = None
+        deseason = x - self._season(pos)
+        self.level_ = float(np.median(deseason))
+        resid = deseason - self._level(deseason)
+        # a trend leaves a trailing level behind by a steady amount: the residuals' median, taken off
+        self.center_ = float(np.median(resid))
+        resid = resid - self.center_
+        self.scale_ = _trimmed_scale(resid)
+        evidence = self._evidence(resid)
+        self.tail_ = LogTail().fit(evidence)
+        # the alpha quantile of the training evidence, leaving out rows already far beyond min_z when they
+        # form few runs (incidents): anomalies in the training part must not lift the threshold over
+        # themselves and later ones. Many runs are the series' normal (the 1s of a count series that is
+        # mostly 0, a sawtooth's drops, a heavy tail's peaks) and stay in, so the threshold rises over them.
+        far = evidence > TRIM * self.min_z
+        runs = int(np.count_nonzero(far[1:] & ~far[:-1])) + int(far[0])
+        kept = evidence[~far] if runs <= max(3.0, RARE * len(evidence)) else evidence
+        z_alpha = float(np.quantile(kept, 1.0 - self.alpha)) if len(kept) >= self.min_rows else self.min_z
+        self.threshold_z_ = max(z_alpha, self.min_z)
+        self.threshold_log_p_ = float(self.tail_.log_p(np.array([self.threshold_z_]))[0])
+        self.threshold_ = float(to_score(self.threshold_log_p_))
+        return self
+
+    def log_p(self, x, t: np.ndarray | None = None) -> np.ndarray:
+        """-log10 tail probability per row: the detector's evidence on an unbounded, comparable scale."""
+        self._check()
+        x = np.asarray(x, dtype=float)
+        pos = _positions(len(x), t)
+        deseason = x - self._season(pos)
+        return self.tail_.log_p(self._evidence(deseason - self._level(deseason) - self.center_))
+
+    def score(self, x, t: np.ndarray | None = None) -> np.ndarray:
+        """Scores in [0, 1), increasing with the evidence and never saturating."""
+        return to_score(self.log_p(x, t))
+
+    def predict(self, x, t: np.ndarray | None = None) -> np.ndarray:
+        return (self.score(x, t) > self.threshold_).astype(int)
+
+    # ------------------------------------------------------------------ pieces
+    def _check(self):
+        if not hasattr(self, "tail_"):
+            raise RuntimeError(f"{type(self).__name__} is not fitted: call fit first")
+
+    def _season(self, pos: np.ndarray) -> np.ndarray:
+        if self.profile_ is None:
+            return np.zeros(len(pos))
+        return self.profile_[pos % len(self.profile_)]
+
+    def _level(self, deseason: np.ndarray) -> np.ndarray:
+        w = int(self.level_window or 0)
+        if w <= 1:
+            return np.full(len(deseason), self.level_)
+        # trailing: the level at row i comes from rows up to i, so a shift is flagged from its first row
+        # until it fills half the window (then it is the new normal)
+        lvl = pd.Series(deseason).rolling(w, min_periods=1).median().to_numpy()
+        # the first rows have a short window: one level, their median, until the window has filled a bit
+        head = min(len(lvl), max(1, w // 4))
+        lvl[:head] = np.median(deseason[:head])
+        return lvl
+
+    def _evidence(self, resid: np.ndarray) -> np.ndarray:
+        z = np.abs(resid) / self.scale_
+        k = int(self.smooth or 1)
+        if k > 1:
+            z = pd.Series(z).rolling(k, min_periods=1).mean().to_numpy()
+        return z
