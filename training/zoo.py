@@ -118,11 +118,19 @@ def raw_metrics(feature_columns: list[str]) -> list[str]:
     return [c for c in RAW_METRICS if c in levels] + [c for c in levels if c not in RAW_METRICS]
 
 
+# Members trained only on a user's own telemetry (the pipeline with a source): the simulator's fleet is judged on
+# its labelled incidents with the members its figures were established with.
+OWN_TELEMETRY_MEMBERS = ("seasonal_residual",)
+
+
 def build_zoo(feature_columns: list[str], edges: list[tuple[str, str]], profile: str = "default",
-              include: list[str] | None = None, random_state: int = 0) -> dict[str, Detector]:
-    """Every member of the zoo, configured for the fleet. ``profile='large'`` trains the deep members longer."""
+              include: list[str] | None = None, random_state: int = 0,
+              own_telemetry: bool = False) -> dict[str, Detector]:
+    """Every member of the zoo, configured for the fleet. ``profile='large'`` trains the deep members longer.
+    ``own_telemetry`` adds the members meant for a user's own series (``OWN_TELEMETRY_MEMBERS``)."""
     from training.detectors import classical as C
     from training.detectors import statistical as S
+    from training.detectors.seasonal import SeasonalResidualDetector
 
     raw = raw_metrics(feature_columns)
     seasonal = raw + [c for c in TIME_OF_DAY if c in feature_columns]  # what sequence models see
@@ -142,6 +150,7 @@ def build_zoo(feature_columns: list[str], edges: list[tuple[str, str]], profile:
         "lof": lambda: C.LOFDetector(features=engineered, max_samples=2500, min_scale=m, random_state=random_state),
         "random_cut_forest": lambda: C.RandomCutForestDetector(features=raw, min_scale=m, random_state=random_state),
         "pca": lambda: C.PCADetector(features=engineered, min_scale=m),
+        "seasonal_residual": lambda: SeasonalResidualDetector(features=raw, random_state=random_state),
     }
     try:
         from training.detectors import deep as D
@@ -159,7 +168,7 @@ def build_zoo(feature_columns: list[str], edges: list[tuple[str, str]], profile:
         })
     except ImportError:  # pragma: no cover - torch is a core dependency
         pass
-    names = include or list(zoo)
+    names = include or [n for n in zoo if own_telemetry or n not in OWN_TELEMETRY_MEMBERS]
     unknown = [n for n in names if n not in zoo]
     if unknown:
         raise ValueError(f"unknown detectors {unknown}; the zoo has {sorted(zoo)}")
@@ -233,6 +242,25 @@ def choose(reports: dict[str, dict], put_forward: str = "ensemble") -> str:
     return max(reports, key=lambda n: (reports[n]["validation"]["f1"], reports[n]["validation"]["auc_pr"] or 0))
 
 
+# False-alarm rates per row the label-free choice tries for the model put forward, most alarms first.
+ALPHAS = (5e-4, 2e-4, 1e-4, 5e-5, 2e-5, 1e-5)
+
+
+def tune_alpha(det: Detector, planted_scores: np.ndarray, judge, alphas=ALPHAS) -> float:
+    """Set ``det``'s threshold at the false-alarm rate that finds the planted anomalies best (F1; the stricter
+    rate on a tie) and return that rate. Per row, a rate suits one sampling step and not another: at a 5-minute
+    step one row over the threshold is already a 5-minute alarm, where at one minute it takes three."""
+    best_alpha, best_key = det.alpha, None
+    for alpha in alphas:
+        fig = judge.figures(planted_scores, det.calibrator_.threshold(alpha))
+        key = (round(fig["f1"], 6), -alpha)
+        if best_key is None or key > best_key:
+            best_alpha, best_key = alpha, key
+    det.set_params(alpha=best_alpha)
+    det.threshold_ = det.calibrator_.threshold(best_alpha)
+    return best_alpha
+
+
 def _members_on_planted(splits: Splits, models: dict, scores: dict, planted: dict, planted_scores: dict, judge,
                         size: int) -> list[str]:
     """The ensemble's members without labels: of the ``size`` best members on planted anomalies, the leading
@@ -298,6 +326,8 @@ def train_zoo(splits: Splits, detectors: dict[str, Detector], ensemble_size: int
     ensemble = VotingEnsemble(members=[(n, models[n]) for n in members], prefit=True)
     ensemble.fit_from_member_scores({n: scores[n][splits.train_clean] for n in members},
                                     columns=list(splits.frame.columns))
+    if judge is not None:  # its false-alarm rate, chosen on the planted anomalies too
+        tune_alpha(ensemble, ensemble.combine({n: planted_scores[n] for n in members}), judge)
     t1 = time.perf_counter()
     scores["ensemble"] = ensemble.combine({n: scores[n] for n in members})
     models["ensemble"] = ensemble

@@ -38,7 +38,7 @@ def _stacked(n=3 * 1440, seed=0, anomaly=True):
     return frame, np.asarray(labels)
 
 
-ZOO = build_zoo(COLS, EDGES)
+ZOO = build_zoo(COLS, EDGES, own_telemetry=True)  # every member, those for a user's own telemetry too
 FAST_DEEP = {"epochs": 1, "max_windows": 1500, "window": 20}
 
 

@@ -128,7 +128,7 @@ def run_zoo(data: TrainingData, settings, on_progress=None) -> tuple[Splits, Zoo
     splits = time_split(data.frame, data.incidents, fractions=tuple(cfg.split), buffer_minutes=cfg.buffer_minutes,
                         per_series=data.dataset is None)
     zoo = build_zoo(list(splits.frame.columns), data.edges, profile=cfg.profile, include=cfg.include or None,
-                    random_state=settings.simulator.seed)
+                    random_state=settings.simulator.seed, own_telemetry=data.dataset is None)
     # On the lake (a user's telemetry) the choice is made on planted anomalies plus any imported incidents; on a
     # labelled simulated dataset, on its incidents alone.
     judge = PlantedJudge(settings, data, splits) if data.telemetry is not None else None

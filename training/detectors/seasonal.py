@@ -1,0 +1,71 @@
+"""``cerebro detect``'s label-free series detector as a member of the zoo, for a user's own telemetry.
+
+Each service's metrics get their own :class:`training.detectors.series.AutoSeries` (a robust seasonal residual
+with a trailing level, its form chosen per column on anomalies planted into that column's training part), fitted
+on the service's training rows. A row's score is the largest -log10 tail probability over its metrics (the
+columns rescaled so that all cross their thresholds together); the zoo's tail calibrator and threshold then
+apply as for any member. Phase positions come from the timestamps and each service's own sampling step, so gaps
+(training rows left out around incidents, missed samples) keep daily profiles in place.
+
+A row's level is a trailing median, so a score needs the rows before it: batch scoring, the drift check and the
+promotion gate read a week of history; a request to the scoring service carries its own window.
+"""
+from __future__ import annotations
+
+from typing import ClassVar
+
+import numpy as np
+import pandas as pd
+
+from training.detectors.base import Detector, iter_series, series_positions
+
+
+class SeasonalResidualDetector(Detector):
+    """features: the metrics' own columns; alpha: the zoo's false-alarm rate; ``min_z`` and ``series_alpha`` set
+    each column's own threshold inside AutoSeries (where columns are rescaled to cross together)."""
+
+    family: ClassVar[str] = "series"
+    min_rows: ClassVar[int] = 40
+
+    def __init__(self, features=None, alpha: float = 1e-3, series_alpha: float = 3e-3, min_z: float = 4.0,
+                 random_state: int = 0):
+        self.features = features
+        self.alpha = alpha
+        self.series_alpha = series_alpha
+        self.min_z = min_z
+        self.random_state = random_state
+
+    @staticmethod
+    def _times(rows: pd.DataFrame) -> pd.DatetimeIndex | None:
+        if isinstance(rows.index, pd.MultiIndex):
+            return pd.DatetimeIndex(rows.index.get_level_values(-1))
+        return rows.index if isinstance(rows.index, pd.DatetimeIndex) else None
+
+    def _fit(self, frame: pd.DataFrame) -> None:
+        from training.detectors.series import AutoSeries
+        from training.detectors.series.base import NotEnoughRows, infer_step
+
+        self.models_ = {}
+        for key, rows in iter_series(frame):
+            times = self._times(rows)
+            step = infer_step(times) if times is not None else None
+            t0 = times[0] if times is not None and len(times) else None
+            t = None if step is None else (times.asi8 - t0.value) / (step * 1e9)
+            try:
+                det = AutoSeries(alpha=self.series_alpha, min_z=self.min_z, random_state=self.random_state).fit(
+                    rows.to_numpy(dtype=float), t=t, step=step)
+            except NotEnoughRows:
+                continue  # a service with too little history: scored 0, as a service never seen
+            self.models_[str(key)] = (det, t0, step)
+
+    def _score(self, frame: pd.DataFrame) -> np.ndarray:
+        out = np.zeros(len(frame))
+        for pos, (key, rows) in zip(series_positions(frame), iter_series(frame)):
+            fitted = self.models_.get(str(key))
+            if fitted is None:
+                continue
+            det, t0, step = fitted
+            times = self._times(rows)
+            t = None if step is None or times is None else (times.asi8 - t0.value) / (step * 1e9)
+            out[pos] = det.log_p(rows.to_numpy(dtype=float), t)
+        return out
