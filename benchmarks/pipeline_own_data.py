@@ -59,7 +59,7 @@ def yahoo_export(folder: Path) -> tuple[Path, Path]:
 
 def run(cmd: list[str], home: Path) -> dict:
     env = {**os.environ, "CEREBRO_HOME": str(home), "CEREBRO_DEPLOY__AFTER_PIPELINE": "false"}
-    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT)
+    done = subprocess.run(cmd, env=env, capture_output=True, text=True, cwd=ROOT, check=False)
     if done.returncode != 0:
         raise SystemExit(f"{' '.join(cmd)} failed ({done.returncode}):\n{done.stderr[-3000:]}")
     return json.loads(done.stdout)
