@@ -28,7 +28,7 @@ def test_the_example_export_runs_through_every_stage(prefect_server, home, monke
 
     # Two forecasters and five detectors keep it short; every member is exercised in tests/training.
     monkeypatch.setenv("CEREBRO_FORECASTING__MODELS", '["seasonal_naive", "arima"]')
-    monkeypatch.setenv("CEREBRO_DETECTION__INCLUDE", '["zscore", "mad", "random_cut_forest", "pca", "vae"]')
+    monkeypatch.setenv("CEREBRO_DETECTION__INCLUDE", '["zscore", "mad", "random_cut_forest", "seasonal_residual", "vae"]')
     port = _free_port()
     monkeypatch.setenv("CEREBRO_SERVING__PORT", str(port))
     try:
@@ -59,7 +59,7 @@ def test_the_example_export_runs_through_every_stage(prefect_server, home, monke
     # Detection: the zoo trained on the export's own metrics, measured against its incidents, registered, and
     # shown beside the rolling z-score baseline.
     detection = summary["detection"]
-    assert "ensemble" in detection["registered"] and detection["test"]["incidents"] >= 1
+    assert {"ensemble", "seasonal_residual"} <= set(detection["registered"]) and detection["test"]["incidents"] >= 1
     client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
     assert str(client.get_model_version_by_alias("cerebro-detector-ensemble", "champion").version) == "1"
     assert detection["chosen_without_labels"] and detection["planted"]["incidents"] >= 15
