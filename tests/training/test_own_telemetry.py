@@ -250,3 +250,17 @@ def test_the_seasonal_residual_member_learns_each_services_own_cycle_and_step():
     for svc in ("fast", "slow"):
         sel = (test.index.get_level_values(0) == svc)
         assert scores[sel & odd].min() > np.quantile(scores[sel & ~odd], 0.99), svc
+
+
+def test_a_lake_with_nothing_that_has_a_limit_gets_an_empty_capacity_plan(tmp_path):
+    """Latencies and request counts only: the capacity plan is empty and says so; the stage does not fail."""
+    from configs.settings import load_settings
+    from training.forecasting.capacity import capacity_markdown
+    from training.forecasting.stage import ForecastingData, capacity, summarise
+
+    telemetry = _long(services=("api",), days=2)
+    telemetry["metric"] = telemetry["metric"].replace({"cpu_used_percent": "latency_p90"})
+    data = ForecastingData(series={}, telemetry=telemetry, graph=None, data_version="t")
+    plan = capacity(data, load_settings(None, **{"home": str(tmp_path)}))
+    assert plan.table.empty and "0 resources checked" in capacity_markdown(plan)
+    assert summarise(type("BT", (), {"aggregate": pd.DataFrame()})(), plan, {})["capacity"] == []

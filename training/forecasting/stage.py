@@ -113,10 +113,16 @@ def limits_for(settings, graph: dict | None, telemetry: pd.DataFrame | None = No
 
 
 def capacity(data: ForecastingData, settings, on_progress: Callable[[str], None] | None = None):
-    from training.forecasting.capacity import plan_capacity
+    from training.forecasting.capacity import COLUMNS, CapacityPlan, plan_capacity
 
     cfg = settings.forecasting
-    return plan_capacity(data.telemetry, limits_for(settings, data.graph, data.telemetry),
+    limits = limits_for(settings, data.graph, data.telemetry)
+    if not set(limits) & set(data.telemetry["metric"].astype(str).unique()):
+        # Nothing in the lake has a limit (a user's telemetry of latencies and request counts): an empty plan
+        # that says so, not a failed pipeline.
+        return CapacityPlan(table=pd.DataFrame(columns=COLUMNS), model=cfg.capacity_model, freq=cfg.freq,
+                            horizon=pd.Timedelta(hours=cfg.capacity_horizon_hours))
+    return plan_capacity(data.telemetry, limits,
                          horizon=pd.Timedelta(hours=cfg.capacity_horizon_hours), freq=cfg.freq,
                          model=cfg.capacity_model, on_progress=on_progress)
 
