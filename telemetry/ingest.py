@@ -167,7 +167,7 @@ def ingest_incidents(path: str | Path, settings, *, dataset: str | None = None, 
 
 
 def ingest_side_tables(folder: Path, lake_dir: Path) -> dict[str, int]:
-    """Events, incidents, logs and the graph that travel with a simulated dataset."""
+    """Events, incidents, logs, traces and the graph that travel with a simulated dataset."""
     from telemetry.dataset import read_side_tables
 
     added: dict[str, int] = {}
