@@ -200,3 +200,137 @@ def test_slowest_and_failing_spans():
     assert failing_spans(spans)["span_id"].tolist() == ["c", "e"]
     assert failing_spans(spans, end="2026-11-20T10:00:00.050").squeeze()["span_id"] == "c"
     assert np.array_equal(failing_spans(spans, service="auth").columns, spans.columns)
+
+
+# ---------------------------------------------------------------- OTLP/JSON files
+
+NS = 1_763_632_800_000_000_000  # 2025-11-20T10:00:00Z in nanoseconds
+TRACE = "5b8efff798038103d269b633813fc60c"
+
+
+def _otlp_span(span_id, parent="", name="op", start_ms=0, end_ms=10, code=0, trace=TRACE, **extra):
+    span = {"traceId": trace, "spanId": span_id, "parentSpanId": parent, "name": name, "kind": 2,
+            "startTimeUnixNano": str(NS + start_ms * 1_000_000), "endTimeUnixNano": str(NS + end_ms * 1_000_000),
+            "status": {"code": code} if code else {}}
+    span.update(extra)
+    return span
+
+
+def _otlp_doc(service, *spans):
+    resource = {"attributes": [{"key": "service.name", "value": {"stringValue": service}}]} if service else {}
+    return {"resourceSpans": [{"resource": resource, "scopeSpans": [{"scope": {"name": "lib"}, "spans": list(spans)}]}]}
+
+
+def _b64(hex_id: str) -> str:
+    import base64
+
+    return base64.b64encode(bytes.fromhex(hex_id)).decode()
+
+
+def _settings(home):
+    from configs.settings import load_settings
+
+    return load_settings()
+
+
+def test_otlp_one_document_maps_onto_the_span_schema(home, tmp_path):
+    import json
+
+    from telemetry.ingest import ingest_traces
+
+    doc = _otlp_doc("frontend", _otlp_span("EEE19B7EC3C1B174", name="GET /", end_ms=120))
+    doc["resourceSpans"].append(_otlp_doc("checkout", _otlp_span("eee19b7ec3c1b175", "EEE19B7EC3C1B174",
+                                                                 name="PlaceOrder", start_ms=5, end_ms=100,
+                                                                 code=2))["resourceSpans"][0])
+    path = tmp_path / "export.json"
+    path.write_text(json.dumps(doc, indent=2))
+    settings = _settings(home)
+    report = ingest_traces(path, settings)
+    assert (report.spans_in, report.spans_stored, report.spans_quarantined, report.traces) == (2, 2, 0, 1)
+    assert report.dataset == "otlp-export" and report.services == ["checkout", "frontend"]
+    spans = lake.read_table("traces", settings.lake_dir, dataset="otlp-export")
+    assert list(spans.columns) == SPAN_COLUMNS
+    root = spans[spans["service"] == "frontend"].iloc[0]
+    child = spans[spans["service"] == "checkout"].iloc[0]
+    assert root["trace_id"] == TRACE and root["span_id"] == "eee19b7ec3c1b174" and pd.isna(root["parent_span_id"])
+    assert child["parent_span_id"] == "eee19b7ec3c1b174" and child["operation"] == "PlaceOrder"
+    assert root["start"] == pd.Timestamp(NS, unit="ns", tz="UTC") and root["duration_ms"] == 120.0
+    assert (root["status"], child["status"]) == ("ok", "error")
+    assert critical_path(spans, TRACE)["span_id"].tolist() == ["eee19b7ec3c1b174", "eee19b7ec3c1b175"]
+    again = ingest_traces(path, settings)  # the same file again: nothing new
+    assert again.spans_new_in_lake == 0 and len(lake.read_table("traces", settings.lake_dir)) == 2
+
+
+def test_otlp_json_lines_with_bad_spans_quarantined(home, tmp_path):
+    import json
+
+    from telemetry.ingest import ingest_traces
+
+    lines = [
+        _otlp_doc("payment", _otlp_span("00000000000000a1", end_ms=30), _otlp_span("00000000000000a2", "00000000000000a1",
+                                                                                 start_ms=1, end_ms=20)),
+        _otlp_doc("payment", _otlp_span("00000000000000a3", start_ms=50, end_ms=40),  # ends before it starts
+                  _otlp_span("xyz"),  # not an id
+                  _otlp_span("00000000000000a4", trace="0" * 32),  # the invalid all-zero trace id
+                  _otlp_span("00000000000000a5", endTimeUnixNano=None)),
+        _otlp_doc(None, _otlp_span("00000000000000a6")),  # no service.name
+        # base64 ids, as a plain protobuf JSON mapping writes them
+        _otlp_doc("cart", _otlp_span(_b64("00000000000000b7"), trace=_b64(TRACE), end_ms=5)),
+    ]
+    text = "\n".join(json.dumps(d) for d in lines) + "\n{not json\n"
+    path = tmp_path / "collector.jsonl"
+    path.write_text(text)
+    settings = _settings(home)
+    report = ingest_traces(path, settings, dataset="prod-traces")
+    assert report.spans_in == 8 and report.spans_stored == 3
+    assert report.spans_quarantined == 6  # five bad spans and the broken line: none dropped silently
+    assert report.reasons == {"bad times": 1, "bad spanId": 1, "bad traceId": 1, "bad endTimeUnixNano": 1,
+                              "no service": 1, "not JSON": 1}
+    q = pd.read_parquet(report.quarantine_path)
+    assert {"source", "source_row", "reason", "raw"} <= set(q.columns)
+    assert q["source_row"].str.startswith("line ").all() and (q["source"] == str(path)).all()
+    stored = lake.read_table("traces", settings.lake_dir, dataset="prod-traces")
+    cart = stored[stored["service"] == "cart"].iloc[0]
+    assert (cart["trace_id"], cart["span_id"]) == (TRACE, "00000000000000b7")
+
+
+@pytest.mark.parametrize("text", ["name,value\na,1\n", '{"resourceMetrics": []}', ""])
+def test_a_file_that_is_not_traces_is_refused_by_name(home, tmp_path, text):
+    from telemetry.ingest import ingest_traces
+    from telemetry.sources.otlp import TraceFileError
+
+    path = tmp_path / "metrics.json"
+    path.write_text(text)
+    with pytest.raises(TraceFileError, match="metrics.json: not OpenTelemetry traces"):
+        ingest_traces(path, _settings(home))
+
+
+def test_a_file_of_only_bad_spans_is_quarantined_and_refused(home, tmp_path):
+    import json
+
+    from telemetry.ingest import ingest_traces
+    from telemetry.sources.otlp import TraceFileError
+
+    path = tmp_path / "bad.json"
+    path.write_text(json.dumps(_otlp_doc("auth", _otlp_span("nothex"), _otlp_span("00000000000000a1", end_ms=-5))))
+    settings = _settings(home)
+    with pytest.raises(TraceFileError, match=r"bad.json: none of its 2 spans could be used .* quarantine") as err:
+        ingest_traces(path, settings)
+    assert "bad spanId: 1" in str(err.value) and "bad times: 1" in str(err.value)
+    assert lake.read_table("traces", settings.lake_dir).empty
+    assert len(list(settings.quarantine_dir.rglob("*.parquet"))) == 1
+
+
+def test_a_folder_of_otlp_files(home, tmp_path):
+    import json
+
+    from telemetry.ingest import ingest_traces
+
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    (folder / "a.json").write_text(json.dumps(_otlp_doc("frontend", _otlp_span("00000000000000a1", end_ms=9))))
+    (folder / "b.jsonl").write_text(json.dumps(_otlp_doc("auth", _otlp_span("00000000000000a2", "00000000000000a1",
+                                                                            start_ms=1, end_ms=4))) + "\n")
+    (folder / "notes.txt").write_text("ignored: not a .json/.jsonl file")
+    report = ingest_traces(folder, _settings(home))
+    assert (report.files, report.spans_stored, report.traces, report.dataset) == (2, 2, 1, "otlp-exports")
