@@ -334,3 +334,10 @@ def test_a_folder_of_otlp_files(home, tmp_path):
     (folder / "notes.txt").write_text("ignored: not a .json/.jsonl file")
     report = ingest_traces(folder, _settings(home))
     assert (report.files, report.spans_stored, report.traces, report.dataset) == (2, 2, 1, "otlp-exports")
+
+
+def test_a_dataset_folder_s_traces_are_not_read_as_telemetry(fleet, tmp_path):
+    from telemetry.sources.files import discover
+
+    write_simulation(fleet, tmp_path / "ds")
+    assert [p.name for p in discover(tmp_path / "ds")] == ["telemetry.parquet"]
