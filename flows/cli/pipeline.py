@@ -145,7 +145,8 @@ def simulate(
                                             help="Sampled request traces a minute, on average (0: none)."),
     as_json: bool = JsonOpt,
 ):
-    """Generate a labelled fleet: telemetry, deploy events, incidents (ground truth), logs and the service graph.
+    """Generate a labelled fleet: telemetry, deploy events, incidents (ground truth), logs, sampled request traces
+    and the service graph.
 
     13 services (frontend, api-gateway, auth, catalog, cart, checkout, payment, inventory, shipping,
     notification, database, cache, queue) emit nine metrics a minute. Faults (CPU saturation, memory leak,
