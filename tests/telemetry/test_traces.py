@@ -113,6 +113,11 @@ def test_slow_dependency_lengthens_its_spans_and_its_callers(fleet):
     for caller in fleet.topology.callers(root):
         d, b = _during_and_before(fleet.traces, caller, inc)
         assert d["duration_ms"].median() > 1.3 * b["duration_ms"].median(), caller
+    # up to the front door: the whole request is slower when it passed through the slow service
+    through = fleet.traces[fleet.traces["trace_id"].isin(set(fleet.traces.loc[fleet.traces["service"] == root,
+                                                                                  "trace_id"]))]
+    d, b = _during_and_before(through[through["parent_span_id"].isna()], "frontend", inc)
+    assert d["duration_ms"].median() > 1.5 * b["duration_ms"].median()
     top = slowest_spans(fleet.traces, service=root, start=inc["start"] - pd.Timedelta(hours=2), end=inc["end"], k=5)
     assert ((top["start"] >= inc["start"]) & (top["start"] < inc["end"])).all()
 
