@@ -3,6 +3,7 @@
     cerebro ingest --source data/export.csv
     prefect deployment run 'ingest/on-demand' --param source=s3://bucket/telemetry/
     prefect deployment run 'ingest/on-demand' --param incidents=/data/pagerduty.json
+    prefect deployment run 'ingest/on-demand' --param traces=/data/otel/traces.jsonl
 """
 from __future__ import annotations
 
@@ -71,6 +72,17 @@ def import_incidents(path: str, settings, dataset: str | None, open_minutes: flo
     return report.to_dict()
 
 
+@task(name="import-traces", cache_policy=NO_CACHE)
+def import_traces(path: str, settings, dataset: str | None) -> dict:
+    from telemetry.ingest import ingest_traces
+
+    report = ingest_traces(path, settings, dataset=dataset)
+    get_run_logger().info("%s: %d spans, %d stored as dataset %s (%d traces), %d quarantined %s", path,
+                          report.spans_in, report.spans_stored, report.dataset, report.traces,
+                          report.spans_quarantined, report.reasons or "")
+    return report.to_dict()
+
+
 @flow(name="ingest", log_prints=True)
 def ingest_flow(
     source: str | None = None,
@@ -82,19 +94,25 @@ def ingest_flow(
     incidents: str | None = None,
     dataset: str | None = None,
     open_minutes: float | None = None,
+    traces: str | None = None,
 ) -> dict:
     """Ingest telemetry from a file, folder, s3://, prometheus:// or cloudwatch:// source into the lake, and/or
     past incidents from a file (``incidents``: CSV/JSON, PagerDuty or Alertmanager export) into its
     incidents table, as ``dataset`` (default incidents-<file name>).
 
+    ``traces``: an OpenTelemetry OTLP/JSON file or folder of request traces, stored in the lake's traces table
+    as ``dataset`` (default otlp-<name>).
+
     Bad rows are quarantined with a reason each; a batch that is mostly bad fails the run, by name, and so
-    does an incidents file of which nothing is usable."""
-    if not source and not incidents:
-        raise ValueError("nothing to ingest: give source (telemetry) and/or incidents (a file of past incidents)")
+    does an incidents or traces file of which nothing is usable."""
+    if not source and not incidents and not traces:
+        raise ValueError("nothing to ingest: give source (telemetry), incidents (a file of past incidents) and/or "
+                         "traces (OTLP/JSON files)")
     settings = load_settings(config)
     imported = import_incidents(incidents, settings, dataset, open_minutes) if incidents else None
+    spans = import_traces(traces, settings, dataset) if traces else None
     if not source:
-        return {"incidents": imported}
+        return {k: v for k, v in {"incidents": imported, "traces": spans}.items() if v is not None}
     mapping = {k: v for k, v in {"time_col": time_col, "service_col": service_col, "value_cols": value_cols,
                                  "default_service": default_service}.items() if v}
     batches = resolve_source(source, settings, mapping)
@@ -115,4 +133,6 @@ def ingest_flow(
         raise IngestFailed("\n".join(r["error"] for r in failed))
     if imported is not None:
         summary["incidents"] = imported
+    if spans is not None:
+        summary["traces"] = spans
     return summary

@@ -4,6 +4,7 @@
     events.parquet                deploys and rollbacks
     incidents.parquet, incidents.json   the ground truth
     logs.parquet                  log lines around deploys and incidents
+    traces.parquet                sampled request spans (telemetry.schema.SPAN_COLUMNS)
     graph.json                    services and caller -> callee edges
     manifest.json                 seed, window, counts
 """
@@ -16,7 +17,7 @@ import pandas as pd
 
 from telemetry.simulator import SimulationResult
 
-SIDE_TABLES = ("events", "incidents", "logs")
+SIDE_TABLES = ("events", "incidents", "logs", "traces")
 
 
 def write_simulation(result: SimulationResult, out_dir: str | Path, fmt: str = "parquet") -> dict[str, Path]:
@@ -55,7 +56,7 @@ def write_simulation(result: SimulationResult, out_dir: str | Path, fmt: str = "
 
 
 def read_side_tables(folder: str | Path) -> dict[str, pd.DataFrame | dict]:
-    """Events, incidents, logs and the graph of a simulated dataset folder (what exists of them)."""
+    """Events, incidents, logs, traces and the graph of a simulated dataset folder (what exists of them)."""
     folder = Path(folder)
     out: dict[str, pd.DataFrame | dict] = {}
     if not folder.is_dir():

@@ -166,8 +166,65 @@ def ingest_incidents(path: str | Path, settings, *, dataset: str | None = None, 
     return report
 
 
+@dataclass
+class TraceImportReport:
+    """What ``cerebro ingest --traces`` did with a file or folder of OTLP/JSON traces."""
+
+    source: str
+    dataset: str = ""
+    files: int = 0
+    spans_in: int = 0
+    spans_stored: int = 0
+    spans_new_in_lake: int = 0
+    traces: int = 0
+    services: list[str] = field(default_factory=list)
+    spans_quarantined: int = 0
+    reasons: dict[str, int] = field(default_factory=dict)
+    quarantine_path: str | None = None
+    lake_path: str = ""
+    seconds: float = 0.0
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def ingest_traces(path: str | Path, settings, *, dataset: str | None = None,
+                  now: pd.Timestamp | None = None) -> TraceImportReport:
+    """Read OTLP/JSON trace files (see :mod:`telemetry.sources.otlp`) into the lake's traces table, keyed by
+    (dataset, trace_id, span_id), so importing the same file again adds nothing; unusable spans are
+    quarantined with a reason each.
+
+    Raises FileNotFoundError, or TraceFileError when a file is not traces at all or none of the spans can
+    be used (those are quarantined first, and the message says where)."""
+    import time
+
+    from telemetry.sources.otlp import TraceFileError, load_otlp
+
+    t0 = time.perf_counter()
+    now = now or pd.Timestamp.now(tz="UTC")
+    result = load_otlp(path, dataset=dataset)
+    clean = result.clean
+    report = TraceImportReport(
+        source=str(path), dataset=dataset or f"otlp-{Path(path).expanduser().stem}", files=len(result.files),
+        spans_in=result.rows_in, spans_quarantined=len(result.quarantine), reasons=result.reasons(),
+        lake_path=str(Path(settings.lake_dir) / "traces.parquet"))
+    qpath = write_quarantine(result.quarantine, settings.quarantine_dir, str(path), now)
+    report.quarantine_path = str(qpath) if qpath else None
+    if clean.empty:
+        detail = f"; each span and its reason is in the quarantine: {qpath}" if qpath else ""
+        raise TraceFileError(f"{path}: none of its {result.rows_in} spans could be used "
+                             f"({', '.join(f'{k}: {v}' for k, v in report.reasons.items()) or 'no spans'}){detail}")
+    Path(settings.lake_dir).mkdir(parents=True, exist_ok=True)
+    report.spans_new_in_lake = lake.write_table("traces", clean, settings.lake_dir)
+    report.spans_stored = len(clean)
+    report.traces = int(clean["trace_id"].nunique())
+    report.services = sorted(clean["service"].unique())
+    report.seconds = round(time.perf_counter() - t0, 3)
+    return report
+
+
 def ingest_side_tables(folder: Path, lake_dir: Path) -> dict[str, int]:
-    """Events, incidents, logs and the graph that travel with a simulated dataset."""
+    """Events, incidents, logs, traces and the graph that travel with a simulated dataset."""
     from telemetry.dataset import read_side_tables
 
     added: dict[str, int] = {}
@@ -180,5 +237,5 @@ def ingest_side_tables(folder: Path, lake_dir: Path) -> dict[str, int]:
     return added
 
 
-__all__ = ["IncidentImportReport", "IngestReport", "UnusableBatchError", "ingest_batch", "ingest_incidents",
-           "ingest_side_tables", "write_quarantine"]
+__all__ = ["IncidentImportReport", "IngestReport", "TraceImportReport", "UnusableBatchError", "ingest_batch",
+           "ingest_incidents", "ingest_side_tables", "ingest_traces", "write_quarantine"]

@@ -1,7 +1,7 @@
 """The local lake: Parquet partitioned by date and service under the home folder.
 
     <lake>/telemetry/date=2026-11-20/service=payment/part.parquet     timestamp, metric, value
-    <lake>/events.parquet  incidents.parquet  logs.parquet  graph.json
+    <lake>/events.parquet  incidents.parquet  logs.parquet  traces.parquet  graph.json
 
 Writes merge into the partitions they touch: a row whose (timestamp, service, metric) is already there
 replaces it, so ingesting the same window twice leaves the lake as it was. Each partition is rewritten
@@ -26,6 +26,7 @@ TABLE_KEYS = {
     "events": ["dataset", "event_id"],
     "incidents": ["dataset", "incident_id"],
     "logs": ["dataset", "timestamp", "service", "message"],
+    "traces": ["dataset", "trace_id", "span_id"],  # spans: simulated, or imported from OTLP files
 }
 
 
@@ -132,7 +133,7 @@ def lake_stats(lake_dir: Path) -> dict:
 
 
 def write_table(name: str, frame: pd.DataFrame, lake_dir: Path) -> int:
-    """Merge a side table (events, incidents, logs) by its key; returns the number of new rows."""
+    """Merge a side table (events, incidents, logs, traces) by its key; returns the number of new rows."""
     keys = TABLE_KEYS[name]
     path = Path(lake_dir) / f"{name}.parquet"
     if path.exists():

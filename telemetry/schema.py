@@ -23,6 +23,11 @@ INCIDENT_COLUMNS = [
     "start", "end", "failed_at", "summary", "resolution", "dataset",
 ]
 LOG_COLUMNS = ["timestamp", "service", "level", "message", "incident_id", "dataset"]
+# One row per span of a request trace. ``parent_span_id`` is null for a trace's root; ``start`` is UTC and
+# ``duration_ms`` includes the span's children; ``status`` is ok or error. Keyed by (dataset, trace_id, span_id).
+SPAN_COLUMNS = ["trace_id", "span_id", "parent_span_id", "service", "operation", "start", "duration_ms", "status",
+                "dataset"]
+SPAN_STATUSES = ("ok", "error")
 
 SERVICE_NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9_.:/-]{0,127}$")
 METRIC_NAME = re.compile(r"^[A-Za-z_][A-Za-z0-9_.:]{0,127}$")
@@ -96,6 +101,20 @@ def empty_telemetry() -> pd.DataFrame:
             "value": pd.Series([], dtype="float64"),
         }
     )
+
+
+def empty_spans() -> pd.DataFrame:
+    return spans_frame(pd.DataFrame({c: [] for c in SPAN_COLUMNS}))
+
+
+def spans_frame(frame: pd.DataFrame) -> pd.DataFrame:
+    """Cast spans to the span schema's dtypes and column order."""
+    out = frame[SPAN_COLUMNS].copy()
+    for col in ("trace_id", "span_id", "parent_span_id", "service", "operation", "status", "dataset"):
+        out[col] = out[col].astype("string")
+    out["start"] = pd.to_datetime(out["start"], utc=True).astype("datetime64[ns, UTC]")
+    out["duration_ms"] = out["duration_ms"].astype("float64")
+    return out.reset_index(drop=True)
 
 
 def canonical(frame: pd.DataFrame) -> pd.DataFrame:

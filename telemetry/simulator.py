@@ -9,9 +9,14 @@ slow database shows up in every caller's latency without being written there by 
 Every fault becomes an incident record (the ground truth), log lines, and for bad deploys the deploy
 and rollback events. Output depends only on the seed and the window: the same arguments give the
 same frames, byte for byte.
+
+A few sampled request traces per minute (:func:`simulate_traces`) are drawn from the finished metrics
+with a random generator of their own, so turning traces on or off never changes the other outputs.
 """
 from __future__ import annotations
 
+import math
+import random
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
@@ -19,8 +24,15 @@ import numpy as np
 import pandas as pd
 from scipy.signal import lfilter
 
-from telemetry.schema import EVENT_COLUMNS, FLEET_METRICS, INCIDENT_COLUMNS, LOG_COLUMNS
-from telemetry.topology import Topology, default_topology
+from telemetry.schema import (
+    EVENT_COLUMNS,
+    FLEET_METRICS,
+    INCIDENT_COLUMNS,
+    LOG_COLUMNS,
+    empty_spans,
+    spans_frame,
+)
+from telemetry.topology import Topology, default_topology, operations
 
 FAULT_KINDS = (
     "cpu_saturation",
@@ -126,6 +138,7 @@ class SimulationResult:
     seed: int
     dataset: str = ""
     meta: dict = field(default_factory=dict)
+    traces: pd.DataFrame = field(default_factory=empty_spans)  # sampled spans (telemetry.schema.SPAN_COLUMNS)
 
 
 def default_end(now: datetime | None = None, freq: str = "D") -> pd.Timestamp:
@@ -150,8 +163,10 @@ class FleetSimulator:
         incidents_per_day: float = 1.5,
         deploys_per_service_per_day: float = 0.5,
         topology: Topology | None = None,
+        traces_per_minute: float = 1.0,
     ):
         self.days = days
+        self.traces_per_minute = traces_per_minute
         self.seed = seed
         self.end = end
         self.incidents_per_day = incidents_per_day
@@ -189,6 +204,7 @@ class FleetSimulator:
         dataset = dataset_name(self.seed, self.days, end)
         for frame in (events_df, incidents_df, logs):
             frame["dataset"] = dataset
+        traces = simulate_traces(topo, times, metrics, self.seed, self.traces_per_minute, dataset)
         return SimulationResult(
             telemetry=telemetry,
             events=events_df.reset_index(drop=True),
@@ -200,7 +216,9 @@ class FleetSimulator:
             seed=self.seed,
             dataset=dataset,
             meta={"days": self.days, "incidents_per_day": self.incidents_per_day,
-                  "deploys_per_service_per_day": self.deploys_per_service_per_day},
+                  "deploys_per_service_per_day": self.deploys_per_service_per_day,
+                  "traces_per_minute": self.traces_per_minute},
+            traces=traces,
         )
 
     # ------------------------------------------------------------------ deploys
@@ -673,3 +691,112 @@ def _long_form(times: pd.DatetimeIndex, services: list[str], metrics: dict[str, 
             "value": values.reshape(-1),
         }
     )
+
+
+# The metrics' own p99 is about 3.2 times the own p50 (see _State.derive); a log-normal with this spread
+# has that ratio between its 99th percentile and its median.
+_OWN_SIGMA = math.log(3.2) / 2.326
+_CALL_OVERLAP = 0.3  # a caller issues its next call when the last is 70 % done, as the metrics' 0.7 weight says
+
+
+def _own_signals(topo: Topology, metrics: dict[str, np.ndarray]) -> tuple[np.ndarray, np.ndarray]:
+    """Each service's own median time and own error rate per minute: its metrics less what its callees add.
+
+    ``derive`` builds a caller's p50 as own + 0.7 x ratio x callee p50, and its error rate as own +
+    0.5 x min(1, ratio) x callee errors; undoing that gives what a span spends and fails on by itself."""
+    idx = {name: i for i, name in enumerate(topo.names)}
+    p50, err = metrics["latency_p50_ms"], metrics["error_rate"]
+    own50, own_err = p50.copy(), err.copy()
+    for caller, callee, data in topo.graph.edges(data=True):
+        i, j = idx[caller], idx[callee]
+        own50[i] -= 0.7 * data["ratio"] * p50[j]
+        own_err[i] -= 0.5 * min(1.0, data["ratio"]) * err[j]
+    return np.maximum(own50, 0.05), np.clip(own_err, 0.0, 1.0)
+
+
+def simulate_traces(topo: Topology, times: pd.DatetimeIndex, metrics: dict[str, np.ndarray], seed: int,
+                    per_minute: float, dataset: str) -> pd.DataFrame:
+    """Sampled request traces that agree with the per-minute metrics (a Poisson ``per_minute`` a minute).
+
+    A trace enters at a service nobody calls (the front door, or a queue consumer, in proportion to their
+    traffic) and follows the caller -> callee edges, each edge called ``ratio`` times on average. A span's
+    own time is log-normal around its service's own p50 of that minute and it fails with its own error
+    rate; a child's failure fails its caller half the time. Calls overlap a little and a span ends after
+    its last child, so a slow dependency lengthens its callers' spans, and every child lies inside its
+    parent. The random generator is ``default_rng([seed, 7])``: traces never draw from the fleet's."""
+    if per_minute <= 0:
+        return empty_spans()
+    rng = np.random.default_rng([seed, 7])
+    n = len(times)
+    minutes = np.repeat(np.arange(n), rng.poisson(per_minute, n))
+    if len(minutes) == 0:
+        return empty_spans()
+    offsets_us = rng.integers(0, 60_000_000, size=len(minutes))
+    py = random.Random(int(rng.integers(0, 2**63)))  # scalar draws per span: far cheaper than numpy's
+    own50, own_err = _own_signals(topo, metrics)
+    names = topo.names
+    idx = {name: i for i, name in enumerate(names)}
+    graph = topo.graph
+    callees = [[(idx[c], graph.edges[name, c]["ratio"]) for c in graph.successors(name)] for name in names]
+    ops = [operations(name) for name in names]
+    roots = [idx[name] for name in names if graph.in_degree(name) == 0]
+    rps = metrics["request_rate"]
+    minute_us = times.tz_convert(None).to_numpy().astype("datetime64[us]").astype(np.int64)
+
+    trace_of: list[int] = []
+    parent_of: list[int] = []
+    service_of: list[int] = []
+    op_of: list[str] = []
+    start_of: list[int] = []
+    end_of: list[int] = []
+    error_of: list[bool] = []
+
+    def span(i: int, start: int, parent: int, trace: int, lat: list, errs: list) -> tuple[int, bool]:
+        me = len(start_of)
+        trace_of.append(trace)
+        parent_of.append(parent)
+        service_of.append(i)
+        op_of.append(py.choice(ops[i]))
+        start_of.append(start)
+        end_of.append(start)
+        error_of.append(False)
+        own = max(1, int(py.lognormvariate(math.log(lat[i] * 1000.0), _OWN_SIGMA)))
+        before = int(own * (0.2 + 0.4 * py.random()))  # own work before the first call; the rest after the last
+        cursor = last = start + before
+        child_failed = False
+        for j, ratio in callees[i]:
+            calls = int(ratio) + (py.random() < ratio - int(ratio))
+            for _ in range(calls):
+                end, failed = span(j, cursor, me, trace, lat, errs)
+                last = max(last, end)
+                cursor += int((1 - _CALL_OVERLAP) * (end - cursor))
+                child_failed |= failed
+        end = last + own - before
+        failed = py.random() < errs[i] or (child_failed and py.random() < 0.5)
+        end_of[me], error_of[me] = end, failed
+        return end, failed
+
+    for trace, (t, offset) in enumerate(zip(minutes.tolist(), offsets_us.tolist(), strict=True)):
+        weights = [float(rps[r, t]) for r in roots]
+        root = roots[0] if len(roots) == 1 else py.choices(roots, weights=weights)[0]
+        span(root, int(minute_us[t]) + offset, -1, trace, own50[:, t].tolist(), own_err[:, t].tolist())
+
+    total = len(start_of)
+    trace_ids = rng.integers(0, 2**63, size=(len(minutes), 2))
+    trace_hex = np.array([f"{a:016x}{b:016x}" for a, b in trace_ids.tolist()], dtype=object)
+    span_hex = np.array([f"{s:016x}" for s in rng.integers(1, 2**63, size=total).tolist()], dtype=object)
+    parents = np.asarray(parent_of)
+    parent_hex = np.where(parents >= 0, span_hex[np.maximum(parents, 0)], None)
+    start = np.asarray(start_of, dtype=np.int64)
+    frame = pd.DataFrame({
+        "trace_id": trace_hex[np.asarray(trace_of)],
+        "span_id": span_hex,
+        "parent_span_id": parent_hex,
+        "service": np.asarray(names, dtype=object)[np.asarray(service_of)],
+        "operation": op_of,
+        "start": pd.to_datetime(start, unit="us", utc=True),
+        "duration_ms": (np.asarray(end_of, dtype=np.int64) - start) / 1000.0,
+        "status": np.where(np.asarray(error_of), "error", "ok"),
+        "dataset": dataset,
+    })
+    return spans_frame(frame.sort_values(["start", "trace_id"], kind="stable"))

@@ -141,9 +141,12 @@ def simulate(
     incidents_per_day: float = typer.Option(3.0, min=0, max=24, help="Injected faults per day."),
     fmt: str = typer.Option("parquet", "--format", help="Telemetry file format: parquet or csv."),
     plot: Path | None = typer.Option(None, help="Also draw the fleet and its incidents to this PNG file."),
+    traces_per_minute: float = typer.Option(1.0, "--traces-per-minute", min=0, max=600,
+                                            help="Sampled request traces a minute, on average (0: none)."),
     as_json: bool = JsonOpt,
 ):
-    """Generate a labelled fleet: telemetry, deploy events, incidents (ground truth), logs and the service graph.
+    """Generate a labelled fleet: telemetry, deploy events, incidents (ground truth), logs, sampled request traces
+    and the service graph.
 
     13 services (frontend, api-gateway, auth, catalog, cart, checkout, payment, inventory, shipping,
     notification, database, cache, queue) emit nine metrics a minute. Faults (CPU saturation, memory leak,
@@ -164,7 +167,8 @@ def simulate(
     t0 = time.perf_counter()
     with console.status(f"simulating {days:g} days of the fleet"):
         try:
-            result = FleetSimulator(days=days, seed=seed, end=end, incidents_per_day=incidents_per_day).run()
+            result = FleetSimulator(days=days, seed=seed, end=end, incidents_per_day=incidents_per_day,
+                                    traces_per_minute=traces_per_minute).run()
         except ValueError as exc:
             fail(str(exc), 2)
     with console.status(f"writing to {out_dir}"):
@@ -177,13 +181,13 @@ def simulate(
         "out": str(out_dir), "seed": seed, "start": result.start.isoformat(), "end": result.end.isoformat(),
         "services": len(result.topology.services), "telemetry_rows": len(result.telemetry),
         "events": len(result.events), "incidents": len(result.incidents), "log_lines": len(result.logs),
-        "seconds": round(time.perf_counter() - t0, 2), "files": {k: str(v) for k, v in paths.items()},
+        "spans": len(result.traces), "seconds": round(time.perf_counter() - t0, 2), "files": {k: str(v) for k, v in paths.items()},
     }
     if as_json:
         print_json(info)
         return
     out.print(f"Wrote {info['telemetry_rows']:,} telemetry rows, {info['events']} events, {info['incidents']} "
-              f"incidents and {info['log_lines']} log lines for {info['services']} services "
+              f"incidents, {info['log_lines']} log lines and {info['spans']:,} trace spans for {info['services']} services "
               f"({result.start:%Y-%m-%d %H:%M} to {result.end:%Y-%m-%d %H:%M} UTC) in {info['seconds']} s")
     table = Table("incident", "kind", "root cause", "severity", "start (UTC)", "minutes")
     for inc in result.incidents.itertuples():
@@ -199,9 +203,13 @@ def ingest(
     incidents: Path | None = typer.Option(None, "--incidents", help="Past incidents: a CSV or JSON list, a "
                                           "PagerDuty export (API JSON or CSV) or Alertmanager alerts JSON.",
                                           show_default=False),
-    dataset: str | None = typer.Option(None, "--dataset", help="Name of this incident import in the lake "
-                                       "(default: incidents- and the file name); importing again under it replaces "
-                                       "the same ids.", show_default=False),
+    dataset: str | None = typer.Option(None, "--dataset", help="Name of this incident (or traces) import in "
+                                       "the lake (default: incidents- or otlp- and the file name); importing again "
+                                       "under it replaces the same ids.", show_default=False),
+    traces: Path | None = typer.Option(None, "--traces", help="Request traces: an OpenTelemetry OTLP/JSON file "
+                                       "(one document, or JSON lines as the collector's file exporter writes) or a "
+                                       "folder of them; stored as --dataset (default: otlp- and the name).",
+                                       show_default=False),
     open_minutes: float = typer.Option(60.0, "--open-minutes", min=1, help="End given to an incident the file "
                                        "says is still open (no end time): start plus this many minutes."),
     config: str | None = ConfigOpt,
@@ -235,20 +243,27 @@ def ingest(
         cerebro ingest --source prometheus://localhost:9090   # queries from sources.prometheus
 
         cerebro ingest --incidents pagerduty-incidents.json --dataset pager-2026
+
+        cerebro ingest --traces otel-export/traces.jsonl
     """
-    if source is None and incidents is None:
-        fail("nothing to ingest: give --source (telemetry) and/or --incidents FILE (past incidents)", 2)
+    if source is None and incidents is None and traces is None:
+        fail("nothing to ingest: give --source (telemetry), --incidents FILE (past incidents) and/or --traces "
+             "FILE_OR_DIR (OTLP/JSON traces)", 2)
     if source is not None and "://" not in source and not Path(source).expanduser().exists():
         fail(f"{source}: no such file or folder", 2)  # say so before starting Prefect
     if incidents is not None and not incidents.expanduser().is_file():
         fail(f"{incidents}: no such file; --incidents expects a CSV or JSON file of past incidents", 2)
     settings = settings_or_exit(config)
     imported = _ingest_incidents(incidents.expanduser(), settings, dataset, open_minutes) if incidents else None
+    spans = _ingest_traces(traces.expanduser(), settings, dataset) if traces else None
     if source is None:
         if as_json:
-            print_json({"incidents": imported})
+            print_json({k: v for k, v in {"incidents": imported, "traces": spans}.items() if v is not None})
         else:
-            _print_incidents(imported)
+            if imported is not None:
+                _print_incidents(imported)
+            if spans is not None:
+                _print_traces(spans)
         return
     from flows.ingest import ingest_flow
     from flows.runners import task_runner_for
@@ -265,11 +280,15 @@ def ingest(
             fail(str(exc))
     if imported is not None:
         summary["incidents"] = imported
+    if spans is not None:
+        summary["traces"] = spans
     if as_json:
         print_json(summary)
         return
     if imported is not None:
         _print_incidents(imported)
+    if spans is not None:
+        _print_traces(spans)
     out.print(f"{summary['batches']} batch(es): {summary['rows_in']:,} rows read, {summary['rows_clean']:,} clean "
               f"({summary['rows_new_in_lake']:,} new in the lake, {summary['rows_updated_in_lake']:,} updated), "
               f"{summary['rows_quarantined']:,} quarantined")
@@ -288,6 +307,29 @@ def _ingest_incidents(path: Path, settings, dataset: str | None, open_minutes: f
         return ingest_incidents(path, settings, dataset=dataset, open_minutes=open_minutes).to_dict()
     except (IncidentFileError, FileNotFoundError) as exc:
         fail(str(exc), 2)
+
+
+def _ingest_traces(path: Path, settings, dataset: str | None) -> dict:
+    """Import OTLP/JSON traces (telemetry.ingest.ingest_traces); an unusable file ends the command with exit code 2."""
+    from telemetry.ingest import ingest_traces
+    from telemetry.sources.otlp import TraceFileError
+
+    try:
+        return ingest_traces(path, settings, dataset=dataset).to_dict()
+    except (TraceFileError, FileNotFoundError) as exc:
+        fail(str(exc), 2)
+
+
+def _print_traces(report: dict) -> None:
+    out.print(f"Traces from {report['source']} ({report['files']} file(s)): {report['spans_in']:,} spans read, "
+              f"{report['spans_stored']:,} stored as dataset {report['dataset']!r} ({report['spans_new_in_lake']:,} "
+              f"new) in {report['traces']:,} traces of {len(report['services'])} service(s), "
+              f"{report['spans_quarantined']:,} quarantined", highlight=False, soft_wrap=True)
+    if report["quarantine_path"]:
+        reasons = ", ".join(f"{k}: {v}" for k, v in report["reasons"].items())
+        out.print(f"Quarantined ({reasons}): {report['quarantine_path']}", highlight=False, soft_wrap=True,
+                  markup=False)
+    out.print(f"Traces table: {report['lake_path']}", highlight=False, soft_wrap=True)
 
 
 def _print_incidents(report: dict) -> None:

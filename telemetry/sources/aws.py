@@ -14,7 +14,7 @@ from telemetry.sources.files import RAW_COLUMNS, SchemaError, read_file
 
 TELEMETRY_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet")
 # Like a local folder (telemetry.sources.files.discover): the lake's other tables are not telemetry.
-NOT_TELEMETRY = {"events", "incidents", "logs", "graph", "manifest"}
+NOT_TELEMETRY = {"events", "incidents", "logs", "traces", "graph", "manifest"}
 
 
 def _client(service: str, region: str, endpoint_url: str | None):

@@ -182,7 +182,7 @@ def discover(path: str | Path) -> list[Path]:
     if path.is_file():
         return [path]
     if path.is_dir():
-        skip = {"events", "incidents", "logs", "graph", "manifest"}
+        skip = {"events", "incidents", "logs", "traces", "graph", "manifest"}
         files = sorted(
             p for p in path.rglob("*")
             if p.is_file() and p.suffix.lower() in (".csv", ".parquet", ".tsv") and p.stem not in skip

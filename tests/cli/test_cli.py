@@ -49,7 +49,7 @@ def test_simulate_writes_every_file_and_is_deterministic(tmp_path):
     assert info["services"] == 13 and info["telemetry_rows"] == 3 * 1440 * 13 * 9 and info["incidents"] >= 3
     files = _digest(tmp_path / "a")
     assert set(files) == {"telemetry.parquet", "events.parquet", "incidents.parquet", "incidents.json",
-                          "logs.parquet", "graph.json", "manifest.json"}
+                          "logs.parquet", "traces.parquet", "graph.json", "manifest.json"}
     assert files == _digest(tmp_path / "b")
     c = runner.invoke(app, ["simulate", "--days", "3", "--seed", "8", "--end", "2026-11-20T00:00:00Z",
                             "--out", str(tmp_path / "c")])
