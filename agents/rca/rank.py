@@ -261,6 +261,10 @@ def _clean(frame, what: str, notes: list[str]):
     dupes = int(out.duplicated(["timestamp", "service", "metric"]).sum())
     if dupes:
         notes.append(f"{what}: {dupes} duplicate timestamp(s) per series (averaged)")
+    has_value = out["value"].notna().groupby([out["service"], out["metric"]]).any()
+    if not has_value.all():
+        shown = ", ".join(f"{s}/{m}" for s, m in has_value[~has_value].index[:10])
+        notes.append(f"{what}: {int((~has_value).sum())} series have no numeric value at all (skipped): {shown}")
     return out.dropna(subset=["value"]).sort_values("timestamp", kind="stable")
 
 
