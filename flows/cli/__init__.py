@@ -9,7 +9,7 @@ imported inside the commands so that ``cerebro --help`` answers at once.
     failure.py   predict-failure              drift.py     drift             ui.py        ui, env
     serve.py     serve                        stream.py    stream, replay    deploy.py    deploy
     kb.py        kb index | search | stats    models.py    models list | promote | rollback
-    batch.py     batch                        quarantine.py  quarantine
+    batch.py     batch                        quarantine.py  quarantine     rca.py  rca
 """
 from __future__ import annotations
 
@@ -26,6 +26,7 @@ from flows.cli import (
     models,
     pipeline,
     quarantine,
+    rca,
     serve,
     stream,
     ui,
@@ -50,6 +51,7 @@ app.command()(pipeline.ingest)
 app.command()(quarantine.quarantine)
 app.command()(detect.detect)
 app.command()(forecast.forecast)
+app.command()(rca.rca)
 app.command("predict-failure")(failure.predict_failure)
 app.command()(batch.batch)
 app.command()(drift.drift)
