@@ -61,7 +61,7 @@ def test_missing_file_and_nothing_to_do(home, tmp_path):
     missing = runner.invoke(app, ["ingest", "--incidents", str(tmp_path / "nope.json")], terminal_width=300)
     assert missing.exit_code == 2 and "nope.json: no such file" in missing.output
     nothing = runner.invoke(app, ["ingest"], terminal_width=300)
-    assert nothing.exit_code == 2 and "give --source (telemetry) and/or --incidents FILE" in nothing.output
+    assert nothing.exit_code == 2 and "give --source (telemetry), --incidents FILE" in nothing.output
     helped = runner.invoke(app, ["ingest", "--help"], terminal_width=200)
     assert "--incidents" in helped.output and "cerebro ingest --incidents" in helped.output
 

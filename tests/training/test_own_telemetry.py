@@ -261,6 +261,6 @@ def test_a_lake_with_nothing_that_has_a_limit_gets_an_empty_capacity_plan(tmp_pa
     telemetry = _long(services=("api",), days=2)
     telemetry["metric"] = telemetry["metric"].replace({"cpu_used_percent": "latency_p90"})
     data = ForecastingData(series={}, telemetry=telemetry, graph=None, data_version="t")
-    plan = capacity(data, load_settings(None, **{"home": str(tmp_path)}))
+    plan = capacity(data, load_settings(None, home=str(tmp_path)))
     assert plan.table.empty and "0 resources checked" in capacity_markdown(plan)
     assert summarise(type("BT", (), {"aggregate": pd.DataFrame()})(), plan, {})["capacity"] == []
