@@ -65,14 +65,9 @@ def run(cmd: list[str], home: Path) -> dict:
     return json.loads(done.stdout)
 
 
-def rolling_z(export: pd.DataFrame, index: pd.MultiIndex) -> np.ndarray:
-    from training.detectors.baselines import rolling_zscore
-
-    return rolling_zscore(export, index)
-
-
 def measure(source: Path, incidents: Path, home: Path) -> dict:
     from telemetry.lake import read_table, read_telemetry
+    from training.detectors.baselines import rolling_zscore
     from training.evaluation import auc_pr, evaluate, incident_labels
 
     summary = run([CEREBRO, "run", "--source", str(source), "--incidents", str(incidents), "--json"], home)
@@ -92,7 +87,7 @@ def measure(source: Path, incidents: Path, home: Path) -> dict:
     labels = labels.assign(start=pd.to_datetime(labels["start"], utc=True), end=pd.to_datetime(labels["end"], utc=True),
                            affected_services=[list(a) for a in labels["affected_services"]])
     champion = evaluate(index, tail["is_anomaly"].to_numpy(float), 0.5, labels)
-    z = rolling_z(lake, index)
+    z = rolling_zscore(lake, index)
     baseline = evaluate(index, z, 5.0, labels)
     truth = incident_labels(index, labels)
     det = summary["detection"]

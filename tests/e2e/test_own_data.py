@@ -11,14 +11,6 @@ pytestmark = pytest.mark.e2e
 EXAMPLE = Path(__file__).resolve().parents[2] / "examples" / "shop"
 
 
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def test_the_example_export_runs_through_every_stage(prefect_server, home, monkeypatch):
     import httpx
     from mlflow import MlflowClient
@@ -29,7 +21,9 @@ def test_the_example_export_runs_through_every_stage(prefect_server, home, monke
     # The baseline forecaster and three detectors keep it short; every member is exercised in tests/training.
     monkeypatch.setenv("CEREBRO_FORECASTING__MODELS", '["seasonal_naive"]')
     monkeypatch.setenv("CEREBRO_DETECTION__INCLUDE", '["zscore", "mad", "seasonal_residual"]')
-    port = _free_port()
+    from support.servers import free_port
+
+    port = free_port()
     monkeypatch.setenv("CEREBRO_SERVING__PORT", str(port))
     try:
         summary = pipeline_flow(source=str(EXAMPLE / "metrics.csv"), incidents=str(EXAMPLE / "incidents.csv"))

@@ -6,6 +6,15 @@ import time
 from typing import Self
 
 
+def free_port() -> int:
+    """A port nothing listens on now (the OS picks it)."""
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
     """Wait until a server accepts connections (the only waiting these tests do)."""
     deadline = time.monotonic() + timeout

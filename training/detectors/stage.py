@@ -75,15 +75,6 @@ def training_data(settings, dataset: str | None, start: pd.Timestamp, end: pd.Ti
                         telemetry=telemetry if dataset is None else None, events=events if dataset is None else None)
 
 
-def validation_has_incidents(splits: Splits) -> bool:
-    """Whether any labelled incident touches a validation row of a service it affected."""
-    from training.evaluation import incident_labels
-
-    if splits.incidents.empty:
-        return False
-    return bool(incident_labels(splits.frame.index[splits.masks["validation"]], splits.incidents).any())
-
-
 class PlantedJudge:
     """Judges models on a user's telemetry: event-wise figures on anomalies planted into a copy of the validation
     period's own telemetry (``training.detectors.synthetic``), together with the incidents the user imported
