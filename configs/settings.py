@@ -272,7 +272,27 @@ class RollbackSettings(_Section):
 class ServingSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
-    token: str | None = Field(default=None, description="bearer token clients must send; empty: no token")
+    token: str | None = Field(default=None, description="bearer token clients must send on every endpoint but the "
+                              "probes; empty: one is generated in token_file, wanted on /admin/* (and on every "
+                              "endpoint when host is not loopback)")
+    token_file: Path | None = Field(default=None, description="where the generated token is kept (owner-only); "
+                                    "empty: <home>/serving/token")
+    max_body_mb: float = Field(default=16, gt=0, description="largest request body (MB); larger ones get a 413 "
+                               "before they are read")
+    max_concurrent: int = Field(default=64, ge=1, description="requests in flight at once (probes not counted); "
+                                "past it a 503 with Retry-After")
+    body_timeout_seconds: float = Field(default=30, gt=0, description="longest wait for the next part of a "
+                                        "request body; a slower upload gets a 408")
+    keep_alive_seconds: float = Field(default=5, gt=0, description="an idle keep-alive connection is closed after "
+                                      "this (uvicorn timeout_keep_alive)")
+    max_header_kb: int = Field(default=64, ge=8, description="largest request head (request line and headers), KB "
+                               "(uvicorn h11_max_incomplete_event_size)")
+    max_abs_value: float = Field(default=1e15, gt=0, description="finite values larger in magnitude are refused "
+                                 "(422): models compute in float32 and square their inputs")
+    earliest_year: int = Field(default=1970, ge=1678, le=2261, description="timestamps before 1 January of this "
+                               "year are refused (422): a plausibility window inside pandas' nanosecond range")
+    latest_year: int = Field(default=2200, ge=1678, le=2261, description="timestamps after 31 December of this "
+                             "year are refused (422)")
     poll_seconds: float = Field(default=30.0, ge=0, description="how often aliases are checked; 0: only on reload")
     models: dict[Literal["detector", "forecaster", "failure"], str] = Field(
         default_factory=lambda: {"detector": "cerebro-detector-ensemble",
@@ -294,6 +314,14 @@ class ServingSettings(_Section):
     shadow: list[Literal["detector", "forecaster", "failure"]] = Field(
         default_factory=list, description="kinds whose challenger scores every request too (logged, not returned)")
     rollback: RollbackSettings = RollbackSettings()
+
+    @field_validator("latest_year")
+    @classmethod
+    def _years_in_order(cls, latest: int, info) -> int:
+        earliest = info.data.get("earliest_year")
+        if earliest is not None and earliest > latest:
+            raise ValueError(f"latest_year {latest} is before earliest_year {earliest}")
+        return latest
 
 
 class StreamingSettings(_Section):

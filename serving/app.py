@@ -4,14 +4,17 @@
     uvicorn.run(app, host=..., port=...)
 
 Endpoints (docs/serving.md): POST /v1/score, /v1/forecast, /v1/failure; GET /models, /healthz, /readyz,
-/metrics; POST /admin/reload. With ``serving.token`` set, every endpoint but the probes wants
-``Authorization: Bearer <token>``.
+/metrics; POST /admin/reload. ``/admin/*`` always wants ``Authorization: Bearer <token>`` (``serving.auth``:
+the configured token, else one generated in the home folder); the other endpoints but the probes want it when
+``serving.token`` is set or the service listens beyond loopback. A client's mistake is a 4xx that never counts
+towards a model's rollback; ``serving.limits`` bounds bodies, their upload time and the requests in flight.
 """
 from __future__ import annotations
 
 import hmac
 import json
 import logging
+import re
 import threading
 import time
 from contextlib import asynccontextmanager
@@ -25,10 +28,14 @@ from fastapi.routing import APIRoute
 from fastapi.security import HTTPAuthorizationCredentials, HTTPBearer
 
 from serving import schemas as S
+from serving.auth import configured, loopback_only, service_token
 from serving.coalesce import Coalescer
+from serving.limits import RequestLimits
 from serving.metrics import ServingMetrics
 from serving.rollback import Outcome
 from serving.router import CHALLENGER, CHAMPION, Router, routing_key
+from serving.scoring import client_error
+from serving.screening import Limits, RequestProblem, screen, screen_names, unknown_services_note
 from training import kinds
 
 log = logging.getLogger("cerebro.serving")
@@ -36,8 +43,27 @@ shadow_log = logging.getLogger("cerebro.serving.shadow")
 
 _ERRORS = {401: {"description": "missing or wrong bearer token"},
            404: {"description": "the endpoint is switched off by a feature flag"},
-           422: {"description": "the body is not what the endpoint expects; `detail` names each field and why"},
-           503: {"description": "no model of this kind is live"}}
+           408: {"description": "the body arrived too slowly (serving.body_timeout_seconds)"},
+           413: {"description": "the body is larger than serving.max_body_mb"},
+           422: {"description": "the body is not what the endpoint expects, or not what the model can take (a "
+                 "window too short for it, a timestamp or value out of range); `detail` names the field and why"},
+           503: {"description": "no model of this kind is live, or too many requests in flight (Retry-After)"}}
+
+
+def _printable(value, limit: int = 100) -> str:
+    """``value`` as text JSON can always carry: a lone surrogate becomes its escape, and long text is cut."""
+    return str(value)[:limit].encode("utf-8", "backslashreplace").decode("utf-8")
+
+
+def _echo(got):
+    """What a client sent, as a JSON value: NaN and infinities (which JSON cannot hold) become their names."""
+    if isinstance(got, float) and not np.isfinite(got):
+        return "NaN" if np.isnan(got) else ("Infinity" if got > 0 else "-Infinity")
+    if isinstance(got, (bool, int, float)) or got is None:
+        return got
+    if isinstance(got, bytes):
+        got = got.decode("utf-8", "replace")
+    return _printable(got)
 
 
 def _field(loc: tuple) -> str:
@@ -45,24 +71,23 @@ def _field(loc: tuple) -> str:
     out = ""
     for part in loc[1:] if loc and loc[0] == "body" else loc:
         out += f"[{part}]" if isinstance(part, int) else (f".{part}" if out else str(part))
-    return out or "body"
+    return _printable(out, 300) or "body"
 
 
 def _problems(exc: RequestValidationError) -> tuple[int, dict]:
     problems = []
     for err in exc.errors():
         if err.get("type") == "json_invalid":
-            reason = err.get("ctx", {}).get("error", "invalid JSON")
+            reason = _printable(err.get("ctx", {}).get("error", "invalid JSON"), 300)
             return 400, {"detail": f"the body is not valid JSON: {reason} (at character {err['loc'][-1]})"}
         if tuple(err["loc"]) == ("body",) and isinstance(err.get("input"), (str, bytes)):
             return 400, {"detail": "the body must be a JSON object (with Content-Type: application/json)"}
-        item = {"field": _field(tuple(err["loc"])), "problem": err["msg"].removeprefix("Value error, ")}
+        item = {"field": _field(tuple(err["loc"])),
+                "problem": _printable(err["msg"].removeprefix("Value error, "), 500)}
         if err.get("type") == "missing":
             item["problem"] = "required field is missing"
         elif "input" in err and not isinstance(err["input"], (dict, list)):
-            got = err["input"]
-            got = got.decode("utf-8", "replace") if isinstance(got, bytes) else got
-            item["got"] = got if isinstance(got, (int, float, bool)) or got is None else str(got)[:100]
+            item["got"] = _echo(err["input"])
         problems.append(item)
     summary = "; ".join(f"{p['field']}: {p['problem']}" for p in problems[:5])
     return 422, {"detail": problems, "message": f"invalid request: {summary}"}
@@ -71,7 +96,9 @@ def _problems(exc: RequestValidationError) -> tuple[int, dict]:
 class _FastJsonRequest(Request):
     """Request bodies read with orjson (a third of the standard library's time on a 540-point window); what
     orjson refuses goes to ``json.loads``, so the service accepts what it always did (NaN, huge integers) and
-    reports a broken body with the same error."""
+    reports a broken body with the same error. A lone UTF-16 surrogate (``"\\ud800"``), which orjson refuses
+    and ``json.loads`` lets through, is not text: the body is refused as invalid JSON (a 400) rather than
+    failing wherever the string is later encoded."""
 
     async def json(self) -> Any:
         if not hasattr(self, "_json"):
@@ -82,7 +109,20 @@ class _FastJsonRequest(Request):
                 self._json = orjson.loads(body)
             except orjson.JSONDecodeError:
                 self._json = json.loads(body)
+                _refuse_surrogates(self._json, body)
         return self._json
+
+
+_SURROGATE = re.compile(rb"\\u[dD][89a-fA-F][0-9a-fA-F]{2}")
+
+
+def _refuse_surrogates(parsed, body: bytes) -> None:
+    try:
+        json.dumps(parsed, ensure_ascii=False).encode("utf-8")
+    except UnicodeEncodeError:
+        at = _SURROGATE.search(body)
+        raise json.JSONDecodeError("a lone UTF-16 surrogate (\\ud800-\\udfff without its pair) is not text",
+                                   "", at.start() if at else 0) from None
 
 
 class _FastJsonRoute(APIRoute):
@@ -159,6 +199,7 @@ def create_app(settings, live=None, load_in_background: bool = True, alert=None)
 
     cfg = settings.serving
     metrics = ServingMetrics() if live is None else live.metrics
+    limits = Limits.from_settings(cfg)
     router = Router.from_settings(cfg) if live is None else live.router
 
     @asynccontextmanager
@@ -189,20 +230,49 @@ def create_app(settings, live=None, load_in_background: bool = True, alert=None)
                   description="Anomaly scores, forecasts and failure risk from the models live in MLflow's "
                   "registry (aliases champion / challenger). See docs/serving.md.", lifespan=lifespan)
     app.router.route_class = _FastJsonRoute  # before the routes below are declared
-    bearer = HTTPBearer(auto_error=False, description="required when serving.token is set")
+    bearer = HTTPBearer(auto_error=False, description="always on /admin/*; on the other endpoints when "
+                        "serving.token is set or the service listens beyond loopback")
+    token, token_file = service_token(settings)
+    app.state.token_file = token_file  # None: the configured token
+    expected = token.encode()
+    # The scoring and reading endpoints are open only on loopback with no token configured.
+    everywhere = bool(configured(cfg)) or not loopback_only(cfg.host)
+    if token_file is not None:
+        log.info("the scoring service's token is in %s (owner-only); /admin/* wants it%s", token_file,
+                 "" if not everywhere else f", and so does every endpoint but the probes (host {cfg.host})")
 
+    def _check(creds: HTTPAuthorizationCredentials | None) -> None:
+        if creds is None or not hmac.compare_digest(creds.credentials.encode("utf-8", "surrogateescape"), expected):
+            where = f"the content of {token_file}" if token_file else "serving.token"
+            raise HTTPException(401, f"missing or wrong bearer token: send `Authorization: Bearer <token>` "
+                                f"with {where}", headers={"WWW-Authenticate": "Bearer"})
+
+    # async: FastAPI runs a plain ``def`` dependency on its thread pool, a thread hop per request.
     async def authorised(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
-        # async: FastAPI runs a plain ``def`` dependency on its thread pool, a thread hop per request.
-        if not cfg.token:
-            return
-        if creds is None or not hmac.compare_digest(creds.credentials.encode(), cfg.token.encode()):
-            raise HTTPException(401, "missing or wrong bearer token: send `Authorization: Bearer <token>`",
-                                headers={"WWW-Authenticate": "Bearer"})
+        if everywhere:
+            _check(creds)
+
+    async def admin(creds: HTTPAuthorizationCredentials | None = Depends(bearer)) -> None:
+        _check(creds)
 
     @app.exception_handler(RequestValidationError)
     async def invalid(request: Request, exc: RequestValidationError):
         status, body = _problems(exc)
         return JSONResponse(body, status_code=status)
+
+    @app.exception_handler(RequestProblem)
+    async def refused(request: Request, exc: RequestProblem):
+        item = {"field": _printable(exc.field, 300), "problem": _printable(exc.problem, 500)}
+        if exc.got is not None:
+            item["got"] = _echo(exc.got)
+        return JSONResponse({"detail": [item], "message": f"invalid request: {item['field']}: {item['problem']}"},
+                            status_code=422)
+
+    @app.exception_handler(HTTPException)
+    async def http_error(request: Request, exc: HTTPException):
+        # FastAPI's own handler, but the detail always encodable (a model's message may echo a client's text)
+        detail = _printable(exc.detail, 2000) if isinstance(exc.detail, str) else exc.detail
+        return JSONResponse({"detail": detail}, status_code=exc.status_code, headers=exc.headers)
 
     def model_for(endpoint: str, key: str):
         kind = kinds.by_endpoint(endpoint).name
@@ -232,16 +302,19 @@ def create_app(settings, live=None, load_in_background: bool = True, alert=None)
         metrics.flagged.labels(*labels).inc(flagged)
         app.state.live.record(model, Outcome(True, seconds, len(out), flagged))
 
-    def call(model, fn) -> Any:
-        """Run ``fn(runner)``, timing it and counting it for the model's metrics and rollback window."""
-        from serving.scoring import RequestError
+    def unanswerable(model, exc: Exception) -> HTTPException:
+        """A 422 for an input the model cannot take; it is the client's to fix and never counts."""
+        return HTTPException(422, f"{model.name} v{model.version} cannot take this request: {exc}")
 
+    def call(model, fn) -> Any:
+        """Run ``fn(runner)``, timing it and counting it for the model's metrics and rollback window; an input
+        the model cannot take (``scoring.client_error``) is a 422 and not counted."""
         t0 = time.perf_counter()
         try:
             out = fn(model.runner)
-        except RequestError as exc:
-            raise HTTPException(422, str(exc)) from None
         except Exception as exc:  # noqa: BLE001 - any model failure is a 500 that names it, and counts
+            if client_error(exc):
+                raise unanswerable(model, exc) from None
             raise failed(model, exc, time.perf_counter() - t0) from None
         answered(model, out, time.perf_counter() - t0)
         return out
@@ -251,21 +324,24 @@ def create_app(settings, live=None, load_in_background: bool = True, alert=None)
         request is counted with its share of the batch's time, the model's cost per request, which is what the
         rollback's latency limit judges: the whole batch's time grows with the load and would read a busy
         service as a slow model."""
-        from serving.scoring import RequestError
-
         model = items[0][0]
         metrics.batch_size.labels(model.kind, model.variant).observe(len(items))
         t0 = time.perf_counter()
         try:
             results = model.runner.score_windows([req for _, req in items])
         except Exception as exc:  # noqa: BLE001 - every request of the batch fails with the reason
+            if client_error(exc) and len(items) > 1:  # one request the model cannot take: the others alone
+                return [_outcome(lambda req=req: call(model, lambda r: _scored(r.score_window(req))))
+                        for _, req in items]
+            if client_error(exc):
+                return [unanswerable(model, exc)]
             share = (time.perf_counter() - t0) / len(items)
             return [failed(model, exc, share) for _ in items]
         share = (time.perf_counter() - t0) / len(items)
         out: list = []
         for result in results:
-            if isinstance(result, RequestError):
-                out.append(HTTPException(422, str(result)))
+            if isinstance(result, Exception):
+                out.append(unanswerable(model, result))
                 continue
             rows, missing = result
             rows.attrs["missing"] = missing
@@ -318,8 +394,9 @@ def create_app(settings, live=None, load_in_background: bool = True, alert=None)
     def models() -> dict:
         return app.state.live.describe()
 
-    @app.post("/admin/reload", tags=["models"], dependencies=[Depends(authorised)],
-              summary="Check the aliases now (the poller does it every serving.poll_seconds)")
+    @app.post("/admin/reload", tags=["models"], dependencies=[Depends(admin)],
+              summary="Check the aliases now (the poller does it every serving.poll_seconds); always wants the "
+              "token")
     def reload(retry_refused: bool = False) -> dict:
         return {"changes": app.state.live.reload(retry_refused=retry_refused)}
 
@@ -330,8 +407,11 @@ def create_app(settings, live=None, load_in_background: bool = True, alert=None)
         # Inline on the event loop: the work is CPU-bound under one GIL, so a thread hop only adds latency.
         # Requests that arrive while the loop is busy are scored together where the model allows it
         # (``serving.coalesce``).
+        notes = screen(req, limits)  # before any model: what it cannot take is refused, never counted
         key = routing_key(req.key, services_of(req))
         model = model_for("score", key)
+        known = getattr(model.runner, "known_services", lambda: None)()
+        notes += unknown_services_note(set(services_of(req)), known)
 
         def fn(runner):
             out, missing = runner.score_window(req)
@@ -346,11 +426,12 @@ def create_app(settings, live=None, load_in_background: bool = True, alert=None)
             background.add_task(shadow, "score", key, fn, _Answer(model.version, out))
         return _json({"model": model.name, "version": model.version, "variant": model.variant,
                       "rows": _records(out), "anomalies": int(np.asarray(out["is_anomaly"]).sum()),
-                      "missing_metrics": out.attrs.get("missing", [])})
+                      "missing_metrics": out.attrs.get("missing", []), "notes": notes})
 
     @app.post("/v1/forecast", response_model=S.ForecastResponse, tags=["scoring"], responses=_ERRORS,
               dependencies=[Depends(authorised)], summary="Forecast series a given number of steps ahead")
     def forecast(req: S.ForecastRequest, background: BackgroundTasks):
+        notes = screen_names(req.series, "series")
         key = routing_key(req.key, req.series)
         model = model_for("forecast", key)
 
@@ -362,12 +443,13 @@ def create_app(settings, live=None, load_in_background: bool = True, alert=None)
             background.add_task(shadow, "forecast", key, fn, _Answer(model.version, out))
         steps = json.loads(out.to_json(orient="records"))  # NaN -> null
         return JSONResponse({"model": model.name, "version": model.version, "variant": model.variant,
-                             "steps": steps})
+                             "steps": steps, "notes": notes})
 
     @app.post("/v1/failure", response_model=S.FailureResponse, tags=["scoring"], responses=_ERRORS,
               dependencies=[Depends(authorised)],
               summary="Failure risk and its top factors, from a telemetry window or from features")
     def failure(req: S.FailureRequest, background: BackgroundTasks):
+        notes = screen(req, limits)
         key = routing_key(req.key, [r.service for r in req.rows] + services_of(req))
         model = model_for("failure", key)
         window = settings.feast.window_minutes
@@ -381,8 +463,11 @@ def create_app(settings, live=None, load_in_background: bool = True, alert=None)
         rows = json.loads(out.to_json(orient="records"))
         for row in rows:
             row["top_factors"] = json.loads(row["top_factors"]) if row.get("top_factors") else []
-        return JSONResponse({"model": model.name, "version": model.version, "variant": model.variant, "rows": rows})
+        return JSONResponse({"model": model.name, "version": model.version, "variant": model.variant, "rows": rows,
+                             "notes": notes})
 
+    app.add_middleware(RequestLimits, max_body_bytes=int(cfg.max_body_mb * 1e6), max_concurrent=cfg.max_concurrent,
+                       body_timeout=cfg.body_timeout_seconds, unlimited_paths=frozenset({"/healthz", "/readyz"}))
     app.add_middleware(_HttpMetrics, metrics=metrics, paths={r.path for r in app.routes})
     return app
 
@@ -400,6 +485,21 @@ def _json(body: dict, status_code: int = 200) -> Response:
 
     return Response(orjson.dumps(body, option=orjson.OPT_SERIALIZE_NUMPY), status_code=status_code,
                     media_type="application/json")
+
+
+def _scored(result):
+    """``score_window``'s (rows, missing metrics) as one answer, as the endpoint reads it."""
+    rows, missing = result
+    rows.attrs["missing"] = missing
+    return rows
+
+
+def _outcome(fn):
+    """``fn()``, or the HTTPException it raised (a batch hands each request its own)."""
+    try:
+        return fn()
+    except HTTPException as exc:
+        return exc
 
 
 class _Answer:

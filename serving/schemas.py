@@ -29,8 +29,10 @@ class Point(_Body):
 def utc_z_ns(stamps) -> np.ndarray | None:
     """Epoch nanoseconds of ``YYYY-MM-DDTHH:MM:SSZ`` strings, read digit by digit in numpy in one pass (a
     ``datetime``'s ``timestamp()`` costs about half a microsecond each: a third of a 540-point request's
-    scoring). None when any stamp has another form; those take the per-object path. The stamps must already
-    be valid (pydantic checked them): this only reads the fields."""
+    scoring). None when any stamp has another form, or a year outside 1678..2261 (the years pandas'
+    int64 nanoseconds hold whole: further out the sum below would wrap around); those take the per-object
+    path, which refuses them (``serving.screening``). The stamps must already be valid (pydantic checked
+    them): this only reads the fields."""
     if not isinstance(stamps, list) or not stamps:
         return None
     n = len(stamps)
@@ -45,10 +47,13 @@ def utc_z_ns(stamps) -> np.ndarray | None:
         return None
     # float64 for BLAS (integer matmul has none); every field is exact in a double
     year, month, day, hour, minute, second = ((b - float(ord("0"))) @ _DIGITS).astype(np.int64).T
+    if year.min() < NS_YEARS[0] or year.max() > NS_YEARS[1]:
+        return None
     days = ((year - 1970) * 12 + month - 1).astype("datetime64[M]").astype("datetime64[D]").astype(np.int64) + day - 1
     return (((days * 24 + hour) * 60 + minute) * 60 + second) * 1_000_000_000
 
 
+NS_YEARS = (1678, 2261)  # the whole years inside pandas' nanosecond range (1677-09-21 .. 2262-04-11)
 # "YYYY-MM-DDTHH:MM:SSZ": where the separators are, and each field's digits with their place values
 _SEPARATORS = np.array([4, 7, 10, 13, 16, 19])
 _SEPARATOR_CODES = np.frombuffer(b"--T::Z", dtype=np.uint8)
@@ -144,6 +149,9 @@ class Served(BaseModel):
     model: str = Field(description="registered model name")
     version: str
     variant: str = Field(description="champion or challenger")
+    notes: list[str] = Field(default_factory=list, description="what was suspicious in the request but scored: "
+                             "values read as missing (null, NaN, Infinity), control characters in names, "
+                             "services the model was not trained on")
 
 
 class ScoreResponse(Served):

@@ -12,7 +12,6 @@ is served through ``predict_bundle`` itself.
 from __future__ import annotations
 
 import logging
-from datetime import UTC
 
 import numpy as np
 import pandas as pd
@@ -20,7 +19,6 @@ import pandas as pd
 from training.kinds import DETECTOR, FAILURE, FORECASTER, predict_bundle
 
 log = logging.getLogger("cerebro.serving")
-_UTC = UTC
 
 
 class RequestError(ValueError):
@@ -55,9 +53,17 @@ class Rows:
 
 
 def _epoch_ns(stamps) -> np.ndarray:
-    # Naive datetimes are UTC (the schema says so), not the machine's local time.
-    seconds = np.array([(t if t.tzinfo else t.replace(tzinfo=_UTC)).timestamp() for t in stamps], dtype="float64")
-    return np.round(seconds * 1e6).astype("int64") * 1000
+    """Exact epoch nanoseconds (naive datetimes are UTC, as the schema says, not the machine's local time).
+    A stamp outside pandas' nanosecond range is a :class:`RequestError`, never a wrapped int64; the service
+    screens stamps against a narrower window before this (``serving.screening``)."""
+    from serving.screening import epoch_ns
+
+    ns = [epoch_ns(t) for t in stamps]
+    if ns and (min(ns) < pd.Timestamp.min.value or max(ns) > pd.Timestamp.max.value):
+        t = stamps[ns.index(min(ns) if min(ns) < pd.Timestamp.min.value else max(ns))]
+        raise RequestError(f"timestamp {t.isoformat()} is outside the range pandas can hold "
+                           f"({pd.Timestamp.min.isoformat()} to {pd.Timestamp.max.isoformat()})")
+    return np.array(ns, dtype=np.int64)
 
 
 def _series_ns(series) -> np.ndarray:
@@ -224,9 +230,10 @@ class DetectorRunner:
         lacking = [c for c in self.inputs if c not in feats.columns]
         if lacking:  # metrics the window does not carry: NaN, which the detectors read as "at the baseline"
             feats = pd.concat([feats, pd.DataFrame(np.nan, index=feats.index, columns=lacking)], axis=1)
-        if req.last:
-            feats = feats.groupby("service", sort=False).tail(req.last)
         out = self.score_features(feats)
+        if req.last:  # after scoring: a member that reads a sequence scores each minute from the ones before
+            keep = feats.groupby("service", sort=False).cumcount(ascending=False).to_numpy() < req.last
+            feats, out = feats[keep], out[keep].reset_index(drop=True)
         out.insert(0, "timestamp", feats["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ").to_numpy())
         out.insert(0, "service", feats["service"].astype(str).to_numpy())
         missing_metrics = sorted({c.split("__")[0] for c in lacking} & set(self.metrics))
@@ -301,6 +308,10 @@ class DetectorRunner:
             return self.fast_window.score_many(reqs)
         return _each(self.score_window, reqs)
 
+    def known_services(self) -> set[str] | None:
+        """The services the scaler was fitted on (others get the pooled scaling); None without a scaler."""
+        return set(self._index) or None
+
     @staticmethod
     def flagged(out) -> int:
         return int(np.asarray(out["is_anomaly"]).sum() + (~np.isfinite(np.asarray(out["score"], dtype=float))).sum())
@@ -371,6 +382,16 @@ class FailureRunner:
         return int(out["alarm"].sum() + (~np.isfinite(p)).sum())
 
 
+# Raised by a model for an input it cannot take (a window shorter than a member's, a horizon too long for the
+# history): the client's to fix, a 422 that never counts towards the model's rollback. Matched by name, as a
+# loaded model may bring its own copy of the training package (models from code).
+CLIENT_ERRORS = frozenset({"RequestError", "NotEnoughData", "ForecastInputError"})
+
+
+def client_error(exc: BaseException) -> bool:
+    return any(cls.__name__ in CLIENT_ERRORS for cls in type(exc).__mro__)
+
+
 RUNNERS = {runner.kind: runner for runner in (DetectorRunner, ForecasterRunner, FailureRunner)}
 
 
@@ -411,7 +432,7 @@ class FastWindow:
 
     def score(self, req) -> tuple[Rows, list[str]]:
         services, stamps, scaled, missing = self.prepare(req)
-        return self.rows(services, stamps, self.detect(scaled, services, stamps)), missing
+        return self.rows(*_last(req, services, stamps, self.detect(scaled, services, stamps))), missing
 
     def score_many(self, reqs: list) -> list[tuple[Rows, list[str]] | RequestError]:
         """Several requests' windows through the detector in one call: per window, scikit-learn's and torch's
@@ -427,23 +448,18 @@ class FastWindow:
         services = np.concatenate([np.char.add(np.asarray(p[0]).astype(str), f"\x1f{i}") for i, p in enumerate(ok)])
         score = self.detect(np.vstack([p[2] for p in ok]), services, np.concatenate([p[1] for p in ok]))
         out, at = [], 0
-        for p in prepared:
+        for req, p in zip(reqs, prepared):
             if isinstance(p, RequestError):
                 out.append(p)
                 continue
             n = len(p[0])
-            out.append((self.rows(p[0], p[1], score[at:at + n]), p[3]))
+            out.append((self.rows(*_last(req, p[0], p[1], score[at:at + n])), p[3]))
             at += n
         return out
 
     def prepare(self, req) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
         """(service per row, minute per row in ns, the detector's scaled inputs, metrics the request lacks)."""
         services, stamps, values = self.features(req)
-        if req.last:  # rows are ordered by service, then minute
-            keep = np.zeros(len(services), dtype=bool)
-            for s in np.unique(services):
-                keep[np.flatnonzero(services == s)[-req.last:]] = True
-            services, stamps, values = services[keep], stamps[keep], values[keep]
         r = self.runner
         codes = np.fromiter((r._index.get(str(k), len(r._mean) - 1) for k in services), dtype=np.int64,
                             count=len(services))
@@ -472,6 +488,17 @@ class FastWindow:
                      "timestamp": np.datetime_as_string(stamps.astype("datetime64[ns]"), unit="s", timezone="UTC"),
                      "score": score, "calibrated": det.calibrated(scores=score),
                      "is_anomaly": (score > det.threshold_).astype(np.int64)})
+
+
+def _last(req, services: np.ndarray, stamps: np.ndarray, score: np.ndarray):
+    """Each service's last ``req.last`` rows (rows are ordered by service, then minute), cut after scoring: a
+    member that reads a sequence (the deep detectors' windows) scores a minute from the minutes before it."""
+    if not req.last:
+        return services, stamps, score
+    keep = np.zeros(len(services), dtype=bool)
+    for s in np.unique(services):
+        keep[np.flatnonzero(services == s)[-req.last:]] = True
+    return services[keep], stamps[keep], score[keep]
 
 
 def _each(fn, reqs: list) -> list:

@@ -108,7 +108,10 @@ def _url(host: str, port: int) -> str:
 
 
 def _headers(settings) -> dict:
-    return {"Authorization": f"Bearer {settings.serving.token}"} if settings.serving.token else {}
+    """The bearer token the service wants: the configured one, else the one it generated in the home folder."""
+    from serving.auth import client_headers
+
+    return client_headers(settings)
 
 
 def _tail(path: Path, lines: int = 15) -> str:

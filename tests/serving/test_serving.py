@@ -78,12 +78,14 @@ def _service(settings):
     return live
 
 
-def _client(settings, live=None):
+def _client(settings, live=None, token: bool = True):
     from fastapi.testclient import TestClient
 
     from serving.app import create_app
+    from serving.auth import client_headers
 
-    return TestClient(create_app(settings, live=live or _service(settings), load_in_background=False))
+    app = create_app(settings, live=live or _service(settings), load_in_background=False)
+    return TestClient(app, headers=client_headers(settings) if token else None)  # the token /admin/* always wants
 
 
 @pytest.fixture
@@ -125,7 +127,7 @@ def test_the_service_scores_a_raw_window_like_the_bundle(served, body):
 
 def test_a_token_is_required_when_configured(served, body):
     settings = _settings(models={"detector": "cerebro-detector-zscore"}, token="s3cret")
-    with _client(settings) as client:
+    with _client(settings, token=False) as client:
         assert client.get("/healthz").status_code == 200  # probes stay open
         assert client.post("/v1/score", json=body).status_code == 401
         wrong = client.post("/v1/score", json=body, headers={"Authorization": "Bearer nope"})
