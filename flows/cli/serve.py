@@ -51,7 +51,6 @@ def serve(
                  if v is not None}
     settings = settings_or_exit(config, **overrides)
     from serving.app import create_app, limit_torch_threads
-
     from serving.auth import configured, loopback_only
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")

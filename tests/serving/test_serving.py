@@ -1,7 +1,7 @@
 """The scoring service: auth, validation, the features path, routing, shadow, blue-green, refusal, rollback.
 
 One small fleet's z-score detector (and a seasonal-naive forecaster) is trained and registered once per
-session; each test registers its own copies under its own model name, so aliases never collide.
+session (``served`` in conftest.py); each test registers its own copies under its own model name, so aliases never collide.
 """
 from __future__ import annotations
 
@@ -16,22 +16,6 @@ import pandas as pd
 import pytest
 
 pytestmark = pytest.mark.filterwarnings("ignore")
-
-
-@pytest.fixture(scope="session")
-def served(cerebro_home):
-    from support.demo_models import register_demo_models
-
-    from configs.settings import load_settings
-
-    settings = load_settings()
-    out = register_demo_models(settings, days=2, seed=7)
-    import mlflow
-
-    model = mlflow.pyfunc.load_model(f"models:/cerebro-detector-zscore/{out['versions']['cerebro-detector-zscore']}")
-    out["bundle"] = model.unwrap_python_model().bundle
-    out["example"] = model.input_example
-    return out
 
 
 def _settings(**serving):
@@ -86,13 +70,6 @@ def _client(settings, live=None, token: bool = True):
 
     app = create_app(settings, live=live or _service(settings), load_in_background=False)
     return TestClient(app, headers=client_headers(settings) if token else None)  # the token /admin/* always wants
-
-
-@pytest.fixture
-def body(served):
-    from support.demo_models import window_body
-
-    return window_body(served["telemetry"], "cart", minutes=90)
 
 
 def _metric(text: str, name: str, **labels) -> float:
