@@ -11,7 +11,11 @@ Starts `cerebro serve` (uvicorn, one process) on a free port, then:
 2. a load run of 10,000 requests, 5 % of them malformed: every malformed one must get a 4xx that says what is
    wrong, every valid one must be scored, and the service must still answer afterwards;
 3. batch scoring points per second and streaming events per second with end-to-end lag (the figures of
-   ``benchmarks/streaming.py``, which needs Redis on 127.0.0.1:6379; ``--no-batch-stream`` skips them).
+   ``benchmarks/streaming.py``, which needs Redis on 127.0.0.1:6379; ``--no-batch-stream`` skips them);
+4. the service's memory (RSS) before, at its peak during and after large bodies, each sent several times:
+   one of 200,000 points (the most a request may hold: parsed and scored), one of 500,000 (under
+   ``serving.max_body_mb`` but past the point limit: parsed, then a 422) and 30 and 52 MB ones (a 413 before a
+   byte of the body is read). The RSS must come back to its level (``--no-memory`` skips it).
 
 The load generator speaks HTTP/1.1 over asyncio streams itself (one kept-alive connection per client, each
 answer's status and JSON checked): it runs on the same cores as the service, and a client library such as
@@ -186,6 +190,8 @@ def main() -> None:
     parser.add_argument("--bad-share", type=float, default=0.05)
     parser.add_argument("--no-batch-stream", dest="batch_stream", action="store_false",
                         help="skip the batch and streaming figures (benchmarks/streaming.py; they need Redis)")
+    parser.add_argument("--no-memory", dest="memory", action="store_false",
+                        help="skip the memory figures for large bodies")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     args = parser.parse_args()
 
@@ -221,6 +227,8 @@ def main() -> None:
             load["service_up_after"] = httpx.get(f"http://127.0.0.1:{port}/healthz").status_code == 200
             load["malformed_sent"] = sum(not v for _, v in bodies)
             report["load"] = load
+        if args.memory:
+            report["memory"] = _memory(port, proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -250,9 +258,70 @@ def main() -> None:
         print(f"  valid scored {L['valid_ok']:,}, valid failed {L['valid_failed']}; malformed answered 4xx with a "
               f"reason {L['bad_4xx_explained']}, otherwise {L['bad_other']}; service up afterwards: "
               f"{L['service_up_after']}")
+    if "memory" in report:
+        print("\nmemory of the service (RSS, MB) around large bodies, each sent "
+              f"{report['memory'][0]['rounds']} times")
+        print(f"{'body':>24} {'MB':>6} {'status':>6} {'s each':>6} {'before':>7} {'peak':>7} {'after':>7}")
+        for m in report["memory"]:
+            print(f"{m['body']:>24} {m['mb']:>6.1f} {m['status']:>6} {m['seconds']:>6.2f} {m['rss_before_mb']:>7.0f} "
+                  f"{m['rss_peak_mb']:>7.0f} {m['rss_after_mb']:>7.0f}")
     if "batch_stream" in report:
         print()
         _streaming_module().print_figures(report["batch_stream"])
+
+
+def _rss_mb(pid: int) -> float:
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmRSS:"):
+            return int(line.split()[1]) / 1024
+    return float("nan")
+
+
+def _big_body(points: int) -> bytes:
+    start = 1_795_651_200  # 2026-11-20T00:00:00Z; a minute a point (epoch seconds keep the body's size plain)
+    rng = random.Random(1)
+    return json.dumps({"series": [{"service": "cart", "metric": "cpu_pct",
+                                   "timestamps": [start + 60 * i for i in range(points)],
+                                   "values": [round(rng.uniform(20, 80), 3) for _ in range(points)]}],
+                       "last": 1}).encode()
+
+
+def _memory(port: int, pid: int, rounds: int = 4) -> list[dict]:
+    """RSS before, at its peak during and after ``rounds`` posts of each large body (sampled every 5 ms)."""
+    import threading
+
+    import httpx
+
+    bodies = [("200,000 points (scored)", _big_body(200_000)), ("500,000 points (422)", _big_body(500_000)),
+              ("30 MB (413)", b'{"series": [' + b" " * 30_000_000 + b"]}"),
+              ("52 MB (413)", b'{"series": [' + b" " * 52_000_000 + b"]}")]
+    out = []
+    for label, body in bodies:
+        time.sleep(1.0)
+        before = _rss_mb(pid)
+        peak, done = [before], threading.Event()
+
+        def sample(peak=peak, done=done) -> None:
+            while not done.is_set():
+                peak.append(_rss_mb(pid))
+                time.sleep(0.005)
+
+        sampler = threading.Thread(target=sample, daemon=True)
+        sampler.start()
+        t0, status = time.perf_counter(), None
+        for _ in range(rounds):
+            try:
+                status = httpx.post(f"http://127.0.0.1:{port}/v1/score", content=body, timeout=120,
+                                    headers={"Content-Type": "application/json"}).status_code
+            except httpx.HTTPError as exc:  # the service may close the connection on a 413 mid-upload
+                status = type(exc).__name__
+        seconds = (time.perf_counter() - t0) / rounds
+        time.sleep(1.0)  # let the service settle: the figure is what stays
+        done.set()
+        sampler.join()
+        out.append({"body": label, "mb": len(body) / 1e6, "status": status, "seconds": seconds, "rounds": rounds,
+                    "rss_before_mb": before, "rss_peak_mb": max(peak), "rss_after_mb": _rss_mb(pid)})
+    return out
 
 
 def _batches(port: int) -> tuple[float, float]:
