@@ -162,8 +162,9 @@ def generate_topology(n: int, seed: int = 0) -> Topology:
     Layered like a real system: a few entry points (``gw-*``: the edge, each with its own traffic), three
     or four layers of mid-tier services (``svc-*``) that call only deeper layers, a handful of background
     workers that nobody calls (``worker-*``: fed by queues), and datastores, caches and queues (``db-*``,
-    ``cache-*``, ``queue-*``) that call nothing. Each caller has 1 to 4 callees; datastores are shared by
-    several callers, and mid-tier callees are drawn with a preference for popular ones, as real fleets have
+    ``cache-*``, ``queue-*``) that call nothing. Each caller draws 1 to 4 callees (one more where a service
+    nobody called is given a caller; a gateway routes to the first layer); datastores are shared by several
+    callers, and mid-tier callees are drawn with a preference for popular ones, as real fleets have
     hubs. The graph is a DAG (``Topology`` insists). Capacities, pools and latencies are sized from the
     traffic each service receives, so a healthy fleet runs at 25-60 % CPU and no pool sits at its limit:
     only injected faults saturate anything."""
