@@ -68,6 +68,8 @@ class SimulatorSettings(_Section):
     end: str | None = Field(default=None, description="ISO timestamp; empty means the start of today (UTC)")
     incidents_per_day: float = Field(default=3, ge=0, le=24)
     deploys_per_service_per_day: float = Field(default=0.5, ge=0, le=24)
+    services: int = Field(default=13, ge=6, le=5000,
+                          description="13: the web shop; another number: a generated fleet of that many services")
 
 
 class DetectionSettings(_Section):

@@ -13,7 +13,7 @@ from telemetry.simulator import FleetSimulator, dataset_name, default_end
 def simulator_from_settings(settings) -> FleetSimulator:
     s = settings.simulator
     return FleetSimulator(days=s.days, seed=s.seed, end=s.end, incidents_per_day=s.incidents_per_day,
-                          deploys_per_service_per_day=s.deploys_per_service_per_day)
+                          deploys_per_service_per_day=s.deploys_per_service_per_day, services=s.services)
 
 
 def simulate_to_raw(settings) -> tuple[Path, bool]:
@@ -24,7 +24,7 @@ def simulate_to_raw(settings) -> tuple[Path, bool]:
     s = settings.simulator
     end = pd.Timestamp(s.end) if s.end else default_end(freq="h")
     end = end.tz_localize("UTC") if end.tzinfo is None else end.tz_convert("UTC")
-    out = settings.raw_dir / dataset_name(s.seed, s.days, end)
+    out = settings.raw_dir / dataset_name(s.seed, s.days, end, s.services)
     manifest = out / "manifest.json"
     if manifest.exists():
         meta = json.loads(manifest.read_text())

@@ -32,7 +32,7 @@ from telemetry.schema import (
     empty_spans,
     spans_frame,
 )
-from telemetry.topology import Topology, default_topology, operations
+from telemetry.topology import Topology, default_topology, generate_topology, operations
 
 FAULT_KINDS = (
     "cpu_saturation",
@@ -64,6 +64,30 @@ _ELIGIBLE_ROOTS = {
     "connection_pool_exhaustion": ("database", "payment", "checkout", "inventory"),
     "traffic_surge": ("frontend",),
 }
+
+# On a topology of other names (a generated one): which tiers each kind of fault strikes.
+_ELIGIBLE_TIERS = {
+    "cpu_saturation": ("app",),
+    "memory_leak": ("edge", "app"),
+    "slow_dependency": ("data", "app"),
+    "error_burst": ("edge", "app"),
+    "disk_fill": ("data",),
+    "connection_pool_exhaustion": ("data", "app"),
+    "traffic_surge": (),  # the entry points
+}
+
+
+def eligible_roots(topo: Topology, kind: str) -> tuple[str, ...]:
+    """Services a fault of ``kind`` may start at: the web shop's own list where the topology has those
+    names (so the 13-service fleet draws exactly as it always did), else every service of the right tier."""
+    names = set(topo.names)
+    named = tuple(s for s in _ELIGIBLE_ROOTS[kind] if s in names)
+    if named:
+        return named
+    if kind == "traffic_surge":
+        return tuple(topo.entrypoints)
+    return tuple(s.name for s in topo.services if s.tier in _ELIGIBLE_TIERS[kind]) or tuple(topo.names)
+
 
 _DURATION_MIN = {  # (shortest, longest) incident, minutes
     "cpu_saturation": (20, 90),
@@ -147,9 +171,10 @@ def default_end(now: datetime | None = None, freq: str = "D") -> pd.Timestamp:
     return pd.Timestamp(now).tz_convert("UTC").floor(freq)
 
 
-def dataset_name(seed: int, days: float, end: pd.Timestamp) -> str:
+def dataset_name(seed: int, days: float, end: pd.Timestamp, services: int = 13) -> str:
     """Names one simulated history; incidents, events and logs carry it so that histories never mix."""
-    return f"fleet-seed{seed}-{days:g}d-until-{end:%Y%m%dT%H%M}"
+    size = "" if services == 13 else f"-{services}svc"  # the web shop keeps the names it always had
+    return f"fleet-seed{seed}{size}-{days:g}d-until-{end:%Y%m%dT%H%M}"
 
 
 class FleetSimulator:
@@ -164,7 +189,12 @@ class FleetSimulator:
         deploys_per_service_per_day: float = 0.5,
         topology: Topology | None = None,
         traces_per_minute: float = 1.0,
+        services: int = 13,
     ):
+        """``services``: 13 is the web shop (``default_topology``); any other number a generated fleet of
+        that size (``generate_topology(services, seed)``). An explicit ``topology`` wins over both."""
+        if topology is None and services != 13:
+            topology = generate_topology(services, seed)
         self.days = days
         self.traces_per_minute = traces_per_minute
         self.seed = seed
@@ -201,7 +231,7 @@ class FleetSimulator:
         events_df = pd.DataFrame(events, columns=EVENT_COLUMNS[:-1]).sort_values(["timestamp", "service"],
                                                                                kind="stable")
         events_df["timestamp"] = pd.to_datetime(events_df["timestamp"], utc=True)
-        dataset = dataset_name(self.seed, self.days, end)
+        dataset = dataset_name(self.seed, self.days, end, len(topo.services))
         for frame in (events_df, incidents_df, logs):
             frame["dataset"] = dataset
         traces = simulate_traces(topo, times, metrics, self.seed, self.traces_per_minute, dataset)
@@ -261,7 +291,7 @@ class FleetSimulator:
                     break
             else:
                 continue  # no room left in a short window: fewer incidents rather than overlapping ones
-            root = str(rng.choice(_ELIGIBLE_ROOTS[kind]))
+            root = str(rng.choice(eligible_roots(st.topo, kind)))
             severity_draw = float(rng.uniform())
             planned.append({"kind": kind, "root": root, "s": s, "e": e, "mag": severity_draw})
         planned.sort(key=lambda p: p["s"])

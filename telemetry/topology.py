@@ -47,6 +47,7 @@ class Topology:
         if not nx.is_directed_acyclic_graph(graph):
             raise ValueError("the service graph must not have cycles")
         object.__setattr__(self, "_graph", graph)
+        object.__setattr__(self, "_by_name", {s.name: s for s in self.services})  # 500 services: no scans
 
     @property
     def graph(self) -> nx.DiGraph:
@@ -57,7 +58,7 @@ class Topology:
         return [s.name for s in self.services]
 
     def service(self, name: str) -> Service:
-        return next(s for s in self.services if s.name == name)
+        return self._by_name[name]
 
     def callers_order(self) -> list[str]:
         """Callers before callees: the order in which traffic propagates."""
@@ -147,3 +148,137 @@ def default_topology() -> Topology:
         E("notification", "database", 0.3),
     )
     return Topology(services=services, edges=edges)
+
+
+# Tiers of a generated fleet, front to back, and the share of services in each (the rest are mid-tier).
+_EDGE_SHARE, _DATA_SHARE = 0.04, 0.22
+_DATA_KINDS = ("db", "cache", "queue")
+_MAX_FANOUT = 4
+
+
+def generate_topology(n: int, seed: int = 0) -> Topology:
+    """A random but realistic fleet of ``n`` services (at least 6), the same for the same ``(n, seed)``.
+
+    Layered like a real system: a few entry points (``gw-*``: the edge, each with its own traffic), three
+    or four layers of mid-tier services (``svc-*``) that call only deeper layers, a handful of background
+    workers that nobody calls (``worker-*``: fed by queues), and datastores, caches and queues (``db-*``,
+    ``cache-*``, ``queue-*``) that call nothing. Each caller draws 1 to 4 callees (one more where a service
+    nobody called is given a caller; a gateway routes to the first layer); datastores are shared by several
+    callers, and mid-tier callees are drawn with a preference for popular ones, as real fleets have
+    hubs. The graph is a DAG (``Topology`` insists). Capacities, pools and latencies are sized from the
+    traffic each service receives, so a healthy fleet runs at 25-60 % CPU and no pool sits at its limit:
+    only injected faults saturate anything."""
+    import numpy as np
+
+    if n < 6:
+        raise ValueError(f"a generated topology needs at least 6 services, got {n}")
+    rng = np.random.default_rng([seed, n, 17])
+    n_edge = max(1, round(n * _EDGE_SHARE))
+    n_data = max(3, round(n * _DATA_SHARE))
+    n_workers = max(0, round(n * 0.03)) if n >= 30 else 0
+    n_mid = n - n_edge - n_data - n_workers
+    depth = 3 if n_mid < 60 else 4
+    mid_layer = np.sort(rng.integers(1, depth + 1, n_mid))
+    mid_layer[: min(n_mid, depth)] = np.arange(1, min(n_mid, depth) + 1)  # no layer left empty
+    mid_layer = np.sort(mid_layer)
+
+    names: list[str] = [f"gw-{i:02d}" for i in range(n_edge)]
+    layer = [0] * n_edge
+    names += [f"svc-{i:03d}" for i in range(n_mid)]
+    layer += [int(x) for x in mid_layer]
+    names += [f"worker-{i:02d}" for i in range(n_workers)]
+    layer += [depth] * n_workers  # they call the deepest mid-tier layer or data directly
+    kinds = [_DATA_KINDS[i % 3] if i >= 3 else _DATA_KINDS[i] for i in range(n_data)]
+    counters = dict.fromkeys(_DATA_KINDS, 0)
+    for kind in kinds:
+        names.append(f"{kind}-{counters[kind]:02d}")
+        counters[kind] += 1
+    layer += [depth + 1] * n_data
+    layer_of = dict(zip(names, layer, strict=True))
+    data_names = names[n - n_data:]
+    popularity = dict.fromkeys(names, 1.0)
+
+    edges: list[Edge] = []
+    called: set[str] = set()
+    for name in names[: n - n_data]:
+        deeper = [m for m in names if layer_of[m] > layer_of[name] and not m.startswith("worker-")]
+        mids = [m for m in deeper if not m.startswith(_DATA_KINDS) and layer_of[m] <= layer_of[name] + 2]
+        datas = [m for m in deeper if m in data_names]
+        fanout = int(min(_MAX_FANOUT, 1 + rng.poisson(1.2)))
+        picks: list[str] = []
+        if name.startswith("gw-"):
+            pool = [m for m in mids if layer_of[m] == 1] or mids
+        elif layer_of[name] >= depth:
+            pool = []
+        else:
+            pool = mids
+        n_mid_calls = 0 if not pool else int(min(fanout, max(1, round(fanout * 0.6))))
+        if pool and n_mid_calls:
+            w = np.array([popularity[m] for m in pool])
+            picks += list(rng.choice(pool, size=min(n_mid_calls, len(pool)), replace=False, p=w / w.sum()))
+        if not name.startswith("gw-") and datas:
+            k = max(1, fanout - len(picks))
+            picks += list(rng.choice(datas, size=min(k, len(datas)), replace=False))
+        for callee in picks:
+            popularity[callee] += 1.0
+            called.add(callee)
+            ratio = float(rng.uniform(0.8, 1.2)) if name.startswith("gw-") else float(rng.uniform(0.15, 0.9))
+            edges.append(Edge(name, str(callee), round(ratio, 3)))
+    fanout_of: dict[str, int] = {}
+    for e in edges:
+        fanout_of[e.caller] = fanout_of.get(e.caller, 0) + 1
+    # nobody is orphaned: a mid-tier service or datastore nobody calls gets a caller one layer up
+    for name in names[n_edge:]:
+        if name in called or name.startswith("worker-"):
+            continue
+        above = [m for m in names[: n - n_data] if layer_of[m] < layer_of[name] and not m.startswith("worker-")
+                 and (layer_of[m] >= 1 or layer_of[name] == 1)]
+        roomy = [m for m in above if fanout_of.get(m, 0) < _MAX_FANOUT]
+        caller = str(rng.choice(roomy or above))
+        fanout_of[caller] = fanout_of.get(caller, 0) + 1
+        edges.append(Edge(caller, name, round(float(rng.uniform(0.15, 0.9)), 3)))
+        called.add(name)
+    entry = tuple(names[:n_edge])
+    return _sized(names, layer_of, edges, entry, rng)
+
+
+def _sized(names, layer_of, edges, entry, rng) -> Topology:
+    """Services whose capacity, pool and latency suit the traffic the graph sends them (peak rps)."""
+    graph = nx.DiGraph()
+    graph.add_nodes_from(names)
+    for e in edges:
+        graph.add_edge(e.caller, e.callee, ratio=e.ratio)
+    entry_rps = 180.0
+    peak = {}
+    for name in nx.topological_sort(graph):
+        preds = list(graph.predecessors(name))
+        if name in entry:
+            peak[name] = entry_rps
+        elif not preds:
+            peak[name] = entry_rps * 0.08
+        else:
+            peak[name] = sum(peak[p] * graph.edges[p, name]["ratio"] for p in preds)
+    own = {}
+    for name in names:
+        kind = name.split("-")[0]
+        own[name] = float({"gw": rng.uniform(3, 12), "cache": rng.uniform(0.4, 1.2), "db": rng.uniform(2, 6),
+                           "queue": rng.uniform(1, 2.5)}.get(kind, rng.uniform(4, 30)))
+    p50 = {}
+    for name in reversed(list(nx.topological_sort(graph))):
+        p50[name] = own[name] + sum(0.7 * graph.edges[name, c]["ratio"] * p50[c] for c in graph.successors(name))
+    services = []
+    for name in names:
+        kind = name.split("-")[0]
+        tier = "edge" if kind == "gw" else "data" if kind in _DATA_KINDS else "app"
+        idle = float(rng.uniform(3, 10))
+        busy = float(rng.uniform(25, 55))  # CPU at the daily peak
+        capacity = 75 * max(peak[name], 0.5) / max(busy - idle, 10.0)
+        in_flight = peak[name] * p50[name] / 1000.0
+        pool = int(max(40, 2.5 * in_flight / 0.35, 0.3 * rng.integers(100, 600)))
+        services.append(Service(
+            name, tier, round(own[name], 3), round(capacity, 3), round(idle, 3),
+            round(float(rng.uniform(30, 60)), 3), pool, round(float(rng.uniform(15, 55)), 3),
+            round(float(rng.uniform(0.02, 0.35)), 3),
+            base_queue_depth=round(float(rng.uniform(10, 40)), 3) if kind == "queue"
+            else round(float(rng.uniform(2, 6)), 3) if kind == "worker" else 0.0))
+    return Topology(services=tuple(services), edges=tuple(edges), entrypoints=entry, entry_rps=entry_rps)

@@ -40,6 +40,16 @@ class ServiceGraph:
     def callees(self, name: str) -> list[str]:
         return list(self.g.successors(name)) if name in self.g else []
 
+    def descendants(self, name: str) -> set[str]:
+        import networkx as nx
+
+        return set(nx.descendants(self.g, name)) if name in self.g else set()
+
+    def ancestors(self, name: str) -> set[str]:
+        import networkx as nx
+
+        return set(nx.ancestors(self.g, name)) if name in self.g else set()
+
     def related(self, target: str) -> set[str]:
         """Services whose fault can reach ``target``: itself, its callees (their latency and errors flow up to
         it), its callers (their load flows down to it) and the other callers of its callees (load on a shared

@@ -15,6 +15,7 @@ class Evidence(BaseModel):
     onset: datetime | None  # first window timestamp at which the deviation crossed the threshold
     family: str  # symptom (flows to callers) | load (flows to callees) | resource (stays local)
     path: list[str] = Field(default_factory=list)  # from this service to the target
+    trend: float | None = None  # a resource's rise in robust slope units, when it was judged on its ramp
 
 
 class Cause(BaseModel):

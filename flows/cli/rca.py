@@ -15,8 +15,9 @@ def rca(
     graph: Path = typer.Option(..., "--graph", "-g", help="CSV of caller, callee edges."),
     target: str | None = typer.Option(None, "--target", "-t", help="The service showing the symptom (a node "
                                       "of the graph): only services whose fault can reach it are ranked."),
-    target_metric: str | None = typer.Option(None, "--target-metric", help="The symptom metric of --target "
-                                             "(reported as the symptom)."),
+    target_metric: str | None = typer.Option(None, "--target-metric", help="The symptom metric of --target: "
+                                             "causes must be able to explain it (a callee's latency, errors or "
+                                             "resources, a caller's traffic) and must not begin after it."),
     at: str | None = typer.Option(None, "--at", help="Rank as of this time: incident rows after it are ignored."),
     top: int = typer.Option(5, "--top", "-k", min=1, help="How many causes to list."),
     as_json: bool = JsonOpt,

@@ -78,3 +78,30 @@ def test_bad_files_exit_2_naming_the_file(files):
         assert message in res.output and "Traceback" not in res.output
         name = next(iter(kwargs.values()))
         assert name in res.output
+
+
+def test_messy_graph_and_timestamps_are_repaired_and_noted(files):
+    edges = pd.read_csv(files / "edges.csv")
+    extra = pd.DataFrame([("cache", "cache"), ("db.primary eu-1", "ns/api:8080"), ("ns/api:8080", "search")],
+                         columns=["caller", "callee"])
+    pd.concat([edges, extra]).to_csv(files / "messy_edges.csv", index=False)
+    inc = pd.read_csv(files / "incident.csv")
+    pd.concat([inc, inc.head(10)]).sample(frac=1.0, random_state=3).to_csv(files / "messy.csv", index=False)
+    res = _run(files, "--target", "web front::v2", "--json", metrics="messy.csv", graph="messy_edges.csv")
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    assert doc["causes"][0]["service"] == "db.primary eu-1"
+    notes = " ".join(doc["notes"])
+    for word in ("self-loop", "cycle", "search", "out of order", "duplicate"):
+        assert word in notes, word
+
+
+def test_window_without_numbers_or_shared_series_exits_2(files):
+    inc = pd.read_csv(files / "incident.csv")
+    inc.assign(value="n/a").to_csv(files / "nan.csv", index=False)
+    inc.assign(metric="something_else").to_csv(files / "other.csv", index=False)
+    for name, message in (("nan.csv", "no rows with a timestamp and a numeric value"),
+                          ("other.csv", "no (service, metric) of the incident window is in the baseline")):
+        res = _run(files, metrics=name)
+        assert res.exit_code == 2, res.output
+        assert message in res.output and "Traceback" not in res.output
