@@ -5,21 +5,29 @@ from pathlib import Path
 
 import typer
 
-from flows.cli.common import JsonOpt, fail, out, print_json
+from flows.cli.common import ConfigOpt, JsonOpt, fail, out, print_json
 
 
 def rca(
-    metrics: Path = typer.Option(..., "--metrics", "-m", help="CSV or Parquet, long form timestamp, service, "
-                                 "metric, value: the incident window."),
-    baseline: Path = typer.Option(..., "--baseline", "-b", help="The same layout: a normal period before it."),
-    graph: Path = typer.Option(..., "--graph", "-g", help="CSV of caller, callee edges."),
+    metrics: Path | None = typer.Option(None, "--metrics", "-m", help="CSV or Parquet, long form timestamp, "
+                                        "service, metric, value: the incident window."),
+    baseline: Path | None = typer.Option(None, "--baseline", "-b", help="The same layout: a normal period "
+                                         "before it."),
+    graph: Path | None = typer.Option(None, "--graph", "-g", help="CSV of caller, callee edges."),
     target: str | None = typer.Option(None, "--target", "-t", help="The service showing the symptom (a node "
                                       "of the graph): only services whose fault can reach it are ranked."),
     target_metric: str | None = typer.Option(None, "--target-metric", help="The symptom metric of --target "
                                              "(reported as the symptom)."),
     at: str | None = typer.Option(None, "--at", help="Rank as of this time: incident rows after it are ignored."),
     top: int = typer.Option(5, "--top", "-k", min=1, help="How many causes to list."),
+    service: str | None = typer.Option(None, "--service", "-s", help="Over the lake: the service showing the "
+                                       "symptom (with --at; the registered models score the window too)."),
+    incident: str | None = typer.Option(None, "--incident", help="Over the lake: replay a recorded incident "
+                                        "(its id in the lake's incidents table); its root cause is not read."),
+    window: str | None = typer.Option(None, "--window", "-w", help="With --service or --incident: the window "
+                                      "ending at --at (default 60m; 15m from an incident's start)."),
     as_json: bool = JsonOpt,
+    config: str | None = ConfigOpt,
 ):
     """Rank likely root causes of an incident from metrics and the service dependency graph (no LLM).
 
@@ -33,7 +41,23 @@ def rca(
         cerebro rca --metrics incident.csv --baseline normal.csv --graph edges.csv --target frontend
 
         cerebro rca -m window.parquet -b week.parquet -g edges.csv -t api --target-metric latency_p90 --json
+
+        cerebro rca --service checkout --at 2026-12-01T14:05Z --window 60m      # over the lake
+
+        cerebro rca --incident INC-42-2611200000-003 --json                      # replay a recorded incident
     """
+    if service or incident:
+        if metrics or baseline or graph:
+            fail("--service/--incident rank over the lake; --metrics, --baseline and --graph rank files: give one "
+                 "or the other", 2)
+        from flows.cli.rca_lake import rca_on_lake
+
+        rca_on_lake(service, at, incident, window, top, as_json, config)
+        return
+    missing = [o for o, v in (("--metrics", metrics), ("--baseline", baseline), ("--graph", graph)) if v is None]
+    if missing:
+        fail(f"missing {', '.join(missing)}: rank files with --metrics, --baseline and --graph, or the lake with "
+             "--service S --at TIME or --incident ID", 2)
     from agents.rca import RcaInputError, rank_root_causes
 
     try:
