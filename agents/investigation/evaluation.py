@@ -13,7 +13,7 @@ from collections.abc import Iterable, Sequence
 
 WINDOW_MINUTES = 15  # an alert's first quarter of an hour (docs/rca.md)
 BASELINE_MINUTES = 300
-QUIET_PAD_MINUTES = 60  # a quiet window keeps this far from any incident (and its baseline too)
+QUIET_PAD_MINUTES = 30  # a quiet window (and its baseline) keeps this far from any incident
 LOW_CONFIDENCE = 0.5  # a quiet window may name a cause, but not confidently
 
 
@@ -28,7 +28,7 @@ def paged_target(affected: Sequence[str], callers_of) -> str | None:
     return min(affected, key=lambda s: (len(list(callers_of(s))), s))
 
 
-def quiet_windows(start, end, incidents, every_minutes: int = 60, limit: int = 24) -> list:
+def quiet_windows(start, end, incidents, every_minutes: int = 30, limit: int = 24) -> list:
     """Window starts in [start + baseline, end - window] whose window and baseline keep ``QUIET_PAD_MINUTES``
     from every incident; at most ``limit``, spread evenly."""
     import numpy as np

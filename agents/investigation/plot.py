@@ -5,17 +5,18 @@ from pathlib import Path
 
 from agents.investigation.models import EvidenceBundle
 
-MAX_PANELS = 6
+MAX_PANELS = 5
 
 
 def plot_suspects(bundle: EvidenceBundle, telemetry, path: str | Path) -> Path | None:
-    """One panel per (service, metric) of the causes' strongest evidence (the symptom first); the window is
+    """One panel per (service, metric): the symptom, the top cause's two strongest metrics, the next two
+    causes' strongest; the window is
     shaded and each onset drawn as a red line. None when there is nothing abnormal to draw."""
     pairs = []
     if bundle.target and bundle.target_metric:
         pairs.append((bundle.target, bundle.target_metric, None))
-    for c in bundle.causes:
-        for e in c.evidence[:2]:
+    for i, c in enumerate(bundle.causes[:3]):
+        for e in c.evidence[:2 if i == 0 else 1]:
             pairs.append((c.service, e.metric, e.onset))
     for a in bundle.abnormal:
         if a.service == bundle.target and a.metric == bundle.target_metric:

@@ -16,7 +16,7 @@ ASPECTS: dict[str, tuple[frozenset[str], tuple[str, ...]]] = {
     "latency": (frozenset({"slow", "slower", "slowness", "latency", "lag", "laggy", "sluggish", "timeout",
                            "timeouts", "delay", "delays", "delayed", "p99", "p95", "p90", "p50", "hang", "hangs",
                            "hanging", "response"}), ("latency", "duration", "response", "p99", "p95", "p90", "p50")),
-    "errors": (frozenset({"error", "errors", "failing", "fails", "failed", "failure", "failures", "5xx", "500",
+    "errors": (frozenset({"error", "errors", "erroring", "errored", "failing", "fails", "failed", "failure", "failures", "5xx", "500",
                           "500s", "broken", "exception", "exceptions", "crash", "crashing", "down"}),
                ("error", "fault", "5xx", "fail", "availability", "success")),
     "cpu": (frozenset({"cpu", "hot", "saturated", "saturation", "throttled"}), ("cpu",)),
