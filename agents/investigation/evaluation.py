@@ -28,7 +28,7 @@ def paged_target(affected: Sequence[str], callers_of) -> str | None:
     return min(affected, key=lambda s: (len(list(callers_of(s))), s))
 
 
-def quiet_windows(start, end, incidents, every_minutes: int = 30, limit: int = 24) -> list:
+def quiet_windows(start, end, incidents, every_minutes: int = 30, limit: int = 16) -> list:
     """Window starts in [start + baseline, end - window] whose window and baseline keep ``QUIET_PAD_MINUTES``
     from every incident; at most ``limit``, spread evenly."""
     import numpy as np

@@ -89,7 +89,7 @@ def report_markdown(bundle: EvidenceBundle, links: dict[str, str] | None = None,
             rows.append((c.rank, c.service, num(c.confidence, 2), num(c.score, 3), ev, " → ".join(c.path)))
         out += [table(["#", "service", "confidence", "score", "evidence", "path to the symptom"], rows), ""]
     else:
-        out += ["None.", ""]
+        out += ["No service's anomaly reached the threshold.", ""]
     if b.graph and b.graph.edges:
         out += ["Calls around the suspects: " + ", ".join(f"{a} → {c}" for a, c in b.graph.edges[:20]), ""]
 
@@ -98,7 +98,7 @@ def report_markdown(bundle: EvidenceBundle, links: dict[str, str] | None = None,
         out += [table(["when", "service", "change", "version", "detail"],
                       [(when(c.at, True), c.service, c.kind, c.version, c.detail) for c in b.changes[:10]]), ""]
     else:
-        out += [cell(b.changes_note or "None recorded."), ""]
+        out += [cell(b.changes_note or "No change recorded."), ""]
 
     if b.risks:
         out += ["## Failure risk (failure predictor)", "",
@@ -119,10 +119,10 @@ def report_markdown(bundle: EvidenceBundle, links: dict[str, str] | None = None,
 
     out += ["## Similar past incidents", ""]
     out += [table(["incident", "passage", "source"], [(h.title, h.snippet[:200], h.citation) for h in b.incidents]) +
-            "\n" if b.incidents else "None found.\n"]
+            "\n" if b.incidents else "No similar past incident found.\n"]
     out += ["## Runbook steps to try", ""]
     out += [table(["runbook", "step", "source"], [(h.title, h.snippet[:240], h.citation) for h in b.runbooks]) +
-            "\n" if b.runbooks else "None found.\n"]
+            "\n" if b.runbooks else "No runbook passage found.\n"]
 
     out += ["## Models and data used", ""]
     rows = [(mu.role, mu.name, mu.version, links.get(f"{mu.name}/{mu.version}", mu.uri)) for mu in b.models]

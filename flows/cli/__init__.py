@@ -9,7 +9,7 @@ imported inside the commands so that ``cerebro --help`` answers at once.
     failure.py   predict-failure              drift.py     drift             ui.py        ui, env
     serve.py     serve                        stream.py    stream, replay    deploy.py    deploy
     kb.py        kb index | search | stats    models.py    models list | promote | rollback
-    batch.py     batch                        quarantine.py  quarantine     rca.py  rca (rca_lake.py: --service, --incident)
+    batch.py     batch                        quarantine.py  quarantine     rca.py  rca
     investigate.py  investigate
 """
 from __future__ import annotations
