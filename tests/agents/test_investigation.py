@@ -144,7 +144,7 @@ def test_quiet_windows_keep_away_from_incidents_and_paged_target():
     starts = [pd.Timestamp("2024-01-01T10:00Z")]
     inc = pd.DataFrame({"start": starts, "end": [starts[0] + pd.Timedelta(minutes=30)]})
     wins = quiet_windows(pd.Timestamp("2024-01-01T00:00Z"), pd.Timestamp("2024-01-02T00:00Z"), inc, limit=100)
-    assert wins and all(not (w - pd.Timedelta(minutes=330) < starts[0] + pd.Timedelta(minutes=60)
+    assert wins and all(not (w - pd.Timedelta(minutes=300) < starts[0] + pd.Timedelta(minutes=60)
                              and starts[0] - pd.Timedelta(minutes=30) < w + pd.Timedelta(minutes=15)) for w in wins)
     callers = {"db": ["api", "svc"], "api": ["frontend"]}
     assert paged_target(["db", "api"], lambda s: callers.get(s, [])) == "api"
