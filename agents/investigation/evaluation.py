@@ -29,15 +29,16 @@ def paged_target(affected: Sequence[str], callers_of) -> str | None:
 
 
 def quiet_windows(start, end, incidents, every_minutes: int = 30, limit: int = 16) -> list:
-    """Window starts in [start + baseline, end - window] whose window and baseline keep ``QUIET_PAD_MINUTES``
-    from every incident; at most ``limit``, spread evenly."""
+    """Window starts in [start, end - window] whose window and baseline (the ``BASELINE_MINUTES`` before it,
+    which may reach before ``start``) keep ``QUIET_PAD_MINUTES`` from every incident; at most ``limit``,
+    spread evenly."""
     import numpy as np
     import pandas as pd
 
     pad = pd.Timedelta(minutes=QUIET_PAD_MINUTES)
     base, win = pd.Timedelta(minutes=BASELINE_MINUTES), pd.Timedelta(minutes=WINDOW_MINUTES)
     spans = [(pd.Timestamp(a) - pad, pd.Timestamp(b) + pad) for a, b in zip(incidents["start"], incidents["end"])]
-    at, out = pd.Timestamp(start) + base, []
+    at, out = pd.Timestamp(start), []
     while at + win <= pd.Timestamp(end):
         if not any(a < at + win and at - base < b for a, b in spans):
             out.append(at)
