@@ -4,8 +4,9 @@ Stages so far: simulate the fleet (or take a given source) -> ingest (validate w
 quarantine, lake) -> features (Feast) -> train the detector zoo -> evaluate -> register in MLflow ->
 forecasters (backtest, capacity plan, register) -> failure predictor (train, measure, register) -> deploy (the detector champion on
 the local scoring service, or SageMaker) -> drift check -> knowledge base (index runbooks, incidents and the
-service graph for retrieval)
-(the lake's last day against the week before, with the live detector's scores; report only: the pipeline is
+service graph for retrieval) -> investigations (root causes of the test period's incidents: AC@1, AC@3,
+specificity)
+(the drift check compares the lake's last day against the week before, with the live detector's scores; report only: the pipeline is
 itself the retraining).
 Later stages are added here as they are built; none is a placeholder.
 
@@ -34,6 +35,7 @@ from flows.drift import drift_flow
 from flows.failure import failure_flow
 from flows.forecasting import forecasting_flow
 from flows.ingest import ingest_flow
+from flows.investigations import investigations_stage, rca_line
 from flows.knowledge import knowledge_flow, knowledge_line
 from flows.notify import pipeline_failed
 from flows.runners import task_runner_for
@@ -90,7 +92,7 @@ def _lake_plan(settings, window: str) -> dict:
             "start": min(a for a, _ in spans.values()).isoformat(), "end": max(b for _, b in spans.values()).isoformat()}
 
 
-STAGES = 8
+STAGES = 9
 
 
 @task(name="forecasting-stage", cache_policy=NO_CACHE)
@@ -289,10 +291,20 @@ def pipeline_flow(config: str | None = None, source: str | None = None, days: fl
     knowledge = knowledge_flow(config=config)
     stages.append({"stage": "knowledge base", "seconds": time.perf_counter() - t0, "result": knowledge_line(knowledge)})
 
+    # Root causes of the test period's incidents, found from the lake and the graph alone (a few seconds).
+    investigations = None
+    if manifest and manifest.get("start"):
+        t0 = time.perf_counter()
+        progress.advance("pipeline", 8, STAGES, "investigations")
+        investigations = investigations_stage(settings, manifest)
+        stages.append({"stage": "investigations", "seconds": time.perf_counter() - t0,
+                       "result": rca_line(investigations)})
+
     progress.advance("pipeline", STAGES, STAGES, "done")
     summary = {"profile": settings.profile, "home": str(settings.home), "source": source,
                "window": None if _manifest(source) else window, "stages": stages, "ingest": ingest, "detection": detection, "forecasting": forecasting,
-               "failure": failure, "deploy": deployed, "drift": drift, "knowledge": knowledge}
+               "failure": failure, "deploy": deployed, "drift": drift, "knowledge": knowledge,
+               "investigations": investigations}
     create_markdown_artifact(
         key="pipeline-summary",
         markdown=reporting.stages_markdown("Pipeline", stages, f"Home folder: `{settings.home}`"),

@@ -10,6 +10,7 @@ imported inside the commands so that ``cerebro --help`` answers at once.
     serve.py     serve                        stream.py    stream, replay    deploy.py    deploy
     kb.py        kb index | search | stats    models.py    models list | promote | rollback
     batch.py     batch                        quarantine.py  quarantine     rca.py  rca
+    investigate.py  investigate
 """
 from __future__ import annotations
 
@@ -22,6 +23,7 @@ from flows.cli import (
     drift,
     failure,
     forecast,
+    investigate,
     kb,
     models,
     pipeline,
@@ -52,6 +54,7 @@ app.command()(quarantine.quarantine)
 app.command()(detect.detect)
 app.command()(forecast.forecast)
 app.command()(rca.rca)
+app.command()(investigate.investigate)
 app.command("predict-failure")(failure.predict_failure)
 app.command()(batch.batch)
 app.command()(drift.drift)

@@ -5,14 +5,15 @@ from pathlib import Path
 
 import typer
 
-from flows.cli.common import JsonOpt, fail, out, print_json
+from flows.cli.common import ConfigOpt, JsonOpt, fail, out, print_json, settings_or_exit
 
 
 def rca(
-    metrics: Path = typer.Option(..., "--metrics", "-m", help="CSV or Parquet, long form timestamp, service, "
-                                 "metric, value: the incident window."),
-    baseline: Path = typer.Option(..., "--baseline", "-b", help="The same layout: a normal period before it."),
-    graph: Path = typer.Option(..., "--graph", "-g", help="CSV of caller, callee edges."),
+    metrics: Path | None = typer.Option(None, "--metrics", "-m", help="CSV or Parquet, long form timestamp, "
+                                        "service, metric, value: the incident window."),
+    baseline: Path | None = typer.Option(None, "--baseline", "-b", help="The same layout: a normal period "
+                                         "before it."),
+    graph: Path | None = typer.Option(None, "--graph", "-g", help="CSV of caller, callee edges."),
     target: str | None = typer.Option(None, "--target", "-t", help="The service showing the symptom (a node "
                                       "of the graph): only services whose fault can reach it are ranked."),
     target_metric: str | None = typer.Option(None, "--target-metric", help="The symptom metric of --target: "
@@ -20,7 +21,14 @@ def rca(
                                              "resources, a caller's traffic) and must not begin after it."),
     at: str | None = typer.Option(None, "--at", help="Rank as of this time: incident rows after it are ignored."),
     top: int = typer.Option(5, "--top", "-k", min=1, help="How many causes to list."),
+    service: str | None = typer.Option(None, "--service", "-s", help="Over the lake: the service showing the "
+                                       "symptom (with --at; the registered models score the window too)."),
+    incident: str | None = typer.Option(None, "--incident", help="Over the lake: replay a recorded incident "
+                                        "(its id in the lake's incidents table); its root cause is not read."),
+    window: str | None = typer.Option(None, "--window", "-w", help="With --service or --incident: the window "
+                                      "ending at --at (default 60m; 15m from an incident's start)."),
     as_json: bool = JsonOpt,
+    config: str | None = ConfigOpt,
 ):
     """Rank likely root causes of an incident from metrics and the service dependency graph (no LLM).
 
@@ -34,7 +42,21 @@ def rca(
         cerebro rca --metrics incident.csv --baseline normal.csv --graph edges.csv --target frontend
 
         cerebro rca -m window.parquet -b week.parquet -g edges.csv -t api --target-metric latency_p90 --json
+
+        cerebro rca --service checkout --at 2026-12-01T14:05Z --window 60m      # over the lake
+
+        cerebro rca --incident INC-42-2611200000-003 --json                      # replay a recorded incident
     """
+    if service or incident:
+        if metrics or baseline or graph:
+            fail("--service/--incident rank over the lake; --metrics, --baseline and --graph rank files: give one "
+                 "or the other", 2)
+        rca_on_lake(service, at, incident, window, top, as_json, config)
+        return
+    missing = [o for o, v in (("--metrics", metrics), ("--baseline", baseline), ("--graph", graph)) if v is None]
+    if missing:
+        fail(f"missing {', '.join(missing)}: rank files with --metrics, --baseline and --graph, or the lake with "
+             "--service S --at TIME or --incident ID", 2)
     from agents.rca import RcaInputError, rank_root_causes
 
     try:
@@ -134,4 +156,64 @@ def _print(result) -> None:
         out.print(f"symptom {result.target}/{s.metric}: {s.direction} {s.size:.1f} robust units "
                   f"({s.baseline:.4g} → {s.incident:.4g})")
     for note in result.notes:
+        out.print(f"[yellow]note[/yellow]: {note}", soft_wrap=True)
+
+
+# ------------------------------------------------------------------ over the lake: --service, --incident
+# The ranking with the registered detector, failure predictor and capacity plan beside it
+# (flows/investigation_data.py).
+INCIDENT_WINDOW = "15m"  # a replay ranks the incident's first quarter of an hour, as an alert would see it
+
+
+def rca_on_lake(service: str | None, at: str | None, incident: str | None, window: str | None, top: int,
+                as_json: bool, config: str | None) -> None:
+    from agents.investigation.bundle import parse_duration
+    from flows.investigation_data import InvestigationError, gather, incident_case
+
+    if service and incident:
+        fail("--service and --incident are two ways to choose the window: give one", 2)
+    if incident and at:
+        fail("--at is taken from the incident's start with --incident; leave it out", 2)
+    settings = settings_or_exit(config)
+    try:
+        span = parse_duration(window or (INCIDENT_WINDOW if incident else "60m"))
+        case = None
+        if incident:
+            case = incident_case(settings, incident)
+            if case["target"] is None:
+                fail(f"incident {incident}: no affected service recorded; rank it with --service S --at TIME", 2)
+            service, at = case["target"], (case["start"] + span).isoformat()
+        bundle = gather(settings, service=service, at=at, window=span, use_knowledge=False, incident=case)
+    except (InvestigationError, ValueError) as exc:
+        fail(str(exc), 2)
+    bundle.causes = bundle.causes[:top]
+    if as_json:
+        doc = bundle.model_dump(mode="json")
+        print_json({"causes": doc.pop("causes"), **doc})
+        return
+    _print_bundle(bundle)
+
+
+def _print_bundle(bundle) -> None:
+    from rich.table import Table
+
+    from agents.investigation.report import num
+
+    out.print(bundle.summary, highlight=False, soft_wrap=True)
+    if bundle.causes:
+        table = Table(title=f"Likely root causes for {bundle.target}")
+        for col in ("#", "service", "score", "confidence", "evidence", "path"):
+            table.add_column(col, justify="right" if col in ("#", "score", "confidence") else "left")
+        for c in bundle.causes:
+            ev = "; ".join(f"{e.metric} {e.direction} {num(e.size, 2)}σ ({num(e.baseline)} → {num(e.value)})"
+                           + (f" since {e.onset:%H:%M}" if e.onset else "") for e in c.evidence[:3])
+            table.add_row(str(c.rank), c.service, num(c.score), num(c.confidence, 2), ev, " → ".join(c.path))
+        out.print(table)
+    flagged = [d for d in bundle.detector if d.flagged_minutes]
+    if flagged:
+        out.print("live detector flagged: " + ", ".join(f"{d.service} ({d.flagged_minutes} of {d.minutes} min)"
+                                                          for d in flagged), highlight=False, soft_wrap=True)
+    for mu in bundle.models:
+        out.print(f"model: {mu.role} {mu.name} v{mu.version}", highlight=False)
+    for note in bundle.notes:
         out.print(f"[yellow]note[/yellow]: {note}", soft_wrap=True)

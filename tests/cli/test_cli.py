@@ -27,7 +27,7 @@ def cerebro(*args, home) -> subprocess.CompletedProcess:
     return subprocess.run([CEREBRO, *args], capture_output=True, text=True, env=env, timeout=300, check=False)
 
 
-@pytest.mark.parametrize("command", ["run", "simulate", "ingest", "detect", "forecast", "predict-failure", "drift", "ui",
+@pytest.mark.parametrize("command", ["run", "simulate", "ingest", "detect", "forecast", "predict-failure", "drift", "ui", "investigate",
                                      "env"])
 def test_every_command_explains_itself_with_an_example(command):
     result = runner.invoke(app, [command, "--help"], terminal_width=200)

@@ -19,7 +19,7 @@ def test_deployments_load_their_flows():
         names.add(f"{flow.name}/{d['name']}")
         assert d["work_pool"]["name"] == "cerebro-local"
     assert {"pipeline/weekly", "pipeline/on-demand", "pipeline/retrain", "ingest/on-demand", "drift/hourly",
-            "deploy/on-demand", "batch-inference/on-demand", "knowledge/on-demand"} <= names
+            "deploy/on-demand", "batch-inference/on-demand", "knowledge/on-demand", "investigate/on-demand"} <= names
     # the drift check's retraining target is a deployment this file defines
     from configs.settings import load_settings
 

@@ -53,7 +53,7 @@ def test_pipeline_end_to_end_and_idempotent(prefect_server, home, monkeypatch):
                                                        "features + detectors + register",
                                                        "forecast + capacity + register",
                                                        "failure predictor + register", "deploy", "drift check",
-                                                       "knowledge base"]
+                                                       "knowledge base", "investigations"]
 
     assert ingest["rows_in"] == rows and ingest["rows_clean"] == rows and ingest["rows_quarantined"] == 0
     assert ingest["rows_new_in_lake"] == rows
@@ -133,6 +133,29 @@ def test_pipeline_end_to_end_and_idempotent(prefect_server, home, monkeypatch):
     assert {"feature", "value", "contribution"} <= set(pred["top_factors"][0])
 
     assert set(forecasting["aliases"].values()) == {"first"} and failure["promotion"]["decision"] == "first"
+
+    # Investigations: the test period's incidents ranked without their root cause, scored, logged as an rca run.
+    rca = summary["investigations"]
+    line = next(s["result"] for s in summary["stages"] if s["stage"] == "investigations")
+    assert rca["cases"] == len(rca["rows"]) >= 1 and all(r["root"] for r in rca["rows"])  # the simulator's truth
+    assert line.startswith(f"AC@1 {rca['ac@1']:.3f}, AC@3 {rca['ac@3']:.3f} on {rca['cases']} test incidents")
+    # a day's test period leaves no five quiet hours for a baseline: said as n/a, not hidden
+    spec = "n/a" if rca["specificity"] is None else f"{rca['specificity']:.3f}"
+    assert f"specificity {spec} on {rca['quiet_windows']} fault-free windows" in line
+    run = client.get_run(rca["mlflow_run"])
+    assert run.data.tags["cerebro.stage"] == "rca" and run.data.metrics["ac_at_1"] == rca["ac@1"]
+    assert "rca-evaluation" in _artifact_keys()
+    # An investigation on the pipeline's lake uses every registered model and the knowledge base it indexed.
+    from flows.investigate import investigate_flow
+
+    answer = investigate_flow(question="why is checkout slow?")
+    bundle = answer["bundle"]
+    assert bundle["question"]["service"] == "checkout" and bundle["target_metric"] == "latency_p99_ms"
+    assert {m["role"] for m in bundle["models"]} >= {"detector", "failure predictor", "capacity forecast"}
+    assert {(m["name"], m["version"]) for m in bundle["models"] if m["role"] == "detector"} == {
+        ("cerebro-detector-ensemble", "1")}
+    assert bundle["runbooks"] and all(h["citation"] for h in bundle["runbooks"])
+    assert bundle["spans"] and Path(answer["json"]).is_file() and Path(answer["report"]).is_file()
 
     try:
         again = pipeline_flow(days=1, seed=3)

@@ -1,0 +1,122 @@
+"""`cerebro rca --service/--incident` and `cerebro investigate` on a small lake with a registered detector."""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pandas as pd
+import pytest
+from support.lab import champion_lab, isolate_engine_env
+from typer.testing import CliRunner
+
+from flows.cli import app
+
+runner = CliRunner()
+CEREBRO = str(Path(sys.executable).parent / "cerebro")
+
+
+@pytest.fixture(scope="module")
+def lab(tmp_path_factory):
+    """Two simulated days in a lake with the graph and traces, a z-score detector registered as champion."""
+    from telemetry import lake
+
+    lab = champion_lab(tmp_path_factory.mktemp("investigate-home"))
+    lake.write_graph(lab.sim.topology.to_dict(), lab.settings.lake_dir)
+    lake.write_table("traces", lab.sim.traces, lab.settings.lake_dir)
+    return lab
+
+
+@pytest.fixture
+def on_lab(lab, monkeypatch):
+    monkeypatch.setenv("CEREBRO_HOME", str(lab.settings.home))
+    isolate_engine_env(monkeypatch, lab.settings)
+    return lab
+
+
+def _slow_database(lab):
+    inc = lab.sim.incidents
+    return inc[(inc["kind"] == "slow_dependency") & (inc["root_cause_service"] == "database")].iloc[0]
+
+
+def _invoke(*args):
+    result = runner.invoke(app, list(args), terminal_width=200)
+    return result, (json.loads(result.stdout) if result.exit_code == 0 and "--json" in args else None)
+
+
+def test_rca_over_the_lake_for_a_service_and_a_time(on_lab):
+    inc = _slow_database(on_lab)
+    at = (inc["start"] + pd.Timedelta(minutes=15)).isoformat()
+    res, doc = _invoke("rca", "--service", "frontend", "--at", at, "--window", "15m", "--json")
+    assert res.exit_code == 0, res.output
+    assert next(iter(doc)) == "causes" and doc["verdict"] == "abnormal" and doc["target"] == "frontend"
+    assert "database" in [c["service"] for c in doc["causes"][:3]]
+    assert {"service", "score", "confidence", "evidence"} <= set(doc["causes"][0])
+    assert [(m["role"], m["name"], m["version"]) for m in doc["models"]] == [("detector", "cerebro-detector-zscore", "1")]
+    assert pd.Timestamp(doc["window"]["start"]) == inc["start"] and pd.Timestamp(doc["window"]["end"]) == pd.Timestamp(at)
+    assert doc["data"]["first_date"] == "2026-11-18" and doc["data"]["rows"] > 0
+    assert any(d["flagged_minutes"] for d in doc["detector"])
+    table, _ = _invoke("rca", "--service", "frontend", "--at", at, "--window", "15m")
+    assert table.exit_code == 0 and "Likely root causes for frontend" in table.output
+
+
+def test_rca_replays_a_recorded_incident_without_its_root_cause(on_lab):
+    inc = _slow_database(on_lab)
+    res, doc = _invoke("rca", "--incident", inc["incident_id"], "--json")
+    assert res.exit_code == 0, res.output
+    assert pd.Timestamp(doc["window"]["start"]) == inc["start"]
+    assert doc["causes"][0]["service"] == "database"
+    assert any("its recorded root cause is not read" in n for n in doc["notes"])
+
+
+def test_rca_lake_modes_refuse_what_they_cannot_do(on_lab):
+    for args, message in [(["rca", "--incident", "INC-nope"], "no incident 'INC-nope'"),
+                          (["rca", "--service", "frontnd"], "did you mean frontend"),
+                          (["rca", "--service", "frontend", "--window", "soon"], "expected a duration"),
+                          (["rca"], "missing --metrics, --baseline, --graph"),
+                          (["rca", "--service", "cart", "--metrics", "x.csv"], "give one or the other")]:
+        res, _ = _invoke(*args)
+        assert res.exit_code == 2 and message in " ".join(res.output.split()), (args, res.output)
+
+
+def test_a_quiet_window_is_nothing_abnormal(on_lab):
+    from agents.investigation.evaluation import quiet_windows
+
+    # a window whose baseline and itself keep half an hour from every incident
+    first = on_lab.sim.start + pd.Timedelta(minutes=300)  # a full baseline in the lake before it
+    at = quiet_windows(first, on_lab.sim.end, on_lab.sim.incidents)[0] + pd.Timedelta(minutes=15)
+    res, doc = _invoke("rca", "--service", "checkout", "--at", at.isoformat(), "--window", "15m", "--json")
+    assert res.exit_code == 0, res.output
+    assert doc["verdict"] == "nothing abnormal" and doc["summary"].startswith("Nothing abnormal in this window")
+    assert doc["data"]["rows"] > 0 and not any("not ranked" in n for n in doc["notes"])  # it did look
+
+
+def test_investigate_runs_the_flow_and_leaves_report_plot_and_bundle(prefect_server, lab):
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    inc = _slow_database(lab)
+    at = (inc["start"] + pd.Timedelta(minutes=20)).isoformat()
+    env = {**os.environ, "CEREBRO_HOME": str(lab.settings.home), "PREFECT_API_URL": PREFECT_API_URL.value(),
+           "COLUMNS": "200"}
+    proc = subprocess.run([CEREBRO, "investigate", "why is the frontend slow?", "--at", at, "--window", "30m",
+                           "--json"], capture_output=True, text=True, env=env, timeout=300, check=False)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(proc.stdout)
+    assert doc["question"]["service"] == "frontend" and doc["question"]["aspect"] == "latency"
+    assert doc["target_metric"] == "latency_p99_ms" and doc["verdict"] == "abnormal"
+    assert doc["causes"][0]["service"] == "database"
+    assert all(Path(doc[k]).is_file() for k in ("report", "json", "plot"))
+    assert json.loads(Path(doc["json"]).read_text())["causes"][0]["service"] == "database"
+    report = Path(doc["report"]).read_text()
+    assert "## Most likely root causes" in report and "cerebro-detector-zscore" in report and " nan " not in report
+    assert Path(doc["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    async def keys():
+        async with get_client() as client:
+            return {a.key for a in await client.read_artifacts()}
+
+    assert {"investigation-report", "investigation-plot", "investigation-bundle"} <= asyncio.run(keys())
