@@ -50,7 +50,7 @@ def serve(
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     typer.echo(f"serving {', '.join(f'{k}={v}' for k, v in settings.serving.models.items())} from "
-               f"{settings.mlflow_tracking_uri} on http://{settings.serving.host}:{settings.serving.port} "
+               f"{settings.mlflow_tracking_uri_shown} on http://{settings.serving.host}:{settings.serving.port} "
                f"(token {'required' if settings.serving.token else 'not required'})", err=True)
     limit_torch_threads(settings.serving.torch_threads)
     from flows.notify import notifier
