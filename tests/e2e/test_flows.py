@@ -179,6 +179,7 @@ def test_pipeline_end_to_end_and_idempotent(prefect_server, home, monkeypatch):
 
     # The canary: no secret in anything the two runs wrote, MLflow's config.json included (it is there, redacted).
     prefect_db = Path(PREFECT_API_DATABASE_CONNECTION_URL.value().split("///", 1)[1])
+    assert prefect_db.is_file() and _files_holding([prefect_db.parent], ["pipeline-summary"])  # the grep reaches it
     configs = list((home / "mlartifacts").rglob("config.json"))
     assert configs and json.loads(configs[0].read_text())["serving"]["token"] == "**********"
     needles = [re.search(r"canary-[a-z0-9-]+", v).group(0) for v in CANARIES.values()]
