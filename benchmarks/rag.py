@@ -143,7 +143,7 @@ def quality(settings, log: bool) -> dict:
             run = log_to_mlflow(result, settings.mlflow_tracking_uri, settings.mlflow.experiment,
                                 settings.mlflow_artifact_root, params={"index_chunks": len(kb.chunks)},
                                 run_name="rag-retrieval-benchmark")
-            print(f"\nLogged to MLflow ({settings.mlflow_tracking_uri}), run {run}")
+            print(f"\nLogged to MLflow ({settings.mlflow_tracking_uri_shown}), run {run}")
         return result
 
 

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import os
 
-from configs.settings import Settings
+from configs.settings import Settings, reveal
 
 
 def engine_environment(settings: Settings) -> dict[str, str]:
@@ -32,8 +32,8 @@ def engine_environment(settings: Settings) -> dict[str, str]:
     }
     if settings.prefect.api_url:
         env["PREFECT_API_URL"] = settings.prefect.api_url
-    if settings.prefect.database_url:
-        env["PREFECT_API_DATABASE_CONNECTION_URL"] = settings.prefect.database_url
+    if reveal(settings.prefect.database_url):
+        env["PREFECT_API_DATABASE_CONNECTION_URL"] = reveal(settings.prefect.database_url)
     return env
 
 

@@ -11,6 +11,7 @@ Environment variables override the file: ``CEREBRO_HOME=/data/cerebro``,
 from __future__ import annotations
 
 import os
+import re
 from pathlib import Path
 from typing import Any, Literal
 
@@ -27,6 +28,29 @@ class ConfigError(ValueError):
     """A configuration value is wrong; the message names the key and what is allowed."""
 
 
+class SecretUrl(SecretStr):
+    """A connection URL that may hold a password: hidden like any ``SecretStr`` (``get_secret_value()`` gives the
+    real one), but shown with only its credentials masked, so that a dump still says which host it points at."""
+
+    def _display(self) -> str:
+        return mask_url(self.get_secret_value())
+
+
+# user:password@ in a URL, and key=value credentials in a query string or a Redis/libpq connection string.
+_URL_PASSWORD = re.compile(r"(?P<head>[a-z][a-z0-9+.\-]*://[^:/@\s]*):[^@\s/]*@", re.IGNORECASE)
+_KEY_VALUE = re.compile(r"(?P<key>\b(?:password|passwd|pwd|token|secret|api_?key|access_?key|secret_?key|"
+                        r"x-amz-signature|x-amz-credential|x-amz-security-token|sig|signature)=)[^&,;\s]+",
+                        re.IGNORECASE)
+MASK = "**********"
+
+
+def mask_url(text: str) -> str:
+    """``text`` with the password of any ``scheme://user:password@host`` and any ``password=``/``token=``-like
+    value replaced by ``***``: ``postgresql://app:***@db:5432/mlflow``, ``127.0.0.1:6379,password=***``."""
+    text = _URL_PASSWORD.sub(lambda m: f"{m['head']}:***@", text)
+    return _KEY_VALUE.sub(lambda m: f"{m['key']}***", text)
+
+
 class _Section(BaseModel):
     model_config = ConfigDict(extra="forbid", validate_assignment=True)
 
@@ -34,7 +58,7 @@ class _Section(BaseModel):
 class PrefectSettings(_Section):
     # Empty api_url: flows start Prefect's temporary local server on the SQLite database in the home folder.
     api_url: str | None = None
-    database_url: str | None = Field(
+    database_url: SecretUrl | None = Field(
         default=None, description="PREFECT_API_DATABASE_CONNECTION_URL; empty means SQLite in the home folder"
     )
     task_runner: Literal["thread", "dask"] = "thread"
@@ -43,7 +67,7 @@ class PrefectSettings(_Section):
 
 
 class MlflowSettings(_Section):
-    tracking_uri: str | None = Field(default=None, description="empty means sqlite:///<home>/mlflow.db")
+    tracking_uri: SecretUrl | None = Field(default=None, description="empty means sqlite:///<home>/mlflow.db")
     artifact_root: str | None = Field(default=None, description="empty means <home>/mlartifacts")
     experiment: str = "cerebro"
 
@@ -51,8 +75,9 @@ class MlflowSettings(_Section):
 class FeastSettings(_Section):
     project: str = "cerebro"
     online_store: Literal["sqlite", "redis"] = "sqlite"
-    redis_url: str = "127.0.0.1:6379"
-    registry_url: str | None = Field(default=None, description="SQL registry URL; empty means a file registry")
+    redis_url: SecretUrl = Field(default=SecretUrl("127.0.0.1:6379"),
+                                 description="Feast's Redis connection string: host:port[,password=...]")
+    registry_url: SecretUrl | None = Field(default=None, description="SQL registry URL; empty means a file registry")
     offline_store: Literal["file"] = Field(
         default="file", description="Feast offline store; file (Dask over Parquet) is the one installed"
     )
@@ -204,7 +229,8 @@ class ValidationSettings(_Section):
 
 
 class PrometheusSettings(_Section):
-    url: str | None = None
+    url: SecretUrl | None = Field(default=None, description="the server a bare prometheus:// reads; may hold "
+                                  "user:password@")
     service_label: str = "service"
     step: str = "60s"
     lookback_hours: float = Field(default=1, gt=0)
@@ -246,7 +272,7 @@ class RagSettings(_Section):
     bedrock_dimensions: int | None = Field(default=None, description="Titan v2: 256, 512 or 1024; empty: 1024")
     batch_size: int = Field(default=64, ge=1, le=4096)
     vector_store: Literal["usearch", "pgvector"] = "usearch"
-    pgvector_dsn: str | None = Field(default=None, description="postgresql://... used when vector_store is pgvector")
+    pgvector_dsn: SecretUrl | None = Field(default=None, description="postgresql://... used when vector_store is pgvector")
     fusion_weights: dict[str, float] = Field(
         default_factory=lambda: {"vector": 1.0, "keyword": 1.0, "graph": 0.5},
         description="reciprocal-rank-fusion weight of each retriever")
@@ -274,7 +300,7 @@ class RollbackSettings(_Section):
 class ServingSettings(_Section):
     host: str = "127.0.0.1"
     port: int = Field(default=8080, ge=0, le=65535)
-    token: str | None = Field(default=None, description="bearer token clients must send on every endpoint but the "
+    token: SecretStr | None = Field(default=None, description="bearer token clients must send on every endpoint but the "
                               "probes; empty: one is generated in token_file, wanted on /admin/* (and on every "
                               "endpoint when host is not loopback)")
     token_file: Path | None = Field(default=None, description="where the generated token is kept (owner-only); "
@@ -327,7 +353,8 @@ class ServingSettings(_Section):
 
 
 class StreamingSettings(_Section):
-    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="Redis holding the telemetry stream")
+    redis_url: SecretUrl = Field(default=SecretUrl("redis://127.0.0.1:6379/0"),
+                                 description="Redis holding the telemetry stream (redis://:password@host:port/db)")
     stream: str = Field(default="cerebro:telemetry", description="Redis stream the consumer reads")
     group: str = Field(default="cerebro-scoring", description="Redis consumer group (also names the checkpoint file)")
     consumer: str = Field(default="consumer-1", description="this consumer's name inside the group")
@@ -443,7 +470,13 @@ class Settings(BaseSettings):
 
     @property
     def mlflow_tracking_uri(self) -> str:
-        return self.mlflow.tracking_uri or f"sqlite:///{self.home / 'mlflow.db'}"
+        """The real URI, password included: for MLflow, never for a message (``mask_url`` it there)."""
+        return reveal(self.mlflow.tracking_uri) or f"sqlite:///{self.home / 'mlflow.db'}"
+
+    @property
+    def mlflow_tracking_uri_shown(self) -> str:
+        """The tracking URI for messages and tables: its password masked."""
+        return mask_url(self.mlflow_tracking_uri)
 
     @property
     def mlflow_artifact_root(self) -> str:
@@ -458,6 +491,42 @@ class Settings(BaseSettings):
     def knowledge_dir(self) -> Path:
         path = self.rag.knowledge_dir or PROJECT_ROOT / "knowledge"
         return path if path.is_absolute() else PROJECT_ROOT / path
+
+
+def reveal(value: SecretStr | str | None) -> str | None:
+    """The real value of a secret setting (what a client connects with); ``None`` when it is not set or empty."""
+    text = value.get_secret_value() if isinstance(value, SecretStr) else value
+    return text or None
+
+
+# Fields whose name says they hold a credential are hidden in a dump even while typed as plain text.
+_SECRET_NAME = re.compile(r"(^|_)(token|password|passwd|secret|api_?key|access_?key|secret_?key|credentials?)$",
+                          re.IGNORECASE)
+
+
+def redacted_dump(model: BaseModel) -> dict[str, Any]:
+    """The settings (or a section) as JSON-ready data with every secret hidden: what may be logged, stored as an
+    MLflow artifact or printed. ``SecretStr`` fields and fields named like a token, password or key read
+    ``**********``; connection URLs (``SecretUrl``) and any other text keep their host but lose their password."""
+    return _redacted(model, "")
+
+
+def _redacted(value: Any, name: str) -> Any:
+    if isinstance(value, SecretUrl):
+        return mask_url(value.get_secret_value())
+    if isinstance(value, SecretStr):
+        return MASK if value.get_secret_value() else ""
+    if isinstance(value, BaseModel):
+        return {key: _redacted(getattr(value, key), key) for key in type(value).model_fields}
+    if isinstance(value, dict):
+        return {str(key): _redacted(item, str(key)) for key, item in value.items()}
+    if isinstance(value, (list, tuple, set)):
+        return [_redacted(item, name) for item in value]
+    if isinstance(value, str):
+        return MASK if value and _SECRET_NAME.search(name) else mask_url(value)
+    if isinstance(value, Path):
+        return str(value)
+    return value
 
 
 def _resolve_profile(config: str | Path | None) -> Path:
@@ -484,18 +553,20 @@ def _describe(error: dict[str, Any], source: Path) -> str:
         return f"{source}: unknown key `{key}`; allowed keys here: {allowed}"
     if _is_secret(error["loc"]):
         return f"{source}: key `{key}`: {error['msg']} (value not shown: it is a secret)"
-    return f"{source}: key `{key}`: {error['msg']} (got {error.get('input')!r})"
+    shown = error.get("input")
+    return f"{source}: key `{key}`: {error['msg']} (got {mask_url(shown) if isinstance(shown, str) else shown!r})"
 
 
 def _is_secret(loc: tuple) -> bool:
-    """Whether the key at ``loc`` holds a SecretStr, whose value an error message must not repeat."""
+    """Whether the key at ``loc`` holds a secret (a ``SecretStr`` or ``SecretUrl``, or a field named like a token),
+    whose value an error message must not repeat."""
     model: Any = Settings
     for part in loc:
         fields = getattr(model, "model_fields", {})
         if part not in fields:
             return False
         model = fields[part].annotation
-    return "SecretStr" in str(model)
+    return "Secret" in str(model) or bool(_SECRET_NAME.search(str(loc[-1])))
 
 
 def load_settings(config: str | Path | None = None, **overrides: Any) -> Settings:

@@ -56,13 +56,15 @@ def repo_config(settings: Settings) -> Any:
     feast_dir = settings.feast_dir
     # Dicts, not RegistryConfig objects: Feast turns {"registry_type": "sql"} into the SqlRegistryConfig that
     # SqlRegistry insists on (a plain RegistryConfig fails its isinstance check).
-    if settings.feast.registry_url:
-        registry: dict[str, Any] = {"registry_type": "sql", "path": settings.feast.registry_url,
+    from configs.settings import reveal
+
+    if reveal(settings.feast.registry_url):
+        registry: dict[str, Any] = {"registry_type": "sql", "path": reveal(settings.feast.registry_url),
                                     "cache_ttl_seconds": 60}
     else:
         registry = {"registry_type": "file", "path": str(feast_dir / "registry.db"), "cache_ttl_seconds": 60}
     if settings.feast.online_store == "redis":
-        online: dict[str, Any] = {"type": "redis", "connection_string": settings.feast.redis_url}
+        online: dict[str, Any] = {"type": "redis", "connection_string": reveal(settings.feast.redis_url)}
     else:
         online = {"type": "sqlite", "path": str(feast_dir / "online_store.db")}
     return RepoConfig(

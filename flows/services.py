@@ -34,11 +34,13 @@ def start_uis(settings, prefect_port: int = 4200, mlflow_port: int = 5000, timeo
     run_dir.mkdir(parents=True, exist_ok=True)
     env = dict(os.environ)
     env.pop("PREFECT_API_URL", None)  # the server itself must not point at another API
+    # In the environment, not on the command line, where `ps` would show the database password to every user.
+    env["MLFLOW_BACKEND_STORE_URI"] = settings.mlflow_tracking_uri
     artifacts = settings.mlflow_artifact_root
     commands = {
         "prefect": ([_bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(prefect_port)],
                     f"http://127.0.0.1:{prefect_port}/api/health"),
-        "mlflow": ([_bin("mlflow"), "server", "--backend-store-uri", settings.mlflow_tracking_uri,
+        "mlflow": ([_bin("mlflow"), "server",
                     "--default-artifact-root", artifacts, "--host", "127.0.0.1", "--port", str(mlflow_port),
                     "--workers", "1"],
                    f"http://127.0.0.1:{mlflow_port}/health"),

@@ -264,10 +264,12 @@ def open_vector_store(directory: Path, dim: int, rag_settings=None):
     if getattr(rag_settings, "vector_store", "usearch") == "pgvector":
         from rag.stores.pgvector import PgVectorStore
 
-        if not rag_settings.pgvector_dsn:
+        dsn = rag_settings.pgvector_dsn
+        dsn = dsn.get_secret_value() if hasattr(dsn, "get_secret_value") else dsn  # a secret in the settings
+        if not dsn:
             raise ValueError("rag.vector_store is pgvector but rag.pgvector_dsn is empty; set "
                              "CEREBRO_RAG__PGVECTOR_DSN=postgresql://user@host:5432/db")
-        return PgVectorStore(rag_settings.pgvector_dsn, dim, table=f"cerebro_chunks_{dim}")
+        return PgVectorStore(dsn, dim, table=f"cerebro_chunks_{dim}")
     from rag.stores.vector import UsearchStore
 
     return UsearchStore(directory, dim)

@@ -64,7 +64,7 @@ def load_version(settings, name: str, version: str | None = None, alias: str | N
               else client.get_model_version(name, str(version)))
     except Exception as exc:  # noqa: BLE001 - MLflow raises RestException / MlflowException for "no such model or alias"
         what = f"alias @{alias}" if alias else f"version {version}"
-        raise RegistryError(f"{name}: no {what} in {settings.mlflow_tracking_uri} ({type(exc).__name__})") from None
+        raise RegistryError(f"{name}: no {what} in {settings.mlflow_tracking_uri_shown} ({type(exc).__name__})") from None
     uri = f"models:/{name}/{mv.version}"
     bundle = mlflow.pyfunc.load_model(uri).unwrap_python_model().bundle
     return LoadedModel(name, str(mv.version), uri, bundle)

@@ -33,15 +33,25 @@ from flows.cli import (
     stream,
     ui,
 )
+from flows.cli.common import CerebroGroup, set_debug
 
 app = typer.Typer(
     name="cerebro",
-    help="CEREBRO ML: telemetry ingest, anomaly detection, forecasting and operations agents.\n\n"
-    "Start with `cerebro run` (the whole pipeline on the built-in fleet simulator), then `cerebro ui`.",
     no_args_is_help=True,
     rich_markup_mode="markdown",
     pretty_exceptions_show_locals=False,
+    cls=CerebroGroup,
 )
+
+
+@app.callback()
+def main(debug: bool = typer.Option(False, "--debug", help="Print the traceback of an error too, a refused "
+                                    "input's included (give it before the command: `cerebro --debug detect ...`).")):
+    """CEREBRO ML: telemetry ingest, anomaly detection, forecasting and operations agents.
+
+    Start with `cerebro run` (the whole pipeline on the built-in fleet simulator), then `cerebro ui`."""
+    set_debug(debug)
+
 # `cerebro --help` lists the commands in this order, then the groups.
 app.command()(serve.serve)
 app.command()(stream.stream)

@@ -1,5 +1,6 @@
 """What every ``cerebro`` command shares: the ``--config`` and ``--json`` options, the two consoles, loading
-the settings, the error exit, the progress display and JSON output.
+the settings, the error exit, the progress display and JSON output; and the rule for errors: a refused input is
+one ``error:`` line and exit code 2, a traceback only with ``cerebro --debug`` or for a bug.
 
 The command modules import from here and from the domain packages, never from each other.
 """
@@ -12,6 +13,7 @@ from typing import NoReturn
 
 import typer
 from rich.console import Console
+from typer.core import TyperGroup
 
 console = Console(stderr=True)  # errors, progress and status lines
 out = Console()  # results: tables, summaries, JSON
@@ -36,8 +38,21 @@ def settings_or_exit(config: str | None, **overrides):
     return settings
 
 
+# Set by `cerebro --debug`: tracebacks for refused inputs too (see CerebroGroup and fail).
+DEBUG = {"on": False}
+
+
+def set_debug(on: bool) -> None:
+    DEBUG["on"] = on
+
+
 def fail(message: str, code: int = 1) -> NoReturn:
-    """Print ``error: message`` on stderr and end the command with ``code`` (2: the input was refused)."""
+    """Print ``error: message`` on stderr and end the command with ``code`` (2: the input was refused). Under
+    ``--debug``, the exception being handled (if any) is printed first, with its traceback."""
+    import sys
+
+    if DEBUG["on"] and sys.exc_info()[1] is not None:
+        console.print_exception(show_locals=False)
     console.print(f"[red]error:[/red] {message}", highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
@@ -81,13 +96,33 @@ def progress(title: str):
 # Exceptions that mean the user's input was refused (named, so that this module imports none of them): Prefect
 # logs a failed run with its traceback, which is for bugs; for these the message says everything.
 USER_ERRORS = frozenset({"IngestFailed", "SchemaError", "IncidentFileError", "UnusableBatchError", "FileNotFoundError",
-                         "ConfigError", "NotEnoughHistory", "UserSeriesError"})
+                         "IsADirectoryError", "ConfigError", "NotEnoughHistory", "UserSeriesError", "SourceError",
+                         "TraceFileError"})
+
+
+def is_user_error(exc: BaseException | type[BaseException] | None) -> bool:
+    """Whether ``exc`` (an exception or its class) says the user's input was refused rather than a bug."""
+    kind = exc if isinstance(exc, type) else type(exc)
+    return exc is not None and any(k.__name__ in USER_ERRORS for k in kind.__mro__)
+
+
+class CerebroGroup(TyperGroup):
+    """The ``cerebro`` command group: a refused input that no command caught still ends as one ``error:`` line
+    and exit code 2; any other exception is a bug and keeps its traceback."""
+
+    def invoke(self, ctx):
+        try:
+            return super().invoke(ctx)
+        except Exception as exc:
+            if not is_user_error(exc) or DEBUG["on"]:
+                raise
+            fail(str(exc).strip() or type(exc).__name__, 2)
 
 
 class _NoTracebackForUserErrors:
     def filter(self, record) -> bool:
         exc = record.exc_info[0] if record.exc_info else None
-        if exc is not None and any(k.__name__ in USER_ERRORS for k in exc.__mro__):
+        if not DEBUG["on"] and is_user_error(exc):
             record.exc_info, record.exc_text = None, None
         return True
 

@@ -6,7 +6,7 @@ from pathlib import Path
 
 import typer
 
-from flows.cli.common import JsonOpt, fail, out, print_json
+from flows.cli.common import DEBUG, JsonOpt, console, fail, out, print_json
 
 SUFFIXES = (".csv", ".parquet", ".pq")
 
@@ -65,6 +65,8 @@ def detect(
         try:
             summaries.append(_one(src, dst, model, time_col, value_col, train_fraction))
         except ValueError as exc:  # the reader's and the detector's errors name the file and the fix
+            if DEBUG["on"]:
+                console.print_exception(show_locals=False)
             errors.append(str(exc) if str(src) in str(exc) else f"{src}: {exc}")
     if as_json:
         doc = summaries[0] if len(jobs) == 1 and summaries else {"files": summaries, "errors": errors}

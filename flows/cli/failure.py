@@ -44,7 +44,7 @@ def predict_failure(
     try:
         bundle = mlflow.pyfunc.load_model(uri).unwrap_python_model().bundle
     except Exception as exc:  # noqa: BLE001 - MLflow raises several types for "no such model"
-        fail(f"no failure predictor at {uri} in {settings.mlflow_tracking_uri} ({type(exc).__name__}); run the "
+        fail(f"no failure predictor at {uri} in {settings.mlflow_tracking_uri_shown} ({type(exc).__name__}); run the "
              "pipeline first: cerebro run", 2)
     model = bundle["model"]
     services = list(service or [])

@@ -54,9 +54,9 @@ def list_cmd(config: str | None = ConfigOpt, as_json: bool = JsonOpt):
         print_json(models)
         return
     if not models:
-        out.print(f"no registered models in {settings.mlflow_tracking_uri}; run the pipeline first: cerebro run")
+        out.print(f"no registered models in {settings.mlflow_tracking_uri_shown}; run the pipeline first: cerebro run")
         return
-    table = Table(title=f"Registered models ({settings.mlflow_tracking_uri})")
+    table = Table(title=f"Registered models ({settings.mlflow_tracking_uri_shown})")
     for col in ("model", "version", "aliases", "key metrics", "last decision", "created (UTC)"):
         table.add_column(col)
     for m in models:

@@ -13,6 +13,7 @@ from flows.cli.common import (
     JsonOpt,
     console,
     fail,
+    is_user_error,
     out,
     print_json,
     progress,
@@ -62,6 +63,8 @@ def run(
         fail(f"--window: {exc}", 2)
     overrides = {k: v for k, v in {"simulator.days": days, "simulator.seed": seed}.items() if v is not None}
     settings = settings_or_exit(config, **overrides)
+    if source is not None:
+        _check_source(source, settings)
     from flows.pipeline import pipeline_flow
     from flows.runners import task_runner_for
 
@@ -72,7 +75,7 @@ def run(
             summary = pipeline_flow.with_options(task_runner=task_runner_for(settings))(
                 config=config, source=source, days=days, seed=seed, window=window, incidents=incidents)
         except Exception as exc:  # noqa: BLE001 - the flow has already logged the details
-            fail(str(exc))
+            fail(str(exc), 2 if is_user_error(exc) else 1)
     summary["wall_seconds"] = round(time.perf_counter() - t0, 1)
     if as_json:
         print_json(summary)
@@ -103,7 +106,7 @@ def run(
         out.print(f"Report: Prefect artifact 'detection-report'; MLflow run {det['mlflow_run']} "
                   f"({len(det['registered'])} models registered as cerebro-detector-*); scores plot {det['plot']}")
     out.print(f"\nHome folder: {settings.home}\n  lake        {settings.lake_dir}\n  quarantine  "
-              f"{settings.quarantine_dir}\n  MLflow      {settings.mlflow_tracking_uri}\n"
+              f"{settings.quarantine_dir}\n  MLflow      {settings.mlflow_tracking_uri_shown}\n"
               f"Look at the runs: [bold]make ui[/bold] (Prefect http://127.0.0.1:4200, MLflow http://127.0.0.1:5000)")
 
 
@@ -251,9 +254,14 @@ def ingest(
              "FILE_OR_DIR (OTLP/JSON traces)", 2)
     if source is not None and "://" not in source and not Path(source).expanduser().exists():
         fail(f"{source}: no such file or folder", 2)  # say so before starting Prefect
-    if incidents is not None and not incidents.expanduser().is_file():
-        fail(f"{incidents}: no such file; --incidents expects a CSV or JSON file of past incidents", 2)
+    if incidents is not None:
+        from telemetry.sources.files import not_a_file
+
+        if why := not_a_file(incidents.expanduser(), "a CSV or JSON file of past incidents (--incidents)"):
+            fail(why, 2)
     settings = settings_or_exit(config)
+    if source is not None:
+        _check_source(source, settings)
     imported = _ingest_incidents(incidents.expanduser(), settings, dataset, open_minutes) if incidents else None
     spans = _ingest_traces(traces.expanduser(), settings, dataset) if traces else None
     if source is None:
@@ -274,10 +282,8 @@ def ingest(
             summary = ingest_flow.with_options(task_runner=task_runner_for(settings))(
                 source=source, config=config, time_col=time_col, service_col=service_col,
                 value_cols=value_col or None, default_service=service)
-        except FileNotFoundError as exc:
-            fail(str(exc), 2)
-        except Exception as exc:  # noqa: BLE001 - any other failure: its message, exit 1
-            fail(str(exc))
+        except Exception as exc:  # noqa: BLE001 - Prefect has logged a bug's traceback; a refused input: exit 2
+            fail(str(exc), 2 if is_user_error(exc) else 1)
     if imported is not None:
         summary["incidents"] = imported
     if spans is not None:
@@ -295,6 +301,19 @@ def ingest(
     _print_ingest_details(summary)
     out.print(f"Lake: {summary['lake']['rows']:,} rows in {summary['lake']['partitions']} partitions at "
               f"{summary['lake_dir']}")
+
+
+def _check_source(source: str, settings) -> None:
+    """What can be known about a source before Prefect starts (it exists, has credentials, answers): said in
+    one line with exit code 2, not after a flow run's tracebacks."""
+    from telemetry.sources import check
+
+    try:
+        check(source, settings)
+    except Exception as exc:
+        if not is_user_error(exc):
+            raise
+        fail(str(exc), 2)
 
 
 def _ingest_incidents(path: Path, settings, dataset: str | None, open_minutes: float) -> dict:

@@ -65,7 +65,7 @@ def serve(
         token = (f"token in {service.state.token_file}: required on /admin/*"
                  + ("" if loopback_only(cfg.host) else " and every endpoint but the probes"))
     typer.echo(f"serving {', '.join(f'{k}={v}' for k, v in cfg.models.items())} from "
-               f"{settings.mlflow_tracking_uri} on http://{cfg.host}:{cfg.port} ({token})", err=True)
+               f"{settings.mlflow_tracking_uri_shown} on http://{cfg.host}:{cfg.port} ({token})", err=True)
     # Keep-alive and request-head limits are uvicorn's; the body's size and upload time, and the requests in
     # flight, are the app's own (serving/limits.py).
     uvicorn.run(service, host=cfg.host, port=cfg.port, log_level=log_level.lower(), access_log=False,

@@ -3,6 +3,7 @@ from __future__ import annotations
 
 import typer
 
+from configs.settings import reveal
 from flows.cli.common import ConfigOpt, console, fail, out, print_json, settings_or_exit
 
 
@@ -63,7 +64,7 @@ def stream(
     except RegistryError as exc:
         fail(f"{exc}; register and promote a model first (cerebro run, cerebro models list)", 2)
     if source == "redis":
-        src = RedisSource(redis_url or cfg.redis_url, stream_name or cfg.stream, group or cfg.group,
+        src = RedisSource(redis_url or reveal(cfg.redis_url), stream_name or cfg.stream, group or cfg.group,
                           consumer or cfg.consumer, cfg.claim_idle_ms if claim_idle_ms is None else claim_idle_ms,
                           cfg.start_at, cfg.block_ms)
     else:
@@ -122,7 +123,7 @@ def replay(
     except ValueError as exc:
         fail(str(exc), 2)
     if to == "redis":
-        sent = publish_redis(cfg.redis_url, stream_name or cfg.stream, events, rate)
+        sent = publish_redis(reveal(cfg.redis_url), stream_name or cfg.stream, events, rate)
     else:
         sent = publish_kinesis(stream_name or cfg.kinesis_stream, cfg.kinesis_region, endpoint or cfg.kinesis_endpoint,
                                events, rate, create=create)

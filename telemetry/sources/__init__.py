@@ -1,4 +1,5 @@
-"""Where telemetry comes from. ``resolve`` turns a path or URL into batches that load raw rows.
+"""Where telemetry comes from. ``resolve`` turns a path or URL into batches that load raw rows; ``check`` does
+the same and also fails at once, by name, on what can be known before reading (see :func:`check`).
 
     path/to/file.csv | .parquet | folder/     files (long or wide form)
     s3://bucket/key-or-prefix                  objects in S3 (boto3)
@@ -15,6 +16,8 @@ from urllib.parse import urlparse
 
 import pandas as pd
 
+from telemetry.sources.errors import SourceError, without_credentials
+
 
 @dataclass
 class SourceBatch:
@@ -25,6 +28,12 @@ class SourceBatch:
 def _window(lookback_hours: float, now: pd.Timestamp | None = None) -> tuple[pd.Timestamp, pd.Timestamp]:
     end = (now or pd.Timestamp.now(tz="UTC")).floor("min")
     return end - pd.Timedelta(hours=lookback_hours), end
+
+
+def _secret(value) -> str | None:
+    """The text of a setting that may be a secret (pydantic ``SecretStr``) or plain text."""
+    text = value.get_secret_value() if hasattr(value, "get_secret_value") else value
+    return text or None
 
 
 def resolve(uri: str, settings, **mapping) -> list[SourceBatch]:
@@ -46,12 +55,12 @@ def resolve(uri: str, settings, **mapping) -> list[SourceBatch]:
         if parsed.netloc:
             http = "https" if scheme.endswith("https") else "http"
             url = f"{http}://{parsed.netloc}{parsed.path}".rstrip("/")
-        elif cfg.url:  # a bare prometheus:// means the configured server
-            url = cfg.url.rstrip("/")
+        elif _secret(cfg.url):  # a bare prometheus:// means the configured server
+            url = _secret(cfg.url).rstrip("/")
         else:
-            raise ValueError(f"{uri}: no Prometheus host; write prometheus://host:9090 or set sources.prometheus.url")
+            raise SourceError(f"{uri}: no Prometheus host; write prometheus://host:9090 or set sources.prometheus.url")
         start, end = _window(cfg.lookback_hours)
-        return [SourceBatch(f"prometheus:{url}", lambda: prometheus.read_prometheus(
+        return [SourceBatch(f"prometheus:{without_credentials(url)}", lambda: prometheus.read_prometheus(
             url, cfg.queries, start, end, cfg.step, cfg.service_label))]
     if scheme == "cloudwatch":
         cfg = settings.sources.cloudwatch
@@ -61,8 +70,29 @@ def resolve(uri: str, settings, **mapping) -> list[SourceBatch]:
             None, cfg.metrics, start, end, namespace=namespace, dimension=cfg.dimension,
             period=cfg.period_seconds, stat=cfg.stat, region=cfg.region, endpoint_url=cfg.endpoint_url))]
     if scheme in ("http", "https"):
-        raise ValueError(f"{uri}: for Prometheus write prometheus://{parsed.netloc} (or prometheus+https://)")
+        raise SourceError(f"{uri}: for Prometheus write prometheus://{parsed.netloc} (or prometheus+https://)")
     if scheme and len(scheme) > 1 and scheme != "file":
-        raise ValueError(f"{uri}: unknown source scheme {scheme!r}; use a path, s3://, prometheus:// or cloudwatch://")
+        raise SourceError(f"{uri}: unknown source scheme {scheme!r}; use a path, s3://, prometheus:// or cloudwatch://")
     path = Path(parsed.path if scheme == "file" else uri).expanduser()
     return [SourceBatch(str(p), lambda p=p: files.read_file(p, **mapping)) for p in files.discover(path)]
+
+
+def check(uri: str, settings) -> list[SourceBatch]:
+    """The batches of :func:`resolve`, once whatever can be known before reading is known: the file or folder
+    exists, the bucket lists with the credentials at hand, Prometheus has queries and answers, CloudWatch has
+    metrics. Raises :class:`SourceError` (or ``FileNotFoundError``) naming the source, so that a command can say
+    so in one line before any flow starts."""
+    from telemetry.sources import prometheus
+
+    batches = resolve(uri, settings)
+    scheme = urlparse(uri).scheme.lower()
+    if scheme.startswith("prometheus"):
+        url = batches[0].name.removeprefix("prometheus:")
+        if not settings.sources.prometheus.queries:
+            raise SourceError(f"{batches[0].name}: no Prometheus queries configured; expected "
+                              "sources.prometheus.queries (metric name -> PromQL) in the config")
+        prometheus.check_reachable(url)
+    if scheme == "cloudwatch" and not settings.sources.cloudwatch.metrics:
+        raise SourceError(f"{batches[0].name}: no CloudWatch metrics configured; expected sources.cloudwatch.metrics "
+                          "(metric name -> CloudWatch metric name) in the config")
+    return batches

@@ -5,11 +5,14 @@
 from __future__ import annotations
 
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 from urllib.parse import urlparse
 
 import pandas as pd
 
+from telemetry.sources.errors import SourceError
 from telemetry.sources.files import RAW_COLUMNS, SchemaError, read_file
 
 TELEMETRY_SUFFIXES = (".csv", ".csv.gz", ".tsv", ".parquet")
@@ -23,7 +26,43 @@ def _client(service: str, region: str, endpoint_url: str | None):
     return boto3.client(service, region_name=region, endpoint_url=endpoint_url)
 
 
-def read_cloudwatch(
+@contextmanager
+def _named_errors(source: str) -> Iterator[None]:
+    """botocore's errors (no credentials, no endpoint, access denied ...) as a :class:`SourceError` that names the
+    source and what it needs; the ones this module gives a meaning first (a missing bucket) pass through."""
+    from botocore.exceptions import (
+        BotoCoreError,
+        ClientError,
+        EndpointConnectionError,
+        NoCredentialsError,
+        PartialCredentialsError,
+    )
+
+    try:
+        yield
+    except (NoCredentialsError, PartialCredentialsError):
+        raise SourceError(f"{source}: no AWS credentials found; expected AWS_ACCESS_KEY_ID and "
+                          "AWS_SECRET_ACCESS_KEY, a profile (AWS_PROFILE) or an instance role") from None
+    except EndpointConnectionError as exc:
+        raise SourceError(f"{source}: cannot reach {exc.kwargs.get('endpoint_url', 'the endpoint')}; expected a "
+                          "reachable AWS endpoint (check the region and sources.*.endpoint_url)") from None
+    except ClientError as exc:
+        error = exc.response.get("Error", {})
+        raise SourceError(f"{source}: AWS refused the request ({error.get('Code', '?')}: "
+                          f"{error.get('Message', exc)}); expected credentials allowed to read it") from None
+    except BotoCoreError as exc:
+        raise SourceError(f"{source}: {type(exc).__name__}: {exc}") from None
+
+
+def read_cloudwatch(services: list[str] | None, metrics: dict[str, str], start: pd.Timestamp, end: pd.Timestamp,
+                    *, namespace: str, **options) -> pd.DataFrame:
+    """One row per datapoint for each (service, metric) pair (see :func:`_read_cloudwatch`); AWS's errors name
+    the source."""
+    with _named_errors(f"cloudwatch:{namespace}"):
+        return _read_cloudwatch(services, metrics, start, end, namespace=namespace, **options)
+
+
+def _read_cloudwatch(
     services: list[str] | None,
     metrics: dict[str, str],
     start: pd.Timestamp,
@@ -42,8 +81,8 @@ def read_cloudwatch(
     and each is read with the dimension set it was published with (the ``dimension``-only set if there is one).
     """
     if not metrics:
-        raise ValueError(
-            "no CloudWatch metrics configured: set sources.cloudwatch.metrics (metric name -> CloudWatch name)"
+        raise SourceError(
+            f"cloudwatch:{namespace}: no CloudWatch metrics configured: set sources.cloudwatch.metrics (metric name -> CloudWatch name)"
         )
     cw = _client("cloudwatch", region, endpoint_url)
     # (service, metric, CloudWatch name, exact dimensions): CloudWatch only answers a query whose dimension
@@ -121,14 +160,15 @@ def list_s3(uri: str, region: str = "us-east-1", endpoint_url: str | None = None
     s3 = _client("s3", region, endpoint_url)
     folder = prefix if not prefix or prefix.endswith("/") else prefix + "/"
     try:
-        listed = [
-            obj["Key"]
-            for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
-            for obj in page.get("Contents", [])
-        ]
-    except ClientError as exc:
-        if _is_missing(exc):
-            raise FileNotFoundError(f"{uri}: bucket {bucket!r} does not exist") from exc
+        with _named_errors(uri):
+            listed = [
+                obj["Key"]
+                for page in s3.get_paginator("list_objects_v2").paginate(Bucket=bucket, Prefix=prefix)
+                for obj in page.get("Contents", [])
+            ]
+    except SourceError as exc:
+        if isinstance(exc.__context__, ClientError) and _is_missing(exc.__context__):
+            raise FileNotFoundError(f"{uri}: bucket {bucket!r} does not exist") from None
         raise
     keys = [
         key for key in listed
@@ -156,10 +196,11 @@ def read_s3_object(bucket: str, key: str, region: str = "us-east-1", endpoint_ur
     with tempfile.TemporaryDirectory() as tmp:
         local = Path(tmp) / Path(key).name
         try:
-            s3.download_file(bucket, key, str(local))
-        except ClientError as exc:
-            if _is_missing(exc):
-                raise FileNotFoundError(f"{uri}: no such object") from exc
+            with _named_errors(uri):
+                s3.download_file(bucket, key, str(local))
+        except SourceError as exc:
+            if isinstance(exc.__context__, ClientError) and _is_missing(exc.__context__):
+                raise FileNotFoundError(f"{uri}: no such object") from None
             raise
         try:
             frame = read_file(local, **mapping)

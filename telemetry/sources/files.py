@@ -29,6 +29,9 @@ ALIASES = {
     "value": ("value", "val", "metric_value", "reading", "measurement"),
 }
 RAW_COLUMNS = TELEMETRY_COLUMNS + PROVENANCE_COLUMNS + ["problem"]
+# A wide file with thousands of metrics has lines of a few hundred kB; a longer one is not a table
+# (and parsing a multi-megabyte field costs minutes).
+MAX_LINE_CHARS = 1_000_000
 
 
 class SchemaError(ValueError):
@@ -54,6 +57,15 @@ def find_column(columns: list[str], role: str, explicit: str | None = None) -> s
     return None
 
 
+def not_a_file(path: Path, expected: str = "a CSV or Parquet file") -> str | None:
+    """Why ``path`` cannot be read as a file (``None`` when it can): it is a folder, or it does not exist."""
+    if path.is_dir():
+        return f"{path}: is a directory; expected {expected}"
+    if not path.is_file():
+        return f"{path}: no such file; expected {expected}"
+    return None
+
+
 def read_table(path: Path) -> pd.DataFrame:
     """Read a CSV or Parquet file with normalised headers and a ``source_row`` (1-based data row).
 
@@ -62,7 +74,7 @@ def read_table(path: Path) -> pd.DataFrame:
     """
     suffix = "".join(path.suffixes[-2:]).lower() if path.suffix.lower() == ".gz" else path.suffix.lower()
     if suffix in (".parquet", ".pq"):
-        frame = pd.read_parquet(path)
+        frame = _read_parquet(path)
         frame["problem"] = None
     elif suffix in (".csv", ".csv.gz", ".tsv", ".txt"):
         frame = _read_csv(path, sep="\t" if suffix == ".tsv" else None)
@@ -83,32 +95,83 @@ def _sniff_sep(head: str) -> str:
         return ","
 
 
+def _read_parquet(path: Path) -> pd.DataFrame:
+    try:
+        return pd.read_parquet(path)
+    except (OSError, ValueError) as exc:  # pyarrow's ArrowInvalid is a ValueError
+        raise SchemaError(f"{path}: not a readable Parquet file ({_first_line(exc)}); expected a Parquet file, "
+                          "or a CSV named .csv") from None
+
+
+def _first_line(exc: Exception) -> str:
+    return (str(exc).strip().splitlines() or [type(exc).__name__])[0][:200]
+
+
+def _check_text(path: Path, raw: bytes) -> None:
+    """Refuse what is not a text table, by name, before pandas meets it: a compressed or binary file, or a line
+    too long for a table."""
+    head = raw[:65536]
+    if head.startswith((b"\x1f\x8b", b"PK\x03\x04", b"BZh", b"\xfd7zXZ", b"\x28\xb5\x2f\xfd")):
+        raise SchemaError(f"{path}: a compressed file (gzip, zip, bzip2, xz or zstd); expected a plain CSV, or the "
+                          "same compressed file named .csv.gz")
+    if head.startswith(b"PAR1"):
+        raise SchemaError(f"{path}: a Parquet file; expected a CSV, or the same file named .parquet")
+    undecodable = head.decode("utf-8", errors="replace").count("\ufffd")
+    if b"\x00" in head or undecodable > len(head) / 100:
+        raise SchemaError(f"{path}: binary content, not text; expected a CSV file (UTF-8 text: a header line, "
+                          "then one row per line)")
+    longest, lineno = _longest_line(raw)
+    if longest > MAX_LINE_CHARS:
+        raise SchemaError(f"{path}: line {lineno} is {longest / 1e6:.1f} MB long; expected CSV lines under "
+                          f"{MAX_LINE_CHARS / 1e6:g} MB (is this a table?)")
+
+
+def _longest_line(raw: bytes) -> tuple[int, int]:
+    """The longest line's length in bytes and its 1-based number, at numpy speed."""
+    import numpy as np
+
+    ends = np.flatnonzero(np.frombuffer(raw, dtype=np.uint8) == ord("\n"))
+    bounds = np.concatenate(([-1], ends, [len(raw)]))
+    lengths = np.diff(bounds) - 1
+    at = int(lengths.argmax())
+    return int(lengths[at]), at + 1
+
+
 def _read_csv(path: Path, sep: str | None) -> pd.DataFrame:
-    with pd.io.common.get_handle(path, "r", encoding="utf-8-sig", errors="replace", compression="infer") as handle:
-        text = handle.handle.read()
+    with pd.io.common.get_handle(path, "rb", compression="infer", is_text=False) as handle:
+        raw = handle.handle.read()
+    _check_text(path, raw)
+    text = raw.decode("utf-8-sig", errors="replace")
     if not text.strip():
         raise SchemaError(f"{path}: the file is empty; expected a header line and data rows")
     sep = sep or _sniff_sep(text[:4096])
     try:
         frame = pd.read_csv(io.StringIO(text), sep=sep, dtype=str, keep_default_na=False,
                             skipinitialspace=True, on_bad_lines="error")
-        frame["problem"] = None
-        return frame
+        # More fields on the first row than in the header make pandas take the extras as an index, shifting
+        # every value one column left: read it line by line instead, where such rows are flagged.
+        if isinstance(frame.index, pd.RangeIndex):
+            frame["problem"] = None
+            return frame
     except pd.errors.ParserError:
         pass
     # Slow path, only for files with malformed lines: keep every line, flag the ones that do not fit.
-    reader = csv.reader(io.StringIO(text), delimiter=sep, skipinitialspace=True)
-    header = next(reader)
+    reader = csv.reader(io.StringIO(text, newline=""), delimiter=sep, skipinitialspace=True)
     rows, problems = [], []
-    for lineno, fields in enumerate(reader, start=2):
-        if not fields:
-            continue
-        if len(fields) != len(header):
-            problems.append(f"line {lineno}: expected {len(header)} fields, found {len(fields)}")
-            fields = (fields + [""] * len(header))[: len(header)]
-        else:
-            problems.append(None)
-        rows.append(fields)
+    try:
+        header = next(reader)
+        for fields in reader:
+            if not fields:
+                continue
+            if len(fields) != len(header):
+                problems.append(f"line {reader.line_num}: expected {len(header)} fields, found {len(fields)}")
+                fields = (fields + [""] * len(header))[: len(header)]
+            else:
+                problems.append(None)
+            rows.append(fields)
+    except csv.Error as exc:
+        raise SchemaError(f"{path}: line {reader.line_num} is not readable CSV ({exc}); expected a header line, "
+                          "then one row per line") from None
     frame = pd.DataFrame(rows, columns=header)
     frame["problem"] = problems
     return frame
@@ -171,8 +234,8 @@ def to_raw_telemetry(
 def read_file(path: str | Path, **mapping) -> pd.DataFrame:
     """Read one CSV/Parquet file into raw canonical rows (see :func:`to_raw_telemetry`)."""
     path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
+    if (why := not_a_file(path)) is not None:
+        raise (IsADirectoryError if path.is_dir() else FileNotFoundError)(why)
     return to_raw_telemetry(read_table(path), str(path), **mapping)
 
 

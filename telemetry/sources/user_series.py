@@ -23,11 +23,11 @@ def read_user_series(path: Path, time_col: str | None = None, value_cols: list[s
     Raises :class:`UserSeriesError` when the file is missing, its layout cannot be mapped onto telemetry,
     or a row's timestamp cannot be read (the first five such rows are quoted).
     """
-    from telemetry.sources.files import SchemaError, read_table, to_raw_telemetry
+    from telemetry.sources.files import SchemaError, not_a_file, read_table, to_raw_telemetry
     from telemetry.validation import parse_timestamps, parse_values
 
-    if not path.is_file():
-        raise UserSeriesError(f"{path}: no such file")
+    if (why := not_a_file(path, "a CSV or Parquet file of timestamps and values")) is not None:
+        raise UserSeriesError(why)
     try:
         raw = to_raw_telemetry(read_table(path), str(path), time_col=time_col, value_cols=value_cols,
                                default_service="series")

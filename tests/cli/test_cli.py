@@ -103,7 +103,8 @@ def test_ingest_unusable_file_fails_naming_it(prefect_server, home, tmp_path):
     path = tmp_path / "garbage.csv"
     path.write_text("time,service,metric,value\nsoon,a,cpu_pct,1\nlater,a,cpu_pct,x\n")
     result = cerebro("ingest", "--source", str(path), home=home)
-    assert result.returncode == 1
+    assert result.returncode == 2  # the input was refused
+    assert "Traceback" not in result.stderr
     assert "garbage.csv: unusable batch: 2 of 2 rows rejected" in result.stderr
     assert "row 1: timestamp 'soon' is not a time" in result.stderr
 

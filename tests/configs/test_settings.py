@@ -21,7 +21,7 @@ def test_default_profile_is_embedded_and_offline(monkeypatch):
 
 def test_scale_profile_uses_real_engines():
     s = load_settings("scale")
-    assert s.prefect.database_url.startswith("postgresql+asyncpg://")
+    assert s.prefect.database_url.get_secret_value().startswith("postgresql+asyncpg://")
     assert s.mlflow_tracking_uri.startswith("postgresql")
     assert s.feast.online_store == "redis"
     assert s.prefect.task_runner == "dask"
@@ -74,3 +74,81 @@ def test_missing_profile_and_broken_yaml(tmp_path):
     broken.write_text("prefect: [unclosed\n")
     with pytest.raises(ConfigError, match="not valid YAML"):
         load_settings(broken)
+
+
+# ---------------------------------------------------------------- secrets: one redacting dump
+SECRETS = {
+    "CEREBRO_SERVING__TOKEN": "canary-serving-token-7f3a",
+    "CEREBRO_PREFECT__DATABASE_URL": "postgresql+asyncpg://prefect:canary-pg-pass-19@db:5432/prefect",
+    "CEREBRO_MLFLOW__TRACKING_URI": "postgresql+psycopg://mlflow:canary-mlflow-pass-44@db:5432/mlflow",
+    "CEREBRO_FEAST__REDIS_URL": "redis.internal:6379,password=canary-feast-redis-8,ssl=true",
+    "CEREBRO_FEAST__REGISTRY_URL": "postgresql+psycopg://feast:canary-registry-pass-3@db/feast",
+    "CEREBRO_RAG__PGVECTOR_DSN": "postgresql://rag:canary-rag-pass-5@db/cerebro",
+    "CEREBRO_LIFECYCLE__STREAMING__REDIS_URL": "redis://:canary-stream-pass-2@cache:6379/0",
+    "CEREBRO_SOURCES__PROMETHEUS__URL": "https://ops:canary-prom-pass-6@prom.internal:9090",
+    "CEREBRO_NOTIFY__WEBHOOK_URL": "https://hooks.slack.com/services/T0/B0/canary-webhook-9",
+}
+
+
+def _canaries() -> list[str]:
+    import re
+
+    return [re.search(r"canary-[a-z0-9-]+", v).group(0) for v in SECRETS.values()]
+
+
+def test_redacted_dump_hides_every_secret_but_keeps_the_hosts(monkeypatch):
+    import json
+
+    from configs.settings import redacted_dump
+
+    for key, value in SECRETS.items():
+        monkeypatch.setenv(key, value)
+    s = load_settings()
+    dumped = json.dumps(redacted_dump(s))
+    leaked = [c for c in _canaries() if c in dumped or c in repr(s)]
+    assert leaked == []
+    doc = redacted_dump(s)
+    assert doc["serving"]["token"] == "**********" and doc["notify"]["webhook_url"] == "**********"
+    assert doc["mlflow"]["tracking_uri"] == "postgresql+psycopg://mlflow:***@db:5432/mlflow"  # where, not how
+    assert doc["feast"]["redis_url"] == "redis.internal:6379,password=***,ssl=true"
+    assert doc["lifecycle"]["streaming"]["redis_url"] == "redis://:***@cache:6379/0"
+    assert doc["simulator"]["days"] == s.simulator.days and doc["home"] == str(s.home)  # the rest as it is
+    assert s.mlflow_tracking_uri_shown == doc["mlflow"]["tracking_uri"]
+
+
+def test_code_that_connects_still_gets_the_real_values(monkeypatch):
+    from configs.runtime import engine_environment
+    from features.repo import repo_config
+
+    for key, value in SECRETS.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.setenv("CEREBRO_FEAST__ONLINE_STORE", "redis")
+    s = load_settings()
+    assert s.mlflow_tracking_uri == SECRETS["CEREBRO_MLFLOW__TRACKING_URI"]
+    env = engine_environment(s)
+    assert env["PREFECT_API_DATABASE_CONNECTION_URL"] == SECRETS["CEREBRO_PREFECT__DATABASE_URL"]
+    assert env["MLFLOW_TRACKING_URI"] == SECRETS["CEREBRO_MLFLOW__TRACKING_URI"]
+    config = repo_config(s)
+    assert config.online_store.connection_string == SECRETS["CEREBRO_FEAST__REDIS_URL"]
+    assert config.registry.path == SECRETS["CEREBRO_FEAST__REGISTRY_URL"]
+
+
+def test_a_wrong_secret_value_is_not_repeated_in_the_error(monkeypatch):
+    monkeypatch.setenv("CEREBRO_SERVING__PORT", "http://u:canary-in-port-1@h")  # not a port, and holds a password
+    with pytest.raises(ConfigError, match="serving.port") as info:
+        load_settings()
+    assert "canary-in-port-1" not in str(info.value)
+
+
+@pytest.mark.parametrize("text, shown", [
+    ("postgresql://app:pw@db:5432/x", "postgresql://app:***@db:5432/x"),
+    ("redis://:pw@cache:6379/0", "redis://:***@cache:6379/0"),
+    ("s3://bucket/key?X-Amz-Signature=abc&X-Amz-Credential=AKIA", "s3://bucket/key?X-Amz-Signature=***&X-Amz-Credential=***"),
+    ("host=db user=app password=pw dbname=x", "host=db user=app password=*** dbname=x"),
+    ("sqlite:////home/me/mlflow.db", "sqlite:////home/me/mlflow.db"),
+    ("http://prom:9090", "http://prom:9090"),
+])
+def test_mask_url(text, shown):
+    from configs.settings import mask_url
+
+    assert mask_url(text) == shown

@@ -31,10 +31,37 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
+# Secret values set for the pipeline run below: none may reach a file it writes (MLflow's database and artifacts,
+# the lake, the quarantine, reports, service logs, Prefect's database with its logs and artifacts).
+CANARIES = {
+    "CEREBRO_SERVING__TOKEN": "canary-token-e2e-5b1c",
+    "CEREBRO_RAG__PGVECTOR_DSN": "postgresql://rag:canary-pgpass-e2e-77@127.0.0.1:5432/cerebro",
+    "CEREBRO_LIFECYCLE__STREAMING__REDIS_URL": "redis://:canary-redispass-e2e-31@127.0.0.1:6379/0",
+    "CEREBRO_SOURCES__PROMETHEUS__URL": "http://ops:canary-prompass-e2e-90@127.0.0.1:9090",
+}
+
+
+def _files_holding(roots: list[Path], needles: list[str]) -> list[str]:
+    """Every file under ``roots`` whose bytes hold one of ``needles``, as 'path: needle'."""
+    found = []
+    for root in roots:
+        for path in (p for p in root.rglob("*") if p.is_file()):
+            data = path.read_bytes()
+            found += [f"{path}: {n}" for n in needles if n.encode() in data]
+    return found
+
+
 def test_pipeline_end_to_end_and_idempotent(prefect_server, home, monkeypatch):
+    import re
+
     from mlflow import MlflowClient
+    from prefect.settings import PREFECT_API_DATABASE_CONNECTION_URL
 
     from flows.pipeline import pipeline_flow
+
+    for key, value in CANARIES.items():  # the service then wants the token; clients below send it
+        monkeypatch.setenv(key, value)
+    token = {"Authorization": f"Bearer {CANARIES['CEREBRO_SERVING__TOKEN']}"}
 
     # Two forecasters keep this test short; every forecaster is exercised in test_forecasting.py.
     monkeypatch.setenv("CEREBRO_FORECASTING__MODELS", '["seasonal_naive", "arima", "lstm"]')
@@ -108,7 +135,7 @@ def test_pipeline_end_to_end_and_idempotent(prefect_server, home, monkeypatch):
 
     deployed = summary["deploy"]
     assert deployed["action"] == "started" and deployed["version"] == "1", deployed
-    live = httpx.get(f"http://127.0.0.1:{port}/models", timeout=10).json()
+    live = httpx.get(f"http://127.0.0.1:{port}/models", headers=token, timeout=10).json()
     assert "cerebro-detector-ensemble" in json.dumps(live)
 
     # The drift check judged the live detector's scores too, and left its Evidently report.
@@ -172,6 +199,14 @@ def test_pipeline_end_to_end_and_idempotent(prefect_server, home, monkeypatch):
     assert again["ingest"]["rows_new_in_lake"] == 0 and again["ingest"]["rows_updated_in_lake"] == 0
     assert lake_stats(home / "lake")["rows"] == rows
     assert len(read_table("incidents", home / "lake")) == len(incidents)
+
+    # The canary: no secret in anything the two runs wrote, MLflow's config.json included (it is there, redacted).
+    prefect_db = Path(PREFECT_API_DATABASE_CONNECTION_URL.value().split("///", 1)[1])
+    assert prefect_db.is_file() and _files_holding([prefect_db.parent], ["pipeline-summary"])  # the grep reaches it
+    configs = list((home / "mlartifacts").rglob("config.json"))
+    assert configs and json.loads(configs[0].read_text())["serving"]["token"] == "**********"
+    needles = [re.search(r"canary-[a-z0-9-]+", v).group(0) for v in CANARIES.values()]
+    assert _files_holding([home, prefect_db.parent], needles) == []
 
 
 def test_ingest_flow_quarantines_and_fails_unusable_batches(prefect_server, home, tmp_path):

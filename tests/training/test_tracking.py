@@ -1,6 +1,8 @@
 """Every model reaches MLflow through the one pyfunc adapter and comes back by its registered name."""
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pandas as pd
 import pytest
@@ -22,7 +24,7 @@ def tiny_zoo(home):
                         data_version=f"{sim.dataset}@test")
     splits = time_split(wide, sim.incidents)
     result = train_zoo(splits, build_zoo(list(wide.columns), [], include=["zscore", "pca"]), ensemble_size=2)
-    return load_settings(), data, splits, result
+    return load_settings(**{"serving.token": "canary-tracking-token"}), data, splits, result
 
 
 def test_register_and_load_back_by_name(tiny_zoo):
@@ -38,6 +40,9 @@ def test_register_and_load_back_by_name(tiny_zoo):
     parent = client.get_run(out["run_id"])
     assert parent.data.tags["cerebro.data_version"] == data.data_version
     assert {"comparison_test.json", "report.md", "config.json"} <= {a.path for a in client.list_artifacts(out["run_id"])}
+    config = mlflow.artifacts.load_dict(f"runs:/{out['run_id']}/config.json")  # the settings, secrets redacted
+    assert config["serving"]["token"] == "**********" and "canary-tracking-token" not in json.dumps(config)
+    assert config["detection"]["ensemble_size"] == settings.detection.ensemble_size
 
     mlflow.set_tracking_uri(settings.mlflow_tracking_uri)
     model = mlflow.pyfunc.load_model(f"models:/cerebro-detector-zscore/{out['versions']['zscore']}")

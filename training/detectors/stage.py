@@ -221,6 +221,7 @@ def register_zoo(settings, result: ZooResult, splits: Splits, data: TrainingData
     """Log every model as a child run of one evaluation run, register each as ``cerebro-detector-<name>``."""
     import mlflow
 
+    from configs.settings import redacted_dump
     from training.detectors.bundle import detector_bundle
     from training.kinds import DETECTOR
     from training.tracking import log_bundle, use_experiment
@@ -233,7 +234,7 @@ def register_zoo(settings, result: ZooResult, splits: Splits, data: TrainingData
     example["timestamp"] = example["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
     example["service"] = example["service"].astype(str)
     versions = {}
-    config = settings.model_dump(mode="json")
+    config = redacted_dump(settings)  # never a password or token in MLflow
     with mlflow.start_run(run_name="detector-zoo") as parent:
         mlflow.set_tags({"cerebro.stage": "detection", "cerebro.data_version": data.data_version,
                          "cerebro.dataset": data.dataset or "lake", "cerebro.best": result.best})

@@ -245,6 +245,7 @@ def register_failure_predictor(settings: Any, model, report: dict[str, Any], dat
     """A ``failure-predictor`` run with the report, registered as ``cerebro-failure-predictor``."""
     import mlflow
 
+    from configs.settings import redacted_dump
     from training.failure.bundle import failure_bundle, request_example
     from training.kinds import FAILURE
     from training.tracking import log_bundle, use_experiment
@@ -266,7 +267,7 @@ def register_failure_predictor(settings: Any, model, report: dict[str, Any], dat
     params.update({"n_features": len(model.features_), "failure_at": report["failure_at"],
                    "step_minutes": report["step_minutes"]})
     with mlflow.start_run(run_name="failure-predictor") as run:
-        mlflow.log_dict(settings.model_dump(mode="json"), "config.json")
+        mlflow.log_dict(redacted_dump(settings), "config.json")  # never a password or token in MLflow
         mlflow.log_dict({k: v for k, v in report.items() if k != "feature_report"}, "report.json")
         mlflow.log_text(report_md, "report.md")
         per_kind = report["test"].get("per_kind")

@@ -185,6 +185,7 @@ def register_forecasters(settings, data: ForecastingData, bt, fitted: dict, plan
     its backtest metrics, registered as ``cerebro-forecaster-<name>``."""
     import mlflow
 
+    from configs.settings import redacted_dump
     from training.forecasting.bundle import forecast_bundle
     from training.kinds import FORECASTER
     from training.tracking import log_bundle, use_experiment
@@ -196,7 +197,7 @@ def register_forecasters(settings, data: ForecastingData, bt, fitted: dict, plan
     versions = {}
     with mlflow.start_run(run_name="forecasting") as parent:
         mlflow.set_tags({"cerebro.stage": "forecasting", "cerebro.data_version": data.data_version})
-        mlflow.log_dict(settings.model_dump(mode="json"), "config.json")
+        mlflow.log_dict(redacted_dump(settings), "config.json")  # never a password or token in MLflow
         mlflow.log_table(bt.aggregate, "backtest_aggregate.json")
         mlflow.log_table(bt.frame.astype({"origin": "string"}), "backtest_runs.json")
         mlflow.log_table(plan.table.astype(str), "capacity_plan.json")
