@@ -23,7 +23,9 @@ NOT_TELEMETRY = {"events", "incidents", "logs", "traces", "graph", "manifest"}
 def _client(service: str, region: str, endpoint_url: str | None):
     import boto3
 
-    return boto3.client(service, region_name=region, endpoint_url=endpoint_url)
+    # A session of its own: boto3's default session keeps the first credentials it resolved for the life of the
+    # process, so a long-lived worker would never see rotated or newly set ones.
+    return boto3.session.Session().client(service, region_name=region, endpoint_url=endpoint_url)
 
 
 @contextmanager
