@@ -386,6 +386,8 @@ class McpServerSettings(_Section):
     """An external MCP server whose tools join the registry (untrusted; read-only unless allowed)."""
     command: list[str] = Field(default_factory=list, description="stdio: the command that starts the server")
     url: str | None = Field(default=None, description="streamable HTTP: the server's URL (instead of command)")
+    env: dict[str, str] = Field(default_factory=dict, description="stdio: environment for the server (this "
+                                "process's own environment is not passed on)")
     allow_mutating: bool = Field(default=False, description="also import tools not marked read-only, as high "
                                  "risk (each call then needs an approval)")
 

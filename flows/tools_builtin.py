@@ -290,7 +290,7 @@ def build_registry(settings, *, external: bool = True) -> ToolRegistry:
 
         for name, cfg in settings.tools.mcp_servers.items():
             try:
-                import_tools(registry, McpServer(name, cfg.command, cfg.url, cfg.allow_mutating))
+                import_tools(registry, McpServer(name, cfg.command, cfg.url, cfg.allow_mutating, env=cfg.env))
             except Exception as exc:  # noqa: BLE001 - one unreachable server must not take the others down
                 log.warning("MCP server %s: its tools are not available (%s: %s)", name, type(exc).__name__, exc)
     return registry

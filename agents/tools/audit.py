@@ -101,8 +101,8 @@ def _cell(value) -> str:
 
 def markdown(records: list[dict], title: str = "Tool calls") -> str:
     """The records as a Markdown table (newest first), for a Prefect artifact."""
-    lines = [f"# {title}", "", "| when (UTC) | who | tool | risk | arguments | dry run | approved | by | outcome | "
-             "result |", "|---|---|---|---|---|---|---|---|---|---|"]
+    head = "| when (UTC) | who | tool | risk | arguments | dry run | approved | by | outcome | result |"
+    lines = [f"# {title}", "", head, "|---|---|---|---|---|---|---|---|---|---|"]
     for r in records:
         approved = "" if r["approved"] is None else _cell(bool(r["approved"]))
         result = r["error"] or r["result"]

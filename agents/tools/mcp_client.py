@@ -18,6 +18,7 @@ class McpServer:
     name: str
     command: list[str] = field(default_factory=list)  # stdio
     url: str | None = None  # streamable HTTP
+    env: dict[str, str] = field(default_factory=dict)  # stdio: added to the SDK's minimal environment (no secrets)
     allow_mutating: bool = False
     timeout_s: float = 30.0
 
@@ -36,9 +37,10 @@ async def _session_call(server: McpServer, action):
     from mcp import ClientSession
 
     if server.command:
-        from mcp.client.stdio import StdioServerParameters, stdio_client
+        from mcp.client.stdio import StdioServerParameters, get_default_environment, stdio_client
 
-        params = StdioServerParameters(command=server.command[0], args=list(server.command[1:]))
+        params = StdioServerParameters(command=server.command[0], args=list(server.command[1:]),
+                                       env={**get_default_environment(), **server.env})
         async with stdio_client(params) as (read, write), ClientSession(read, write) as session:
             await session.initialize()
             return await action(session)
