@@ -1,8 +1,7 @@
 """The ``run-tool`` flow: one tool call through the executor, where a change waits, paused, for a person to
 approve or reject it in the Prefect UI (the run's "Resume" form), and the audit trail is left as an artifact.
 
-    prefect deployment run 'run-tool/on-demand' --param name=k8s_scale \
-        --param arguments='{"deployment": "checkout", "replicas": 4}' --param execute=true
+    run_tool_flow("k8s_scale", {"deployment": "checkout", "replicas": 4}, execute=True)   # waits for the UI
 
 The approval hook is built here and injected into ``agents.tools.Executor``: the domain code never imports
 Prefect, and only the person's answer in the form approves (no text in the data can).
