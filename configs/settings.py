@@ -409,6 +409,43 @@ class NotifySettings(_Section):
         return value
 
 
+class McpServerSettings(_Section):
+    """An external MCP server whose tools join the registry (untrusted; read-only unless allowed)."""
+    command: list[str] = Field(default_factory=list, description="stdio: the command that starts the server")
+    url: str | None = Field(default=None, description="streamable HTTP: the server's URL (instead of command)")
+    env: dict[str, str] = Field(default_factory=dict, description="stdio: environment for the server (this "
+                                "process's own environment is not passed on)")
+    allow_mutating: bool = Field(default=False, description="also import tools not marked read-only, as high "
+                                 "risk (each call then needs an approval)")
+
+
+class KubernetesToolSettings(_Section):
+    host: str | None = Field(default=None, description="API server URL; empty: the kubeconfig, then in-cluster")
+    kubeconfig: str | None = None
+    context: str | None = None
+
+
+class AwsToolSettings(_Section):
+    region: str = "us-east-1"
+    endpoint_url: str | None = None
+
+
+class ToolsSettings(_Section):
+    allow: list[str] = Field(default_factory=lambda: ["@read"], description="tools that may run: names, "
+                             "patterns (k8s_*), @read for every read-only tool")
+    dry_run: bool = Field(default=True, description="mutating tools only plan unless a call asks to execute")
+    audit_dsn: SecretStr | None = Field(default=None, description="postgresql://... for the audit log; empty: "
+                                        "SQLite at <home>/tools/audit.db")
+    approval_timeout_s: int = Field(default=3600, ge=10, description="how long a flow waits for a person")
+    approval_poll_s: int = Field(default=10, ge=1, le=60)
+    playbook_dir: Path | None = Field(default=None, description="Ansible playbooks the tools may run; empty: none")
+    inventory: str = "localhost ansible_connection=local"
+    kubernetes: KubernetesToolSettings = KubernetesToolSettings()
+    aws: AwsToolSettings = AwsToolSettings()
+    mcp_servers: dict[str, McpServerSettings] = Field(default_factory=dict)
+    max_tokens: int = Field(default=2000, ge=100, description="a tool's output is cut to this many tokens")
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CEREBRO_", env_nested_delimiter="__", extra="forbid", validate_assignment=True
@@ -431,6 +468,7 @@ class Settings(BaseSettings):
     drift: DriftSettings = DriftSettings()
     deploy: DeploySettings = DeploySettings()
     notify: NotifySettings = NotifySettings()
+    tools: ToolsSettings = ToolsSettings()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):
@@ -486,6 +524,12 @@ class Settings(BaseSettings):
     def rag_index_dir(self) -> Path:
         path = self.rag.index_dir or Path("knowledge")
         return path if path.is_absolute() else self.home / path
+
+    @property
+    def tools_audit_target(self) -> str:
+        """The audit log: the PostgreSQL DSN when set, else SQLite in the home folder."""
+        dsn = self.tools.audit_dsn.get_secret_value() if self.tools.audit_dsn else ""
+        return dsn or str(self.home / "tools" / "audit.db")
 
     @property
     def knowledge_dir(self) -> Path:

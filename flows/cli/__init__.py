@@ -10,7 +10,7 @@ imported inside the commands so that ``cerebro --help`` answers at once.
     serve.py     serve                        stream.py    stream, replay    deploy.py    deploy
     kb.py        kb index | search | stats    models.py    models list | promote | rollback
     batch.py     batch                        quarantine.py  quarantine     rca.py  rca
-    investigate.py  investigate
+    investigate.py  investigate              tools.py     tools list | run  mcp.py  mcp
 """
 from __future__ import annotations
 
@@ -25,12 +25,14 @@ from flows.cli import (
     forecast,
     investigate,
     kb,
+    mcp,
     models,
     pipeline,
     quarantine,
     rca,
     serve,
     stream,
+    tools,
     ui,
 )
 from flows.cli.common import CerebroGroup, set_debug
@@ -65,6 +67,7 @@ app.command()(detect.detect)
 app.command()(forecast.forecast)
 app.command()(rca.rca)
 app.command()(investigate.investigate)
+app.command()(mcp.mcp)
 app.command("predict-failure")(failure.predict_failure)
 app.command()(batch.batch)
 app.command()(drift.drift)
@@ -82,3 +85,8 @@ models_app.command("list")(models.list_cmd)
 models_app.command()(models.promote)
 models_app.command()(models.rollback)
 app.add_typer(models_app, name="models")
+
+tools_app = typer.Typer(name="tools", help=tools.HELP, no_args_is_help=True, rich_markup_mode="markdown")
+tools_app.command("list")(tools.list_cmd)
+tools_app.command()(tools.run)
+app.add_typer(tools_app, name="tools")
