@@ -35,7 +35,8 @@ class LlmRequest(BaseModel):
     messages: list[Message]
     tools: list[ToolSpec] = Field(default_factory=list)
     max_tokens: int | None = Field(default=None, ge=1, description="output cap; empty: llm.max_tokens_per_call")
-    temperature: float = Field(default=0.0, ge=0, le=2)
+    temperature: float | None = Field(default=None, ge=0, le=2, description="empty: the model's default (newer "
+                                      "Claude models take none)")
     sensitive: bool = Field(default=False, description="may reach self-hosted providers only")
     stream: bool = False
     templates: dict[str, str] = Field(default_factory=dict, description="template name -> hash, logged per call")

@@ -44,8 +44,10 @@ class AnthropicProvider(Provider):
             return self._client
 
     def _params(self, request: LlmRequest, model: str, max_tokens: int) -> dict:
-        params = {"model": model, "max_tokens": max_tokens, "temperature": request.temperature,
-                  "messages": [m.model_dump() for m in request.messages]}
+        params = {"model": model, "max_tokens": max_tokens, "messages": [m.model_dump() for m in request.messages]}
+        if request.temperature is not None:
+            # This SDK's signature has no temperature any more; the API still takes it for older models.
+            params["extra_body"] = {"temperature": request.temperature}
         if request.system:
             params["system"] = request.system
         if request.tools:
@@ -127,7 +129,7 @@ class AnthropicProvider(Provider):
 
     def count_tokens(self, request, model) -> int | None:
         params = self._params(request, model, 1)
-        params.pop("max_tokens"), params.pop("temperature")
+        params.pop("max_tokens"), params.pop("extra_body", None)
         return self.client.messages.count_tokens(**params).input_tokens
 
     def probe(self) -> tuple[bool, str]:

@@ -38,8 +38,9 @@ class OpenAICompatibleProvider(Provider):
     def complete(self, request, model, max_tokens, on_text=None) -> LlmResponse:
         import openai
 
-        params = {"model": model, "max_tokens": max_tokens, "temperature": request.temperature,
-                  "messages": to_openai_messages(request)}
+        params = {"model": model, "max_tokens": max_tokens, "messages": to_openai_messages(request)}
+        if request.temperature is not None:
+            params["temperature"] = request.temperature
         if request.tools:
             params["tools"] = [{"type": "function", "function": {"name": t.name, "description": t.description,
                                                                  "parameters": t.input_schema}}
