@@ -10,7 +10,7 @@ imported inside the commands so that ``cerebro --help`` answers at once.
     serve.py     serve                        stream.py    stream, replay    deploy.py    deploy
     kb.py        kb index | search | stats    models.py    models list | promote | rollback
     batch.py     batch                        quarantine.py  quarantine     rca.py  rca
-    investigate.py  investigate
+    investigate.py  investigate               llm.py       llm providers
 """
 from __future__ import annotations
 
@@ -25,6 +25,7 @@ from flows.cli import (
     forecast,
     investigate,
     kb,
+    llm,
     models,
     pipeline,
     quarantine,
@@ -72,3 +73,7 @@ models_app.command("list")(models.list_cmd)
 models_app.command()(models.promote)
 models_app.command()(models.rollback)
 app.add_typer(models_app, name="models")
+
+llm_app = typer.Typer(name="llm", help=llm.HELP, no_args_is_help=True, rich_markup_mode="markdown")
+llm_app.command()(llm.providers)
+app.add_typer(llm_app, name="llm")

@@ -26,7 +26,7 @@ class AnthropicProvider(Provider):
 
     def configured(self) -> str | None:
         key = self.config.api_key.get_secret_value() if self.config.api_key else os.environ.get("ANTHROPIC_API_KEY")
-        return None if key else "no API key (llm.providers.<name>.api_key or ANTHROPIC_API_KEY)"
+        return None if key else f"no API key (llm.providers.{self.name}.api_key or ANTHROPIC_API_KEY)"
 
     def _make_client(self):
         import anthropic
@@ -149,7 +149,7 @@ class BedrockProvider(AnthropicProvider):
     kind = "bedrock"
 
     def configured(self) -> str | None:
-        return None if (self.config.region or os.environ.get("AWS_REGION")) else "no region (llm.providers.<name>.region)"
+        return None if (self.config.region or os.environ.get("AWS_REGION")) else f"no region (llm.providers.{self.name}.region)"
 
     def _make_client(self):
         import anthropic

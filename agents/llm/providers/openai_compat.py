@@ -22,7 +22,7 @@ class OpenAICompatibleProvider(Provider):
         self._lock = threading.Lock()
 
     def configured(self) -> str | None:
-        return None if self.config.base_url else "no base_url (llm.providers.<name>.base_url)"
+        return None if self.config.base_url else f"no base_url (llm.providers.{self.name}.base_url)"
 
     @property
     def client(self):
