@@ -49,6 +49,8 @@ class SqliteCache(NoCache):
         self._lock = threading.Lock()
         self._db = sqlite3.connect(self.path, check_same_thread=False, isolation_level=None)
         self._db.execute("PRAGMA journal_mode=WAL")
+        # A cache may lose its last entries in a power cut, never its integrity: no fsync per answer stored.
+        self._db.execute("PRAGMA synchronous=NORMAL")
         self._db.execute("CREATE TABLE IF NOT EXISTS responses (key TEXT PRIMARY KEY, body TEXT NOT NULL, "
                          "expires REAL NOT NULL)")
         self._db.execute("CREATE TABLE IF NOT EXISTS counts (provider TEXT PRIMARY KEY, hits INTEGER NOT NULL "
