@@ -91,11 +91,11 @@ class RedisCache(NoCache):
         self._redis = redis.Redis.from_url(url)
 
     def get(self, key):
-        body = self._redis.get(self.prefix + key)
+        body = self._redis.get(self.prefix + "response:" + key)
         return LlmResponse.model_validate_json(body) if body else None
 
     def put(self, key, response):
-        self._redis.set(self.prefix + key, response.model_dump_json(), ex=max(1, int(self.ttl_s)))
+        self._redis.set(self.prefix + "response:" + key, response.model_dump_json(), ex=max(1, int(self.ttl_s)))
 
     def count(self, provider, hit):
         self._redis.hincrby(self.prefix + "counts", f"{provider}:{'hits' if hit else 'misses'}", 1)

@@ -283,7 +283,7 @@ def test_cache_hit_costs_nothing_redis(llm, tmp_path):
         second = gw.complete(ask())
         assert first.cost_usd > 0 and second.cached and second.cost_usd == 0
         assert len(llm.calls(MESSAGES)) == 1 and cache.stats()["claude"] == {"hits": 1, "misses": 1}
-        assert 0 < cache._redis.ttl(next(iter(cache._redis.scan_iter(cache.prefix + "[0-9a-f]*")))) <= 60
+        assert 0 < cache._redis.ttl(next(iter(cache._redis.scan_iter(cache.prefix + "response:*")))) <= 60
     finally:
         for key in cache._redis.scan_iter(cache.prefix + "*"):
             cache._redis.delete(key)
