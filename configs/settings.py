@@ -16,7 +16,15 @@ from pathlib import Path
 from typing import Any, Literal
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field, SecretStr, ValidationError, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    SecretStr,
+    ValidationError,
+    field_validator,
+    model_validator,
+)
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 CONFIG_DIR = Path(__file__).resolve().parent
@@ -446,6 +454,99 @@ class ToolsSettings(_Section):
     max_tokens: int = Field(default=2000, ge=100, description="a tool's output is cut to this many tokens")
 
 
+LLM_TASKS = ("reasoning", "fast", "code", "embedding")
+
+
+class LlmProviderSettings(_Section):
+    kind: Literal["anthropic", "bedrock", "openai", "offline"] = Field(
+        description="anthropic: the Anthropic API; bedrock: Claude on Amazon Bedrock; openai: any OpenAI-compatible "
+        "endpoint (vLLM, Ollama, llama.cpp's server); offline: no LLM (the evidence-only report)")
+    base_url: str | None = Field(default=None, description="the endpoint; empty: the SDK's default (openai: required)")
+    api_key: SecretStr | None = Field(default=None, description="a secret (shown as **********): set it with "
+                                      "CEREBRO_LLM__PROVIDERS__<NAME>__API_KEY; empty: anthropic reads "
+                                      "ANTHROPIC_API_KEY, a self-hosted endpoint needs none")
+    region: str | None = Field(default=None, description="bedrock: the AWS region (credentials come from the usual "
+                               "AWS chain: environment, profile, role)")
+    self_hosted: bool = Field(default=False, description="runs on infrastructure you control: the only kind a "
+                              "request marked sensitive may reach")
+    timeout_s: float = Field(default=60, gt=0, description="one HTTP request (a stream: between two events)")
+    requests_per_minute: int | None = Field(default=None, ge=1, description="empty: no request limit")
+    tokens_per_minute: int | None = Field(default=None, ge=1, description="input + capped output tokens; empty: "
+                                          "no token limit")
+    count_tokens_api: bool = Field(default=False, description="count input tokens with the API's counter before "
+                                   "sending (anthropic); off or unreachable: a local estimate")
+    max_retries: int = Field(default=2, ge=0, le=10, description="retries of one call before falling back")
+    breaker_failures: int = Field(default=5, ge=1, description="consecutive failures that open the circuit")
+    breaker_reset_s: float = Field(default=30, gt=0, description="an open circuit lets one trial call through "
+                                   "after this long")
+
+
+class LlmRoute(_Section):
+    provider: str
+    model: str
+
+
+class LlmPrice(_Section):
+    input_per_mtok: float = Field(default=0, ge=0, description="USD per million input tokens")
+    output_per_mtok: float = Field(default=0, ge=0, description="USD per million output tokens")
+
+
+class LlmSettings(_Section):
+    providers: dict[str, LlmProviderSettings] = Field(
+        default_factory=lambda: {"offline": LlmProviderSettings(kind="offline", self_hosted=True)},
+        description="name -> provider")
+    tasks: dict[Literal["reasoning", "fast", "code", "embedding"], str] = Field(
+        default_factory=lambda: {"reasoning": "offline:none", "fast": "offline:none", "code": "offline:none",
+                                 "embedding": "minilm:all-MiniLM-L6-v2"},
+        description="task -> PROVIDER:MODEL; embedding names the knowledge base's local MiniLM")
+    fallback: list[str] = Field(default_factory=lambda: ["offline:none"],
+                                description="PROVIDER:MODEL tried in order when a task's model fails")
+    prices: dict[str, LlmPrice] = Field(default_factory=dict, description="model -> USD per million tokens")
+    max_tokens_per_call: int = Field(default=4096, ge=1, description="most output tokens one call may ask for")
+    max_input_tokens_per_call: int = Field(default=100_000, ge=1, description="a call whose input counts more "
+                                           "tokens is refused before it is sent")
+    max_tokens_per_investigation: int = Field(default=200_000, ge=1, description="input + output tokens one "
+                                              "investigation may spend")
+    cache: Literal["sqlite", "redis", "none"] = Field(default="sqlite", description="response cache")
+    cache_ttl_s: float = Field(default=86400, gt=0, description="how long a cached answer is reused")
+    cache_path: Path | None = Field(default=None, description="sqlite: empty means <home>/llm/cache.sqlite")
+    redis_url: str = Field(default="redis://127.0.0.1:6379/0", description="redis cache")
+    backoff_base_s: float = Field(default=0.5, gt=0, description="first retry waits up to this (full jitter, doubling)")
+    backoff_max_s: float = Field(default=20, gt=0, description="longest wait between two tries, retry-after included; "
+                                 "a longer retry-after falls back at once")
+
+    @field_validator("fallback")
+    @classmethod
+    def _routes(cls, value):
+        for route in value:
+            _split_route(route)
+        return value
+
+    @field_validator("tasks")
+    @classmethod
+    def _task_routes(cls, value):
+        for route in value.values():
+            _split_route(route)
+        return value
+
+    @model_validator(mode="after")
+    def _known_providers(self):
+        routes = [r for t, r in self.tasks.items() if t != "embedding"] + list(self.fallback)
+        for route in routes:
+            name = _split_route(route)[0]
+            if name not in self.providers:
+                raise ValueError(f"route {route!r} names provider {name!r}, which is not under llm.providers "
+                                 f"(known: {', '.join(self.providers) or 'none'})")
+        return self
+
+
+def _split_route(route: str) -> tuple[str, str]:
+    provider, sep, model = route.partition(":")
+    if not sep or not provider or not model:
+        raise ValueError(f"{route!r} is not PROVIDER:MODEL, e.g. anthropic:claude-sonnet-4-5 or offline:none")
+    return provider, model
+
+
 class Settings(BaseSettings):
     model_config = SettingsConfigDict(
         env_prefix="CEREBRO_", env_nested_delimiter="__", extra="forbid", validate_assignment=True
@@ -469,6 +570,7 @@ class Settings(BaseSettings):
     deploy: DeploySettings = DeploySettings()
     notify: NotifySettings = NotifySettings()
     tools: ToolsSettings = ToolsSettings()
+    llm: LlmSettings = LlmSettings()
 
     @classmethod
     def settings_customise_sources(cls, settings_cls, init_settings, env_settings, dotenv_settings, file_secret_settings):

@@ -11,6 +11,7 @@ imported inside the commands so that ``cerebro --help`` answers at once.
     kb.py        kb index | search | stats    models.py    models list | promote | rollback
     batch.py     batch                        quarantine.py  quarantine     rca.py  rca
     investigate.py  investigate              tools.py     tools list | run  mcp.py  mcp
+    llm.py       llm providers
 """
 from __future__ import annotations
 
@@ -25,6 +26,7 @@ from flows.cli import (
     forecast,
     investigate,
     kb,
+    llm,
     mcp,
     models,
     pipeline,
@@ -90,3 +92,7 @@ tools_app = typer.Typer(name="tools", help=tools.HELP, no_args_is_help=True, ric
 tools_app.command("list")(tools.list_cmd)
 tools_app.command()(tools.run)
 app.add_typer(tools_app, name="tools")
+
+llm_app = typer.Typer(name="llm", help=llm.HELP, no_args_is_help=True, rich_markup_mode="markdown")
+llm_app.command()(llm.providers)
+app.add_typer(llm_app, name="llm")
