@@ -35,8 +35,11 @@ setup: $(STAMP)
 run: setup
 	$(BIN)/cerebro run $(ARGS)
 
+# Two workers, each given whole files (module fixtures are built once): much of the suite waits on servers,
+# subprocesses and sockets, so two share two cores well. TEST_WORKERS=0 runs in one process.
+TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest $(ARGS)
+	$(BIN)/python -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(ARGS)
 
 ui: setup
 	$(BIN)/cerebro ui

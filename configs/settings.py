@@ -724,7 +724,8 @@ def load_settings(config: str | Path | None = None, **overrides: Any) -> Setting
         raise ConfigError(f"{path}: not valid YAML: {exc}") from exc
     if not isinstance(data, dict):
         raise ConfigError(f"{path}: expected a mapping of keys at the top level, got {type(data).__name__}")
-    data.setdefault("profile", path.stem)
+    # A profile's name, or a file's path: CEREBRO_CONFIG is set from it for child processes, which must find it.
+    data.setdefault("profile", path.stem if PROFILES.get(path.stem) == path else str(path))
     try:
         settings = Settings(**data)
         for key, value in overrides.items():

@@ -24,6 +24,17 @@ def cerebro_home(tmp_path_factory):
         os.environ["CEREBRO_HOME"] = old
 
 
+@pytest.fixture(autouse=True)
+def _environment_restored():
+    """Whatever a test leaves in os.environ is undone: the CLI points every engine at its configuration through
+    the environment (configs.runtime), and one test's --config or home must not become the next test's."""
+    saved = dict(os.environ)
+    yield
+    if dict(os.environ) != saved:
+        os.environ.clear()
+        os.environ.update(saved)
+
+
 @pytest.fixture
 def home(tmp_path, monkeypatch):
     """A fresh home folder for one test (lake, quarantine ...)."""

@@ -92,7 +92,8 @@ def test_cerebro_batch_writes_one_row_per_minute_and_service_as_csv_or_parquet(l
     services = sorted(lab.sim.telemetry["service"].astype(str).unique())[:2]
     window = ["--from", "2026-11-19T10:00Z", "--to", "2026-11-19T11:30Z"]
     csv_path = tmp_path / "out" / "scores.csv"
-    done = runner.invoke(app, ["batch", *window, "-s", services[0], "-s", services[1], "-o", str(csv_path)])
+    done = runner.invoke(app, ["batch", *window, "-s", services[0], "-s", services[1], "-o", str(csv_path)],
+                         terminal_width=400)  # the path on one line however deep the temporary folder is
     assert done.exit_code == 0, done.output
     table = pd.read_csv(csv_path)
     assert list(table.columns) == ["timestamp", "service", "score", "is_anomaly"]
