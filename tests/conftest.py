@@ -36,6 +36,16 @@ def _environment_restored():
 
 
 @pytest.fixture
+def wide_console(monkeypatch):
+    """The CLI's rich consoles at 300 columns: their width is fixed when flows.cli is first imported (from
+    $COLUMNS then), so a table or a long path would wrap wherever that import happened in a narrow terminal."""
+    from flows.cli import common
+
+    for console in (common.console, common.out):
+        monkeypatch.setattr(console, "_width", 300)  # the private field: undone exactly, unset or not
+
+
+@pytest.fixture
 def home(tmp_path, monkeypatch):
     """A fresh home folder for one test (lake, quarantine ...)."""
     monkeypatch.setenv("CEREBRO_HOME", str(tmp_path / "home"))

@@ -25,9 +25,8 @@ def _config(tmp_path, url: str):
     return path
 
 
-def test_llm_providers_json_and_table(tmp_path, monkeypatch):
+def test_llm_providers_json_and_table(tmp_path, monkeypatch, wide_console):
     monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
-    monkeypatch.setenv("COLUMNS", "200")  # the table is not wrapped
     with LlmServer() as llm:
         config = _config(tmp_path, llm.url)
         # one call twice through the gateway of this configuration: one miss, one hit

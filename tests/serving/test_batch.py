@@ -80,7 +80,8 @@ def test_batch_flow_writes_scores_and_a_table_artifact(lab, prefect_server, monk
     assert found and found[0].type == "table"
 
 
-def test_cerebro_batch_writes_one_row_per_minute_and_service_as_csv_or_parquet(lab, tmp_path, monkeypatch):
+def test_cerebro_batch_writes_one_row_per_minute_and_service_as_csv_or_parquet(lab, tmp_path, monkeypatch,
+                                                                              wide_console):
     """`cerebro batch` writes the champion's scores for the window, the rows the partitioned store holds for it,
     by the file's extension; a bad time, extension or service answers with exit 2 and a reason, no traceback."""
     from typer.testing import CliRunner
@@ -92,8 +93,7 @@ def test_cerebro_batch_writes_one_row_per_minute_and_service_as_csv_or_parquet(l
     services = sorted(lab.sim.telemetry["service"].astype(str).unique())[:2]
     window = ["--from", "2026-11-19T10:00Z", "--to", "2026-11-19T11:30Z"]
     csv_path = tmp_path / "out" / "scores.csv"
-    done = runner.invoke(app, ["batch", *window, "-s", services[0], "-s", services[1], "-o", str(csv_path)],
-                         terminal_width=400)  # the path on one line however deep the temporary folder is
+    done = runner.invoke(app, ["batch", *window, "-s", services[0], "-s", services[1], "-o", str(csv_path)])
     assert done.exit_code == 0, done.output
     table = pd.read_csv(csv_path)
     assert list(table.columns) == ["timestamp", "service", "score", "is_anomaly"]
