@@ -57,17 +57,20 @@ def register(settings, result, splits, data, report_md: str, plot_path: str) -> 
 
 
 @task(name="promote-champions", cache_policy=NO_CACHE)
-def promote(settings, data, splits, versions: dict[str, str]) -> list[dict]:
+def promote(settings, data, splits, result, versions: dict[str, str]) -> list[dict]:
     """Judge each new version against its model's champion on this run's test period (the promotion gate);
-    a model's first version becomes champion directly."""
+    a model's first version becomes champion directly if it meets the targets or is the model put forward, and
+    is registered without an alias otherwise (``below-target``)."""
     from serving.promotion import promote_if_better
+    from training.detectors.stage import below_target
 
     test_rows = data.frame.loc[splits.frame.index[splits.masks["test"]]].reset_index()
     decisions = []
     for k, (name, version) in enumerate(versions.items()):
         progress.advance("promotion gate", k, len(versions), name)
         d = promote_if_better(settings, f"cerebro-detector-{name}", version, test_rows, data.incidents,
-                              recovery_minutes=settings.feast.window_minutes)
+                              recovery_minutes=settings.feast.window_minutes,
+                              below_target=below_target(result, name))
         decisions.append({"model": name, "version": version, "decision": d.decision, "reason": d.reason})
     return decisions
 
@@ -92,7 +95,7 @@ def detection_flow(dataset: str | None, start: str, end: str, config: str | None
     create_image_artifact(image_url=reporting.png_data_uri(plot), key="detection-scores-plot",
                           description="The put-forward model's scores over the test period, incidents shaded")
     registered = register(settings, result, splits, data, report_md, str(plot))
-    promotions = promote(settings, data, splits, registered["versions"])
+    promotions = promote(settings, data, splits, result, registered["versions"])
     create_table_artifact(key="detector-promotions", table=promotions,
                           description="Each new version against its model's champion on the same test period")
     return {**summarise(result), "comparison": result.comparison("test"), "data_version": data.data_version, "mlflow_run": registered["run_id"],

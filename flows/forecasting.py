@@ -55,11 +55,14 @@ def register(settings, data, bt, fitted, capacity_plan, report_md: str, plots: l
 
 
 @task(name="champion-or-challenger", cache_policy=NO_CACHE)
-def set_aliases(settings, versions: dict[str, str]) -> dict[str, str]:
-    """First versions become champions; later ones wait as challengers (no held-out data here to judge them)."""
+def set_aliases(settings, bt, versions: dict[str, str]) -> dict[str, str]:
+    """First versions that beat seasonal naive (or are it) become champions, the others get no alias; later
+    ones wait as challengers (no held-out data here to judge them)."""
     from serving.promotion import champion_or_challenger
+    from training.forecasting.stage import below_target
 
-    return {name: champion_or_challenger(settings, f"cerebro-forecaster-{name}", v) for name, v in versions.items()}
+    return {name: champion_or_challenger(settings, f"cerebro-forecaster-{name}", v, below_target(bt, name))
+            for name, v in versions.items()}
 
 
 @flow(name="forecasting", log_prints=True)
@@ -93,7 +96,7 @@ def forecasting_flow(start: str, end: str, config: str | None = None) -> dict:
                               description=f"{path.stem}: history, the last backtest origin's forecast with its "
                                           "80 % and 95 % intervals, and the actuals")
     registered = register(settings, data, bt, fitted, capacity_plan, report_md, [str(p) for p in plots])
-    aliases = set_aliases(settings, registered["versions"])
+    aliases = set_aliases(settings, bt, registered["versions"])
     return {**summarise(bt, capacity_plan, failed), "series": list(data.series), "series_chosen": data.chosen,
             "data_version": data.data_version,
             "mlflow_run": registered["run_id"], "registered": registered["versions"], "aliases": aliases,

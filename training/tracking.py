@@ -50,8 +50,10 @@ def use_experiment(settings) -> str:
 
 
 def log_bundle(bundle: dict, registered_name: str, input_example: pd.DataFrame, params: dict, metrics: dict,
-               tags: dict) -> str:
-    """Log ``bundle`` as a pyfunc model in the active run and register it; returns the new version."""
+               tags: dict, description: str | None = None, model_description: str | None = None) -> str:
+    """Log ``bundle`` as a pyfunc model in the active run and register it; returns the new version.
+    ``description`` goes on the new version, ``model_description`` on the registered model (what the registry
+    UI shows first)."""
     import joblib
     import mlflow
     from mlflow.models import infer_signature
@@ -77,4 +79,17 @@ def log_bundle(bundle: dict, registered_name: str, input_example: pd.DataFrame, 
             code_paths=[str(Path(__file__).parent)], signature=signature, input_example=input_example,
             registered_model_name=registered_name, pip_requirements=requirements(),
         )
-    return str(info.registered_model_version)
+    version = str(info.registered_model_version)
+    if description or model_description:
+        describe(registered_name, version, description, model_description)
+    return version
+
+
+def describe(name: str, version: str, description: str | None, model_description: str | None) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    if description:
+        client.update_model_version(name, version, description=description[:5000])
+    if model_description:
+        client.update_registered_model(name, description=model_description[:5000])

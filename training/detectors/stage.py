@@ -264,9 +264,44 @@ def register_zoo(settings, result: ZooResult, splits: Splits, data: TrainingData
                 params.update({"detector": type(model).__name__, "family": model.family,
                                "n_features": model.n_features_in_})
                 versions[name] = log_bundle(bundle, DETECTOR.registered_name(name), example, params, metrics,
-                                            {"cerebro.data_version": data.data_version, "cerebro.family": model.family})
+                                            {"cerebro.data_version": data.data_version, "cerebro.family": model.family},
+                                            description=version_description(result, splits, data, name),
+                                            model_description=MODEL_DESCRIPTION.format(name=name))
         run_id = parent.info.run_id
     return {"run_id": run_id, "versions": versions, "experiment": settings.mlflow.experiment}
+
+
+def below_target(result: ZooResult, name: str) -> str | None:
+    """Why ``name`` may not become champion on its test figures, in words; None when it meets the spec's targets
+    or is the model put forward (``detection.put_forward``: serving needs a champion of it either way)."""
+    from training.evaluation import TARGETS
+
+    r = result.reports[name]["test"]
+    if r["meets_targets"] or name == result.best:
+        return None
+    missed = [f"{k} {r[k]:.3f} <= {v:g}" for k, v in TARGETS.items() if not r[k] > v]
+    return "test " + ", ".join(missed)
+
+
+def version_description(result: ZooResult, splits: Splits, data: TrainingData, name: str) -> str:
+    """What the registry shows for one version: what it is, the data window, its test figures, its standing."""
+    model = result.models[name]
+    r = result.reports[name]["test"]
+    bounds = {k: f"{a:%Y-%m-%d %H:%M} to {b:%Y-%m-%d %H:%M}" for k, (a, b) in splits.bounds.items()}
+    standing = ("the model put forward (detection.put_forward)" if name == result.best else
+                "meets the targets" if r["meets_targets"] else "misses the targets (precision > 0.9, recall > "
+                "0.95, F1 > 0.92)")
+    mttd = "" if r["mttd_minutes"] is None else f", mean time to detect {r['mttd_minutes']:.1f} min"
+    return (f"{type(model).__name__} anomaly detector ({model.family}) over {model.n_features_in_} features of each "
+            f"service's telemetry. Data {data.data_version}; train {bounds['train']}, test {bounds['test']} (UTC). "
+            f"Test period: precision {r['precision']:.3f}, recall {r['recall']:.3f}, F1 {r['f1']:.3f}, "
+            f"{r['found']} of {r['incidents']} incidents found{mttd}. Standing: {standing}.")
+
+
+MODEL_DESCRIPTION = ("Anomaly detector `{name}` of the detector zoo, trained by the pipeline's detection stage. "
+                     "@champion is the version serving, batch scoring and the drift check use; only a version that "
+                     "meets the targets (or the model put forward) becomes champion, through the promotion gate "
+                     "(docs/lifecycle.md). Each version's description gives its data window, figures and decision.")
 
 
 def summarise(result: ZooResult) -> dict:

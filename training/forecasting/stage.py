@@ -217,9 +217,41 @@ def register_forecasters(settings, data: ForecastingData, bt, fitted: dict, plan
                 params = {k2: v for k2, v in model.get_params(deep=False).items()}
                 params.update({"forecaster": type(model).__name__, "series": sorted(data.series), "freq": cfg.freq})
                 versions[name] = log_bundle(bundle, FORECASTER.registered_name(name), example, params, metrics,
-                                            {"cerebro.data_version": data.data_version, "cerebro.kind": FORECASTER.name})
+                                            {"cerebro.data_version": data.data_version, "cerebro.kind": FORECASTER.name},
+                                            description=version_description(bt, data, name, cfg.freq),
+                                            model_description=MODEL_DESCRIPTION.format(name=name))
         run_id = parent.info.run_id
     return {"run_id": run_id, "versions": versions}
+
+
+def below_target(bt, name: str) -> str | None:
+    """Why forecaster ``name`` may not become champion, in words; None when it is the baseline or beats it
+    (mean ``mase_vs_naive`` over the backtested horizons below 1: what every model must do)."""
+    if name == BASELINE:
+        return None
+    rows = bt.aggregate[bt.aggregate["model"] == name]["mase_vs_naive"].dropna()
+    if rows.empty:
+        return "no backtest figure against seasonal naive"
+    ratio = float(rows.mean())
+    return None if ratio < 1 else f"backtest MASE {ratio:.2f}x seasonal naive's; it must be below 1x"
+
+
+def version_description(bt, data: ForecastingData, name: str, freq: str) -> str:
+    rows = bt.aggregate[bt.aggregate["model"] == name]
+    figures = "; ".join(f"horizon {r.horizon}: MASE {r.mase:.3f} ({r.mase_vs_naive:.2f}x seasonal naive)"
+                        for r in rows.itertuples())
+    why = below_target(bt, name)
+    standing = "the baseline" if name == BASELINE else (f"misses the target ({why})" if why else "beats seasonal naive")
+    start, end = data.telemetry["timestamp"].min(), data.telemetry["timestamp"].max()
+    return (f"Forecaster {name} on {freq} means of {', '.join(sorted(data.series))}, fitted on the whole history. "
+            f"Data {data.data_version}, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC. Rolling-origin backtest: "
+            f"{figures or 'none'}. Standing: {standing}.")
+
+
+MODEL_DESCRIPTION = ("Forecaster `{name}`, fitted by the pipeline's forecasting stage on the lake's hourly series. "
+                     "@champion is the version /v1/forecast serves; a first version becomes champion only if it is "
+                     "the seasonal-naive baseline or beats it in the backtest; later ones wait as @challenger until "
+                     "`cerebro models promote` judges them (docs/lifecycle.md).")
 
 
 def summarise(bt, plan, failed: dict[str, str]) -> dict:
