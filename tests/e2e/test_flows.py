@@ -70,9 +70,20 @@ def test_pipeline_end_to_end_and_idempotent(prefect_server, home, monkeypatch):
     client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
     assert client.get_registered_model("cerebro-detector-ensemble").name
     assert detection["best"] in registered
-    # Every model's first version is its champion, without a comparison.
-    assert {p["decision"] for p in detection["promotions"]} == {"first"}
+    # A first version becomes champion only if it meets the targets or is the model put forward; the others are
+    # registered without an alias, and the registry says why in words.
+    meeting = set(detection["models_meeting_targets"]) | {detection["best"]}
+    decisions = {p["model"]: p["decision"] for p in detection["promotions"]}
+    assert decisions == {m: "first" if m in meeting else "below-target" for m in registered}
     assert client.get_model_version_by_alias("cerebro-detector-ensemble", "champion").version in ("1", 1)
+    for model, decision in decisions.items():
+        name = f"cerebro-detector-{model}"
+        aliases = dict(client.get_registered_model(name).aliases)
+        assert aliases == ({"champion": "1"} if decision == "first" else {}), (model, aliases)
+        mv = client.get_model_version(name, "1")
+        assert mv.tags["cerebro.decision"] == decision and "Standing:" in mv.description
+        assert "{" not in mv.tags["cerebro.reason"]  # a sentence, not JSON
+    assert client.get_registered_model("cerebro-detector-ensemble").description
     assert {"pipeline-summary", "ingest-summary", "ingest-data-quality", "detector-comparison",
             "detection-report", "forecast-backtest", "capacity-plan", "forecasting-report",
             "failure-report", "detection-scores-plot", "forecast-plot-forecast-database-disk-pct"} <= _artifact_keys()
@@ -132,7 +143,10 @@ def test_pipeline_end_to_end_and_idempotent(prefect_server, home, monkeypatch):
     assert 0 <= pred["failure_probability"] <= 1 and len(pred["top_factors"]) == 2
     assert {"feature", "value", "contribution"} <= set(pred["top_factors"][0])
 
-    assert set(forecasting["aliases"].values()) == {"first"} and failure["promotion"]["decision"] == "first"
+    assert forecasting["aliases"]["seasonal_naive"] == "first" and failure["promotion"]["decision"] == "first"
+    arima_ratio = sum(r["mase_vs_naive"] for r in forecasting["backtest"] if r["model"] == "arima") / sum(
+        r["model"] == "arima" for r in forecasting["backtest"])
+    assert forecasting["aliases"]["arima"] == ("first" if arima_ratio < 1 else "below-target")
 
     # Investigations: the test period's incidents ranked without their root cause, scored, logged as an rca run.
     rca = summary["investigations"]
@@ -166,9 +180,12 @@ def test_pipeline_end_to_end_and_idempotent(prefect_server, home, monkeypatch):
         stopped = stop_local(load_settings(), port)
     assert again["deploy"]["action"] == "unchanged" and stopped["action"] == "stopped"
     # The same data and seeds retrain the same models: no new version beats its champion by the margin.
-    assert {p["decision"] for p in again["detection"]["promotions"]} == {"rejected"}
+    # (members below the targets stay below them: still no champion, still no alias)
+    assert {p["model"]: p["decision"] for p in again["detection"]["promotions"]} == {
+        m: "rejected" if d == "first" else "below-target" for m, d in decisions.items()}
     assert str(client.get_model_version_by_alias("cerebro-detector-ensemble", "champion").version) == "1"
-    assert set(again["forecasting"]["aliases"].values()) == {"challenger"}
+    assert again["forecasting"]["aliases"] == {
+        m: "challenger" if d == "first" else "below-target" for m, d in forecasting["aliases"].items()}
     assert again["ingest"]["rows_new_in_lake"] == 0 and again["ingest"]["rows_updated_in_lake"] == 0
     assert lake_stats(home / "lake")["rows"] == rows
     assert len(read_table("incidents", home / "lake")) == len(incidents)
