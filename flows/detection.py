@@ -6,7 +6,7 @@ from __future__ import annotations
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from configs.settings import load_settings
@@ -92,8 +92,9 @@ def detection_flow(dataset: str | None, start: str, end: str, config: str | None
                                       "(no point adjustment), AUC-PR, mean time to detect")
     create_markdown_artifact(key="detection-report", markdown=report_md + f"\n\nScores plot: `{plot}`",
                              description="Which detectors meet the spec's targets, per fault kind")
-    create_image_artifact(image_url=reporting.png_data_uri(plot), key="detection-scores-plot",
-                          description="The put-forward model's scores over the test period, incidents shaded")
+    create_markdown_artifact(key="detection-scores-plot",
+                             markdown=reporting.png_markdown(plot, f"{result.best}: scores on the test period"),
+                             description="The put-forward model's scores over the test period, incidents shaded")
     registered = register(settings, result, splits, data, report_md, str(plot))
     promotions = promote(settings, data, splits, result, registered["versions"])
     create_table_artifact(key="detector-promotions", table=promotions,

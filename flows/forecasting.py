@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pandas as pd
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from configs.settings import load_settings
@@ -92,9 +92,10 @@ def forecasting_flow(start: str, end: str, config: str | None = None) -> dict:
                              markdown=report_md + "\n\nPlots: " + ", ".join(f"`{p}`" for p in plots),
                              description="Backtests and the capacity plan")
     for path in plots:
-        create_image_artifact(image_url=reporting.png_data_uri(path), key=f"forecast-plot-{_slug(path.stem)}",
-                              description=f"{path.stem}: history, the last backtest origin's forecast with its "
-                                          "80 % and 95 % intervals, and the actuals")
+        series = path.stem.removeprefix("forecast-")
+        create_markdown_artifact(key=f"forecast-plot-{_slug(series)}", markdown=reporting.png_markdown(path, series),
+                                 description=f"{series}: history, the last backtest origin's forecast with its "
+                                             "80 % and 95 % intervals, and the actuals")
     registered = register(settings, data, bt, fitted, capacity_plan, report_md, [str(p) for p in plots])
     aliases = set_aliases(settings, bt, registered["versions"])
     return {**summarise(bt, capacity_plan, failed), "series": list(data.series), "series_chosen": data.chosen,
