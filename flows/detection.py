@@ -4,6 +4,8 @@
 """
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact, create_table_artifact
@@ -47,13 +49,14 @@ def train_and_evaluate(settings, data):
 
 
 @task(name="register-models", cache_policy=NO_CACHE)
-def register(settings, result, splits, data, report_md: str, plot_path: str) -> dict:
+def register(settings, result, splits, data, report_md: str, plot_path: str, started: float | None = None) -> dict:
     from pathlib import Path
 
     from training.detectors.stage import register_zoo
 
     return register_zoo(settings, result, splits, data, report_md, Path(plot_path),
-                        on_progress=lambda n, k, t: progress.advance("register in MLflow", k + 1, t, n))
+                        on_progress=lambda n, k, t: progress.advance("register in MLflow", k + 1, t, n),
+                        started=started)
 
 
 @task(name="promote-champions", cache_policy=NO_CACHE)
@@ -83,11 +86,12 @@ def detection_flow(dataset: str | None, start: str, end: str, config: str | None
     from training.detectors.stage import plot_scores, report_markdown, summarise
 
     settings = load_settings(config)
+    started = time.time()  # the MLflow run is dated from here: its duration is the stage's
     data = build_features(settings, dataset, start, end, window)
     splits, result = train_and_evaluate(settings, data)
-    report_md = report_markdown(result, splits, data)
+    report_md = report_markdown(result, splits, data, settings.detection.put_forward)
     plot = plot_scores(result, splits, settings.reports_dir / f"detection-{data.data_version.replace('@', '-')}.png")
-    create_table_artifact(key="detector-comparison", table=result.comparison("test"),
+    create_table_artifact(key="detector-comparison", table=reporting.table(result.comparison("test"))[0],
                           description="Every detector on the test period: event-wise precision, recall, F1 "
                                       "(no point adjustment), AUC-PR, mean time to detect")
     create_markdown_artifact(key="detection-report", markdown=report_md + f"\n\nScores plot: `{plot}`",
@@ -95,9 +99,9 @@ def detection_flow(dataset: str | None, start: str, end: str, config: str | None
     create_markdown_artifact(key="detection-scores-plot",
                              markdown=reporting.png_markdown(plot, f"{result.best}: scores on the test period"),
                              description="The put-forward model's scores over the test period, incidents shaded")
-    registered = register(settings, result, splits, data, report_md, str(plot))
+    registered = register(settings, result, splits, data, report_md, str(plot), started)
     promotions = promote(settings, data, splits, result, registered["versions"])
-    create_table_artifact(key="detector-promotions", table=promotions,
+    create_table_artifact(key="detector-promotions", table=reporting.table(promotions)[0],
                           description="Each new version against its model's champion on the same test period")
     return {**summarise(result), "comparison": result.comparison("test"), "data_version": data.data_version, "mlflow_run": registered["run_id"],
             "registered": registered["versions"], "promotions": promotions, "plot": str(plot),

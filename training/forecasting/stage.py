@@ -180,22 +180,35 @@ def plot_backtests(bt, directory: Path) -> list[Path]:
 
 
 def register_forecasters(settings, data: ForecastingData, bt, fitted: dict, plan, report_md: str,
-                         plots: list[Path], on_progress: Callable[[str, int, int], None] | None = None) -> dict:
-    """One ``forecasting`` run with the backtest, the capacity plan and the plots; a child run per model with
-    its backtest metrics, registered as ``cerebro-forecaster-<name>``."""
+                         plots: list[Path], on_progress: Callable[[str, int, int], None] | None = None,
+                         started: float | None = None) -> dict:
+    """One ``forecasting`` run (dated from ``started``, epoch seconds, when the stage began) with the settings as
+    params, each model's backtest figures as metrics, the backtest, the capacity plan and the plots; a child run
+    per model with its backtest metrics, registered as ``cerebro-forecaster-<name>``."""
     import mlflow
 
     from training.forecasting.bundle import forecast_bundle
     from training.kinds import FORECASTER
-    from training.tracking import log_bundle, use_experiment
-
-    use_experiment(settings)
+    from training.tracking import log_bundle, log_dataset, start_stage_run
     cfg = settings.forecasting
     first = min(data.series)
     example = pd.DataFrame({"series": [first], "horizon": [max(cfg.horizons)]})
     versions = {}
-    with mlflow.start_run(run_name="forecasting") as parent:
+    with start_stage_run(settings, "forecasting", started) as parent:
         mlflow.set_tags({"cerebro.stage": "forecasting", "cerebro.data_version": data.data_version})
+        mlflow.log_params({"models": ",".join(models_of(settings)), "freq": cfg.freq,
+                           "horizons": ",".join(str(h) for h in sorted(set(cfg.horizons))), "origins": cfg.origins,
+                           "stride": cfg.stride, "profile": cfg.profile, "capacity_model": cfg.capacity_model,
+                           "capacity_horizon_hours": cfg.capacity_horizon_hours, "series": ",".join(sorted(data.series)),
+                           "series_chosen": data.chosen})
+        agg = bt.aggregate
+        mlflow.log_metrics({f"{r.model}_h{r.horizon}_{k}": float(getattr(r, k)) for r in agg.itertuples()
+                            for k in ("mase", "mase_vs_naive", "smape") if pd.notna(getattr(r, k))})
+        mlflow.log_metrics({"resources_checked": len(plan.table), "resources_at_risk": int(
+            plan.table["status"].isin(["over limit now", "certain", "expected", "possible"]).sum()),
+            "backtest_runs_failed": int(agg["failed"].sum())})
+        telemetry = data.telemetry
+        log_dataset(telemetry, "forecasting-telemetry", str(settings.lake_dir), data.data_version)
         mlflow.log_dict(settings.model_dump(mode="json"), "config.json")
         mlflow.log_table(bt.aggregate, "backtest_aggregate.json")
         mlflow.log_table(bt.frame.astype({"origin": "string"}), "backtest_runs.json")
