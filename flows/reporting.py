@@ -142,6 +142,38 @@ def stages_markdown(title: str, stages: list[dict], footer: str = "") -> str:
     return "\n".join(lines)
 
 
+PREFECT_UI = "http://127.0.0.1:4200"  # what `cerebro ui` starts
+# stage of the pipeline summary -> (its key in the summary, its Prefect artifacts)
+STAGE_ARTIFACTS = {
+    "ingest": ("ingest", ["ingest-summary", "ingest-data-quality"]),
+    "detection": ("detection", ["detection-report", "detector-comparison", "detector-promotions",
+                                "detection-scores-plot"]),
+    "forecasting": ("forecasting", ["forecasting-report", "forecast-backtest", "capacity-plan"]),
+    "failure predictor": ("failure", ["failure-report"]),
+    "drift check": ("drift", ["drift-report", "drift-metrics", "drift-evidently-report"]),
+    "investigations": ("investigations", ["rca-evaluation"]),
+}
+
+
+def links_markdown(settings, summary: dict) -> str:
+    """Where each stage's results are: its Prefect artifacts (the UI's page of each key) and its MLflow run."""
+    lines = ["## Where to look", "", "| stage | Prefect artifacts | MLflow run |", "|---|---|---|"]
+    for stage, (key, artifacts) in STAGE_ARTIFACTS.items():
+        part = summary.get(key)
+        if not isinstance(part, dict) or part.get("skipped"):
+            continue
+        links = ", ".join(f"[{a}]({PREFECT_UI}/artifacts/key/{a})" for a in artifacts)
+        run_id = part.get("mlflow_run") or part.get("mlflow_run_id")
+        run = ""
+        if run_id:
+            try:
+                run = f"[{stage}]({mlflow_run_url(settings, run_id)})"
+            except Exception:  # noqa: BLE001 - a link is not worth failing the summary over
+                run = f"`{run_id}`"
+        lines.append(f"| {stage} | {links} | {run} |")
+    return "\n".join(lines)
+
+
 def png_markdown(path, title: str) -> str:
     """A PNG embedded in markdown (a ``data:`` URI inside ``![...]()``), so a markdown artifact shows the plot
     itself without printing the URI as an "Image URL" the way an image artifact does (the Prefect server may

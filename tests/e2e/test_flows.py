@@ -23,6 +23,20 @@ def _artifact_keys(flow_run_ids=None) -> set[str]:
     return {a.key for a in asyncio.run(_read()) if a.key}
 
 
+def _artifact_data(key: str):
+    """The newest artifact of ``key``'s data (markdown text, or a table's rows as JSON text)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def _read():
+        async with get_client() as client:
+            return await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+
+    found = sorted(asyncio.run(_read()), key=lambda a: a.created)
+    data = found[-1].data
+    return data if isinstance(data, str) else json.dumps(data)
+
+
 def _free_port() -> int:
     import socket
 
@@ -86,7 +100,18 @@ def test_pipeline_end_to_end_and_idempotent(prefect_server, home, monkeypatch):
     assert client.get_registered_model("cerebro-detector-ensemble").description
     assert {"pipeline-summary", "ingest-summary", "ingest-data-quality", "detector-comparison",
             "detection-report", "forecast-backtest", "capacity-plan", "forecasting-report",
-            "failure-report", "detection-scores-plot", "forecast-plot-forecast-database-disk-pct"} <= _artifact_keys()
+            "failure-report", "detection-scores-plot", "forecast-plot-database-disk-pct"} <= _artifact_keys()
+    # Artifacts for people: rounded numbers, blanks not nan/NaT/None, no data: URI as an image URL, no file:// link.
+    import re
+
+    for key in ("capacity-plan", "detector-comparison", "detector-promotions", "forecast-backtest", "drift-metrics",
+                "detection-report", "drift-report", "pipeline-summary"):
+        text = _artifact_data(key)
+        assert not re.search(r"\bnan\b|\bNaT\b|\bNone\b|\d\.\d{9}", text), (key, text[:400])
+        assert "file://" not in text, key
+    summary_md = _artifact_data("pipeline-summary")
+    assert "/artifacts/key/detection-report" in summary_md and "/#/experiments/" in summary_md
+    assert "**Verdict:" in _artifact_data("drift-report") and "What was done:" in _artifact_data("drift-report")
 
     # Forecasting: a day of hourly means (24 points) is too short for the LSTM (30): said, not hidden; the others
     # are backtested against the baseline, registered, and answer through the pyfunc adapter.
