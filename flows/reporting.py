@@ -160,7 +160,7 @@ def links_markdown(settings, summary: dict) -> str:
     lines = ["## Where to look", "", "| stage | Prefect artifacts | MLflow run |", "|---|---|---|"]
     for stage, (key, artifacts) in STAGE_ARTIFACTS.items():
         part = summary.get(key)
-        if not isinstance(part, dict) or part.get("skipped"):
+        if not isinstance(part, dict) or isinstance(part.get("skipped"), str):  # a stage skipped, and why
             continue
         links = ", ".join(f"[{a}]({PREFECT_UI}/artifacts/key/{a})" for a in artifacts)
         run_id = part.get("mlflow_run") or part.get("mlflow_run_id")

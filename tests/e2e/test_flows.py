@@ -92,7 +92,7 @@ def test_pipeline_end_to_end_and_idempotent(prefect_server, home, monkeypatch):
     assert client.get_model_version_by_alias("cerebro-detector-ensemble", "champion").version in ("1", 1)
     for model, decision in decisions.items():
         name = f"cerebro-detector-{model}"
-        aliases = dict(client.get_registered_model(name).aliases)
+        aliases = {k: str(v) for k, v in client.get_registered_model(name).aliases.items()}
         assert aliases == ({"champion": "1"} if decision == "first" else {}), (model, aliases)
         mv = client.get_model_version(name, "1")
         assert mv.tags["cerebro.decision"] == decision and "Standing:" in mv.description
