@@ -15,10 +15,11 @@ export GX_ANALYTICS_ENABLED := false
 help:
 	@echo "make run     set up .venv, then run the whole pipeline on the embedded default profile"
 	@echo "make test    set up .venv, then run the test suite"
-	@echo "make ui      start the Prefect UI (:4200) and the MLflow UI (:5000) over the home folder"
+	@echo "make ui      start the Prefect UI (:4200) and the MLflow UI (:5000) over the home folder, register"
+	@echo "             prefect.yaml's deployments there and start a worker for them"
 	@echo "make bench   print the benchmark figures (benchmarks/*.py)"
-	@echo "make deploy  register prefect.yaml's deployments (needs 'make ui' running)"
-	@echo "make worker  start a process worker for those deployments"
+	@echo "make deploy  register prefect.yaml's deployments again (needs 'make ui' running; it registers them)"
+	@echo "make worker  a foreground process worker for those deployments (make ui already starts one)"
 	@echo "make lock    re-pin constraints.txt to what .venv holds (after changing dependencies)"
 	@echo "make clean   delete the home folder .cerebro (the next run rebuilds it)"
 
@@ -34,6 +35,7 @@ setup: $(STAMP)
 
 run: setup
 	$(BIN)/cerebro run $(ARGS)
+	@$(BIN)/cerebro deployments --if-running
 
 # Two workers, each given whole files (module fixtures are built once): much of the suite waits on servers,
 # subprocesses and sockets, so two share two cores well. TEST_WORKERS=0 runs in one process.
@@ -49,10 +51,7 @@ bench: setup
 	@for b in benchmarks/*.py; do echo "== $$b"; $(BIN)/python $$b || exit 1; done
 
 deploy: setup
-	eval "$$($(BIN)/cerebro env)" && export PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:4200/api} && \
-	  ($(BIN)/prefect work-pool inspect cerebro-local >/dev/null 2>&1 || \
-	   $(BIN)/prefect work-pool create cerebro-local --type process) && \
-	  $(BIN)/prefect deploy --all --no-prompt
+	$(BIN)/cerebro deployments
 
 worker: setup
 	eval "$$($(BIN)/cerebro env)" && export PREFECT_API_URL=$${PREFECT_API_URL:-http://127.0.0.1:4200/api} && \

@@ -78,6 +78,8 @@ class MlflowSettings(_Section):
     tracking_uri: SecretUrl | None = Field(default=None, description="empty means sqlite:///<home>/mlflow.db")
     artifact_root: str | None = Field(default=None, description="empty means <home>/mlartifacts")
     experiment: str = "cerebro"
+    ui_url: str = Field(default="http://127.0.0.1:5000",
+                        description="the MLflow UI that reports link to (what `cerebro ui` starts)")
 
 
 class FeastSettings(_Section):

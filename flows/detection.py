@@ -4,9 +4,11 @@
 """
 from __future__ import annotations
 
+import time
+
 import pandas as pd
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_image_artifact, create_markdown_artifact, create_table_artifact
+from prefect.artifacts import create_markdown_artifact, create_table_artifact
 from prefect.cache_policies import NO_CACHE
 
 from configs.settings import load_settings
@@ -47,27 +49,31 @@ def train_and_evaluate(settings, data):
 
 
 @task(name="register-models", cache_policy=NO_CACHE)
-def register(settings, result, splits, data, report_md: str, plot_path: str) -> dict:
+def register(settings, result, splits, data, report_md: str, plot_path: str, started: float | None = None) -> dict:
     from pathlib import Path
 
     from training.detectors.stage import register_zoo
 
     return register_zoo(settings, result, splits, data, report_md, Path(plot_path),
-                        on_progress=lambda n, k, t: progress.advance("register in MLflow", k + 1, t, n))
+                        on_progress=lambda n, k, t: progress.advance("register in MLflow", k + 1, t, n),
+                        started=started)
 
 
 @task(name="promote-champions", cache_policy=NO_CACHE)
-def promote(settings, data, splits, versions: dict[str, str]) -> list[dict]:
+def promote(settings, data, splits, result, versions: dict[str, str]) -> list[dict]:
     """Judge each new version against its model's champion on this run's test period (the promotion gate);
-    a model's first version becomes champion directly."""
+    a model's first version becomes champion directly if it meets the targets or is the model put forward, and
+    is registered without an alias otherwise (``below-target``)."""
     from serving.promotion import promote_if_better
+    from training.detectors.stage import below_target
 
     test_rows = data.frame.loc[splits.frame.index[splits.masks["test"]]].reset_index()
     decisions = []
     for k, (name, version) in enumerate(versions.items()):
         progress.advance("promotion gate", k, len(versions), name)
         d = promote_if_better(settings, f"cerebro-detector-{name}", version, test_rows, data.incidents,
-                              recovery_minutes=settings.feast.window_minutes)
+                              recovery_minutes=settings.feast.window_minutes,
+                              below_target=below_target(result, name))
         decisions.append({"model": name, "version": version, "decision": d.decision, "reason": d.reason})
     return decisions
 
@@ -80,20 +86,22 @@ def detection_flow(dataset: str | None, start: str, end: str, config: str | None
     from training.detectors.stage import plot_scores, report_markdown, summarise
 
     settings = load_settings(config)
+    started = time.time()  # the MLflow run is dated from here: its duration is the stage's
     data = build_features(settings, dataset, start, end, window)
     splits, result = train_and_evaluate(settings, data)
-    report_md = report_markdown(result, splits, data)
+    report_md = report_markdown(result, splits, data, settings.detection.put_forward)
     plot = plot_scores(result, splits, settings.reports_dir / f"detection-{data.data_version.replace('@', '-')}.png")
-    create_table_artifact(key="detector-comparison", table=result.comparison("test"),
+    create_table_artifact(key="detector-comparison", table=reporting.table(result.comparison("test"))[0],
                           description="Every detector on the test period: event-wise precision, recall, F1 "
                                       "(no point adjustment), AUC-PR, mean time to detect")
     create_markdown_artifact(key="detection-report", markdown=report_md + f"\n\nScores plot: `{plot}`",
                              description="Which detectors meet the spec's targets, per fault kind")
-    create_image_artifact(image_url=reporting.png_data_uri(plot), key="detection-scores-plot",
-                          description="The put-forward model's scores over the test period, incidents shaded")
-    registered = register(settings, result, splits, data, report_md, str(plot))
-    promotions = promote(settings, data, splits, registered["versions"])
-    create_table_artifact(key="detector-promotions", table=promotions,
+    create_markdown_artifact(key="detection-scores-plot",
+                             markdown=reporting.png_markdown(plot, f"{result.best}: scores on the test period"),
+                             description="The put-forward model's scores over the test period, incidents shaded")
+    registered = register(settings, result, splits, data, report_md, str(plot), started)
+    promotions = promote(settings, data, splits, result, registered["versions"])
+    create_table_artifact(key="detector-promotions", table=reporting.table(promotions)[0],
                           description="Each new version against its model's champion on the same test period")
     return {**summarise(result), "comparison": result.comparison("test"), "data_version": data.data_version, "mlflow_run": registered["run_id"],
             "registered": registered["versions"], "promotions": promotions, "plot": str(plot),

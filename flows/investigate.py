@@ -15,7 +15,7 @@ import re
 from pathlib import Path
 
 from prefect import flow, get_run_logger, task
-from prefect.artifacts import create_image_artifact, create_link_artifact, create_markdown_artifact
+from prefect.artifacts import create_markdown_artifact
 from prefect.cache_policies import NO_CACHE
 
 from configs.settings import load_settings
@@ -66,10 +66,12 @@ def investigate_flow(question: str | None = None, service: str | None = None, at
     create_markdown_artifact(key="investigation-report", markdown=saved["markdown"],
                              description=bundle.summary[:250])
     if saved["plot"]:
-        create_image_artifact(image_url=reporting.png_data_uri(saved["plot"]), key="investigation-plot",
-                              description="The suspects' metrics over the baseline and the window, onsets marked")
-    create_link_artifact(key="investigation-bundle", link=Path(saved["json"]).resolve().as_uri(),
-                         link_text=Path(saved["json"]).name, description="The evidence bundle as JSON")
+        create_markdown_artifact(key="investigation-plot", markdown=reporting.png_markdown(saved["plot"], "suspects"),
+                                 description="The suspects' metrics over the baseline and the window, onsets marked")
+    # The path as text: a browser blocks a file:// link opened from the Prefect UI's http page.
+    create_markdown_artifact(key="investigation-bundle",
+                             markdown=f"Evidence bundle (JSON) on this machine: `{Path(saved['json']).resolve()}`",
+                             description="The evidence bundle the report was written from")
     get_run_logger().info("%s Report %s", bundle.summary, saved["report"])
     return {"summary": bundle.summary, "verdict": bundle.verdict, "json": saved["json"], "plot": saved["plot"],
             "report": saved["report"], "bundle": bundle.model_dump(mode="json")}

@@ -307,7 +307,8 @@ def pipeline_flow(config: str | None = None, source: str | None = None, days: fl
                "investigations": investigations}
     create_markdown_artifact(
         key="pipeline-summary",
-        markdown=reporting.stages_markdown("Pipeline", stages, f"Home folder: `{settings.home}`"),
+        markdown=reporting.stages_markdown("Pipeline", stages, f"Home folder: `{settings.home}`\n\n"
+                                           + reporting.links_markdown(settings, summary)),
         description="Stages of this pipeline run and what each produced",
     )
     return summary

@@ -1,5 +1,70 @@
-"""Turn reports into the tables and markdown that Prefect artifacts and the CLI show. No Prefect here."""
+"""Turn reports into the tables and markdown that Prefect artifacts and the CLI show. No Prefect here.
+
+Every number a person reads goes through :func:`number` (rounded to what it means, a blank for a missing value)
+and every table artifact through :func:`table`, which also keeps it narrow and says when it was cut.
+"""
 from __future__ import annotations
+
+import math
+from datetime import date, datetime, timedelta
+
+
+def number(value, digits: int = 3):
+    """A cell for people: floats rounded to ``digits`` significant figures (whole numbers from 1,000 up, one
+    decimal from 10 up), timestamps to the minute, a blank for None, NaN and NaT, and "yes"/"no" for booleans.
+    Strings and integers pass unchanged."""
+    import pandas as pd
+
+    if value is None:
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (int,)) and not isinstance(value, bool):
+        return value
+    if isinstance(value, (pd.Timestamp, datetime, date)):
+        return "" if pd.isna(value) else pd.Timestamp(value).strftime("%Y-%m-%d %H:%M")
+    if isinstance(value, (pd.Timedelta, timedelta)):
+        return "" if pd.isna(value) else str(pd.Timedelta(value).round("min"))
+    if isinstance(value, str):
+        return "" if value in ("nan", "NaT", "None", "<NA>") else value
+    try:
+        x = float(value)
+    except (TypeError, ValueError):
+        return "" if pd.isna(value) is True else str(value)
+    if not math.isfinite(x):
+        return "" if math.isnan(x) else ("inf" if x > 0 else "-inf")
+    if float(x).is_integer() and abs(x) < 1e15:
+        return int(x)
+    if abs(x) >= 1000:
+        return round(x)
+    if abs(x) >= 10:
+        return round(x, 1)
+    return float(f"{x:.{digits}g}")
+
+
+def table(rows, columns: list[str] | None = None, top: int | None = None, what: str = "rows") -> tuple[list[dict], str]:
+    """``rows`` (records or a DataFrame) with every cell through :func:`number`, only ``columns`` (in that
+    order), the first ``top``; and a sentence that says how many of how many are shown ("" when all are)."""
+    import pandas as pd
+
+    records = rows.to_dict("records") if isinstance(rows, pd.DataFrame) else list(rows)
+    total = len(records)
+    if top is not None:
+        records = records[:top]
+    keep = columns or (list(records[0]) if records else [])
+    shown = [{c: number(r.get(c)) for c in keep} for r in records]
+    note = f"Showing {len(shown)} of {total} {what}." if len(shown) < total else ""
+    return shown, note
+
+
+def mlflow_run_url(settings, run_id: str, artifacts: bool = False) -> str:
+    """The run's page in the MLflow UI (``mlflow.ui_url``, what `cerebro ui` starts), its artifacts tab with
+    ``artifacts``: a link a browser opens from the Prefect UI, where a file:// link is blocked."""
+    from mlflow import MlflowClient
+
+    experiment = MlflowClient(tracking_uri=settings.mlflow_tracking_uri).get_run(run_id).info.experiment_id
+    url = f"{settings.mlflow.ui_url.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
+    return url + "/artifacts" if artifacts else url
 
 
 def ingest_summary(reports: list[dict], side: dict, settings) -> dict:
@@ -77,10 +142,44 @@ def stages_markdown(title: str, stages: list[dict], footer: str = "") -> str:
     return "\n".join(lines)
 
 
-def png_data_uri(path) -> str:
-    """A PNG as a ``data:`` URI, so an image artifact shows the plot itself and not only where it lies (the
-    Prefect server may not see this machine's disk)."""
+PREFECT_UI = "http://127.0.0.1:4200"  # what `cerebro ui` starts
+# stage of the pipeline summary -> (its key in the summary, its Prefect artifacts)
+STAGE_ARTIFACTS = {
+    "ingest": ("ingest", ["ingest-summary", "ingest-data-quality"]),
+    "detection": ("detection", ["detection-report", "detector-comparison", "detector-promotions",
+                                "detection-scores-plot"]),
+    "forecasting": ("forecasting", ["forecasting-report", "forecast-backtest", "capacity-plan"]),
+    "failure predictor": ("failure", ["failure-report"]),
+    "drift check": ("drift", ["drift-report", "drift-metrics", "drift-evidently-report"]),
+    "investigations": ("investigations", ["rca-evaluation"]),
+}
+
+
+def links_markdown(settings, summary: dict) -> str:
+    """Where each stage's results are: its Prefect artifacts (the UI's page of each key) and its MLflow run."""
+    lines = ["## Where to look", "", "| stage | Prefect artifacts | MLflow run |", "|---|---|---|"]
+    for stage, (key, artifacts) in STAGE_ARTIFACTS.items():
+        part = summary.get(key)
+        if not isinstance(part, dict) or isinstance(part.get("skipped"), str):  # a stage skipped, and why
+            continue
+        links = ", ".join(f"[{a}]({PREFECT_UI}/artifacts/key/{a})" for a in artifacts)
+        run_id = part.get("mlflow_run") or part.get("mlflow_run_id")
+        run = ""
+        if run_id:
+            try:
+                run = f"[{stage}]({mlflow_run_url(settings, run_id)})"
+            except Exception:  # noqa: BLE001 - a link is not worth failing the summary over
+                run = f"`{run_id}`"
+        lines.append(f"| {stage} | {links} | {run} |")
+    return "\n".join(lines)
+
+
+def png_markdown(path, title: str) -> str:
+    """A PNG embedded in markdown (a ``data:`` URI inside ``![...]()``), so a markdown artifact shows the plot
+    itself without printing the URI as an "Image URL" the way an image artifact does (the Prefect server may
+    not see this machine's disk, so a path would not do); the file's path follows as text."""
     import base64
     from pathlib import Path
 
-    return "data:image/png;base64," + base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    data = base64.b64encode(Path(path).read_bytes()).decode("ascii")
+    return f"![{title}](data:image/png;base64,{data})\n\nFile: `{path}`"

@@ -53,6 +53,9 @@ class DriftResult:
     prediction: dict = field(default_factory=dict)  # {"psi", "alarm_rate_reference", "alarm_rate_current", "drifted"}
     performance: dict = field(default_factory=dict)  # {"f1", "registered_f1", "degraded", "incidents"}
     html: str | None = None
+    # columns left out, with why: the same single value (or nothing) in both windows says nothing about drift
+    excluded: dict[str, str] = field(default_factory=dict)
+    thresholds: dict[str, float] = field(default_factory=dict)  # ks_pvalue, psi, drift_share: what "drifted" means
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -130,6 +133,12 @@ def data_drift(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str
     if not columns:
         raise ValueError("data_drift: the two windows share none of the columns to compare")
     ref, cur = clip_to_reference(reference, current, columns, clip)
+    excluded = {c: _flat(ref[c], cur[c]) for c in columns}
+    excluded = {c: why for c, why in excluded.items() if why}
+    columns = [c for c in columns if c not in excluded]
+    if not columns:
+        raise ValueError(f"data_drift: every column is constant in both windows ({', '.join(sorted(excluded))})")
+    ref, cur = ref[columns], cur[columns]
     definition = DataDefinition(numerical_columns=columns)
     ref = Dataset.from_pandas(ref, data_definition=definition)
     cur = Dataset.from_pandas(cur, data_definition=definition)
@@ -162,7 +171,21 @@ def data_drift(reference: pd.DataFrame, current: pd.DataFrame, columns: list[str
         html = str(html_path)
     return DriftResult(metrics=values, share_drifted=share, data_drift=share >= drift_share,
                        reference_rows=len(reference), current_rows=len(current), html=html, compared=compared,
-                       groups=groups)
+                       groups=groups, excluded=excluded,
+                       thresholds={"ks_pvalue": ks_pvalue, "psi": psi, "drift_share": drift_share})
+
+
+def _flat(reference: pd.Series, current: pd.Series) -> str | None:
+    """Why a column cannot show drift, or None: no value in either window, or one and the same value in both
+    (KS would read p = 1 and PSI 0 whatever happened)."""
+    ref, cur = reference.dropna(), current.dropna()
+    if ref.empty or cur.empty:
+        return "no value in " + ("either window" if ref.empty and cur.empty else
+                                 "the reference window" if ref.empty else "the current window")
+    values = set(ref.unique()) | set(cur.unique())
+    if len(values) == 1:
+        return f"the same value ({next(iter(values)):.3g}) on every row of both windows"
+    return None
 
 
 def prediction_drift(reference_scores: np.ndarray, current_scores: np.ndarray, reference_alarms: np.ndarray,
@@ -216,32 +239,55 @@ def decide(result: DriftResult) -> Decision:
 
 
 def report_markdown(result: DriftResult, decision: Decision, window: dict) -> str:
+    """The drift report for people: the verdict, what "drifted" means and how the rows add up to it, then the
+    per-metric and per-input tables. Every "drifted" below is the one test of ``data_drift``."""
+    t = result.thresholds or {"ks_pvalue": 0.05, "psi": 0.2, "drift_share": 0.3}
+    inputs_drifted = sum(v["drifted"] for v in result.metrics.values())
+    metrics_drifted = [m for m, g in result.groups.items() if g["drift"]]
+    what = "input" if result.compared.startswith("inputs") else "column"
+    verdict = "the data drifted" if result.data_drift else "the data did not drift"
     lines = ["# Drift check", "",
-             (f"Reference {window['reference']}; current {window['current']} (UTC). Compared: {result.compared}; "
-              f"{sum(g['drift'] for g in result.groups.values())} of {len(result.groups)} metrics drifted "
-              f"({result.share_drifted:.0%})."), "",
-             f"**Action: {decision.action}**", "", *[f"- {r}" for r in decision.reasons], "",
-             *_table(result.metrics, "column")]
+             f"Reference {window['reference']}; current {window['current']} (UTC). Compared: {result.compared}.", "",
+             f"**Verdict: {verdict}. Action: {decision.action}.**", "", *[f"- {r}" for r in decision.reasons], "",
+             "## How it is decided", "",
+             (f"- An {what} drifted when its Kolmogorov-Smirnov p-value is below {t['ks_pvalue']:g} **and** its "
+              f"PSI is above {t['psi']:g} (different, and by a material amount). Here {inputs_drifted} of "
+              f"{len(result.metrics)} {what}s drifted."),
+             (f"- A metric drifted when at least half of its {what}s did: {len(metrics_drifted)} of "
+              f"{len(result.groups)} ({result.share_drifted:.0%}){': ' + ', '.join(metrics_drifted) if metrics_drifted else ''}."),
+             (f"- The data drifted when at least {t['drift_share']:.0%} of the metrics did. A few drifted "
+              f"{what}s alone leave the verdict at no drift: a week's reference holds a weekend and the current "
+              "day may not, which moves one or two of a steady metric's inputs.")]
+    if result.excluded:
+        lines += [(f"- Not compared ({len(result.excluded)}): " + "; ".join(
+            f"{c}: {why}" for c, why in sorted(result.excluded.items())) + ". Such a column reads KS p = 1 and "
+            "PSI 0 whatever happened; week-over-week inputs have no value until the lake holds a week before "
+            "the reference window.")]
+    lines += ["", "## Per metric", "", "| metric | inputs | inputs drifted | metric drifted |", "|---|---:|---:|---|"]
+    for m, g in result.groups.items():
+        lines.append(f"| {m} | {g['inputs']} | {len(g['drifted'])} | {'yes' if g['drift'] else 'no'} |")
+    lines += ["", f"## Per {what}", "", *_table(result.metrics, what)]
     if result.raw:
         held = [m for m, v in result.raw.items() if v["drifted"]]
-        lines += ["", ("Raw metrics, pooled over services (reported, not acted on: the detectors read levels "
-                       f"against the last day). Drifted: {', '.join(held) or 'none'}."), "", *_table(result.raw, "metric")]
+        lines += ["", "## Raw metrics, pooled over services", "",
+                  ("Reported, not acted on: the detectors read levels against the last day, so raw levels that "
+                   f"leave last week's range change nothing they see. Drifted by the same test: {', '.join(held) or 'none'}."),
+                  "", *_table(result.raw, "metric")]
     if result.prediction:
         p = result.prediction
-        lines += ["", (f"Prediction drift: PSI {p['psi']:.3f}, alarm rate {p['alarm_rate_reference']:.2%} -> "
-                      f"{p['alarm_rate_current']:.2%}.")]
+        lines += ["", (f"Prediction drift: PSI {p['psi']:.3f} ({'drifted' if p['drifted'] else 'no drift'}); alarm "
+                      f"rate {p['alarm_rate_reference']:.2%} -> {p['alarm_rate_current']:.2%}.")]
     if result.performance:
         p = result.performance
-        reg = "-" if p["registered_f1"] is None else f"{p['registered_f1']:.3f}"
+        reg = "not recorded" if p["registered_f1"] is None else f"{p['registered_f1']:.3f}"
         lines += ["", f"Performance: F1 {p['f1']:.3f} on {p['incidents']} incident(s); registered with {reg}."]
-    if result.html:
-        lines += ["", f"Evidently report: `{result.html}`"]
     return "\n".join(lines)
 
 
 def _table(values: dict[str, dict], what: str) -> list[str]:
-    lines = [f"| {what} | KS p-value | PSI | drifted |", "|---|---|---|---|"]
+    lines = [f"| {what} | KS p-value | PSI | drifted |", "|---|---:|---:|---|"]
     for c, v in values.items():
-        lines.append(f"| {c} | {v.get('ks_pvalue', float('nan')):.3g} | {v.get('psi', float('nan')):.3f} | "
-                     f"{'yes' if v['drifted'] else 'no'} |")
+        ks = "" if v.get("ks_pvalue") is None else f"{v['ks_pvalue']:.2g}"
+        psi = "" if v.get("psi") is None else f"{v['psi']:.3f}"
+        lines.append(f"| {c} | {ks} | {psi} | {'yes' if v['drifted'] else 'no'} |")
     return lines

@@ -162,7 +162,7 @@ def run_drift_check(settings, end: str | None = None, act: bool = False, *,
         action.update({"applied": True, "fallback_version": version})
         logger().warning("drift: %s now serves %s as version %s because %s", live.name, cfg.fallback_model,
                          version, "; ".join(decision.reasons))
-    report_md += f"\n\nWhat was done: {action}"
+    report_md += "\n\n" + action_sentence(action)
     if result.html:
         pruned = drift_io.prune_reports(settings.reports_dir, cfg.keep_reports)
         if pruned:
@@ -171,6 +171,20 @@ def run_drift_check(settings, end: str | None = None, act: bool = False, *,
     logger().info("drift: %s (%s)", decision.action, "; ".join(decision.reasons))
     return DriftCheck(result=result, decision=decision, action=action, report_md=report_md, live=live,
                       mlflow_run_id=run_id)
+
+
+def action_sentence(action: dict) -> str:
+    """What the check did, in words (the report's last line)."""
+    what = action["action"]
+    if what == "none":
+        return "What was done: nothing (no action needed)."
+    if not action.get("applied"):
+        why = action.get("why") or "this check only reports (the hourly `drift/hourly` deployment acts)"
+        return f"What was done: nothing; the decision was {what}, but {why}."
+    if what == "retrain":
+        return (f"What was done: started the retraining deployment {action.get('deployment')} "
+                f"(flow run {action.get('flow_run_name') or action.get('flow_run_id')}).")
+    return f"What was done: the fallback model now serves as version {action.get('fallback_version')}."
 
 
 def _span(window: pd.DataFrame) -> str:

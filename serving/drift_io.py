@@ -15,8 +15,11 @@ import pandas as pd
 REFERENCE_STRIDE_MINUTES = 5
 
 
+HISTORY = pd.Timedelta(days=7)  # read before the reference window: the longest look-back of any input
+
+
 def read_windows(settings, end: str | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.Timestamp]:
-    """The lake's telemetry from a day before the reference window to ``end`` (default: the lake's newest row),
+    """The lake's telemetry from a week before the reference window to ``end`` (default: the lake's newest row),
     the reference and current windows cut from it, and that end."""
     from serving.drift import split_windows
     from telemetry import lake
@@ -30,10 +33,12 @@ def read_windows(settings, end: str | None) -> tuple[pd.DataFrame, pd.DataFrame,
         stop = stop.tz_localize("UTC") if stop.tzinfo is None else stop.tz_convert("UTC")
     else:  # the newest row: read only the newest day's partitions to find it
         stop = lake.read_telemetry(settings.lake_dir, start=pd.Timestamp(stats["dates"][-1], tz="UTC"))["timestamp"].max()
-    # A day before the reference too, so the current window's rolling features and baselines have history.
-    start = stop - pd.Timedelta(hours=cfg.current_hours) - pd.Timedelta(days=cfg.reference_days + 1)
-    telemetry = lake.read_telemetry(settings.lake_dir, start=start, end=stop)
-    reference, current = split_windows(telemetry[telemetry["timestamp"] >= start + pd.Timedelta(days=1)], stop,
+    # A week before the reference too (as much of it as the lake holds), so that every row of both windows has
+    # the history its inputs read: the 24-hour baselines and the week-over-week inputs (the same clock hour one
+    # week earlier). With a day only, the reference's week-over-week inputs were all missing.
+    ref_start = stop - pd.Timedelta(hours=cfg.current_hours) - pd.Timedelta(days=cfg.reference_days)
+    telemetry = lake.read_telemetry(settings.lake_dir, start=ref_start - HISTORY, end=stop)
+    reference, current = split_windows(telemetry[telemetry["timestamp"] >= ref_start], stop,
                                        cfg.reference_days, cfg.current_hours)
     return telemetry, reference, current, stop
 

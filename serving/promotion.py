@@ -14,9 +14,16 @@ Each kind's figure comes from its row in ``training/kinds.py`` and is computed b
   series before them, which scales the error the same way for both versions);
 * the failure predictor: PR-AUC (labels = 0/1 per row: a failure within the horizon).
 
-Every decision (first champion, promoted, rejected, forced, rollback) is a run in the ``model-promotions``
-experiment (params, figures as metrics, the decision as tags) and a ``cerebro.promotion`` tag on the judged
-version. Aliases and loading are ``serving/registry.py``.
+Only a version that meets its targets may become champion: the caller says when one does not
+(``below_target``: why, in words). A model's first version that misses them is registered without an alias and
+tagged ``cerebro.status=below-target`` (decision ``below-target``): it is kept for comparison, never served, and
+never routed to as a challenger. The pipeline passes the model it puts forward as meeting them, so serving always
+finds a champion.
+
+Every decision (first champion, below-target, promoted, rejected, forced, rollback) is a run in the
+``model-promotions`` experiment (params, figures as metrics, the decision as tags), and the judged version gets
+readable tags (``cerebro.decision``, ``cerebro.reason``, the figures as ``cerebro.champion_<figure>`` and
+``cerebro.challenger_<figure>``) and a line in its description. Aliases and loading are ``serving/registry.py``.
 """
 from __future__ import annotations
 
@@ -48,6 +55,8 @@ from training import kinds
 PROMOTIONS_EXPERIMENT = "model-promotions"
 # kind -> (figure, higher is better), from the kind table
 FIGURES = {k.name: (k.figure, k.higher_is_better) for k in kinds.KINDS}
+# decision -> the judged version's ``cerebro.status`` tag where the decision alone says it
+STATUS = {"below-target": "below-target", "rollback": "rolled back"}
 
 
 @dataclass
@@ -73,7 +82,7 @@ class Figures:
 class Decision:
     name: str
     version: str
-    decision: str  # first | promoted | rejected | forced | unchanged | rollback
+    decision: str  # first | below-target | promoted | rejected | forced | unchanged | rollback
     reason: str
     champion_before: str | None
     champion_after: str | None
@@ -175,20 +184,40 @@ def _log_decision(client, settings, d: Decision, extra_params: dict | None = Non
                      params=[Param(k, str(v)[:6000]) for k, v in params.items()],
                      tags=[RunTag(k, str(v)) for k, v in tags.items()])
     client.set_terminated(run.info.run_id)
-    summary = {"decision": d.decision, "reason": d.reason, "run_id": run.info.run_id,
-               "at": pd.Timestamp.now(tz="UTC").isoformat(timespec="seconds")}
-    if d.figures is not None:
-        summary.update({"metric": d.figures.metric, "champion": d.figures.champion,
-                        "challenger": d.figures.challenger, "margin": d.margin})
-    client.set_model_version_tag(d.name, d.version, "cerebro.promotion", json.dumps(summary, default=str)[:4900])
+    d.run_id = run.info.run_id
+    _tag_version(client, d)
     return run.info.run_id
 
 
+def _tag_version(client, d: Decision) -> None:
+    """The decision on the judged version, for people: readable tags, the figures as tags of their own, and a
+    line in the version's description (what the registry UI shows first)."""
+    tags = {"cerebro.decision": d.decision, "cerebro.reason": d.reason[:4900], "cerebro.decision_run": d.run_id or ""}
+    tags["cerebro.status"] = STATUS.get(d.decision, "champion" if d.champion_after == d.version else "not promoted")
+    if d.champion_before and d.champion_after != d.champion_before:  # the old champion's tag must not linger
+        client.set_model_version_tag(d.name, d.champion_before, "cerebro.status", "former champion")
+    if d.decision == "rollback":
+        client.set_model_version_tag(d.name, d.champion_after, "cerebro.status", "champion")
+    if d.figures is not None:
+        for role in ("champion", "challenger"):
+            value = getattr(d.figures, role)
+            if _finite(value):
+                tags[f"cerebro.{role}_{d.figures.metric}"] = f"{value:.4g}"
+    for key, value in tags.items():
+        client.set_model_version_tag(d.name, d.version, key, value)
+    mv = client.get_model_version(d.name, d.version)
+    line = f"Decision ({pd.Timestamp.now(tz='UTC'):%Y-%m-%d %H:%M} UTC): {d.decision}. {d.reason}"
+    text = f"{mv.description}\n\n{line}" if mv.description else line
+    client.update_model_version(d.name, d.version, description=text[-5000:])
+
+
 def promote(settings, name: str, version: str | int, frame: pd.DataFrame | None = None, labels=None, *,
-            force: bool = False, **options) -> Decision:
+            force: bool = False, below_target: str | None = None, **options) -> Decision:
     """Make ``version`` the champion of ``name`` if it passes the gate on the held-out ``frame`` (see
     :func:`compare`), or unconditionally with ``force`` (figures still computed when a frame is given). The
-    first version of a model with no champion becomes champion directly. Always logged."""
+    first version of a model with no champion becomes champion directly, unless ``below_target`` says why it
+    misses its targets: it then gets no alias (decision ``below-target``). A later version that misses them is
+    not promoted even when it beats the champion. Always logged."""
     client = client_for(settings)
     version = str(version)
     check_version(client, name, version)
@@ -196,10 +225,14 @@ def promote(settings, name: str, version: str | int, frame: pd.DataFrame | None 
     margin = float(settings.lifecycle.margins[family])
     current = champion_of(client, name)
     figures, extra = None, {}
-    if current is None:
+    if current is None and below_target and not force:
+        d = Decision(name, version, "below-target", f"Version {version} misses its targets ({below_target}), so it "
+                     f"is registered without an alias; {name} has no champion until a version meets them.",
+                     None, None, margin)
+    elif current is None:
         set_champion(client, name, version)
-        d = Decision(name, version, "first", f"{name} had no champion: version {version} becomes the first one "
-                     "without a comparison", None, version, margin)
+        d = Decision(name, version, "first", f"Version {version} is the first champion of {name}: it meets its "
+                     "targets and there was no champion to compare it with.", None, version, margin)
     elif current == version:
         d = Decision(name, version, "unchanged", f"version {version} is already the champion", current, current, margin)
     else:
@@ -220,6 +253,9 @@ def promote(settings, name: str, version: str | int, frame: pd.DataFrame | None 
             set_champion(client, name, version)
             d = Decision(name, version, "forced", f"forced by the operator (the gate said: {why})", current, version,
                          margin, figures)
+        elif ok and below_target:
+            d = Decision(name, version, "rejected", f"{why}; but it misses its targets ({below_target})", current,
+                         current, margin, figures)
         elif ok:
             set_champion(client, name, version)
             d = Decision(name, version, "promoted", why, current, version, margin, figures)
@@ -229,19 +265,21 @@ def promote(settings, name: str, version: str | int, frame: pd.DataFrame | None 
     return d
 
 
-def promote_if_better(settings, name: str, version: str | int, frame: pd.DataFrame, labels, **options) -> Decision:
-    """What the pipeline calls after registering ``version``: first version -> champion; otherwise the gate."""
-    return promote(settings, name, version, frame, labels, force=False, **options)
+def promote_if_better(settings, name: str, version: str | int, frame: pd.DataFrame, labels, *,
+                      below_target: str | None = None, **options) -> Decision:
+    """What the pipeline calls after registering ``version``: a first version that meets its targets ->
+    champion; otherwise the gate."""
+    return promote(settings, name, version, frame, labels, force=False, below_target=below_target, **options)
 
 
-def champion_or_challenger(settings, name: str, version: str | int) -> str:
+def champion_or_challenger(settings, name: str, version: str | int, below_target: str | None = None) -> str:
     """For a model the pipeline has no held-out data to judge (a forecaster refitted on all history): the first
-    version becomes champion; a later one waits as ``challenger`` until ``cerebro models promote`` judges it on
-    data that came after both. Returns "first" or "challenger"."""
+    version becomes champion (``below-target`` and no alias when ``below_target`` says why it may not); a later
+    one waits as ``challenger`` until ``cerebro models promote`` judges it on data that came after both.
+    Returns "first", "below-target" or "challenger"."""
     client = client_for(settings)
     if champion_of(client, name) is None:
-        promote(settings, name, version)
-        return "first"
+        return promote(settings, name, version, below_target=below_target).decision
     client.set_registered_model_alias(name, CHALLENGER, str(version))
     return "challenger"
 

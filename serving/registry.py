@@ -151,6 +151,15 @@ def check_version(client, name: str, version: str) -> None:
         raise RegistryError(f"{name}: no version {version}; it has versions {', '.join(known) or 'none'}")
 
 
+def last_decision(tags: dict) -> str | None:
+    """The last promotion decision on a version: its ``cerebro.decision`` tag, or the JSON ``cerebro.promotion``
+    tag that versions registered before the readable tags carry."""
+    if tags.get("cerebro.decision"):
+        return tags["cerebro.decision"]
+    legacy = json.loads(tags.get("cerebro.promotion", "null") or "null")
+    return legacy and legacy.get("decision")
+
+
 def list_models(settings, prefix: str = "cerebro-") -> list[dict]:
     """Every registered model with its versions, aliases, champion history and key metrics."""
     client = client_for(settings)
@@ -171,10 +180,10 @@ def list_models(settings, prefix: str = "cerebro-") -> list[dict]:
                 keys = (kinds.by_name(family).shown_metrics(run_metrics) if family in kinds.NAMES
                         else sorted(k for k in run_metrics if k.endswith("_mase")))
                 metrics = {k: run_metrics[k] for k in keys if k in run_metrics}
-            promo = json.loads((mv.tags or {}).get("cerebro.promotion", "null") or "null")
             versions.append({"version": str(mv.version), "aliases": sorted(by_version.get(str(mv.version), [])),
                              "created": pd.Timestamp(mv.creation_timestamp, unit="ms", tz="UTC").isoformat(),
-                             "metrics": metrics, "last_decision": promo and promo.get("decision")})
+                             "metrics": metrics, "last_decision": last_decision(mv.tags or {}),
+                             "status": (mv.tags or {}).get("cerebro.status"), "description": mv.description or ""})
         out.append({"name": rm.name, "family": family, "aliases": {k: str(v) for k, v in (rm.aliases or {}).items()},
                     "champion_history": champion_history(client, rm.name), "versions": versions})
     return out

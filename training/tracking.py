@@ -49,9 +49,42 @@ def use_experiment(settings) -> str:
     return name
 
 
+def start_stage_run(settings, name: str, started: float | None = None):
+    """``mlflow.start_run(run_name=name)`` in the configured experiment, dated from ``started`` (epoch seconds:
+    when the stage began its work) so that the run's duration is the stage's, not only its registration's."""
+    import mlflow
+    from mlflow import MlflowClient
+
+    use_experiment(settings)
+    if started is None:
+        return mlflow.start_run(run_name=name)
+    experiment = mlflow.get_experiment_by_name(settings.mlflow.experiment).experiment_id
+    run = MlflowClient().create_run(experiment, start_time=int(started * 1000), run_name=name)
+    return mlflow.start_run(run_id=run.info.run_id)
+
+
+def log_dataset(frame: pd.DataFrame, name: str, source: str, digest: str | None = None, context: str = "training",
+                sample: int = 2000) -> None:
+    """Record the stage's data in the active run (MLflow's Dataset column): ``frame``'s schema and row count from
+    a sample of it (a pandas dataset of every row would be copied whole), the lake window as the source and the
+    data version as the digest."""
+    import mlflow
+
+    head = frame.head(sample).reset_index()
+    for col in head.columns:  # MLflow's schema inference takes plain types
+        if isinstance(head[col].dtype, pd.CategoricalDtype):
+            head[col] = head[col].astype(str)
+    with warnings.catch_warnings():  # MLflow registers its local-path source twice and says so on every call
+        warnings.filterwarnings("ignore", message=".*dataset source can be interpreted in multiple ways.*")
+        dataset = mlflow.data.from_pandas(head, source=source, name=name, digest=(digest or "")[:36] or None)
+    mlflow.log_input(dataset, context=context, tags={"rows": str(len(frame))})
+
+
 def log_bundle(bundle: dict, registered_name: str, input_example: pd.DataFrame, params: dict, metrics: dict,
-               tags: dict) -> str:
-    """Log ``bundle`` as a pyfunc model in the active run and register it; returns the new version."""
+               tags: dict, description: str | None = None, model_description: str | None = None) -> str:
+    """Log ``bundle`` as a pyfunc model in the active run and register it; returns the new version.
+    ``description`` goes on the new version, ``model_description`` on the registered model (what the registry
+    UI shows first)."""
     import joblib
     import mlflow
     from mlflow.models import infer_signature
@@ -77,4 +110,17 @@ def log_bundle(bundle: dict, registered_name: str, input_example: pd.DataFrame, 
             code_paths=[str(Path(__file__).parent)], signature=signature, input_example=input_example,
             registered_model_name=registered_name, pip_requirements=requirements(),
         )
-    return str(info.registered_model_version)
+    version = str(info.registered_model_version)
+    if description or model_description:
+        describe(registered_name, version, description, model_description)
+    return version
+
+
+def describe(name: str, version: str, description: str | None, model_description: str | None) -> None:
+    from mlflow import MlflowClient
+
+    client = MlflowClient()
+    if description:
+        client.update_model_version(name, version, description=description[:5000])
+    if model_description:
+        client.update_registered_model(name, description=model_description[:5000])

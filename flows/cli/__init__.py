@@ -6,7 +6,7 @@ options, calls the domain packages (or a Prefect flow of ``flows/``) and prints.
 imported inside the commands so that ``cerebro --help`` answers at once.
 
     pipeline.py  run, simulate, ingest        detect.py    detect            forecast.py  forecast
-    failure.py   predict-failure              drift.py     drift             ui.py        ui, env
+    failure.py   predict-failure              drift.py     drift             ui.py        ui, deployments, env
     serve.py     serve                        stream.py    stream, replay    deploy.py    deploy
     kb.py        kb index | search | stats    models.py    models list | promote | rollback
     batch.py     batch                        quarantine.py  quarantine     rca.py  rca
@@ -74,6 +74,7 @@ app.command("predict-failure")(failure.predict_failure)
 app.command()(batch.batch)
 app.command()(drift.drift)
 app.command()(ui.ui)
+app.command()(ui.deployments)
 app.command()(ui.env)
 
 kb_app = typer.Typer(name="kb", help=kb.HELP, no_args_is_help=True, rich_markup_mode="markdown")

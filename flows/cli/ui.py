@@ -3,6 +3,7 @@ environment that points the `prefect` and `mlflow` commands at it)."""
 from __future__ import annotations
 
 import json
+import subprocess
 import time
 
 import typer
@@ -16,17 +17,29 @@ def ui(
     mlflow_port: int = typer.Option(5000, help="Port of the MLflow UI."),
     wait: bool = typer.Option(True, help="Stay in the foreground until Ctrl-C (--no-wait starts them and returns)."),
     stop: bool = typer.Option(False, "--stop", help="Stop UIs that an earlier `cerebro ui --no-wait` left running."),
+    deployments: bool = typer.Option(True, help="Register prefect.yaml's deployments on the work pool "
+                                     "cerebro-local and start a worker for it (--no-deployments: the UIs only)."),
 ):
-    """Start the Prefect UI and the MLflow UI on localhost over the home folder, and print their addresses.
+    """Start the Prefect UI and the MLflow UI on localhost over the home folder, register prefect.yaml's
+    deployments there with a process worker, and print their addresses.
 
     Example:
 
         cerebro ui            # then open http://127.0.0.1:4200 and http://127.0.0.1:5000
 
         cerebro ui --no-wait  # leave them running; `cerebro ui --stop` ends them
+
+        prefect deployment run 'pipeline/on-demand'   # with `eval "$(cerebro env)"`; the worker runs it
     """
     settings = settings_or_exit(config)
-    from flows.services import start_uis, stop_detached, stop_uis
+    from flows.services import (
+        DeploymentsFailed,
+        register_deployments,
+        start_uis,
+        start_worker,
+        stop_detached,
+        stop_uis,
+    )
 
     if stop:
         out.print(f"stopped {stop_detached(settings)} process(es)")
@@ -35,8 +48,18 @@ def ui(
         procs = start_uis(settings, prefect_port, mlflow_port)
     except RuntimeError as exc:
         fail(str(exc))
-    out.print(f"Prefect UI  http://127.0.0.1:{prefect_port}\nMLflow UI   http://127.0.0.1:{mlflow_port}\n"
-              f"Logs and pids in {settings.home / 'run'}")
+    api = f"http://127.0.0.1:{prefect_port}/api"
+    if deployments:
+        out.print("registering prefect.yaml's deployments on work pool cerebro-local ...")
+        try:
+            register_deployments(settings, api)
+            procs.append(start_worker(settings, api))
+        except (DeploymentsFailed, OSError, subprocess.TimeoutExpired) as exc:
+            stop_uis(procs)
+            fail(f"{exc}\n(`cerebro ui --no-deployments` starts the UIs alone)")
+    out.print(f"Prefect UI  http://127.0.0.1:{prefect_port}  (deployments: /deployments, worker: "
+              f"/work-pools/work-pool/cerebro-local)\nMLflow UI   http://127.0.0.1:{mlflow_port}  (training runs: "
+              f"Experiments -> cerebro; models: Models)\nLogs and pids in {settings.home / 'run'}")
     if not wait:
         return
     out.print("Press Ctrl-C to stop both.")
@@ -47,6 +70,37 @@ def ui(
         pass
     finally:
         stop_uis(procs)
+
+
+def deployments(
+    config: str | None = ConfigOpt,
+    api_url: str | None = typer.Option(None, help="The Prefect API; default: prefect.api_url of the configuration, "
+                                       "else the `cerebro ui` server http://127.0.0.1:4200/api."),
+    if_running: bool = typer.Option(False, "--if-running", help="Do nothing (exit 0) when no server answers: what "
+                                    "`make run` uses after the pipeline."),
+):
+    """Register prefect.yaml's deployments on a running Prefect server (work pool cerebro-local). `cerebro ui`
+    does this itself; run this after changing prefect.yaml, or against your own server.
+
+    Example:
+
+        cerebro deployments && prefect deployment ls
+    """
+    settings = settings_or_exit(config)
+    from flows.services import DeploymentsFailed, register_deployments, server_up
+
+    api = api_url or settings.prefect.api_url or "http://127.0.0.1:4200/api"
+    if not server_up(api):
+        if if_running:
+            out.print(f"no Prefect server at {api}: deployments not registered (`make ui` starts one and registers them)")
+            return
+        fail(f"no Prefect server answers at {api}; start one with `cerebro ui` (or give --api-url)")
+    try:
+        register_deployments(settings, api)
+    except (DeploymentsFailed, subprocess.TimeoutExpired) as exc:
+        fail(str(exc))
+    out.print(f"deployments of prefect.yaml registered on {api} (work pool cerebro-local); a worker runs them: "
+              "`make worker`, or `cerebro ui` starts one")
 
 
 def env(config: str | None = ConfigOpt):

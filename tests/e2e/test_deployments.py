@@ -35,3 +35,31 @@ def test_ci_and_make_targets_exist():
     makefile = (ROOT / "Makefile").read_text()
     for target in ("run:", "test:", "ui:", "bench:"):
         assert f"\n{target}" in makefile
+
+
+def test_deployments_are_registered_on_a_running_server(prefect_server, home):
+    """What `cerebro ui` and `make run` do when a server runs: the work pool and every deployment of prefect.yaml,
+    so `prefect deployment run 'pipeline/on-demand'` works with no other step."""
+    import asyncio
+
+    from prefect.client.orchestration import get_client
+    from prefect.settings import PREFECT_API_URL
+
+    from configs.settings import load_settings
+    from flows.services import POOL, register_deployments, server_up
+
+    api = PREFECT_API_URL.value()
+    assert server_up(api) and not server_up("http://127.0.0.1:9/api")
+    register_deployments(load_settings(), api)
+
+    async def read():
+        async with get_client() as client:
+            pool = await client.read_work_pool(POOL)
+            deps = await client.read_deployments()
+            flows = {f.id: f.name for f in await client.read_flows()}
+            return pool, {f"{flows[d.flow_id]}/{d.name}" for d in deps}
+
+    pool, names = asyncio.run(read())
+    assert pool.type == "process"
+    spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
+    assert len(names) == len(spec["deployments"]) and "pipeline/on-demand" in names

@@ -23,6 +23,20 @@ def _artifact_keys(flow_run_ids=None) -> set[str]:
     return {a.key for a in asyncio.run(_read()) if a.key}
 
 
+def _artifact_data(key: str):
+    """The newest artifact of ``key``'s data (markdown text, or a table's rows as JSON text)."""
+    from prefect.client.orchestration import get_client
+    from prefect.client.schemas.filters import ArtifactFilter, ArtifactFilterKey
+
+    async def _read():
+        async with get_client() as client:
+            return await client.read_artifacts(artifact_filter=ArtifactFilter(key=ArtifactFilterKey(any_=[key])))
+
+    found = sorted(asyncio.run(_read()), key=lambda a: a.created)
+    data = found[-1].data
+    return data if isinstance(data, str) else json.dumps(data)
+
+
 def _free_port() -> int:
     import socket
 
@@ -97,12 +111,32 @@ def test_pipeline_end_to_end_and_idempotent(prefect_server, home, monkeypatch):
     client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
     assert client.get_registered_model("cerebro-detector-ensemble").name
     assert detection["best"] in registered
-    # Every model's first version is its champion, without a comparison.
-    assert {p["decision"] for p in detection["promotions"]} == {"first"}
+    # A first version becomes champion only if it meets the targets or is the model put forward; the others are
+    # registered without an alias, and the registry says why in words.
+    meeting = set(detection["models_meeting_targets"]) | {detection["best"]}
+    decisions = {p["model"]: p["decision"] for p in detection["promotions"]}
+    assert decisions == {m: "first" if m in meeting else "below-target" for m in registered}
     assert client.get_model_version_by_alias("cerebro-detector-ensemble", "champion").version in ("1", 1)
+    for model, decision in decisions.items():
+        name = f"cerebro-detector-{model}"
+        aliases = {k: str(v) for k, v in client.get_registered_model(name).aliases.items()}
+        assert aliases == ({"champion": "1"} if decision == "first" else {}), (model, aliases)
+        mv = client.get_model_version(name, "1")
+        assert mv.tags["cerebro.decision"] == decision and "Standing:" in mv.description
+        assert "{" not in mv.tags["cerebro.reason"]  # a sentence, not JSON
+    assert client.get_registered_model("cerebro-detector-ensemble").description
     assert {"pipeline-summary", "ingest-summary", "ingest-data-quality", "detector-comparison",
             "detection-report", "forecast-backtest", "capacity-plan", "forecasting-report",
-            "failure-report", "detection-scores-plot", "forecast-plot-forecast-database-disk-pct"} <= _artifact_keys()
+            "failure-report", "detection-scores-plot", "forecast-plot-database-disk-pct"} <= _artifact_keys()
+    # Artifacts for people: rounded numbers, blanks not nan/NaT/None, no data: URI as an image URL, no file:// link.
+    for key in ("capacity-plan", "detector-comparison", "detector-promotions", "forecast-backtest", "drift-metrics",
+                "detection-report", "drift-report", "pipeline-summary"):
+        text = _artifact_data(key)
+        assert not re.search(r"\bnan\b|\bNaT\b|\bNone\b|\d\.\d{9}", text), (key, text[:400])
+        assert "file://" not in text, key
+    summary_md = _artifact_data("pipeline-summary")
+    assert "/artifacts/key/detection-report" in summary_md and "/#/experiments/" in summary_md
+    assert "**Verdict:" in _artifact_data("drift-report") and "What was done:" in _artifact_data("drift-report")
 
     # Forecasting: a day of hourly means (24 points) is too short for the LSTM (30): said, not hidden; the others
     # are backtested against the baseline, registered, and answer through the pyfunc adapter.
@@ -159,7 +193,10 @@ def test_pipeline_end_to_end_and_idempotent(prefect_server, home, monkeypatch):
     assert 0 <= pred["failure_probability"] <= 1 and len(pred["top_factors"]) == 2
     assert {"feature", "value", "contribution"} <= set(pred["top_factors"][0])
 
-    assert set(forecasting["aliases"].values()) == {"first"} and failure["promotion"]["decision"] == "first"
+    assert forecasting["aliases"]["seasonal_naive"] == "first" and failure["promotion"]["decision"] == "first"
+    arima_ratio = sum(r["mase_vs_naive"] for r in forecasting["backtest"] if r["model"] == "arima") / sum(
+        r["model"] == "arima" for r in forecasting["backtest"])
+    assert forecasting["aliases"]["arima"] == ("first" if arima_ratio < 1 else "below-target")
 
     # Investigations: the test period's incidents ranked without their root cause, scored, logged as an rca run.
     rca = summary["investigations"]
@@ -193,9 +230,12 @@ def test_pipeline_end_to_end_and_idempotent(prefect_server, home, monkeypatch):
         stopped = stop_local(load_settings(), port)
     assert again["deploy"]["action"] == "unchanged" and stopped["action"] == "stopped"
     # The same data and seeds retrain the same models: no new version beats its champion by the margin.
-    assert {p["decision"] for p in again["detection"]["promotions"]} == {"rejected"}
+    # (members below the targets stay below them: still no champion, still no alias)
+    assert {p["model"]: p["decision"] for p in again["detection"]["promotions"]} == {
+        m: "rejected" if d == "first" else "below-target" for m, d in decisions.items()}
     assert str(client.get_model_version_by_alias("cerebro-detector-ensemble", "champion").version) == "1"
-    assert set(again["forecasting"]["aliases"].values()) == {"challenger"}
+    assert again["forecasting"]["aliases"] == {
+        m: "challenger" if d == "first" else "below-target" for m, d in forecasting["aliases"].items()}
     assert again["ingest"]["rows_new_in_lake"] == 0 and again["ingest"]["rows_updated_in_lake"] == 0
     assert lake_stats(home / "lake")["rows"] == rows
     assert len(read_table("incidents", home / "lake")) == len(incidents)

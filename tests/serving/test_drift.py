@@ -175,7 +175,9 @@ def test_the_check_runs_end_to_end_without_prefect(home, fleet, monkeypatch):
     check = run_drift_check(settings, act=True)  # no retrain callable: retraining is reported, not started
     assert check.decision.action == "retrain" and check.live is None
     assert check.action == {"action": "retrain", "reasons": check.decision.reasons, "applied": False}
-    assert check.report_md.endswith(f"What was done: {check.action}")
+    assert check.report_md.endswith("What was done: nothing; the decision was retrain, but this check only reports "
+                                    "(the hourly `drift/hourly` deployment acts).")
+    assert "{" not in check.report_md  # sentences and tables, no raw dict
     summary = check.summary()
     assert summary["compared"] == "raw metrics" and {"cpu_pct", "latency_p50_ms"} <= set(summary["drifted_metrics"])
     run = mlflow.MlflowClient().get_run(summary["mlflow_run_id"])
@@ -210,6 +212,32 @@ def test_a_metric_drifts_when_half_of_its_inputs_do():
     assert "1 of 3 metrics drifted in the inputs of m v1: cpu_pct (1 of 2 inputs, most cpu_pct__p95_15m" in reason
 
 
+def test_the_report_explains_a_verdict_of_none_beside_drifted_inputs_and_leaves_out_flat_columns():
+    """The headline, the action and the tables use one meaning of "drifted": two inputs of two metrics drifted,
+    neither metric did, so the verdict is none, and the report says why. A column with the same value in both
+    windows (week-over-week inputs without a week of history) is left out with a note, not shown as KS 1, PSI 0."""
+    from serving.drift import report_markdown
+
+    rng = np.random.default_rng(3)
+    cols = ["cpu_pct", "cpu_pct__p95_15m", "cpu_pct__mean_15m", "cpu_pct__wow", "memory_pct", "memory_pct__mean_15m",
+            "memory_pct__max_15m", "latency_p99_ms", "latency_p99_ms__mean_15m", "latency_p99_ms__max_15m"]
+    ref = pd.DataFrame(rng.normal(size=(4000, len(cols))), columns=cols)
+    cur = pd.DataFrame(rng.normal(size=(2000, len(cols))), columns=cols)
+    ref["cpu_pct__wow"] = cur["cpu_pct__wow"] = 0.0
+    cur["cpu_pct__p95_15m"] += 2.0
+    cur["memory_pct__max_15m"] += 2.0
+    result = data_drift(ref, cur, cols, drift_share=0.3, compared="inputs of m v1")
+    assert "cpu_pct__wow" not in result.metrics and "same value" in result.excluded["cpu_pct__wow"]
+    assert result.groups["cpu_pct"] == {"inputs": 3, "drifted": ["cpu_pct__p95_15m"], "drift": False}
+    assert result.share_drifted == 0 and not result.data_drift
+    md = report_markdown(result, decide(result), {"reference": "a", "current": "b"})
+    assert "**Verdict: the data did not drift. Action: none.**" in md
+    assert "Here 2 of 9 inputs drifted" in md and "0 of 3 (0%)" in md
+    assert "| cpu_pct__p95_15m | " in md and md.count("| yes |") == 2  # the drifted rows, said as such
+    assert "Not compared (1): cpu_pct__wow: the same value (0) on every row of both windows" in md
+    assert "nan" not in md and "None" not in md and "{" not in md
+
+
 @pytest.fixture(scope="module")
 def live_detector(fleet):
     """PCA and EWMA (which reads the minutes before each row) trained on the fleet's first days, the way the
@@ -242,7 +270,10 @@ def _input_drift(live, telemetry, events):
 def test_the_detectors_inputs_decide_quiet_on_a_steady_fleet_loud_on_a_shift(fleet, live_detector):
     quiet, used = _input_drift(live_detector, fleet.telemetry, fleet.events)
     assert {c.split("__")[0] for c in used} >= {"cpu_pct", "latency_p50_ms", "memory_pct"}
-    assert len(quiet.metrics) == len(used) and quiet.reference_rows > 0 and quiet.current_rows > 0
+    assert len(quiet.metrics) + len(quiet.excluded) == len(used) and quiet.reference_rows > 0 and quiet.current_rows > 0
+    # the fleet holds less than a week before its reference window: the week-over-week inputs are one value in
+    # both windows (they read KS p = 1, PSI 0), so they are left out and said to be
+    assert quiet.excluded and all(c.endswith("__wow") and "same value" in why for c, why in quiet.excluded.items())
     assert not {"hour", "tod_sin", "minutes_since_deploy"} & set(quiet.groups)  # the clock is context
     assert not quiet.data_drift and decide(quiet).action == "none", quiet.groups
 

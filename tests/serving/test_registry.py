@@ -49,17 +49,41 @@ def test_gate_promotes_a_better_challenger_refuses_a_worse_one_and_logs_the_figu
     model = client.get_registered_model(name)
     assert {k: str(v) for k, v in model.aliases.items()} == {"champion": v2}  # the challenger alias lives only while a version is judged
     assert registry.champion_history(client, name) == [v1, v2]
-    for version, decision in ((v1, "first"), (v2, "promoted"), (v3, "rejected")):
-        tag = json.loads(client.get_model_version(name, version).tags["cerebro.promotion"])
-        assert tag["decision"] == decision
-        run = client.get_run(tag["run_id"])
+    for version, decision, status in ((v1, "first", "former champion"), (v2, "promoted", "champion"),
+                                      (v3, "rejected", "not promoted")):
+        mv = client.get_model_version(name, version)
+        # readable tags and a description line, not a JSON blob
+        assert mv.tags["cerebro.decision"] == decision and mv.tags["cerebro.status"] == status
+        assert mv.tags["cerebro.reason"] in mv.description and f": {decision}." in mv.description
+        run = client.get_run(mv.tags["cerebro.decision_run"])
         assert run.data.tags["cerebro.decision"] == decision and run.data.params["model"] == name
+    v3_tags = client.get_model_version(name, v3).tags
+    assert float(v3_tags["cerebro.challenger_f1"]) == pytest.approx(worse.figures.challenger, abs=1e-3)
     run = client.get_run(worse.run_id)
     assert run.data.metrics["champion_f1"] == pytest.approx(worse.figures.champion)
     assert run.data.metrics["challenger_f1"] == pytest.approx(worse.figures.challenger)
     assert run.data.params["heldout_rows"] == str(len(frame))
     exp = client.get_experiment(run.info.experiment_id)
     assert exp.name == promotion.PROMOTIONS_EXPERIMENT
+
+
+def test_a_version_below_its_targets_is_never_champion(lab):
+    """A first version that misses its targets gets no alias (serving never finds it as champion nor routes to
+    it as challenger); a later one that meets them becomes the first champion; a below-target version that beats
+    the champion on the gate is still refused."""
+    name = "cerebro-detector-short"
+    frame, incidents = lab.heldout()
+    v1, v2, v3 = (lab.register(name, d) for d in (lab.weak, lab.weak, lab.good))
+    low = promotion.promote_if_better(lab.settings, name, v1, frame, incidents, below_target="test f1 0.400 <= 0.92")
+    assert low.decision == "below-target" and low.champion_after is None and "test f1 0.400" in low.reason
+    client = _client(lab)
+    assert not client.get_registered_model(name).aliases
+    assert client.get_model_version(name, v1).tags["cerebro.status"] == "below-target"
+    assert promotion.promote_if_better(lab.settings, name, v2, frame, incidents).decision == "first"
+    refused = promotion.promote_if_better(lab.settings, name, v3, frame, incidents, recovery_minutes=15,
+                                          below_target="test recall 0.5 <= 0.95")
+    assert refused.decision == "rejected" and "challenger wins" in refused.reason and "misses" in refused.reason
+    assert {k: str(v) for k, v in client.get_registered_model(name).aliases.items()} == {"champion": v2}
 
 
 def test_rollback_goes_back_one_champion_at_a_time(lab):

@@ -135,11 +135,47 @@ def run_zoo(data: TrainingData, settings, on_progress=None) -> tuple[Splits, Zoo
     return splits, result
 
 
-def report_markdown(result: ZooResult, splits: Splits, data: TrainingData) -> str:
+def _cell(value) -> str:
+    """A report cell: floats to three significant figures (one decimal from 10 up), blank when missing."""
+    if value is None or (isinstance(value, float) and not np.isfinite(value)):
+        return ""
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    if isinstance(value, (float, np.floating)):
+        return f"{value:.0f}" if float(value).is_integer() else f"{value:.1f}" if abs(value) >= 10 else f"{value:.3g}"
+    return str(value)
+
+
+def put_forward_note(result: ZooResult, put_forward: str) -> str:
+    """Why the model put forward is that one, in words, when another single model scored higher."""
+    def f1(name: str, split: str) -> float:
+        return result.reports[name][split]["f1"]
+
+    best = result.best
+    singles = [n for n in result.reports if n != best]
+    if not singles:
+        return ""
+    top = {split: max(singles, key=lambda n: f1(n, split)) for split in ("validation", "test")}
+    higher = [f"{top[s]} scored higher on {s} (F1 {f1(top[s], s):.3f} against {f1(best, s):.3f})"
+              for s in ("validation", "test") if f1(top[s], s) > f1(best, s)]
+    if not higher:
+        return ""
+    if put_forward == "best":
+        why = "it led on the validation period, where the choice is made (the test period is only measured)"
+    elif put_forward == best:
+        why = (f"detection.put_forward is `{put_forward}`: a validation period holds a handful of incidents, so the "
+               "single model that tops it is often there by one alarm's luck, and the ensemble of the best few "
+               "lowers that variance; set `put_forward: best` to put the validation leader forward instead")
+    else:
+        why = f"detection.put_forward is `{put_forward}`"
+    return f"Why {best} is put forward though {' and '.join(higher)}: {why}."
+
+
+def report_markdown(result: ZooResult, splits: Splits, data: TrainingData, put_forward: str = "ensemble") -> str:
     def table(rows: list[dict], cols: list[str]) -> list[str]:
         out = ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
         for r in rows:
-            out.append("| " + " | ".join("-" if r.get(c) is None else str(r.get(c)) for c in cols) + " |")
+            out.append("| " + " | ".join(_cell(r.get(c)) for c in cols) + " |")
         return out
 
     cols = ["model", "family", "precision", "recall", "f1", "auc_pr", "mttd_min", "found", "incidents",
@@ -151,6 +187,9 @@ def report_markdown(result: ZooResult, splits: Splits, data: TrainingData) -> st
              f"test {bounds['test']} (UTC). Training rows inside labelled incidents are left out; thresholds "
              "come from training scores only; the ensemble's members come from the validation period, and the "
              "test period is only measured."), "", verdict(result, "test"), ""]
+    note = put_forward_note(result, put_forward)
+    if note:
+        lines += [note, ""]
     if result.chosen_without_labels:
         lines[0] = "# Anomaly detection: the zoo on the lake's own telemetry"
         lines += ["## How the model was chosen: on anomalies planted into the validation period", "",
@@ -217,16 +256,15 @@ def plot_scores(result: ZooResult, splits: Splits, path: Path, name: str | None 
 
 
 def register_zoo(settings, result: ZooResult, splits: Splits, data: TrainingData, report_md: str,
-                 plot: Path | None = None, on_progress=None) -> dict:
-    """Log every model as a child run of one evaluation run, register each as ``cerebro-detector-<name>``."""
+                 plot: Path | None = None, on_progress=None, started: float | None = None) -> dict:
+    """Log every model as a child run of one evaluation run, register each as ``cerebro-detector-<name>``.
+    ``started`` (epoch seconds) dates the parent run from when the stage began its work."""
     import mlflow
 
     from configs.settings import redacted_dump
     from training.detectors.bundle import detector_bundle
     from training.kinds import DETECTOR
-    from training.tracking import log_bundle, use_experiment
-
-    use_experiment(settings)
+    from training.tracking import log_bundle, log_dataset, start_stage_run
     # One service's last hour: enough rows for the windowed members (a request is a window of a series).
     first = data.frame.index.get_level_values(0)[0]
     example = data.frame.loc[[first]].tail(60).astype("float64").reset_index()  # floats: a request may hold NaN
@@ -235,9 +273,20 @@ def register_zoo(settings, result: ZooResult, splits: Splits, data: TrainingData
     example["service"] = example["service"].astype(str)
     versions = {}
     config = redacted_dump(settings)  # never a password or token in MLflow
-    with mlflow.start_run(run_name="detector-zoo") as parent:
+    cfg = settings.detection
+    with start_stage_run(settings, "detector-zoo", started) as parent:
         mlflow.set_tags({"cerebro.stage": "detection", "cerebro.data_version": data.data_version,
                          "cerebro.dataset": data.dataset or "lake", "cerebro.best": result.best})
+        mlflow.log_params({"profile": cfg.profile, "split": list(cfg.split), "buffer_minutes": cfg.buffer_minutes,
+                           "ensemble_size": cfg.ensemble_size, "put_forward": cfg.put_forward,
+                           "include": ",".join(cfg.include or []) or "all", "feature_window_minutes":
+                           settings.feast.window_minutes, "seed": settings.simulator.seed,
+                           "rows": len(data.frame), "features": data.frame.shape[1],
+                           "services": data.frame.index.get_level_values(0).nunique(),
+                           "models": len(result.models), "chosen_on": "planted anomalies"
+                           if result.chosen_without_labels else "labelled incidents"})
+        log_dataset(data.frame, f"detection-features-{data.dataset or 'lake'}", str(settings.lake_dir),
+                    data.data_version)
         mlflow.log_dict(config, "config.json")
         mlflow.log_dict(data.feature_report, "features.json")
         mlflow.log_table(pd.DataFrame(result.comparison("test")), "comparison_test.json")
@@ -247,6 +296,7 @@ def register_zoo(settings, result: ZooResult, splits: Splits, data: TrainingData
             mlflow.log_artifact(str(plot))
         best = result.reports[result.best]["test"]
         mlflow.log_metrics({f"best_test_{k}": float(best[k]) for k in ("precision", "recall", "f1")})
+        mlflow.log_metric("models_meeting_targets", sum(r["meets_targets"] for r in result.comparison("test")))
         for k, (name, model) in enumerate(result.models.items()):
             if on_progress:
                 on_progress(name, k, len(result.models))
@@ -265,9 +315,44 @@ def register_zoo(settings, result: ZooResult, splits: Splits, data: TrainingData
                 params.update({"detector": type(model).__name__, "family": model.family,
                                "n_features": model.n_features_in_})
                 versions[name] = log_bundle(bundle, DETECTOR.registered_name(name), example, params, metrics,
-                                            {"cerebro.data_version": data.data_version, "cerebro.family": model.family})
+                                            {"cerebro.data_version": data.data_version, "cerebro.family": model.family},
+                                            description=version_description(result, splits, data, name),
+                                            model_description=MODEL_DESCRIPTION.format(name=name))
         run_id = parent.info.run_id
     return {"run_id": run_id, "versions": versions, "experiment": settings.mlflow.experiment}
+
+
+def below_target(result: ZooResult, name: str) -> str | None:
+    """Why ``name`` may not become champion on its test figures, in words; None when it meets the spec's targets
+    or is the model put forward (``detection.put_forward``: serving needs a champion of it either way)."""
+    from training.evaluation import TARGETS
+
+    r = result.reports[name]["test"]
+    if r["meets_targets"] or name == result.best:
+        return None
+    missed = [f"{k} {r[k]:.3f} <= {v:g}" for k, v in TARGETS.items() if not r[k] > v]
+    return "test " + ", ".join(missed)
+
+
+def version_description(result: ZooResult, splits: Splits, data: TrainingData, name: str) -> str:
+    """What the registry shows for one version: what it is, the data window, its test figures, its standing."""
+    model = result.models[name]
+    r = result.reports[name]["test"]
+    bounds = {k: f"{a:%Y-%m-%d %H:%M} to {b:%Y-%m-%d %H:%M}" for k, (a, b) in splits.bounds.items()}
+    standing = ("the model put forward (detection.put_forward)" if name == result.best else
+                "meets the targets" if r["meets_targets"] else "misses the targets (precision > 0.9, recall > "
+                "0.95, F1 > 0.92)")
+    mttd = "" if r["mttd_minutes"] is None else f", mean time to detect {r['mttd_minutes']:.1f} min"
+    return (f"{type(model).__name__} anomaly detector ({model.family}) over {model.n_features_in_} features of each "
+            f"service's telemetry. Data {data.data_version}; train {bounds['train']}, test {bounds['test']} (UTC). "
+            f"Test period: precision {r['precision']:.3f}, recall {r['recall']:.3f}, F1 {r['f1']:.3f}, "
+            f"{r['found']} of {r['incidents']} incidents found{mttd}. Standing: {standing}.")
+
+
+MODEL_DESCRIPTION = ("Anomaly detector `{name}` of the detector zoo, trained by the pipeline's detection stage. "
+                     "@champion is the version serving, batch scoring and the drift check use; only a version that "
+                     "meets the targets (or the model put forward) becomes champion, through the promotion gate "
+                     "(docs/lifecycle.md). Each version's description gives its data window, figures and decision.")
 
 
 def summarise(result: ZooResult) -> dict:

@@ -273,7 +273,15 @@ def register_failure_predictor(settings: Any, model, report: dict[str, Any], dat
         per_kind = report["test"].get("per_kind")
         if per_kind:
             mlflow.log_table(pd.DataFrame(per_kind), "per_kind_test.json")
+        test = report["test"]
+        pr_auc = "n/a" if test.get("pr_auc") is None else f"{test['pr_auc']:.3f}"
+        description = (f"XGBoost failure predictor over {len(model.features_)} features: the probability "
+                       f"that a service fails within the horizon. Data {data.data_version}. "
+                       f"Test PR-AUC {pr_auc} (positive rate {test.get('positive_rate') or 0:.3f}).")
         version = log_bundle(bundle, FAILURE.registered_name(), example, params, metrics,
                              {"cerebro.stage": "failure", "cerebro.data_version": data.data_version,
-                              "cerebro.kind": FAILURE.name})
+                              "cerebro.kind": FAILURE.name}, description=description,
+                             model_description=("Failure predictor, trained by the pipeline's failure stage; "
+                                                "@champion is what /v1/failure serves, moved by the promotion gate "
+                                                "on PR-AUC (docs/lifecycle.md)."))
     return {"run_id": run.info.run_id, "version": version}

@@ -180,23 +180,36 @@ def plot_backtests(bt, directory: Path) -> list[Path]:
 
 
 def register_forecasters(settings, data: ForecastingData, bt, fitted: dict, plan, report_md: str,
-                         plots: list[Path], on_progress: Callable[[str, int, int], None] | None = None) -> dict:
-    """One ``forecasting`` run with the backtest, the capacity plan and the plots; a child run per model with
-    its backtest metrics, registered as ``cerebro-forecaster-<name>``."""
+                         plots: list[Path], on_progress: Callable[[str, int, int], None] | None = None,
+                         started: float | None = None) -> dict:
+    """One ``forecasting`` run (dated from ``started``, epoch seconds, when the stage began) with the settings as
+    params, each model's backtest figures as metrics, the backtest, the capacity plan and the plots; a child run
+    per model with its backtest metrics, registered as ``cerebro-forecaster-<name>``."""
     import mlflow
 
     from configs.settings import redacted_dump
     from training.forecasting.bundle import forecast_bundle
     from training.kinds import FORECASTER
-    from training.tracking import log_bundle, use_experiment
-
-    use_experiment(settings)
+    from training.tracking import log_bundle, log_dataset, start_stage_run
     cfg = settings.forecasting
     first = min(data.series)
     example = pd.DataFrame({"series": [first], "horizon": [max(cfg.horizons)]})
     versions = {}
-    with mlflow.start_run(run_name="forecasting") as parent:
+    with start_stage_run(settings, "forecasting", started) as parent:
         mlflow.set_tags({"cerebro.stage": "forecasting", "cerebro.data_version": data.data_version})
+        mlflow.log_params({"models": ",".join(models_of(settings)), "freq": cfg.freq,
+                           "horizons": ",".join(str(h) for h in sorted(set(cfg.horizons))), "origins": cfg.origins,
+                           "stride": cfg.stride, "profile": cfg.profile, "capacity_model": cfg.capacity_model,
+                           "capacity_horizon_hours": cfg.capacity_horizon_hours, "series": ",".join(sorted(data.series)),
+                           "series_chosen": data.chosen})
+        agg = bt.aggregate
+        mlflow.log_metrics({f"{r.model}_h{r.horizon}_{k}": float(getattr(r, k)) for r in agg.itertuples()
+                            for k in ("mase", "mase_vs_naive", "smape") if pd.notna(getattr(r, k))})
+        mlflow.log_metrics({"resources_checked": len(plan.table), "resources_at_risk": int(
+            plan.table["status"].isin(["over limit now", "certain", "expected", "possible"]).sum()),
+            "backtest_runs_failed": int(agg["failed"].sum())})
+        telemetry = data.telemetry
+        log_dataset(telemetry, "forecasting-telemetry", str(settings.lake_dir), data.data_version)
         mlflow.log_dict(redacted_dump(settings), "config.json")  # never a password or token in MLflow
         mlflow.log_table(bt.aggregate, "backtest_aggregate.json")
         mlflow.log_table(bt.frame.astype({"origin": "string"}), "backtest_runs.json")
@@ -218,9 +231,41 @@ def register_forecasters(settings, data: ForecastingData, bt, fitted: dict, plan
                 params = {k2: v for k2, v in model.get_params(deep=False).items()}
                 params.update({"forecaster": type(model).__name__, "series": sorted(data.series), "freq": cfg.freq})
                 versions[name] = log_bundle(bundle, FORECASTER.registered_name(name), example, params, metrics,
-                                            {"cerebro.data_version": data.data_version, "cerebro.kind": FORECASTER.name})
+                                            {"cerebro.data_version": data.data_version, "cerebro.kind": FORECASTER.name},
+                                            description=version_description(bt, data, name, cfg.freq),
+                                            model_description=MODEL_DESCRIPTION.format(name=name))
         run_id = parent.info.run_id
     return {"run_id": run_id, "versions": versions}
+
+
+def below_target(bt, name: str) -> str | None:
+    """Why forecaster ``name`` may not become champion, in words; None when it is the baseline or beats it
+    (mean ``mase_vs_naive`` over the backtested horizons below 1: what every model must do)."""
+    if name == BASELINE:
+        return None
+    rows = bt.aggregate[bt.aggregate["model"] == name]["mase_vs_naive"].dropna()
+    if rows.empty:
+        return "no backtest figure against seasonal naive"
+    ratio = float(rows.mean())
+    return None if ratio < 1 else f"backtest MASE {ratio:.2f}x seasonal naive's; it must be below 1x"
+
+
+def version_description(bt, data: ForecastingData, name: str, freq: str) -> str:
+    rows = bt.aggregate[bt.aggregate["model"] == name]
+    figures = "; ".join(f"horizon {r.horizon}: MASE {r.mase:.3f} ({r.mase_vs_naive:.2f}x seasonal naive)"
+                        for r in rows.itertuples())
+    why = below_target(bt, name)
+    standing = "the baseline" if name == BASELINE else (f"misses the target ({why})" if why else "beats seasonal naive")
+    start, end = data.telemetry["timestamp"].min(), data.telemetry["timestamp"].max()
+    return (f"Forecaster {name} on {freq} means of {', '.join(sorted(data.series))}, fitted on the whole history. "
+            f"Data {data.data_version}, {start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} UTC. Rolling-origin backtest: "
+            f"{figures or 'none'}. Standing: {standing}.")
+
+
+MODEL_DESCRIPTION = ("Forecaster `{name}`, fitted by the pipeline's forecasting stage on the lake's hourly series. "
+                     "@champion is the version /v1/forecast serves; a first version becomes champion only if it is "
+                     "the seasonal-naive baseline or beats it in the backtest; later ones wait as @challenger until "
+                     "`cerebro models promote` judges them (docs/lifecycle.md).")
 
 
 def summarise(bt, plan, failed: dict[str, str]) -> dict:
