@@ -61,9 +61,14 @@ def mlflow_run_url(settings, run_id: str, artifacts: bool = False) -> str:
     """The run's page in the MLflow UI (``mlflow.ui_url``, what `cerebro ui` starts), its artifacts tab with
     ``artifacts``: a link a browser opens from the Prefect UI, where a file:// link is blocked."""
     from mlflow import MlflowClient
+    from mlflow.exceptions import MlflowException
 
-    experiment = MlflowClient(tracking_uri=settings.mlflow_tracking_uri).get_run(run_id).info.experiment_id
-    url = f"{settings.mlflow.ui_url.rstrip('/')}/#/experiments/{experiment}/runs/{run_id}"
+    ui = settings.mlflow.ui_url.rstrip("/")
+    try:
+        experiment = MlflowClient(tracking_uri=settings.mlflow_tracking_uri).get_run(run_id).info.experiment_id
+    except MlflowException:  # a link must never fail a flow: the UI's run route finds the experiment itself
+        return f"{ui}/#/runs/{run_id}"
+    url = f"{ui}/#/experiments/{experiment}/runs/{run_id}"
     return url + "/artifacts" if artifacts else url
 
 

@@ -62,4 +62,5 @@ def test_deployments_are_registered_on_a_running_server(prefect_server, home):
     pool, names = asyncio.run(read())
     assert pool.type == "process"
     spec = yaml.safe_load((ROOT / "prefect.yaml").read_text())
-    assert len(names) == len(spec["deployments"]) and "pipeline/on-demand" in names
+    ours = {n for n in names if "under-test" not in n}  # other tests on this session's server add their own
+    assert len(ours) == len(spec["deployments"]) and "pipeline/on-demand" in ours
