@@ -2,7 +2,7 @@
 
 Every incident that starts in the test period (the last ``detection.split`` share of the window, which no
 model chose anything on) is ranked from the lake's telemetry and graph as an alert would see it: its first
-15 minutes against the 300 before, the paged service as the symptom. Quiet windows of the same period
+30 minutes against the 300 before, the paged service as the symptom. Quiet windows of the same period
 (half an hour from every incident and its baseline) measure specificity. The ranking never reads ``root_cause_service``; the
 scoring does (``agents/investigation/evaluation.py``). On a user's lake (not simulated) there is no ground
 truth: the stage says so and is skipped.
