@@ -11,12 +11,11 @@ from __future__ import annotations
 import copy
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Self
 from urllib.parse import parse_qs, urlparse
 
-from support.servers import wait_for_port
+from support.servers import ThreadedHttpServer
 
 PATH = re.compile(r"^/apis/apps/v1/namespaces/([^/]+)/deployments/([^/]+)(/scale)?$")
 
@@ -40,7 +39,7 @@ def _merge(into: dict, patch: dict) -> None:
             into[key] = value
 
 
-class FakeKubeApi:
+class FakeKubeApi(ThreadedHttpServer):
     def __init__(self, replicas: dict[str, int]):
         self.deployments = {key: _deployment(*key.split("/"), n) for key, n in replicas.items()}
         self.requests: list[tuple[str, str, bool]] = []
@@ -96,15 +95,5 @@ class FakeKubeApi:
             def log_message(self, *args):
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        host, port = self._server.server_address[:2]
-        wait_for_port(host, port)
-        self.url = f"http://{host}:{port}"
+        self.url = self._serve(Handler)
         return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)

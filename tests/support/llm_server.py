@@ -20,13 +20,13 @@ import json
 import threading
 import time
 from collections import defaultdict, deque
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Self
 
-from support.servers import wait_for_port
+from support.servers import ThreadedHttpServer
 
 
-class LlmServer:
+class LlmServer(ThreadedHttpServer):
     def __init__(self, delay_s: float = 0.0):
         self.delay_s = delay_s  # time every answer takes (the "model")
         self.requests: list[dict] = []
@@ -66,19 +66,8 @@ class LlmServer:
             def log_message(self, *args):
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._server.daemon_threads = True
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        host, port = self._server.server_address[:2]
-        wait_for_port(host, port)
-        self.url = f"http://{host}:{port}"
+        self.url = self._serve(Handler)
         return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
 
     # ------------------------------------------------------------------ handling
     def _models(self, h) -> None:

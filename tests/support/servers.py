@@ -1,4 +1,4 @@
-"""Waiting for a local server the tests started."""
+"""Local servers the tests start, and waiting for them."""
 from __future__ import annotations
 
 import socket
@@ -28,7 +28,29 @@ def wait_for_port(host: str, port: int, timeout: float = 10.0) -> None:
             time.sleep(0.05)
 
 
-class WebhookReceiver:
+class ThreadedHttpServer:
+    """Base of the tests' stand-in HTTP servers: ``_serve(Handler)`` runs a ``ThreadingHTTPServer`` on a free
+    loopback port in a daemon thread and returns its base URL; leaving the ``with`` block stops it."""
+
+    def _serve(self, handler) -> str:
+        import threading
+        from http.server import ThreadingHTTPServer
+
+        self._server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
+        self._server.daemon_threads = True
+        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
+        self._thread.start()
+        host, port = self._server.server_address[:2]
+        wait_for_port(host, port)
+        return f"http://{host}:{port}"
+
+    def __exit__(self, *exc) -> None:
+        self._server.shutdown()
+        self._server.server_close()
+        self._thread.join(timeout=5)
+
+
+class WebhookReceiver(ThreadedHttpServer):
     """A real HTTP server on 127.0.0.1 (a free port, in a thread) that records the JSON POSTed to it and
     answers ``status``: a stand-in for a Slack incoming webhook.
 
@@ -43,8 +65,7 @@ class WebhookReceiver:
 
     def __enter__(self) -> Self:
         import json
-        import threading
-        from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+        from http.server import BaseHTTPRequestHandler
 
         receiver = self
 
@@ -60,16 +81,6 @@ class WebhookReceiver:
             def log_message(self, *args):  # keep the test output quiet
                 pass
 
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), Handler)
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        host, port = self._server.server_address[:2]
-        wait_for_port(host, port)
         # A Slack-like path: the secret part of a real webhook URL.
-        self.url = f"http://{host}:{port}/services/T0CEREBRO/B0ALERTS/s3cr3tW3bh00kT0k3n"
+        self.url = self._serve(Handler) + "/services/T0CEREBRO/B0ALERTS/s3cr3tW3bh00kT0k3n"
         return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(timeout=5)
