@@ -191,3 +191,13 @@ def test_knowledge_tools_cite_runbooks_and_incidents(lab, kb_dir):
     assert empty.result["hits"] == [] and "is empty" in empty.result["note"]
     with pytest.raises(ToolError, match="query"):
         run_tool(lab, "runbook_search", {"query": "x"}, rag=rag)
+
+
+def test_topology_whole_and_around_one_service(lab):
+    graph = lab.sim.topology.to_dict()
+    whole = run_tool(lab, "topology", {})
+    assert whole.outcome == "ok" and whole.result["services"] == graph["services"]
+    assert len(whole.result["edges"]) == len(graph["edges"])
+    around = run_tool(lab, "topology", {"service": "database"})
+    assert around.result["edges"] and all("database" in (e["caller"], e["callee"]) for e in around.result["edges"])
+    assert len(around.result["edges"]) == sum("database" in (e["caller"], e["callee"]) for e in graph["edges"])
