@@ -233,11 +233,13 @@ def read_tools(settings) -> list[Tool]:
 
 
 def _prometheus(settings, a: MetricsArgs) -> dict:
+    from telemetry.sources.errors import without_credentials
     from telemetry.sources.prometheus import PrometheusError, query_range
 
     cfg = settings.sources.prometheus
     if not cfg.url:
         raise ToolError("Prometheus is not configured (sources.prometheus.url); use source=lake")
+    url = cfg.url.get_secret_value()  # it may hold user:password@, which the result must not show
     queries = {m: q for m, q in cfg.queries.items() if a.metric in (None, m)}
     if not queries:
         raise ToolError(f"no PromQL query named {a.metric!r} in sources.prometheus.queries")
@@ -245,7 +247,7 @@ def _prometheus(settings, a: MetricsArgs) -> dict:
     rows = []
     try:
         for metric, promql in queries.items():
-            for series in query_range(cfg.url, promql, end - pd.Timedelta(minutes=a.minutes), end, cfg.step):
+            for series in query_range(url, promql, end - pd.Timedelta(minutes=a.minutes), end, cfg.step):
                 if (series.get("metric", {}).get(cfg.service_label) or a.service) != a.service:
                     continue
                 values = pd.to_numeric(pd.Series([v for _, v in series.get("values", [])]), errors="coerce")
@@ -254,7 +256,7 @@ def _prometheus(settings, a: MetricsArgs) -> dict:
                                  "min": _r(values.min()), "max": _r(values.max()), "points": len(values)})
     except PrometheusError as exc:
         raise ToolError(str(exc)) from None
-    return {"service": a.service, "source": cfg.url, "metrics": rows}
+    return {"service": a.service, "source": without_credentials(url), "metrics": rows}
 
 
 def graph_edges(settings) -> list[tuple[str, str]]:

@@ -69,6 +69,15 @@ def small_fleet():
     return FleetSimulator(days=2, seed=11, end="2026-11-20T00:00:00Z", incidents_per_day=4).run()
 
 
+@pytest.fixture(scope="session")
+def investigation_lab(tmp_path_factory):
+    """Two simulated days in a lake (graph, traces, logs), a z-score detector registered as champion; built
+    once for the modules that only read it (rca and investigate CLI, the read-only tools)."""
+    from support.lab import investigation_lab
+
+    return investigation_lab(tmp_path_factory.mktemp("investigation-home"))
+
+
 @pytest.fixture(scope="module")
 def moto_url():
     """moto in server mode on a free local port, with fake credentials, for this module (AWS sources, Kinesis)."""

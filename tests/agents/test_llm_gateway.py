@@ -364,3 +364,51 @@ def test_status_reports_reachability_limits_and_hit_rate(llm, tmp_path):
     assert rows["claude"]["cache_hit_rate"] == 0.5 and rows["claude"]["models"] == ["claude-test"]
     assert rows["llama"]["reachable"] is True and rows["offline"]["kind"] == "offline"
     assert "sk-test-secret" not in repr(rows) and "sk-test-secret" not in repr(gw.settings)
+
+
+def test_usage_is_logged_to_mlflow_without_prompts_or_keys(llm, tmp_path, monkeypatch):
+    import json
+
+    import mlflow
+
+    from agents.llm import log_usage_to_mlflow
+
+    gw = gateway(llm, tmp_path, cache=SqliteCache(tmp_path / "cache.sqlite", ttl_s=60), claude={"max_retries": 0},
+                 llama={"max_retries": 0}, fallback=["llama:llama-test"])
+    budget = Budget()
+    question = "why is checkout slow? (a prompt MLflow must never see)"
+    first = gw.complete(ask(question), budget=budget)
+    gw.complete(ask(question), budget=budget)  # a cache hit: counted, costs nothing
+    llm.fail(MESSAGES, status=500)
+    llm.fail(CHAT, status=500)
+    with pytest.raises(LlmError):  # claude, then llama fail: a failed call, recorded
+        gw.complete(ask("another question"), budget=budget)
+    llm.fail(MESSAGES, status=500)
+    fell_back = gw.complete(ask("a third question"), budget=budget)  # claude fails, llama answers
+    assert fell_back.provider == "llama" and fell_back.attempts
+
+    from mlflow.tracking._tracking_service import utils as tracking
+
+    # This test's own store; the module variable (not set_tracking_uri) so the session's URI comes back after.
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    monkeypatch.setenv("MLFLOW_TRACKING_URI", uri)
+    monkeypatch.setattr(tracking, "_tracking_uri", uri)
+    client = mlflow.MlflowClient()
+    experiment = client.create_experiment("llm-usage-test")
+    with mlflow.start_run(experiment_id=experiment) as active:
+        log_usage_to_mlflow(budget)
+    other = client.create_run(experiment)
+    log_usage_to_mlflow(budget, run_id=other.info.run_id)  # to a named run, no run active
+    for run_id in (active.info.run_id, other.info.run_id):
+        run = client.get_run(run_id)
+        metrics = run.data.metrics
+        assert metrics["llm_calls"] == 4 and metrics["llm_cached"] == 1 and metrics["llm_failed"] == 1
+        assert metrics["llm_cost_usd"] == pytest.approx(first.cost_usd, abs=1e-6)  # llama has no price: free
+        assert metrics["llm_input_tokens"] == first.usage.input_tokens + fell_back.usage.input_tokens
+        assert metrics["llm_output_tokens"] == first.usage.output_tokens + fell_back.usage.output_tokens
+        calls = mlflow.artifacts.load_dict(f"runs:/{run_id}/llm_calls.json")["calls"]
+        assert [(c["provider"], c["outcome"], c["cached"]) for c in calls] == [
+            ("claude", "ok", False), ("claude", "ok", True), ("", "failed", False), ("llama", "ok", False)]
+        assert "500" in " ".join(calls[2]["attempts"]) and "500" in " ".join(calls[3]["attempts"])
+        logged = json.dumps({"params": run.data.params, "metrics": metrics, "tags": run.data.tags, "calls": calls})
+        assert "sk-test-secret" not in logged and "never see" not in logged and "third question" not in logged

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pandas as pd
 import pytest
-from support.lab import champion_lab, isolate_engine_env
+from support.lab import isolate_engine_env
 from typer.testing import CliRunner
 
 from flows.cli import app
@@ -19,15 +19,9 @@ runner = CliRunner()
 CEREBRO = str(Path(sys.executable).parent / "cerebro")
 
 
-@pytest.fixture(scope="module")
-def lab(tmp_path_factory):
-    """Two simulated days in a lake with the graph and traces, a z-score detector registered as champion."""
-    from telemetry import lake
-
-    lab = champion_lab(tmp_path_factory.mktemp("investigate-home"))
-    lake.write_graph(lab.sim.topology.to_dict(), lab.settings.lake_dir)
-    lake.write_table("traces", lab.sim.traces, lab.settings.lake_dir)
-    return lab
+@pytest.fixture
+def lab(investigation_lab):
+    return investigation_lab  # shared with the read-only tools' tests (tests/conftest.py)
 
 
 @pytest.fixture

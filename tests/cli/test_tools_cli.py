@@ -116,3 +116,56 @@ def test_an_external_mcp_servers_tools_join_the_registry_untrusted_and_read_only
     assert tool.risk == "read" and not tool.trusted and tool.source == "mcp:peer"
     out = Executor(registry).run("peer.blast_radius", {"service": "b"})
     assert out.ok and out.result["untrusted"] and '"transitive_callers": ["a"]' in out.result["content"][0]
+
+
+def test_mcp_streamable_http_lists_and_calls_read_only_tools(home):
+    import asyncio
+    import subprocess
+
+    from mcp import ClientSession
+    from mcp.client.streamable_http import streamable_http_client
+    from support.servers import free_port, wait_for_port
+
+    from telemetry import lake
+
+    lake.write_graph({"services": ["frontend", "checkout", "payment"], "entrypoints": ["frontend"],
+                      "edges": [{"caller": "frontend", "callee": "checkout", "ratio": 1.0},
+                                {"caller": "checkout", "callee": "payment", "ratio": 1.0}]}, home / "lake")
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")]),
+           "CEREBRO_HOME": str(home)}
+    port = free_port()
+    server = subprocess.Popen([sys.executable, "-m", "flows.cli", "mcp", "--transport", "http", "--port", str(port)],
+                              env=env, cwd=str(ROOT), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+    async def session():
+        async with streamable_http_client(f"http://127.0.0.1:{port}/mcp") as (read, write, _), \
+                ClientSession(read, write) as s:
+            await s.initialize()
+            tools = (await s.list_tools()).tools
+            called = await s.call_tool("blast_radius", {"service": "payment"})
+            bad = await s.call_tool("blast_radius", {})
+            refused = await s.call_tool("k8s_scale", {"deployment": "payment", "replicas": 1})
+            return tools, called, bad, refused
+
+    try:
+        try:
+            wait_for_port("127.0.0.1", port, timeout=120)
+        except OSError:
+            server.kill()
+            raise AssertionError(f"cerebro mcp --transport http did not listen: {server.communicate()[1][-3000:]}")
+        tools, called, bad, refused = asyncio.run(asyncio.wait_for(session(), 120))
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+    names = {t.name for t in tools}
+    assert {"blast_radius", "deploy_history", "knowledge_search", "metrics_query"} <= names
+    assert not any(n.startswith(("k8s_", "aws_", "ansible")) for n in names)
+    assert all(t.annotations.readOnlyHint for t in tools)
+    assert json.loads(called.content[0].text)["transitive_callers"] == ["checkout", "frontend"]
+    assert bad.isError and "service" in bad.content[0].text
+    assert refused.isError and "no read-only tool named 'k8s_scale'" in refused.content[0].text
+    from agents.tools import AuditLog
+
+    audited = AuditLog(home / "tools" / "audit.db").recent(limit=5)
+    assert [(r["tool"], r["outcome"], r["who"]) for r in audited if r["tool"] == "blast_radius"][:1] == [
+        ("blast_radius", "ok", "mcp-client")]

@@ -92,6 +92,18 @@ def champion_lab(home: Path) -> Lab:
     return lab
 
 
+def investigation_lab(home: Path) -> Lab:
+    """A champion lab whose lake also holds the service graph, the traces and the logs: what ``cerebro rca``,
+    ``cerebro investigate`` and the read-only tools read."""
+    from telemetry import lake
+
+    lab = champion_lab(home)
+    lake.write_graph(lab.sim.topology.to_dict(), lab.settings.lake_dir)
+    lake.write_table("traces", lab.sim.traces, lab.settings.lake_dir)
+    lake.write_table("logs", lab.sim.logs, lab.settings.lake_dir)
+    return lab
+
+
 def isolate_engine_env(monkeypatch, settings) -> None:
     """The CLI exports the engine environment (PREFECT_HOME, MLFLOW_TRACKING_URI ...) into the process: set
     those keys through monkeypatch first, so the test session gets its own values back afterwards."""
