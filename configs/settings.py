@@ -164,9 +164,15 @@ class FailureSettings(_Section):
 
 
 class DriftSettings(_Section):
-    reference_days: float = Field(default=7, gt=0, description="the reference window: this many days before the current one")
+    reference: Literal["seasonal", "preceding"] = Field(
+        default="seasonal", description="seasonal: the current window's hours of the week in the weeks before "
+        "(reference_days / 7 of them, at least one), so daily and weekly cycles cancel; preceding: the "
+        "reference_days just before the current window (seasonal falls back to it when the lake is short)")
+    reference_days: float = Field(default=7, gt=0, description="the reference: this many days (seasonal: "
+                                  "rounded to whole weeks) before the current window")
     current_hours: float = Field(
-        default=24, gt=0, description="the current window: the last N hours of the lake; whole days, or the daily cycle alone reads as drift")
+        default=24, gt=0, description="the current window: the last N hours of the lake (with a preceding "
+        "reference, whole days, or the daily cycle alone reads as drift)")
     compare: Literal["inputs", "metrics"] = Field(
         default="inputs", description="inputs: what the live detector reads, as it reads them (raw metrics when none "
         "is live); metrics: the raw metrics pooled over services")

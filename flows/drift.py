@@ -1,4 +1,4 @@
-"""The ``drift`` flow: has the lake's last day left the week before it? Retrain or fall back when it has.
+"""The ``drift`` flow: has the lake's last day left the same hours a week earlier? Retrain or fall back when it has.
 
     prefect deployment run 'drift/hourly'                 # what the hourly schedule runs
     prefect deployment run 'drift/hourly' --param trigger=false   # report only
@@ -45,7 +45,7 @@ def trigger_retraining(deployment: str, reasons: list[str]) -> dict:
 
 @flow(name="drift", log_prints=True)
 def drift_flow(config: str | None = None, end: str | None = None, trigger: bool = True) -> dict:
-    """Compare the lake's last ``drift.current_hours`` with the ``drift.reference_days`` before them, then act.
+    """Compare the lake's last ``drift.current_hours`` with their reference (``drift.reference``), then act.
 
     ``end``: the end of the current window (default: the lake's newest row). ``trigger=False`` reports the
     decision without running the retraining deployment or falling back (the pipeline's own check)."""

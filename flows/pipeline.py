@@ -6,7 +6,7 @@ forecasters (backtest, capacity plan, register) -> failure predictor (train, mea
 the local scoring service, or SageMaker) -> drift check -> knowledge base (index runbooks, incidents and the
 service graph for retrieval) -> investigations (root causes of the test period's incidents: AC@1, AC@3,
 specificity)
-(the drift check compares the lake's last day against the week before, with the live detector's scores; report only: the pipeline is
+(the drift check compares the lake's last day against the same hours a week earlier, with the live detector's scores; report only: the pipeline is
 itself the retraining).
 Later stages are added here as they are built; none is a placeholder.
 
@@ -187,6 +187,8 @@ def _drift_line(result: dict) -> str:
     scores = f"; score PSI {pred['psi']:.2f}" if pred else ""
     drifted = ", ".join(result.get("drifted_metrics") or []) or "none"
     what = "the detector's inputs" if str(result.get("compared", "")).startswith("inputs") else "raw metrics"
+    if result.get("reference_note"):  # the lake held no week before the current window
+        what += f" against {result.get('reference') or 'the days before'}"
     return (f"{action['action']}: {result['share_drifted']:.0%} of metrics drifted in {what} ({drifted}){scores} "
             f"({result['model'] or 'no live detector'}); report {result['html']}")
 

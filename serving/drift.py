@@ -9,9 +9,14 @@ Three questions, each answered on the lake's telemetry:
   ``psi``, both computed by Evidently's ``ValueDrift``: KS alone flags every trivial difference once there are
   thousands of rows, PSI alone ignores sample size; together they say "different, and by a material amount".
   Inputs are grouped by the metric they come from; a metric drifts when at least half of its inputs do, and
-  the window drifts when at least ``drift_share`` of the metrics do. (Any single input would be too eager: a
-  week's reference holds a weekend and the current day does not, which moves one or two of a metric's nine
-  inputs past PSI 0.2 on a steady fleet.)
+  the window drifts when at least ``drift_share`` of the metrics do (any single input would be too eager).
+
+  The reference (``drift.reference``) is seasonal by default: the current window's clock hours on the same
+  weekdays, one week earlier (or in each of the ``reference_days / 7`` weeks before, those the lake holds), so
+  the daily and weekly cycles cancel. The week before the current day held a weekend and every hour of the
+  day against one weekday: on a steady fleet, CPU, memory and traffic inputs read KS p ~ 0 and PSI > 0.2 and
+  the check asked for retraining. ``preceding`` (the ``reference_days`` just before) is what the check falls
+  back to, with a note, when the lake holds no week before the current window.
 
   Why the inputs decide: memory creeps and disks grow between deploys, so raw levels leave last week's range
   on a steady fleet, yet the detectors read them against the last day and see nothing new; retraining would
@@ -56,6 +61,8 @@ class DriftResult:
     # columns left out, with why: the same single value (or nothing) in both windows says nothing about drift
     excluded: dict[str, str] = field(default_factory=dict)
     thresholds: dict[str, float] = field(default_factory=dict)  # ks_pvalue, psi, drift_share: what "drifted" means
+    reference: str = ""  # the reference in words ("the same hours of the week one week earlier")
+    reference_note: str = ""  # why the seasonal reference was not possible, when it was not
 
     def as_dict(self) -> dict:
         return asdict(self)
@@ -67,19 +74,90 @@ class Decision:
     reasons: list[str]
 
 
-def split_windows(telemetry: pd.DataFrame, end: pd.Timestamp, reference_days: float,
-                  current_hours: float) -> tuple[pd.DataFrame, pd.DataFrame]:
-    """The current window (the last ``current_hours`` before ``end``) and the reference window (the
-    ``reference_days`` before it), from long telemetry."""
+WEEK = pd.Timedelta(days=7)
+
+
+@dataclass
+class Windows:
+    """The current window ``[start, end]`` and the reference spans ``[start, end)`` compared with it."""
+    current: tuple[pd.Timestamp, pd.Timestamp]
+    reference: list[tuple[pd.Timestamp, pd.Timestamp]]
+    kind: str  # "seasonal" | "preceding"
+    note: str = ""  # why a seasonal reference was not possible, when it was asked for
+
+    @property
+    def start(self) -> pd.Timestamp:
+        """The oldest row either window holds."""
+        return min(s for s, _ in self.reference)
+
+    def masks(self, timestamps: pd.Series) -> tuple[np.ndarray, np.ndarray]:
+        """Which rows are in the reference and which in the current window."""
+        t = pd.to_datetime(timestamps, utc=True)
+        reference = np.zeros(len(t), dtype=bool)
+        for s, e in self.reference:
+            reference |= ((t >= s) & (t < e)).to_numpy()
+        return reference, ((t >= self.current[0]) & (t <= self.current[1])).to_numpy()
+
+    def describe(self) -> str:
+        """The reference in words, for the report and the summary."""
+        if self.kind == "preceding":
+            days = (self.current[0] - self.start) / pd.Timedelta(days=1)
+            return f"the {days:g} days before the current window"
+        weeks = len(self.reference)
+        return ("the same hours of the week one week earlier" if weeks == 1 else
+                f"the same hours of the week in each of the {weeks} weeks before")
+
+
+def plan_windows(end: pd.Timestamp, reference_days: float, current_hours: float, reference: str = "seasonal",
+                 lake_start: pd.Timestamp | None = None) -> Windows:
+    """The current window (the last ``current_hours`` before ``end``) and its reference.
+
+    ``seasonal``: the same clock hours of the same weekdays in each of the ``reference_days / 7`` weeks before
+    (rounded, at least one) that the lake holds whole (from ``lake_start``), so the daily and weekly cycles
+    cancel: a week of all hours held against one weekday read as drift on a steady fleet. ``preceding``: the
+    ``reference_days`` just before the current window; a seasonal reference falls back to it, with a note, when
+    the lake holds no week before the current window or that window is a week or longer."""
     cur_start = end - pd.Timedelta(hours=current_hours)
-    ref_start = cur_start - pd.Timedelta(days=reference_days)
-    t = telemetry["timestamp"]
-    reference = telemetry[(t >= ref_start) & (t < cur_start)]
-    current = telemetry[(t >= cur_start) & (t <= end)]
+    preceding = [(cur_start - pd.Timedelta(days=reference_days), cur_start)]
+    if reference == "preceding":
+        return Windows((cur_start, end), preceding, "preceding")
+    if reference != "seasonal":
+        raise ValueError(f"drift.reference must be seasonal or preceding, not {reference!r}")
+    weeks = max(1, round(reference_days / 7))
+    if pd.Timedelta(hours=current_hours) >= WEEK:
+        why = f"a current window of {current_hours:g} hours is a week or longer: it has no same hours a week earlier"
+    else:
+        spans = [(cur_start - k * WEEK, end - k * WEEK) for k in range(1, weeks + 1)]
+        spans = [(s, e) for s, e in spans if lake_start is None or s >= lake_start]
+        if spans:
+            return Windows((cur_start, end), spans, "seasonal")
+        held = "nothing" if lake_start is None or pd.isna(lake_start) else f"rows from {lake_start:%Y-%m-%d %H:%M} on"
+        why = (f"the lake holds no week before the current window (it needs rows from "
+               f"{cur_start - WEEK:%Y-%m-%d %H:%M}; it has {held})")
+    note = (f"Seasonal reference not possible: {why}. Compared with the {reference_days:g} days before instead, "
+            "where the daily and weekly cycles can read as drift.")
+    return Windows((cur_start, end), preceding, "preceding", note)
+
+
+def split_windows(telemetry: pd.DataFrame, end: pd.Timestamp, reference_days: float,
+                  current_hours: float, reference: str = "preceding") -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The reference and current windows of ``plan_windows``, cut from long telemetry (its oldest row is taken
+    as the lake's)."""
+    return cut_windows(telemetry, plan_windows(end, reference_days, current_hours, reference,
+                                               telemetry["timestamp"].min() if len(telemetry) else None))
+
+
+def cut_windows(telemetry: pd.DataFrame, windows: Windows) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """The rows of both windows; a clear error when either is empty."""
+    ref, cur = windows.masks(telemetry["timestamp"])
+    reference, current = telemetry[ref], telemetry[cur]
     if reference.empty or current.empty:
+        t = telemetry["timestamp"]
         have = f"{t.min():%Y-%m-%d %H:%M} to {t.max():%Y-%m-%d %H:%M}" if len(t) else "nothing"
-        raise ValueError(f"drift check needs telemetry from {ref_start:%Y-%m-%d %H:%M} to {end:%Y-%m-%d %H:%M} "
-                         f"(a {reference_days:g}-day reference, then {current_hours:g} hours); the lake has {have}")
+        hours = (windows.current[1] - windows.current[0]) / pd.Timedelta(hours=1)
+        raise ValueError(f"drift check needs telemetry from {windows.start:%Y-%m-%d %H:%M} to "
+                         f"{windows.current[1]:%Y-%m-%d %H:%M} ({windows.describe()}, then {hours:g} hours); "
+                         f"the lake has {have}")
     return reference, current
 
 
@@ -255,9 +333,16 @@ def report_markdown(result: DriftResult, decision: Decision, window: dict) -> st
               f"{len(result.metrics)} {what}s drifted."),
              (f"- A metric drifted when at least half of its {what}s did: {len(metrics_drifted)} of "
               f"{len(result.groups)} ({result.share_drifted:.0%}){': ' + ', '.join(metrics_drifted) if metrics_drifted else ''}."),
-             (f"- The data drifted when at least {t['drift_share']:.0%} of the metrics did. A few drifted "
-              f"{what}s alone leave the verdict at no drift: a week's reference holds a weekend and the current "
-              "day may not, which moves one or two of a steady metric's inputs.")]
+             (f"- The data drifted when at least {t['drift_share']:.0%} of the metrics did."),
+             (f"- The reference is {result.reference}: " + (
+                 "the daily and weekly cycles cancel, so a steady fleet does not read as drifted because the "
+                 "current day is a weekday and the reference holds a weekend and every hour of the day."
+                 if "same hours" in result.reference else
+                 "it holds other hours and weekdays than the current window, so the daily and weekly cycles "
+                 "can move a steady metric's inputs.") if result.reference else
+              "- A few drifted inputs alone leave the verdict at no drift.")]
+    if result.reference_note:
+        lines.append(f"- {result.reference_note}")
     if result.excluded:
         lines += [(f"- Not compared ({len(result.excluded)}): " + "; ".join(
             f"{c}: {why}" for c, why in sorted(result.excluded.items())) + ". Such a column reads KS p = 1 and "

@@ -46,7 +46,7 @@ class DriftCheck:
         """The check in a JSON-ready dict: what the drift flow returns and ``cerebro drift --json`` prints."""
         r = self.result
         return {"action": self.action, "share_drifted": r.share_drifted, "data_drift": r.data_drift,
-                "compared": r.compared,
+                "compared": r.compared, "reference": r.reference, "reference_note": r.reference_note,
                 "drifted_metrics": sorted(name for name, g in r.groups.items() if g["drift"]),
                 "compared_metrics": sorted(r.groups),
                 "prediction": r.prediction, "performance": r.performance, "html": r.html,
@@ -54,7 +54,7 @@ class DriftCheck:
                 "model": None if self.live is None else f"{self.live.name}/{self.live.version}"}
 
 
-def load_live(settings, telemetry: pd.DataFrame, current_start: pd.Timestamp):
+def load_live(settings, telemetry: pd.DataFrame, windows):
     """The live detector (None when none is registered) and the feature rows of both windows."""
     import mlflow
 
@@ -67,12 +67,13 @@ def load_live(settings, telemetry: pd.DataFrame, current_start: pd.Timestamp):
         return None, None
     events = deploy_events(settings)
     features = features_of(telemetry, events if len(events) else None, settings.feast.window_minutes)
-    features = features[pd.to_datetime(features["timestamp"], utc=True)
-                        >= current_start - pd.Timedelta(days=cfg.reference_days)]
+    # From the oldest reference row on, unbroken: sequence-aware members score each row after the minutes before
+    # it (a seasonal reference and the current window are a week apart; the rows between are scored, not compared).
+    features = features[pd.to_datetime(features["timestamp"], utc=True) >= windows.start]
     return live, features
 
 
-def check_data(settings, reference, current, html_path: str, live, features, current_start,
+def check_data(settings, reference, current, html_path: str, live, features, windows,
                logger: Callable[[], logging.Logger] = lambda: LOG) -> DriftResult:
     """Drift of the live detector's inputs (``drift.compare: inputs``), with the raw metrics reported beside;
     of the raw metrics alone when no detector is live, its inputs cannot be computed, or ``compare: metrics``."""
@@ -92,7 +93,7 @@ def check_data(settings, reference, current, html_path: str, live, features, cur
     if not by_inputs:
         return raw
     try:
-        ref_in, cur_in, used = drift_io.input_windows(live, features, current_start)
+        ref_in, cur_in, used = drift_io.input_windows(live, features, windows)
     except (RequestError, WarmUpError) as exc:
         logger().warning("drift: comparing raw metrics: %s", exc)
         raw.compared = f"raw metrics ({live.name} v{live.version}'s inputs could not be computed: {exc})"
@@ -103,18 +104,18 @@ def check_data(settings, reference, current, html_path: str, live, features, cur
     return result
 
 
-def check_predictions(settings, live, features, current_start, stop) -> tuple[dict, dict]:
+def check_predictions(settings, live, features, windows) -> tuple[dict, dict]:
     """Prediction drift of the live detector's scores, and performance drift where the lake holds incidents
     of the current window; both empty when no detector is live."""
     cfg = settings.drift
     if live is None:
         return {}, {}
-    scored = drift_io.score_windows(live, features, current_start)
+    scored = drift_io.score_windows(live, features, windows)
     prediction = prediction_drift(drift_io.scores_of(scored["reference"]), drift_io.scores_of(scored["current"]),
                                   scored["reference"]["is_anomaly"].to_numpy(), scored["current"]["is_anomaly"].to_numpy(),
                                   psi=cfg.prediction_psi)
     performance = {}
-    incidents = drift_io.recent_incidents(settings.lake_dir, current_start, stop)
+    incidents = drift_io.recent_incidents(settings.lake_dir, *windows.current)
     if len(incidents):
         f1, n = drift_io.current_f1(scored["current"], incidents, settings.feast.window_minutes)
         performance = performance_drift(f1, live.registered_f1, cfg.max_f1_drop, n)
@@ -129,7 +130,8 @@ def run_drift_check(settings, end: str | None = None, act: bool = False, *,
                     retrain: Callable[[str, list[str]], dict] | None = None,
                     step: Callable[[str, Callable], Callable] = _as_is,
                     logger: Callable[[], logging.Logger] = lambda: LOG) -> DriftCheck:
-    """Compare the lake's last ``drift.current_hours`` with the ``drift.reference_days`` before them, decide,
+    """Compare the lake's last ``drift.current_hours`` with their reference (``drift.reference``: the same hours
+    of the week in the weeks before, or the ``drift.reference_days`` before them), decide,
     log the ``drift-check`` MLflow run and, with ``act``, apply the decision: ``fallback`` serves
     ``drift.fallback_model`` under the live model's name (a new version that becomes its champion);
     ``retrain`` calls ``retrain(drift.retrain_deployment, reasons)``, which returns ``{"triggered": ...}``
@@ -139,16 +141,17 @@ def run_drift_check(settings, end: str | None = None, act: bool = False, *,
     step (the flow makes each a Prefect task of that name); ``logger()`` gives the logger of the moment (the
     flow passes Prefect's ``get_run_logger``, so a step's message lands in its task's log)."""
     cfg = settings.drift
-    telemetry, reference, current, stop = step("read-windows", drift_io.read_windows)(settings, end)
-    current_start = stop - pd.Timedelta(hours=cfg.current_hours)
+    telemetry, reference, current, stop, windows = step("read-windows", drift_io.read_windows)(settings, end)
+    if windows.note:
+        logger().warning("drift: %s", windows.note)
     html = settings.reports_dir / f"drift-{stop:%Y%m%dT%H%M}.html"
-    live, features = step("live-detector", load_live)(settings, telemetry, current_start)
-    result = step("data-drift", check_data)(settings, reference, current, str(html), live, features, current_start,
-                                            logger)
+    live, features = step("live-detector", load_live)(settings, telemetry, windows)
+    result = step("data-drift", check_data)(settings, reference, current, str(html), live, features, windows, logger)
+    result.reference, result.reference_note = windows.describe(), windows.note
     result.prediction, result.performance = step("prediction-and-performance-drift", check_predictions)(
-        settings, live, features, current_start, stop)
+        settings, live, features, windows)
     decision = decide(result)
-    report_md = report_markdown(result, decision, {"reference": _span(reference), "current": _span(current)})
+    report_md = report_markdown(result, decision, {"reference": _spans(reference, windows), "current": _span(current)})
     if live is None:
         report_md += f"\n\nNo `{cfg.model}` is registered: prediction and performance drift not checked."
     run_id = step("log-drift-to-mlflow", drift_io.log_to_mlflow)(settings, result, decision, report_md)
@@ -189,3 +192,10 @@ def action_sentence(action: dict) -> str:
 
 def _span(window: pd.DataFrame) -> str:
     return f"{window['timestamp'].min():%Y-%m-%d %H:%M} to {window['timestamp'].max():%Y-%m-%d %H:%M}"
+
+
+def _spans(reference: pd.DataFrame, windows) -> str:
+    """The reference's rows, span by span (a seasonal reference is one span per week)."""
+    t = reference["timestamp"]
+    parts = [_span(reference[(t >= s) & (t < e)]) for s, e in sorted(windows.reference) if ((t >= s) & (t < e)).any()]
+    return "; ".join(parts)

@@ -18,10 +18,10 @@ REFERENCE_STRIDE_MINUTES = 5
 HISTORY = pd.Timedelta(days=7)  # read before the reference window: the longest look-back of any input
 
 
-def read_windows(settings, end: str | None) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame, pd.Timestamp]:
+def read_windows(settings, end: str | None):
     """The lake's telemetry from a week before the reference window to ``end`` (default: the lake's newest row),
-    the reference and current windows cut from it, and that end."""
-    from serving.drift import split_windows
+    the reference and current windows cut from it, that end, and the windows (``serving.drift.Windows``)."""
+    from serving.drift import WEEK, cut_windows, plan_windows
     from telemetry import lake
 
     cfg = settings.drift
@@ -33,14 +33,16 @@ def read_windows(settings, end: str | None) -> tuple[pd.DataFrame, pd.DataFrame,
         stop = stop.tz_localize("UTC") if stop.tzinfo is None else stop.tz_convert("UTC")
     else:  # the newest row: read only the newest day's partitions to find it
         stop = lake.read_telemetry(settings.lake_dir, start=pd.Timestamp(stats["dates"][-1], tz="UTC"))["timestamp"].max()
-    # A week before the reference too (as much of it as the lake holds), so that every row of both windows has
-    # the history its inputs read: the 24-hour baselines and the week-over-week inputs (the same clock hour one
-    # week earlier). With a day only, the reference's week-over-week inputs were all missing.
-    ref_start = stop - pd.Timedelta(hours=cfg.current_hours) - pd.Timedelta(days=cfg.reference_days)
-    telemetry = lake.read_telemetry(settings.lake_dir, start=ref_start - HISTORY, end=stop)
-    reference, current = split_windows(telemetry[telemetry["timestamp"] >= ref_start], stop,
-                                       cfg.reference_days, cfg.current_hours)
-    return telemetry, reference, current, stop
+    # The widest reference asked for (seasonal weeks, or the preceding days), and a week before it too (as much
+    # as the lake holds), so that every row of both windows has the history its inputs read: the 24-hour
+    # baselines and the week-over-week inputs (the same clock hour one week earlier).
+    cur_start = stop - pd.Timedelta(hours=cfg.current_hours)
+    widest = min(cur_start - pd.Timedelta(days=cfg.reference_days), cur_start - max(1, round(cfg.reference_days / 7)) * WEEK)
+    telemetry = lake.read_telemetry(settings.lake_dir, start=widest - HISTORY, end=stop)
+    lake_start = telemetry["timestamp"].min() if len(telemetry) else None
+    windows = plan_windows(stop, cfg.reference_days, cfg.current_hours, cfg.reference, lake_start)
+    reference, current = cut_windows(telemetry, windows)
+    return telemetry, reference, current, stop, windows
 
 
 @dataclass
@@ -74,9 +76,10 @@ def live_model(name: str, alias: str = "champion") -> LiveModel | None:
     return LiveModel(name=name, version=str(mv.version), alias=used_alias, model=model, registered_f1=f1)
 
 
-def score_windows(live: LiveModel, features: pd.DataFrame, current_start: pd.Timestamp) -> dict[str, pd.DataFrame]:
+def score_windows(live: LiveModel, features: pd.DataFrame, windows) -> dict[str, pd.DataFrame]:
     """The live model's output on the reference rows (every ``REFERENCE_STRIDE_MINUTES``th minute) and on
-    every current row, each with its ``service`` and ``timestamp``.
+    every current row, each with its ``service`` and ``timestamp``. ``windows``: a ``serving.drift.Windows``, or
+    the current window's start (every row before it is the reference).
 
     Every row is scored, in one call, and only then thinned: sequence-aware members (EWMA, Holt-Winters, the
     autoencoders) read the minutes before each row, so scoring every 5th minute alone fed them gapped series
@@ -90,22 +93,24 @@ def score_windows(live: LiveModel, features: pd.DataFrame, current_start: pd.Tim
     rows = features.reset_index(drop=True)
     scored = predict_bundle(bundle_of(live.model), rows, {})
     out = pd.concat([rows[["service", "timestamp"]], scored.reset_index(drop=True)], axis=1)
-    reference, current = _window_masks(out, current_start)
+    reference, current = _window_masks(out, windows)
     return {"reference": out[reference].reset_index(drop=True), "current": out[current].reset_index(drop=True)}
 
 
-def _window_masks(rows: pd.DataFrame, current_start: pd.Timestamp) -> tuple[np.ndarray, np.ndarray]:
-    """Which rows are compared as the reference (every ``REFERENCE_STRIDE_MINUTES``th minute before
-    ``current_start``) and which are the current window."""
+def _window_masks(rows: pd.DataFrame, windows) -> tuple[np.ndarray, np.ndarray]:
+    """Which rows are compared as the reference (every ``REFERENCE_STRIDE_MINUTES``th minute of its spans, or
+    before ``windows`` when that is the current window's start) and which are the current window."""
     t = pd.to_datetime(rows["timestamp"], utc=True)
-    reference = (t < current_start) & (t.dt.minute % REFERENCE_STRIDE_MINUTES == 0)
-    return reference.to_numpy(), (t >= current_start).to_numpy()
+    if isinstance(windows, pd.Timestamp):
+        reference, current = (t < windows).to_numpy(), (t >= windows).to_numpy()
+    else:
+        reference, current = windows.masks(t)
+    return reference & (t.dt.minute % REFERENCE_STRIDE_MINUTES == 0).to_numpy(), current
 
 
-def input_windows(live: LiveModel, features: pd.DataFrame,
-                  current_start: pd.Timestamp) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
+def input_windows(live: LiveModel, features: pd.DataFrame, windows) -> tuple[pd.DataFrame, pd.DataFrame, list[str]]:
     """The live detector's inputs, as it reads them, on the reference rows (every ``REFERENCE_STRIDE_MINUTES``th
-    minute, as for prediction drift) and on every current row, and the input columns that come from the fleet's
+    minute, as for prediction drift) and on every current row (``windows`` as for ``score_windows``), and the input columns that come from the fleet's
     metrics. Raises ``serving.scoring.RequestError`` or ``WarmUpError`` when they cannot be computed here."""
     from serving.drift import metric_of
     from serving.registry import bundle_of
@@ -119,7 +124,7 @@ def input_windows(live: LiveModel, features: pd.DataFrame,
     example = getattr(live.model, "input_example", None)  # a pyfunc model has one; a bare bundle (tests) none
     if example is not None:  # the same check the service makes before it serves the compiled path
         runner.warm_up(example if isinstance(example, pd.DataFrame) else pd.DataFrame(example))
-    reference, current = _window_masks(features, current_start)
+    reference, current = _window_masks(features, windows)
     # Inputs from the metrics (the fleet's, or a user's own); the clock (time of day, weekday, minutes since a
     # deploy) is context whose distribution over whole days does not move.
     from features.detector_inputs.columns import EXTRAS

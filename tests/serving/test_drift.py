@@ -44,7 +44,7 @@ def test_windows_and_a_clear_error_when_the_lake_is_too_short(fleet):
     ref, cur = split_windows(fleet.telemetry, END, reference_days=2, current_hours=24)
     assert cur["timestamp"].min() >= END - pd.Timedelta(hours=24)
     assert ref["timestamp"].max() < END - pd.Timedelta(hours=24)
-    with pytest.raises(ValueError, match="30-day reference"):
+    with pytest.raises(ValueError, match="30 days before the current window"):
         split_windows(fleet.telemetry[fleet.telemetry["timestamp"] > END - pd.Timedelta(hours=1)], END, 30, 12)
 
 
@@ -63,6 +63,57 @@ def test_normal_days_do_not_drift_and_an_injected_shift_does(fleet):
     assert "request_rate" not in drifted  # untouched metrics stay put
     assert loud.data_drift and decide(loud).action == "retrain"
     assert "latency_p50_ms" in decide(loud).reasons[0]
+
+
+def test_a_seasonal_reference_is_the_same_hours_in_the_weeks_before_and_falls_back_with_a_note():
+    from serving.drift import plan_windows
+
+    week = pd.Timedelta(days=7)
+    cur_start = END - pd.Timedelta(hours=6)
+    one = plan_windows(END, 7, 6, lake_start=END - pd.Timedelta(days=10))
+    assert one.kind == "seasonal" and not one.note and one.current == (cur_start, END)
+    assert one.reference == [(cur_start - week, END - week)] and "one week earlier" in one.describe()
+    # three weeks asked for, two held whole: the third would start before the lake
+    two = plan_windows(END, 21, 6, lake_start=END - pd.Timedelta(days=15))
+    assert two.reference == [(cur_start - week, END - week), (cur_start - 2 * week, END - 2 * week)]
+    ref, cur = two.masks(pd.Series([END - week - pd.Timedelta(hours=1), END - week - pd.Timedelta(hours=7),
+                                    END - pd.Timedelta(hours=1)]))
+    assert ref.tolist() == [True, False, False] and cur.tolist() == [False, False, True]
+    # the lake holds less than a week before the current window (the end-to-end tests' one-day fleet)
+    short = plan_windows(END, 0.5, 6, lake_start=END - pd.Timedelta(days=1))
+    assert short.kind == "preceding" and short.reference == [(cur_start - pd.Timedelta(hours=12), cur_start)]
+    assert "Seasonal reference not possible: the lake holds no week before the current window" in short.note
+    assert "the 0.5 days before" in short.note and short.describe() == "the 0.5 days before the current window"
+    assert "a week or longer" in plan_windows(END, 7, 24 * 8, lake_start=END - pd.Timedelta(days=30)).note
+    assert plan_windows(END, 7, 24, "preceding").reference == [(END - pd.Timedelta(days=8), END - pd.Timedelta(days=1))]
+    with pytest.raises(ValueError, match="seasonal or preceding"):
+        plan_windows(END, 7, 24, "weekly")
+
+
+@pytest.fixture(scope="module")
+def ten_days():
+    """Ten steady days from a Saturday to a Tuesday: a week before each of the last three days (Saturday,
+    Sunday, Monday) is in the lake."""
+    from telemetry.simulator import FleetSimulator
+
+    return FleetSimulator(days=10, seed=5, end=pd.Timestamp("2026-11-24T00:00Z"), incidents_per_day=0.3).run()
+
+
+@pytest.mark.parametrize("end", ["2026-11-22T00:00Z", "2026-11-23T00:00Z", "2026-11-24T00:00Z"],
+                         ids=["saturday", "sunday", "monday"])
+def test_a_steady_fleet_does_not_drift_against_the_same_weekday_and_a_shift_does(ten_days, end):
+    end = pd.Timestamp(end)
+    metrics = ["cpu_pct", "latency_p50_ms", "latency_p99_ms", "memory_pct", "request_rate", "error_rate"]
+    ref, cur = split_windows(ten_days.telemetry, end, 7, 24, reference="seasonal")
+    assert ref["timestamp"].dt.weekday.unique().tolist() == [(end - pd.Timedelta(days=1)).weekday()]
+    quiet = data_drift(wide(ref), wide(cur), metrics)
+    assert not quiet.data_drift and decide(quiet).action == "none", quiet.metrics
+
+    shifted = _inject(ten_days.telemetry[ten_days.telemetry["timestamp"] <= end], end - pd.Timedelta(hours=24))
+    ref, cur = split_windows(shifted, end, 7, 24, reference="seasonal")
+    loud = data_drift(wide(ref), wide(cur), metrics)
+    assert {"cpu_pct", "latency_p50_ms", "latency_p99_ms"} <= {m for m, v in loud.metrics.items() if v["drifted"]}
+    assert loud.data_drift and decide(loud).action == "retrain"
 
 
 def test_prediction_drift_and_performance_fallback():
