@@ -16,8 +16,10 @@ def forecast(
                                 "step (24 on hourly data is one day); at most as many as the history holds."),
     output: Path = typer.Option(..., "--output", "-o", help="CSV to write: timestamp, yhat, yhat_lower, "
                                 "yhat_upper (one row per future step)."),
-    model: str = typer.Option("auto", help="seasonal_naive, arima, prophet, lstm, deepar, or auto: backtest "
-                              "seasonal_naive and arima on the end of your series and keep the better (MASE)."),
+    model: str = typer.Option("auto", help="auto: backtest last value, seasonal naive, ETS, Theta and ARIMA "
+                              "(StatsForecast) on the end of your series, keep the best or the median of the "
+                              "best three, intervals calibrated on the backtest errors. Or one by name: naive, "
+                              "ets, theta, autoarima, seasonal_naive, arima (pmdarima), prophet, lstm, deepar."),
     time_col: str | None = typer.Option(None, help="Timestamp column (default: found by name)."),
     value_col: str | None = typer.Option(None, "--value-col", help="The column to forecast (needed when the "
                                          "file has several numeric columns)."),
@@ -43,13 +45,14 @@ def forecast(
     import pandas as pd
 
     from telemetry.sources.user_series import UserSeriesError, read_user_series, select_series
-    from training.forecasting import FORECASTERS, ForecastInputError
+    from training.forecasting import ForecastInputError
     from training.forecasting.choice import forecast_series
+    from training.forecasting.registry import ALL_FORECASTERS
 
     if level not in (80, 95):
         fail(f"--level {level}: choose 80 or 95", 2)
-    if model != "auto" and model not in FORECASTERS:
-        fail(f"--model {model!r}: choose auto or one of {', '.join(FORECASTERS)}", 2)
+    if model not in ALL_FORECASTERS:
+        fail(f"--model {model!r}: choose one of {', '.join(ALL_FORECASTERS)}", 2)
     try:
         values = select_series(read_user_series(input_path, time_col, [value_col] if value_col else None),
                                input_path, series)
@@ -83,7 +86,7 @@ def forecast(
     out.print(f"Forecast {chosen} {horizon} steps of {_step_text(prepared.step)} ahead with {chosen_model}: wrote {output}"
               + (f" and {plot}" if plot else ""))
     if comparison:
-        out.print("  auto: " + ", ".join(f"{k} MASE {v:.3f}" for k, v in comparison.items()))
+        out.print("  backtest MAE: " + ", ".join(f"{k} {v:.4g}" for k, v in comparison.items()))
     for note in notes:
         out.print(f"[yellow]note[/yellow]: {note}")
 

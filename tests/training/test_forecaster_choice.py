@@ -1,4 +1,5 @@
-"""training.forecasting.choice: `auto` picks the forecaster by backtest; forecast_series runs the chosen one."""
+"""`auto` (training.forecasting.auto): seasons found in the data, the choice by rolling-origin backtest
+with a median combination, conformal intervals; forecast_series runs it or a named model."""
 from __future__ import annotations
 
 import numpy as np
@@ -6,51 +7,88 @@ import pandas as pd
 import pytest
 
 from training.forecasting import ForecastInputError
-from training.forecasting.choice import choose_forecaster, forecast_series
+from training.forecasting.auto import AutoForecaster, conformal_bands
+from training.forecasting.choice import forecast_series
+from training.forecasting.seasons import Decomposition, decompose, detect_seasons
 
 T0 = pd.Timestamp("2026-10-01T00:00Z")
 
 
-def _hourly(values) -> pd.Series:
-    return pd.Series(np.asarray(values, dtype=float), index=pd.date_range(T0, periods=len(values), freq="h"))
+def _series(values, freq="h") -> pd.Series:
+    return pd.Series(np.asarray(values, dtype=float), index=pd.date_range(T0, periods=len(values), freq=freq))
 
 
-def test_a_pure_daily_cycle_goes_to_seasonal_naive():
-    i = np.arange(24 * 10)
-    best, scores = choose_forecaster(_hourly(50 + 10 * np.sin(2 * np.pi * i / 24)), 12)
-    assert set(scores) == {"seasonal_naive", "arima"}
-    assert best == "seasonal_naive" and scores["seasonal_naive"] < scores["arima"]
+def test_seasons_are_found_in_the_data_at_any_step():
+    rng = np.random.default_rng(0)
+    i = np.arange(3 * 1440)
+    minutes = 50 + 10 * np.sin(2 * np.pi * i / 1440) + rng.normal(0, 1, len(i))
+    assert detect_seasons(minutes, pd.Timedelta(minutes=1)) == [1440]
+    j = np.arange(24 * 21)
+    hours = 50 + 10 * np.sin(2 * np.pi * j / 24) + 8 * (j % 168 < 48) + rng.normal(0, 1, len(j))
+    assert detect_seasons(hours, pd.Timedelta(hours=1)) == [24, 168]
+    assert detect_seasons(rng.normal(0, 1, 24 * 21), pd.Timedelta(hours=1)) == []
+    assert detect_seasons(np.cumsum(rng.normal(0, 1, 24 * 21)), pd.Timedelta(hours=1)) == []
 
 
-def test_a_steady_trend_goes_to_arima():
+def test_the_decomposition_on_an_aggregated_grid_recovers_a_minute_level_day():
+    i = np.arange(3 * 1440)
+    day = 10 * np.sin(2 * np.pi * i / 1440)
+    dec = decompose(50 + day + 0.001 * i, [1440, 10080])  # a week needs two cycles: dropped
+    assert isinstance(dec, Decomposition) and dec.periods == [1440]
+    assert np.max(np.abs(dec.seasonal[1440:] - day[1440:])) < 0.5
+    assert np.max(np.abs(dec.future(60) - day[:60])) < 0.5
+
+
+def test_a_noisy_daily_cycle_beats_both_naives_and_the_choice_is_the_lowest_backtest_error():
+    rng = np.random.default_rng(1)
+    i = np.arange(24 * 14 + 24)
+    y = _series(50 + 10 * np.sin(2 * np.pi * i / 24) + rng.normal(0, 2, len(i)))
+    model = AutoForecaster(horizon=24).fit(y.iloc[:-24])
+    assert model.periods_ == [24]
+    scores = model.scores_
+    assert {"naive", "seasonal_naive", "ets", "theta", "arima", "median"} <= set(scores)
+    assert model.chosen_ == min(scores, key=scores.get)
+    assert scores[model.chosen_] < min(scores["naive"], scores["seasonal_naive"])
+    f = model.predict(24)
+    truth = 50 + 10 * np.sin(2 * np.pi * i[-24:] / 24)  # the cycle without its noise (sd 2)
+    assert np.mean(np.abs(truth - f["yhat"].to_numpy())) < 1.0
+
+
+def test_a_steady_trend_is_not_left_to_a_naive_forecast():
     rng = np.random.default_rng(0)
     i = np.arange(24 * 10)
-    best, scores = choose_forecaster(_hourly(10 + 0.5 * i + rng.normal(0, 0.1, len(i))), 12)
-    assert best == "arima" and scores["arima"] < scores["seasonal_naive"]
+    model = AutoForecaster(horizon=12).fit(_series(10 + 0.5 * i + rng.normal(0, 0.1, len(i))))
+    assert model.chosen_ not in ("naive", "seasonal_naive")
+    f = model.predict(12)["yhat"].to_numpy()
+    assert np.allclose(f, 10 + 0.5 * np.arange(240, 252), atol=1.0)
 
 
-def test_too_short_to_backtest_is_the_baseline():
-    assert choose_forecaster(_hourly([1.0, 2.0, 3.0]), 2) == ("seasonal_naive", {})
+def test_conformal_intervals_cover_what_they_say_per_step():
+    rng = np.random.default_rng(2)
+    H = 20
+    widths = 1 + np.arange(H) / 5  # errors that grow with the step
+    errors = rng.normal(0, 1, (10, H)) * widths
+    bands = conformal_bands(np.zeros(H), errors, [80.0, 95.0])
+    fresh = rng.normal(0, 1, (4000, H)) * widths
+    for level, (lo, hi) in bands.items():
+        covered = ((fresh >= lo) & (fresh <= hi)).mean()
+        assert abs(covered - level / 100) < 0.05, (level, covered)
+    lo, hi = bands[95.0]
+    assert hi[-1] - lo[-1] > 2 * (hi[0] - lo[0])  # wider further ahead
+    longer = conformal_bands(np.zeros(2 * H), errors, [95.0])[95.0]
+    assert np.all(np.diff(longer[1][H - 1:]) > 0)  # past the backtest, still widening
 
 
-def test_ties_go_to_the_baseline_and_nan_scores_are_dropped(monkeypatch):
-    import training.forecasting.backtest as bt
-
-    class Result:
-        def __init__(self, rows):
-            self.frame = pd.DataFrame(rows, columns=["model", "mase"])
-
-    monkeypatch.setattr(bt, "backtest", lambda *a, **k: Result([("arima", 0.5), ("seasonal_naive", 0.5)]))
-    assert choose_forecaster(_hourly(range(100)), 5) == ("seasonal_naive", {"arima": 0.5, "seasonal_naive": 0.5})
-    monkeypatch.setattr(bt, "backtest", lambda *a, **k: Result([("arima", 0.9), ("seasonal_naive", np.nan)]))
-    assert choose_forecaster(_hourly(range(100)), 5) == ("arima", {"arima": 0.9})
-    monkeypatch.setattr(bt, "backtest", lambda *a, **k: Result([("arima", np.nan)]))
-    assert choose_forecaster(_hourly(range(100)), 5) == ("seasonal_naive", {})
+def test_too_short_to_backtest_is_the_last_value():
+    model = AutoForecaster(horizon=12).fit(_series(np.arange(24.0) % 5))
+    assert model.chosen_ == "naive" and any("too short" in n for n in model.notes_)
+    f = model.predict(3)
+    assert (f["yhat"] == 23 % 5).all() and (f["yhat_lower_95"] < f["yhat"]).all()
 
 
 def test_forecast_series_named_model_prepares_and_notes():
     i = np.arange(24 * 5)
-    values = _hourly(50 + 10 * np.sin(2 * np.pi * i / 24)).iloc[::-1]  # newest first: preparation sorts it
+    values = _series(50 + 10 * np.sin(2 * np.pi * i / 24)).iloc[::-1]  # newest first: preparation sorts it
     fc = forecast_series(values, 6, "seasonal_naive")
     assert fc.model == "seasonal_naive" and fc.comparison is None
     assert len(fc.forecast) == 6 and fc.forecast.index[0] == values.index.max() + pd.Timedelta(hours=1)
@@ -58,9 +96,21 @@ def test_forecast_series_named_model_prepares_and_notes():
     assert fc.prepared.step == pd.Timedelta(hours=1) and any("sorted" in n for n in fc.notes)
 
 
+@pytest.mark.parametrize("name", ["ets", "theta", "autoarima", "naive"])
+def test_statsforecast_members_follow_the_contract(name):
+    rng = np.random.default_rng(3)
+    i = np.arange(24 * 8)
+    fc = forecast_series(_series(50 + 10 * np.sin(2 * np.pi * i / 24) + rng.normal(0, 1, len(i))), 12, name)
+    f = fc.forecast
+    assert len(f) == 12 and f["yhat"].notna().all()
+    assert (f["yhat_lower_95"] <= f["yhat_lower_80"] + 1e-9).all() and (f["yhat_lower_80"] <= f["yhat"] + 1e-9).all()
+    if name != "naive":
+        assert np.corrcoef(f["yhat"], np.sin(2 * np.pi * np.arange(len(i), len(i) + 12) / 24))[0, 1] > 0.9
+
+
 def test_forecast_series_auto_says_what_it_compared_and_refuses_long_horizons():
     i = np.arange(24 * 10)
-    fc = forecast_series(_hourly(50 + 10 * np.sin(2 * np.pi * i / 24)), 12)
-    assert fc.model == "seasonal_naive" and set(fc.comparison) == {"seasonal_naive", "arima"}
+    fc = forecast_series(_series(50 + 10 * np.sin(2 * np.pi * i / 24)), 12)
+    assert fc.model.startswith("auto: ") and "seasonal_naive" in fc.comparison
     with pytest.raises(ForecastInputError, match="horizon 500 is too long"):
-        forecast_series(_hourly(np.arange(48.0)), 500, "seasonal_naive")
+        forecast_series(_series(np.arange(48.0)), 500, "seasonal_naive")

@@ -6,7 +6,9 @@
 * :mod:`.base` - the scikit-learn-style contract: ``fit(series)``, ``predict(horizon)`` with ``yhat`` and
   80 % / 95 % intervals, ``fit_many`` / ``predict_many`` for related series.
 * Members: :mod:`.baseline` (seasonal naive), :mod:`.prophet_model`, :mod:`.arima` (pmdarima),
-  :mod:`.lstm` (torch, Gaussian head), :mod:`.deepar` (GluonTS, global across series);
+  :mod:`.lstm` (torch, Gaussian head), :mod:`.deepar` (GluonTS, global across series),
+  :mod:`.statsforecast_models` (StatsForecast ETS, Theta, ARIMA on the MSTL-adjusted series; seasons from
+  :mod:`.seasons`) and :mod:`.auto` (choice by backtest, median combination, conformal intervals);
   :mod:`.registry` builds them by name with a ``default`` or ``large`` profile.
 * :mod:`.backtest` - MASE, sMAPE and interval coverage over rolling origins, against seasonal naive;
   :mod:`.plots` draws a forecast.

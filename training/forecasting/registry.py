@@ -13,16 +13,25 @@ from importlib import import_module
 
 from training.forecasting.base import Forecaster
 
-FORECASTERS = ["seasonal_naive", "prophet", "arima", "lstm", "deepar"]
+FORECASTERS = ["seasonal_naive", "prophet", "arima", "lstm", "deepar"]  # the pipeline stage's set
+# StatsForecast members on the MSTL-adjusted series, and `auto` (backtest choice, conformal intervals): what
+# `cerebro forecast` offers besides the pipeline's set. "arima" stays the pmdarima STL-ARIMA the stage was
+# tuned with; "arima_pmdarima" names it explicitly, "autoarima" is StatsForecast's.
+STATISTICAL = ["auto", "naive", "ets", "theta", "autoarima"]
+ALL_FORECASTERS = [*FORECASTERS, "arima_pmdarima", *STATISTICAL]
 BASELINE = "seasonal_naive"
 
 _CLASSES = {
     "seasonal_naive": ("training.forecasting.baseline", "SeasonalNaive"),
     "prophet": ("training.forecasting.prophet_model", "ProphetForecaster"),
     "arima": ("training.forecasting.arima", "ArimaForecaster"),
+    "arima_pmdarima": ("training.forecasting.arima", "ArimaForecaster"),
+    "auto": ("training.forecasting.auto", "AutoForecaster"),
     "lstm": ("training.forecasting.lstm", "LSTMForecaster"),
     "deepar": ("training.forecasting.deepar", "DeepARForecaster"),
 }
+
+_METHODS = {"naive": "naive", "ets": "ets", "theta": "theta", "autoarima": "arima"}
 
 PROFILES: dict[str, dict[str, dict]] = {
     "default": {
@@ -40,9 +49,13 @@ PROFILES: dict[str, dict[str, dict]] = {
 
 def build_forecaster(name: str, profile: str = "default", **params) -> Forecaster:
     """A fresh forecaster ``name`` with the profile's parameters, overridden by ``params``."""
-    if name not in _CLASSES:
-        raise ValueError(f"unknown forecaster {name!r}; choose from {FORECASTERS}")
+    if name not in _CLASSES and name not in _METHODS:
+        raise ValueError(f"unknown forecaster {name!r}; choose from {ALL_FORECASTERS}")
     if profile not in PROFILES:
         raise ValueError(f"unknown profile {profile!r}; choose from {sorted(PROFILES)}")
+    if name in _METHODS:
+        from training.forecasting.statsforecast_models import StatsForecaster
+
+        return StatsForecaster(method=_METHODS[name], **params)
     module, cls = _CLASSES[name]
     return getattr(import_module(module), cls)(**{**PROFILES[profile].get(name, {}), **params})

@@ -1,0 +1,149 @@
+"""``auto``: each series gets the forecaster, or the median of the best few, that did best on its own past,
+with conformal intervals from that past.
+
+1. **Cut.** Only the last ``max_points`` points are used (at least three cycles of the longest candidate
+   season plus the backtest): a fit stays fast on long minute-level histories.
+2. **Seasons** are found in the data (a day and a week at any step; :mod:`training.forecasting.seasons`).
+3. **Rolling-origin backtest.** At ``n_origins`` origins ``horizon`` steps apart (more origins for short
+   horizons, so there are enough errors to calibrate on), every candidate forecasts ``horizon`` steps from
+   the history before the origin: last value, seasonal naive (a day), and AutoETS, AutoTheta and AutoARIMA
+   on the MSTL-adjusted series (:mod:`training.forecasting.statsforecast_models`; one decomposition per
+   origin serves all three).
+4. **Combination.** The median of the ``top_k`` candidates with the lowest backtest MAE is scored on the
+   same origins (no refit: the median of their stored forecasts). The median rather than the mean: one
+   member that misses badly does not drag it. The lowest MAE wins; ties go to the simpler.
+5. **Conformal intervals** (split-conformal with a per-step scale): the winner's backtest errors
+   ``e[o, j]`` give a scale per step ``s_j`` (the mean absolute error at that step, made non-decreasing
+   in ``j``); the interval at level ``L`` is ``yhat_j +- q_L * s_j`` where ``q_L`` is the
+   ``ceil((n + 1) L) / n`` empirical quantile of the ``n`` scores ``|e[o, j]| / s_j``. No distributional
+   assumption: the intervals are as wide as this series' own forecasts missed.
+"""
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pandas as pd
+
+from training.forecasting.base import Bands, Forecaster
+from training.forecasting.prepare import season_for
+from training.forecasting.seasons import candidate_periods, detect_seasons
+from training.forecasting.statsforecast_models import adjusted_forecast
+
+MODELS = ("ets", "theta", "arima")
+SIMPLE = ("naive", "seasonal_naive")  # preferred on ties, in this order
+MIN_SCORES = 120  # backtest errors wanted for calibration: origins x horizon
+
+
+class AutoForecaster(Forecaster):
+    name = "auto"
+    min_points = 20
+
+    def __init__(self, horizon: int = 24, level: float = 95, season: int | None = None, top_k: int = 3,
+                 n_origins: int | None = None, max_origins: int = 12, max_points: int = 20000,
+                 trend_points: int = 500):
+        self.horizon = horizon
+        self.level = level
+        self.season = season
+        self.top_k = top_k
+        self.n_origins = n_origins
+        self.max_origins = max_origins
+        self.max_points = max_points
+        self.trend_points = trend_points
+
+    def _season(self, n, step, notes):  # seasons are found in _fit
+        return 1
+
+    def _fit(self, y: pd.Series) -> None:
+        H = int(self.horizon)
+        longest = max(candidate_periods(self.step_), default=1)
+        keep = min(int(self.max_points), 3 * longest + self.max_origins * H)
+        if len(y) > keep:
+            self.notes_.append(f"auto used the last {keep} of {len(y)} points")
+            y = y.iloc[-keep:]
+        v = y.to_numpy()
+        if self.season is None:
+            self.periods_ = detect_seasons(v, self.step_)
+        else:
+            self.periods_ = [int(self.season)] if int(self.season) > 1 else []
+        day = season_for(self.step_) if self.season is None else max(1, int(self.season))
+        wanted = self.n_origins or min(self.max_origins, max(3, math.ceil(MIN_SCORES / H)))
+        min_train = 20
+        n_origins = max(0, min(wanted, (len(v) - min_train) // H))
+        cuts = [len(v) - H * (n_origins - i) for i in range(n_origins)]
+        errors: dict[str, list[np.ndarray]] = {}
+        forecasts: dict[str, list[np.ndarray]] = {}
+        for cut in cuts:
+            train, actual = v[:cut], v[cut:cut + H]
+            for name, mean in self._candidates(train, H, day).items():
+                forecasts.setdefault(name, []).append(mean)
+                errors.setdefault(name, []).append(actual - mean)
+        self.y_, self.day_ = v, day
+        if not errors:
+            self.notes_.append("too short to backtest: last value, with intervals from one-step changes")
+            self.chosen_, self.members_, self.scores_ = "naive", ["naive"], {}
+            steps = np.diff(v)
+            self.errors_ = np.array([steps - steps.mean()]) if len(steps) else np.zeros((1, 1))
+            return
+        mae = {k: float(np.mean(np.abs(e))) for k, e in errors.items()}
+        ranked = sorted(mae, key=lambda k: (mae[k], _simplicity(k)))
+        members = ranked[: self.top_k]
+        if len(members) > 1:
+            combo = [np.median([forecasts[m][o] for m in members], axis=0) for o in range(len(cuts))]
+            actuals = [forecasts[members[0]][o] + errors[members[0]][o] for o in range(len(cuts))]
+            errors["median"] = [a - c for a, c in zip(actuals, combo)]
+            mae["median"] = float(np.mean(np.abs(errors["median"])))
+        self.scores_ = {k: round(v_, 6) for k, v_ in sorted(mae.items(), key=lambda kv: kv[1])}
+        best = min(mae, key=lambda k: (mae[k], _simplicity(k)))
+        self.chosen_ = best
+        self.members_ = members if best == "median" else [best]
+        self.errors_ = np.vstack(errors[best])  # origins x H
+
+    def _candidates(self, train: np.ndarray, H: int, day: int, methods=None) -> dict[str, np.ndarray]:
+        methods = list(methods) if methods is not None else ["naive", "seasonal_naive", *MODELS]
+        out = {}
+        if "naive" in methods:
+            out["naive"] = np.full(H, train[-1])
+        if "seasonal_naive" in methods and day > 1 and len(train) >= 2 * day:
+            out["seasonal_naive"] = train[len(train) - day + (np.arange(H) % day)]
+        models = [m for m in methods if m in MODELS]
+        if models:
+            _, fcs = adjusted_forecast(train, self.periods_, models, H, int(self.trend_points))
+            out.update({m: mean for m, (mean, _) in fcs.items()})
+        return out
+
+    def _predict(self, horizon: int, levels: list[float]) -> tuple[np.ndarray, Bands]:
+        fcs = self._candidates(self.y_, horizon, self.day_, self.members_)
+        mean = np.median([fcs[m] for m in self.members_], axis=0)
+        return mean, conformal_bands(mean, self.errors_, levels)
+
+    @property
+    def description(self) -> str:
+        """What was chosen, in words: 'ets' or 'median of ets, theta, arima'."""
+        if self.chosen_ == "median":
+            return "median of " + ", ".join(self.members_)
+        return self.chosen_
+
+
+def _simplicity(name: str) -> int:
+    return SIMPLE.index(name) if name in SIMPLE else len(SIMPLE)
+
+
+def conformal_bands(mean: np.ndarray, errors: np.ndarray, levels: list[float]) -> Bands:
+    """Intervals around ``mean`` from backtest errors (origins x steps), see the module docstring; steps
+    past the backtested horizon keep growing with the square root of the step."""
+    errors = np.atleast_2d(np.asarray(errors, dtype=float))
+    H, h = errors.shape[1], len(mean)
+    scale = np.maximum.accumulate(np.mean(np.abs(errors), axis=0))
+    floor = max(float(np.mean(np.abs(errors))), 1e-12) * 1e-3
+    scale = np.maximum(scale, floor)
+    scores = (np.abs(errors) / scale).ravel()
+    j = np.arange(h)
+    step_scale = np.where(j < H, scale[np.minimum(j, H - 1)], scale[-1] * np.sqrt((j + 1) / H))
+    n = len(scores)
+    bands: Bands = {}
+    for lv in levels:
+        rank = min(1.0, math.ceil((n + 1) * lv / 100) / n)
+        q = float(np.quantile(scores, rank, method="higher"))
+        bands[lv] = (mean - q * step_scale, mean + q * step_scale)
+    return bands
