@@ -10,13 +10,15 @@ STAMP := $(VENV)/.installed-$(shell cat pyproject.toml constraints.txt | sha1sum
 export PREFECT_SERVER_ANALYTICS_ENABLED := false
 export GX_ANALYTICS_ENABLED := false
 
-.PHONY: setup run test ui bench deploy worker lint lock clean help
+.PHONY: setup run test ui ui-check bench deploy worker lint lock clean help
 
 help:
 	@echo "make run     set up .venv, then run the whole pipeline on the embedded default profile"
 	@echo "make test    set up .venv, then run the test suite"
 	@echo "make ui      start the Prefect UI (:4200) and the MLflow UI (:5000) over the home folder, register"
 	@echo "             prefect.yaml's deployments there and start a worker for them"
+	@echo "make ui-check  open the UIs' key pages in headless Chromium after 'make run': PNGs in .cerebro/ui-check,"
+	@echo "             checks of what they show (needs Debian's chromium; ARGS=--install installs it as root)"
 	@echo "make bench   print the benchmark figures (benchmarks/*.py)"
 	@echo "make deploy  register prefect.yaml's deployments again (needs 'make ui' running; it registers them)"
 	@echo "make worker  a foreground process worker for those deployments (make ui already starts one)"
@@ -45,6 +47,9 @@ test: setup
 
 ui: setup
 	$(BIN)/cerebro ui
+
+ui-check: setup
+	$(BIN)/python scripts/ui_check.py $(ARGS)
 
 bench: setup
 	$(BIN)/python -m pip install --quiet --progress-bar off -c constraints.txt -e '.[dev,bench]'

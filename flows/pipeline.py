@@ -269,7 +269,8 @@ def pipeline_flow(config: str | None = None, source: str | None = None, days: fl
         try:
             deployed = deploy_flow(name=name, target=settings.deploy.target, config=config)
             line = (f"{deployed['action']} {name} v{deployed['version']} on {settings.deploy.target}"
-                    + (f" at {deployed['url']}" if deployed.get("url") else ""))
+                    # As code, not a link: the address is dead once the service stops, and a report outlives it.
+                    + (f" at `{deployed['url']}`" if deployed.get("url") else ""))
         except Exception as exc:  # noqa: BLE001 - the models are registered either way: say why serving did not start
             deployed = {"action": "failed", "error": str(exc)}
             line = f"failed: {exc}"
