@@ -98,6 +98,8 @@ def forecasting_flow(start: str, end: str, config: str | None = None) -> dict:
                                       "coverage, against seasonal naive")
     # The columns that answer "what runs out first, when"; every column is in the MLflow run (capacity_plan.json).
     capacity_rows, cut = reporting.table(runs_out_first(capacity_plan), CAPACITY_COLUMNS, top=20, what="resources")
+    for row in capacity_rows:
+        row["probability"] = reporting.probability(row["probability"])
     create_table_artifact(key="capacity-plan", table=capacity_rows,
                           description=" ".join(filter(None, [
                               "What runs out first: when each resource's forecast reaches its limit (UTC).", cut,

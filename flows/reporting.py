@@ -42,6 +42,14 @@ def number(value, digits: int = 3):
     return float(f"{x:.{digits}g}")
 
 
+def probability(value):
+    """A probability for people: three decimals, "<0.001" for what rounds to nothing but is not zero."""
+    cell = number(value)
+    if isinstance(cell, (int, float)) and not isinstance(cell, bool):
+        return "<0.001" if 0 < cell < 0.0005 else round(float(cell), 3)
+    return cell
+
+
 def table(rows, columns: list[str] | None = None, top: int | None = None, what: str = "rows") -> tuple[list[dict], str]:
     """``rows`` (records or a DataFrame) with every cell through :func:`number`, only ``columns`` (in that
     order), the first ``top``; and a sentence that says how many of how many are shown ("" when all are)."""

@@ -168,8 +168,15 @@ def fall_back(live: LiveModel, fallback_name: str, reason: str, alias: str = "ch
     if source is None:
         raise LookupError(f"fallback model {fallback_name!r} is not registered; train the zoo first")
     copied = client.copy_model_version(f"models:/{fallback_name}/{source.version}", live.name)
-    client.set_model_version_tag(live.name, copied.version, "cerebro.fallback_from", f"{live.name}/{live.version}")
-    client.set_model_version_tag(live.name, copied.version, "cerebro.fallback_reason", reason[:5000])
+    # The copy carries the source version's tags (its own decision and standing): replace them with what
+    # happened here, so the registry never shows a champion tagged below its targets or rejected.
+    why = (f"Fallback: drift replaced {live.name} v{live.version} with {fallback_name} v{source.version} "
+           f"(the simpler model), copied here as v{copied.version}. {reason}")[:4900]
+    for key, value in {"cerebro.fallback_from": f"{live.name}/{live.version}", "cerebro.fallback_reason": reason[:5000],
+                       "cerebro.decision": "fallback", "cerebro.status": "champion", "cerebro.reason": why}.items():
+        client.set_model_version_tag(live.name, copied.version, key, value)
+    client.set_model_version_tag(live.name, live.version, "cerebro.status", "former champion")
+    client.update_model_version(live.name, copied.version, description=why)
     client.set_registered_model_alias(live.name, alias, copied.version)
     return str(copied.version)
 

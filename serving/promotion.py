@@ -281,6 +281,11 @@ def champion_or_challenger(settings, name: str, version: str | int, below_target
     if champion_of(client, name) is None:
         return promote(settings, name, version, below_target=below_target).decision
     client.set_registered_model_alias(name, CHALLENGER, str(version))
+    client.set_model_version_tag(name, str(version), "cerebro.status", "challenger")
+    client.set_model_version_tag(name, str(version), "cerebro.decision", "challenger")
+    client.set_model_version_tag(name, str(version), "cerebro.reason", (
+        f"Version {version} waits as the challenger: the pipeline has no held-out data to judge it on; "
+        f"`cerebro models promote {name} {version}` judges it against the champion on newer data."))
     return "challenger"
 
 

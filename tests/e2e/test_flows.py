@@ -236,6 +236,9 @@ def test_pipeline_end_to_end_and_idempotent(prefect_server, home, monkeypatch):
     assert str(client.get_model_version_by_alias("cerebro-detector-ensemble", "champion").version) == "1"
     assert again["forecasting"]["aliases"] == {
         m: "challenger" if d == "first" else "below-target" for m, d in forecasting["aliases"].items()}
+    for m in (m for m, d in again["forecasting"]["aliases"].items() if d == "challenger"):  # its standing, tagged
+        waiting = client.get_model_version_by_alias(f"cerebro-forecaster-{m}", "challenger")
+        assert waiting.tags["cerebro.status"] == "challenger" and "cerebro models promote" in waiting.tags["cerebro.reason"]
     assert again["ingest"]["rows_new_in_lake"] == 0 and again["ingest"]["rows_updated_in_lake"] == 0
     assert lake_stats(home / "lake")["rows"] == rows
     assert len(read_table("incidents", home / "lake")) == len(incidents)

@@ -30,3 +30,9 @@ def test_a_table_keeps_its_columns_and_says_when_it_is_cut():
     assert rows[0]["crosses_upper_at"] == "2026-11-21 00:00"
     text = repr(rows)
     assert "nan" not in text and "NaT" not in text and "None" not in text
+
+
+def test_a_probability_reads_as_three_decimals_or_less_than_a_thousandth():
+    p = reporting.probability
+    assert p(1.6e-36) == "<0.001" and p(6.42e-7) == "<0.001" and p(0.0) == 0 and p(1.0) == 1
+    assert p(0.12345) == 0.123 and p(0.0006) == 0.001 and p(None) == "" and p(float("nan")) == ""

@@ -148,6 +148,9 @@ def test_fall_back_serves_the_simpler_model_under_the_live_name(home, tmp_path):
         with mlflow.start_run():
             mlflow.pyfunc.log_model(name="model", python_model=Constant(), registered_model_name=name)
     client.set_registered_model_alias("simple-detector", "champion", "1")
+    # the simpler model's own standing, which its copy must not carry into the live name
+    client.set_model_version_tag("simple-detector", "1", "cerebro.status", "below-target")
+    client.set_model_version_tag("simple-detector", "1", "cerebro.decision", "below-target")
     client.set_registered_model_alias("live-detector", "champion", "1")
     live = drift_io.live_model("live-detector")
     assert (live.version, live.alias) == ("1", "champion")
@@ -155,6 +158,9 @@ def test_fall_back_serves_the_simpler_model_under_the_live_name(home, tmp_path):
     assert str(client.get_model_version_by_alias("live-detector", "champion").version) == version == "2"
     tags = client.get_model_version("live-detector", version).tags
     assert tags["cerebro.fallback_from"] == "live-detector/1" and tags["cerebro.fallback_reason"] == "F1 fell"
+    assert (tags["cerebro.status"], tags["cerebro.decision"]) == ("champion", "fallback")
+    assert "simple-detector v1" in tags["cerebro.reason"] and "F1 fell" in tags["cerebro.reason"]
+    assert client.get_model_version("live-detector", "1").tags["cerebro.status"] == "former champion"
     with pytest.raises(LookupError, match="not registered"):
         drift_io.fall_back(live, "no-such-model", "x")
 
