@@ -74,6 +74,8 @@ def log_dataset(frame: pd.DataFrame, name: str, source: str, digest: str | None 
     for col in head.columns:  # MLflow's schema inference takes plain types
         if isinstance(head[col].dtype, pd.CategoricalDtype):
             head[col] = head[col].astype(str)
+        elif pd.api.types.is_integer_dtype(head[col].dtype):  # a count may be missing later: say float, as MLflow asks
+            head[col] = head[col].astype("float64")
     with warnings.catch_warnings():  # MLflow registers its local-path source twice and says so on every call
         warnings.filterwarnings("ignore", message=".*dataset source can be interpreted in multiple ways.*")
         dataset = mlflow.data.from_pandas(head, source=source, name=name, digest=(digest or "")[:36] or None)
