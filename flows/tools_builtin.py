@@ -98,14 +98,19 @@ def read_tools(settings) -> list[Tool]:
         return {"service": a.service, "from": str(end - pd.Timedelta(minutes=a.minutes)), "to": str(end),
                 "metrics": rows}
 
-    def logs(a: LogsArgs) -> dict:
-        table = lake.read_table("logs", settings.lake_dir)
+    def recent(name: str, span: pd.Timedelta, service: str | None) -> pd.DataFrame | None:
+        """The lake table's rows within ``span`` of its newest, of ``service`` when given; None without it."""
+        table = lake.read_table(name, settings.lake_dir)
         if table.empty:
-            return {"logs": [], "note": "the lake has no logs table"}
+            return None
         table["timestamp"] = pd.to_datetime(table["timestamp"], utc=True)
-        table = table[table["timestamp"] >= table["timestamp"].max() - pd.Timedelta(minutes=a.minutes)]
-        if a.service:
-            table = table[table["service"].astype(str) == a.service]
+        table = table[table["timestamp"] >= table["timestamp"].max() - span]
+        return table[table["service"].astype(str) == service] if service else table
+
+    def logs(a: LogsArgs) -> dict:
+        table = recent("logs", pd.Timedelta(minutes=a.minutes), a.service)
+        if table is None:
+            return {"logs": [], "note": "the lake has no logs table"}
         if a.level:
             table = table[table["level"].astype(str).str.upper() == a.level.upper()]
         if a.contains:
@@ -192,13 +197,9 @@ def read_tools(settings) -> list[Tool]:
         return run
 
     def deploys(a: HistoryArgs) -> dict:
-        events = lake.read_table("events", settings.lake_dir)
-        if events.empty:
+        events = recent("events", pd.Timedelta(days=a.days), a.service)
+        if events is None:
             return {"events": [], "note": "the lake has no events table"}
-        events["timestamp"] = pd.to_datetime(events["timestamp"], utc=True)
-        events = events[events["timestamp"] >= events["timestamp"].max() - pd.Timedelta(days=a.days)]
-        if a.service:
-            events = events[events["service"].astype(str) == a.service]
         rows = events.sort_values("timestamp", ascending=False).head(a.limit)
         return {"events": [{"at": str(r.timestamp), "service": r.service, "kind": r.kind, "version": r.version,
                             "detail": r.detail} for r in rows.itertuples()], "matched": len(events)}
