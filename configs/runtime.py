@@ -6,6 +6,7 @@ are first imported, so the CLI and the flows call :func:`configure_environment` 
 from __future__ import annotations
 
 import os
+from pathlib import Path
 
 from configs.settings import Settings, reveal
 
@@ -37,6 +38,21 @@ def engine_environment(settings: Settings) -> dict[str, str]:
     return env
 
 
+# `cerebro ui` leaves a prefect.toml with this first line in the checkout, so that `prefect deployment run ...`
+# typed there finds its server (Prefect reads prefect.toml from the working directory); `cerebro ui --stop`
+# removes it. The project's own processes keep their configured API (flows/services.py).
+UI_PREFECT_TOML_MARK = "# written by `cerebro ui` for the prefect command in this folder; `cerebro ui --stop` removes it"
+
+
+def ui_prefect_toml(folder: Path | None = None) -> Path | None:
+    """The prefect.toml `cerebro ui` wrote in ``folder`` (default: the working directory), or None."""
+    path = (folder or Path.cwd()) / "prefect.toml"
+    try:
+        return path if path.read_text().startswith(UI_PREFECT_TOML_MARK) else None
+    except OSError:
+        return None
+
+
 def configure_environment(settings: Settings, override: bool = True) -> dict[str, str]:
     """Export :func:`engine_environment` into this process; create the home folder."""
     settings.home.mkdir(parents=True, exist_ok=True)
@@ -45,4 +61,7 @@ def configure_environment(settings: Settings, override: bool = True) -> dict[str
     for key, value in env.items():
         if override or key not in os.environ:
             os.environ[key] = value
+    if not settings.prefect.api_url and "PREFECT_API_URL" not in os.environ and ui_prefect_toml():
+        # An empty value outranks prefect.toml: the flows keep Prefect's temporary server, as without the file.
+        os.environ["PREFECT_API_URL"] = ""
     return env

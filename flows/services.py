@@ -125,6 +125,29 @@ def start_uis(settings, prefect_port: int = 4200, mlflow_port: int = 5000, timeo
     return procs
 
 
+def point_prefect_command(api_url: str, folder: Path | None = None) -> Path | None:
+    """Write the prefect.toml that points the `prefect` command typed in ``folder`` (default: the working
+    directory) at ``api_url``; never over a prefect.toml of the user's own (then None)."""
+    from configs.runtime import UI_PREFECT_TOML_MARK, ui_prefect_toml
+
+    path = (folder or Path.cwd()) / "prefect.toml"
+    if path.exists() and ui_prefect_toml(path.parent) is None:
+        return None
+    path.write_text(f'{UI_PREFECT_TOML_MARK}\n[api]\nurl = "{api_url}"\n')
+    return path
+
+
+def unpoint_prefect_command(folder: Path | None = None) -> bool:
+    """Remove the prefect.toml that :func:`point_prefect_command` wrote; True when there was one."""
+    from configs.runtime import ui_prefect_toml
+
+    path = ui_prefect_toml(folder)
+    if path is None:
+        return False
+    path.unlink(missing_ok=True)
+    return True
+
+
 def stop_detached(settings, timeout: float = 30) -> int:
     """Stop the UIs and the worker whose pid files were left in <home>/run, and wait until every process of
     their groups has exited (MLflow's server forks several); returns how many were running."""

@@ -34,15 +34,19 @@ def ui(
     settings = settings_or_exit(config)
     from flows.services import (
         DeploymentsFailed,
+        point_prefect_command,
         register_deployments,
         start_uis,
         start_worker,
         stop_detached,
         stop_uis,
+        unpoint_prefect_command,
     )
 
     if stop:
         out.print(f"stopped {stop_detached(settings)} process(es)")
+        if unpoint_prefect_command():
+            out.print("removed ./prefect.toml (the prefect command's pointer at this server)")
         return
     try:
         procs = start_uis(settings, prefect_port, mlflow_port)
@@ -57,6 +61,9 @@ def ui(
         except (DeploymentsFailed, OSError, subprocess.TimeoutExpired) as exc:
             stop_uis(procs)
             fail(f"{exc}\n(`cerebro ui --no-deployments` starts the UIs alone)")
+    pointer = point_prefect_command(api)
+    if pointer:
+        out.print(f"wrote {pointer}: `prefect deployment run ...` typed in this folder reaches this server")
     out.print(f"Prefect UI  http://127.0.0.1:{prefect_port}  (deployments: /deployments, worker: "
               f"/work-pools/work-pool/cerebro-local)\nMLflow UI   http://127.0.0.1:{mlflow_port}  (training runs: "
               f"Experiments -> cerebro; models: Models)\nLogs and pids in {settings.home / 'run'}")
@@ -70,6 +77,7 @@ def ui(
         pass
     finally:
         stop_uis(procs)
+        unpoint_prefect_command()
 
 
 def deployments(
