@@ -16,8 +16,8 @@ Cases, all offline (nothing is fetched at run time):
 
 Each case holds out its last ``horizon`` points and calls ``forecast_series`` (what `cerebro forecast`
 runs) with its defaults on the rest. Calendar series (weeks and longer) get a fixed step (7, 30, 91, 365
-days): ``prepare_series`` treats calendar months as irregular and resamples them onto a 31-day grid, which
-would score the preparation rather than the forecast. Baselines on the same history: last value, and
+days), as when the benchmark was written; ``prepare_series`` now keeps month-start or quarter-end stamps on
+their calendar grid, and ``auto`` gives a 30-day step the same candidate season (12) as a calendar month. Baselines on the same history: last value, and
 seasonal naive with the conventional period of the step (288 at 5 minutes, 24 hourly, 48 half-hourly, 52
 weekly, 12 monthly, 4 quarterly; none for annual data, where it is the last value). Prints the ratio
 MAE / min(MAE of the two baselines) per case, its geometric mean and median, how many cases beat the better

@@ -114,3 +114,36 @@ def test_forecast_series_auto_says_what_it_compared_and_refuses_long_horizons():
     assert fc.model.startswith("auto: ") and "seasonal_naive" in fc.comparison
     with pytest.raises(ForecastInputError, match="horizon 500 is too long"):
         forecast_series(_series(np.arange(48.0)), 500, "seasonal_naive")
+
+
+def _calendar(values, freq) -> pd.Series:
+    return pd.Series(np.asarray(values, dtype=float), index=pd.date_range("2010-01-01", periods=len(values),
+                                                                          freq=freq, tz="UTC"))
+
+
+def test_calendar_stamps_stay_on_their_calendar_grid():
+    from training.forecasting.prepare import prepare_series
+
+    for freq in ("MS", "ME", "QS", "QE", "YS", "W-SUN"):
+        s = _calendar(np.arange(40.0), freq)
+        prep = prepare_series(s)
+        assert prep.calendar is not None and not prep.resampled, freq
+        assert prep.series.index.equals(s.index) and np.array_equal(prep.series.to_numpy(), np.arange(40.0))
+    daily = prepare_series(_calendar(np.arange(40.0), "D"))
+    assert daily.calendar is None and daily.step == pd.Timedelta(days=1)
+
+
+@pytest.mark.parametrize("freq,period,cycles", [("MS", 12, 8), ("QS", 4, 10)])
+def test_a_calendar_season_is_found_and_beats_the_last_value(freq, period, cycles):
+    rng = np.random.default_rng(4)
+    i = np.arange(period * cycles + period)
+    shape = np.array([0, 3, 7, 12, 9, 4, 1, -2, -6, -9, -5, -2])[:period] if period == 12 else np.array([-8, 4, 9, -5])
+    y = _calendar(100 + 0.3 * i + shape[i % period] + rng.normal(0, 1, len(i)), freq)
+    history, truth = y.iloc[:-period], y.iloc[-period:].to_numpy()
+    model = AutoForecaster(horizon=period).fit(history)
+    assert model.periods_ == [period] and model.day_ == period
+    f = model.predict(period)
+    assert f.index.equals(y.index[-period:])  # the next months/quarters, not 31-day steps
+    mae = np.mean(np.abs(truth - f["yhat"].to_numpy()))
+    assert mae < 0.5 * np.mean(np.abs(truth - history.iloc[-1]))
+    assert detect_seasons(rng.normal(0, 1, len(i)), model.step_) == []  # noise: not assumed

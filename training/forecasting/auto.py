@@ -3,10 +3,11 @@ with conformal intervals from that past.
 
 1. **Cut.** Only the last ``max_points`` points are used (at least three cycles of the longest candidate
    season plus the backtest): a fit stays fast on long minute-level histories.
-2. **Seasons** are found in the data (a day and a week at any step; :mod:`training.forecasting.seasons`).
+2. **Seasons** are found in the data (a day and a week at sub-daily steps, a week and a year on days, the
+   calendar year on weekly, monthly and quarterly steps; :mod:`training.forecasting.seasons`).
 3. **Rolling-origin backtest.** At ``n_origins`` origins ``horizon`` steps apart (more origins for short
    horizons, so there are enough errors to calibrate on), every candidate forecasts ``horizon`` steps from
-   the history before the origin: last value, seasonal naive (a day), and AutoETS, AutoTheta and AutoARIMA
+   the history before the origin: last value, seasonal naive (the shortest season found, else a day), and AutoETS, AutoTheta and AutoARIMA
    on the MSTL-adjusted series (:mod:`training.forecasting.statsforecast_models`; one decomposition per
    origin serves all three).
 4. **Combination.** The median of the ``top_k`` candidates with the lowest backtest MAE is scored on the
@@ -66,7 +67,10 @@ class AutoForecaster(Forecaster):
             self.periods_ = detect_seasons(v, self.step_)
         else:
             self.periods_ = [int(self.season)] if int(self.season) > 1 else []
-        day = season_for(self.step_) if self.season is None else max(1, int(self.season))
+        if self.season is not None:
+            day = max(1, int(self.season))
+        else:  # the shortest season found (12 on monthly data), else the step's conventional day
+            day = min(self.periods_) if self.periods_ else season_for(self.step_)
         wanted = self.n_origins or min(self.max_origins, max(3, math.ceil(MIN_SCORES / H)))
         min_train = 20
         n_origins = max(0, min(wanted, (len(v) - min_train) // H))

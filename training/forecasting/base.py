@@ -63,6 +63,7 @@ class Forecaster(BaseEstimator):
         y = prep.series
         self.notes_ = list(prep.notes)
         self.step_ = prep.step
+        self.calendar_ = prep.calendar
         self.history_ = y
         self.season_ = self._season(len(y), prep.step, self.notes_)
         self.constant_ = is_constant(y.to_numpy())
@@ -77,7 +78,7 @@ class Forecaster(BaseEstimator):
         check_is_fitted(self, "history_")
         y = self.history_
         horizon = check_horizon(horizon, len(y), self.step_)
-        index = future_index(y.index[-1], self.step_, horizon)
+        index = future_index(y.index[-1], self.step_, horizon, getattr(self, "calendar_", None))
         levels = self._levels()
         if self.constant_:
             flat = np.full(horizon, float(y.iloc[-1]))

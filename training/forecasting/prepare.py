@@ -8,8 +8,11 @@
 2. **Values.** Non-numeric values become missing; infinite values too.
 3. **Order and duplicates.** Rows are sorted by time; the values that share a timestamp are averaged
    (noted with their count).
-4. **Step.** The regular step is the median spacing of the distinct timestamps. When the spacing is
-   irregular (any spacing differs from the step), the series is resampled onto a grid of that step
+4. **Step.** Stamps on a calendar grid (month starts or ends, quarters, years, weeks: what
+   :func:`pandas.infer_freq` names ``MS``, ``ME``, ``QS-...``, ``YS-...``, ``W-...``) stay on that grid: the
+   step is their median spacing (31 days for months) and ``calendar`` holds the offset the future stamps
+   follow, so months are not resampled onto a 31-day grid. Otherwise the regular step is the median
+   spacing of the distinct timestamps. When the spacing is irregular (any spacing differs from the step), the series is resampled onto a grid of that step
    starting at the first timestamp, each grid point the mean of the observations in ``[t, t + step)``.
 5. **Gaps.** Missing grid points (empty bins, missing values) are filled by linear interpolation in
    time when a run of them is at most ``max_gap`` points long (the count is reported); a longer run is
@@ -66,6 +69,7 @@ class PreparedSeries:
     duplicates: int = 0  # rows merged into another row's timestamp
     resampled: bool = False
     notes: list[str] = field(default_factory=list)
+    calendar: str | None = None  # a calendar offset ('MS', 'QE-DEC', ...) the stamps follow; None: ``step``
 
     @property
     def constant(self) -> bool:
@@ -118,6 +122,25 @@ def infer_step(index: pd.DatetimeIndex) -> pd.Timedelta:
     return pd.Timedelta(int(np.median(np.diff(distinct.asi8))), unit="ns")
 
 
+# infer_freq's names for steps of a week or longer whose length varies (weeks are kept for their anchor)
+_CALENDAR_PREFIXES = ("MS", "ME", "M", "BMS", "BME", "BM", "SMS", "SME", "QS", "QE", "Q", "BQS", "BQE", "BQ",
+                      "YS", "YE", "Y", "AS", "A", "BYS", "BYE", "BY", "BAS", "BA", "W")
+
+
+def calendar_step(index: pd.DatetimeIndex) -> str | None:
+    """The calendar offset (weeks, months, quarters, years) a sorted, distinct index follows exactly, or None."""
+    if len(index) < 3:
+        return None
+    try:
+        freq = pd.infer_freq(index)
+    except (TypeError, ValueError):
+        return None
+    if not freq:
+        return None
+    head = freq.lstrip("0123456789").split("-")[0]
+    return freq if head in _CALENDAR_PREFIXES else None
+
+
 def season_for(step: pd.Timedelta) -> int:
     """Points per season implied by the step: a day for sub-daily steps that divide it, a week for days."""
     day = pd.Timedelta(days=1)
@@ -157,9 +180,10 @@ def prepare_series(data: pd.Series | pd.DataFrame, value_col: str | None = None,
     if len(values) < 2:
         raise ForecastInputError(f"need at least {min_points} points, got {len(values)}")
     step = infer_step(values.index)
+    calendar = calendar_step(values.index)
 
     spacing = np.diff(values.index.asi8)
-    resampled = bool((spacing != step.value).any())
+    resampled = calendar is None and bool((spacing != step.value).any())
     if resampled:
         grid = values.resample(step, origin=values.index[0], label="left", closed="left").mean()
         # Count bins with data before interpolating, to tell irregular sampling from mere gaps.
@@ -187,7 +211,7 @@ def prepare_series(data: pd.Series | pd.DataFrame, value_col: str | None = None,
             f"need at least {min_points} points to forecast, got {len(values)} (step {_fmt(step)}); "
             "give a longer history")
     return PreparedSeries(series=values, step=step, filled=filled, duplicates=duplicates, resampled=resampled,
-                          notes=notes)
+                          notes=notes, calendar=calendar)
 
 
 def check_horizon(horizon: int, history: int, step: pd.Timedelta | None = None,
@@ -207,7 +231,11 @@ def check_horizon(horizon: int, history: int, step: pd.Timedelta | None = None,
     return horizon
 
 
-def future_index(last: pd.Timestamp, step: pd.Timedelta, horizon: int) -> pd.DatetimeIndex:
+def future_index(last: pd.Timestamp, step: pd.Timedelta, horizon: int,
+                 calendar: str | None = None) -> pd.DatetimeIndex:
+    """The next ``horizon`` stamps after ``last``: on the calendar grid when given, else ``step`` apart."""
+    if calendar:
+        return pd.date_range(last, periods=horizon + 1, freq=calendar, tz="UTC", name="timestamp")[1:]
     return pd.date_range(last + step, periods=horizon, freq=step, tz="UTC", name="timestamp")
 
 

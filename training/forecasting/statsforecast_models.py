@@ -2,7 +2,7 @@
 
 Each forecasts the seasonally adjusted series and adds the seasons back (the STLF method, Hyndman and
 Athanasopoulos, *Forecasting: Principles and Practice*, "Forecasting with decomposition"): seasons are
-found in the data (:func:`~training.forecasting.seasons.detect_seasons`, a day and a week at any step, or
+found in the data (:func:`~training.forecasting.seasons.detect_seasons`, a day and a week at sub-daily steps, the year at calendar steps, or
 the ``season`` given) and removed by MSTL (:func:`~training.forecasting.seasons.decompose`); so the day
 and the week of minute data are both modelled. The statistical model then sees only the last
 ``trend_points`` adjusted points: the level and trend of the next steps come from the recent past, and
