@@ -165,7 +165,8 @@ def plot_backtests(bt, directory: Path) -> list[Path]:
     paths = []
     agg = bt.aggregate
     others = agg[agg["model"] != BASELINE]
-    best = others.groupby("model")["mase"].mean().idxmin() if len(others) else BASELINE
+    means = others.groupby("model")["mase"].mean().dropna()  # a model whose every backtest run failed has none
+    best = means.idxmin() if len(means) else BASELINE
     for key, history in bt.histories.items():
         fc = bt.forecasts.get((key, best)) if (key, best) in bt.forecasts else bt.forecasts.get((key, BASELINE))
         if fc is None:
