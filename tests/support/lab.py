@@ -105,8 +105,8 @@ def investigation_lab(home: Path) -> Lab:
 
 
 def isolate_engine_env(monkeypatch, settings) -> None:
-    """The CLI exports the engine environment (PREFECT_HOME, MLFLOW_TRACKING_URI ...) into the process: set
-    those keys through monkeypatch first, so the test session gets its own values back afterwards."""
+    """Point the engines (PREFECT_HOME, MLFLOW_TRACKING_URI ...) at ``settings``' home for this test, as the CLI
+    would, before code that reads them from the environment runs (tests/conftest.py undoes it afterwards)."""
     from configs.runtime import engine_environment
 
     for key, value in engine_environment(settings).items():

@@ -9,14 +9,13 @@ from __future__ import annotations
 
 import json
 import re
-import threading
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from http.server import BaseHTTPRequestHandler
 from typing import Self
 from urllib.parse import parse_qs, urlparse
 
 import pandas as pd
 
-from support.servers import wait_for_port
+from support.servers import ThreadedHttpServer
 
 CPU_Q = "100 * avg by (service) (rate(process_cpu_seconds_total[1m]))"
 P99_Q = "histogram_quantile(0.99, sum by (service, le) (rate(http_request_duration_seconds_bucket[5m]))) * 1000"
@@ -112,19 +111,11 @@ class _PromHandler(BaseHTTPRequestHandler):
         self._send(200, json.dumps({"status": "success", "data": {"resultType": "matrix", "result": result}}))
 
 
-class FakePrometheus:
+class FakePrometheus(ThreadedHttpServer):
     """The server on a free port of 127.0.0.1, in a thread, for the ``with`` block."""
 
     def __enter__(self) -> Self:
-        self._server = ThreadingHTTPServer(("127.0.0.1", 0), _PromHandler)
-        self._server.requests = self.requests = []
-        self._thread = threading.Thread(target=self._server.serve_forever, daemon=True)
-        self._thread.start()
-        wait_for_port(*self._server.server_address[:2])
-        self.url = f"http://127.0.0.1:{self._server.server_address[1]}"
+        self.requests = []
+        self.url = self._serve(_PromHandler)
+        self._server.requests = self.requests  # what the handler appends each query's parameters to
         return self
-
-    def __exit__(self, *exc) -> None:
-        self._server.shutdown()
-        self._server.server_close()
-        self._thread.join(5)
