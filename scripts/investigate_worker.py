@@ -95,24 +95,25 @@ def main() -> int:
     t0 = time.time()
     with contextlib.ExitStack() as files:
         server_log = files.enter_context(open(logs / "server.log", "w"))
-        worker_log = files.enter_context(open(logs / "worker.log", "w"))
-        return _run(args, env, api, logs, started, server_log, worker_log, t0, port)
+        return _run(args, env, api, started, server_log, t0, port)
 
 
-def _run(args, env, api, logs, started, server_log, worker_log, t0, port) -> int:
+def _run(args, env, api, started, server_log, t0, port) -> int:
     try:
         server = subprocess.Popen([str(BIN / "prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(port)],
                                   cwd=ROOT, env=env, stdout=server_log, stderr=subprocess.STDOUT)
         started.append(server)
         wait_http(f"{api}/health")
         print(f"server up at {api} ({time.time() - t0:.0f} s)")
-        sh(str(BIN / "prefect"), "work-pool", "create", "cerebro-local", "--type", "process", "--overwrite", env=env)
-        deployed = sh(str(BIN / "prefect"), "deploy", "--all", "--no-prompt", env=env)
+        # the pool, the deployments and the worker exactly as `cerebro ui` makes them (flows/services.py)
+        from configs.settings import load_settings
+        from flows.services import register_deployments, start_worker
+
+        settings = load_settings()
+        deployed = register_deployments(settings, api)
         names = sorted(set(re.findall(r"'([\w-]+/[\w-]+)'", deployed)))
         print(f"deployments registered: {', '.join(names) or deployed[-500:]}")
-        worker = subprocess.Popen([str(BIN / "prefect"), "worker", "start", "--pool", "cerebro-local"], cwd=ROOT,
-                                  env=env, stdout=worker_log, stderr=subprocess.STDOUT)
-        started.append(worker)
+        started.append(start_worker(settings, api))
         run_args = [str(BIN / "prefect"), "deployment", "run", "investigate/on-demand", "--param",
                     f"question={args.question}"] + (["--param", f"at={args.at}"] if args.at else [])
         out = sh(*run_args, env=env)
@@ -126,7 +127,7 @@ def _run(args, env, api, logs, started, server_log, worker_log, t0, port) -> int
         print(f"flow run {state} after {time.time() - t0:.0f} s; artifacts: {', '.join(keys)}")
         report = next((a for a in arts if a.key == "investigation-report"), None)
         if state != "Completed" or report is None:
-            print(f"FAILED: see {logs}/worker.log", file=sys.stderr)
+            print(f"FAILED: see {settings.home / 'run' / 'worker-ui.log'}", file=sys.stderr)
             return 1
         print("report artifact, first lines:")
         print("\n".join(str(report.data).splitlines()[:8]))
