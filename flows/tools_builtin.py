@@ -69,6 +69,12 @@ def _r(x, nd=3):
     return None if x is None or pd.isna(x) else round(float(x), nd)
 
 
+def _summary(values: pd.Series) -> dict:
+    """The last value, mean, min, max and count of one metric's samples (non-empty), rounded."""
+    return {"last": _r(values.iloc[-1]), "mean": _r(values.mean()), "min": _r(values.min()),
+            "max": _r(values.max()), "points": len(values)}
+
+
 def read_tools(settings) -> list[Tool]:
     """The read-only tools; each reads when called, so building the registry touches nothing."""
     from telemetry import lake
@@ -92,9 +98,7 @@ def read_tools(settings) -> list[Tool]:
                             f"{a.minutes} minutes; services: {', '.join(ctx['services'][:20])}")
         rows = []
         for metric, g in frame.sort_values("timestamp").groupby(frame["metric"].astype(str)):
-            rows.append({"metric": metric, "last": _r(g["value"].iloc[-1]), "mean": _r(g["value"].mean()),
-                         "min": _r(g["value"].min()), "max": _r(g["value"].max()), "points": len(g),
-                         "recent": [_r(v) for v in g["value"].tail(10)]})
+            rows.append({"metric": metric, **_summary(g["value"]), "recent": [_r(v) for v in g["value"].tail(10)]})
         return {"service": a.service, "from": str(end - pd.Timedelta(minutes=a.minutes)), "to": str(end),
                 "metrics": rows}
 
@@ -253,8 +257,7 @@ def _prometheus(settings, a: MetricsArgs) -> dict:
                     continue
                 values = pd.to_numeric(pd.Series([v for _, v in series.get("values", [])]), errors="coerce")
                 if len(values):
-                    rows.append({"metric": metric, "last": _r(values.iloc[-1]), "mean": _r(values.mean()),
-                                 "min": _r(values.min()), "max": _r(values.max()), "points": len(values)})
+                    rows.append({"metric": metric, **_summary(values)})
     except PrometheusError as exc:
         raise ToolError(str(exc)) from None
     return {"service": a.service, "source": without_credentials(url), "metrics": rows}

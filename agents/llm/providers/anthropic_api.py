@@ -7,22 +7,15 @@ errors have one shape and one adapter here, where boto3's Converse API would nee
 """
 from __future__ import annotations
 
-import json
 import os
-import threading
 from collections.abc import Callable
 
-from agents.llm.providers.base import Provider, ProviderFailure, classify
+from agents.llm.providers.base import Provider, ProviderFailure, classify, tool_arguments
 from agents.llm.types import LlmRequest, LlmResponse, ToolCall, Usage
 
 
 class AnthropicProvider(Provider):
     kind = "anthropic"
-
-    def __init__(self, name, config):
-        super().__init__(name, config)
-        self._client = None
-        self._lock = threading.Lock()
 
     def configured(self) -> str | None:
         key = self.config.api_key.get_secret_value() if self.config.api_key else os.environ.get("ANTHROPIC_API_KEY")
@@ -35,13 +28,6 @@ class AnthropicProvider(Provider):
         # max_retries=0: the gateway retries, backs off and falls back; the SDK must not retry underneath it.
         return anthropic.Anthropic(api_key=key, base_url=self.config.base_url, max_retries=0,
                                    timeout=self.config.timeout_s)
-
-    @property
-    def client(self):
-        with self._lock:
-            if self._client is None:
-                self._client = self._make_client()
-            return self._client
 
     def _params(self, request: LlmRequest, model: str, max_tokens: int) -> dict:
         params = {"model": model, "max_tokens": max_tokens, "messages": [m.model_dump() for m in request.messages]}
@@ -123,7 +109,7 @@ class AnthropicProvider(Provider):
                 text.append(block["text"])
             elif block["type"] == "tool_use":
                 calls.append(ToolCall(id=block["id"], name=block["name"],
-                                      arguments=_tool_arguments(self.name, block["json"])))
+                                      arguments=tool_arguments(self.name, block["json"])))
         return LlmResponse(provider=self.name, model=answered_model, text="".join(text), tool_calls=calls,
                            stop_reason=stop_reason, usage=usage)
 
@@ -169,12 +155,3 @@ class BedrockProvider(AnthropicProvider):
         except Exception as exc:  # noqa: BLE001 - reported, not raised
             return False, type(exc).__name__
 
-
-def _tool_arguments(provider: str, text: str) -> dict:
-    try:
-        value = json.loads(text or "{}")
-    except json.JSONDecodeError as exc:
-        raise ProviderFailure(provider, f"malformed tool call: arguments are not JSON ({exc.msg})", True) from None
-    if not isinstance(value, dict):
-        raise ProviderFailure(provider, "malformed tool call: arguments are not an object", True)
-    return value

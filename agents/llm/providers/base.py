@@ -5,6 +5,8 @@ An adapter turns an :class:`LlmRequest` into one SDK call and the SDK's answer b
 """
 from __future__ import annotations
 
+import json
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC
@@ -32,6 +34,19 @@ class Provider:
     def __init__(self, name: str, config):
         self.name = name
         self.config = config
+        self._client = None
+        self._lock = threading.Lock()
+
+    def _make_client(self):
+        """The SDK client, built once on first use (the SDK is imported only then)."""
+        raise NotImplementedError
+
+    @property
+    def client(self):
+        with self._lock:
+            if self._client is None:
+                self._client = self._make_client()
+            return self._client
 
     @property
     def self_hosted(self) -> bool:
@@ -52,6 +67,17 @@ class Provider:
     def probe(self) -> tuple[bool, str]:
         """Whether the endpoint answers (for `cerebro llm providers`), and a short word on it."""
         return True, ""
+
+
+def tool_arguments(provider: str, text: str) -> dict:
+    """A tool call's arguments from their JSON text: broken JSON or a non-object is a malformed (retryable) answer."""
+    try:
+        value = json.loads(text or "{}")
+    except json.JSONDecodeError as exc:
+        raise ProviderFailure(provider, f"malformed tool call: arguments are not JSON ({exc.msg})", True) from None
+    if not isinstance(value, dict):
+        raise ProviderFailure(provider, "malformed tool call: arguments are not an object", True)
+    return value
 
 
 def retry_after_of(headers) -> float | None:

@@ -6,34 +6,22 @@ small self-hosted models often write broken JSON, which counts as a malformed an
 from __future__ import annotations
 
 import json
-import threading
 
-from agents.llm.providers.anthropic_api import _tool_arguments
-from agents.llm.providers.base import Provider, ProviderFailure, classify
+from agents.llm.providers.base import Provider, ProviderFailure, classify, tool_arguments
 from agents.llm.types import LlmRequest, LlmResponse, ToolCall, Usage
 
 
 class OpenAICompatibleProvider(Provider):
     kind = "openai"
 
-    def __init__(self, name, config):
-        super().__init__(name, config)
-        self._client = None
-        self._lock = threading.Lock()
-
     def configured(self) -> str | None:
         return None if self.config.base_url else f"no base_url (llm.providers.{self.name}.base_url)"
 
-    @property
-    def client(self):
+    def _make_client(self):
         import openai
 
-        with self._lock:
-            if self._client is None:
-                key = self.config.api_key.get_secret_value() if self.config.api_key else "not-needed"
-                self._client = openai.OpenAI(api_key=key, base_url=self.config.base_url, max_retries=0,
-                                             timeout=self.config.timeout_s)
-            return self._client
+        key = self.config.api_key.get_secret_value() if self.config.api_key else "not-needed"
+        return openai.OpenAI(api_key=key, base_url=self.config.base_url, max_retries=0, timeout=self.config.timeout_s)
 
     def complete(self, request, model, max_tokens, on_text=None) -> LlmResponse:
         import openai
@@ -58,7 +46,7 @@ class OpenAICompatibleProvider(Provider):
         if not getattr(completion, "choices", None):
             raise ProviderFailure(self.name, "malformed response: no choices", True)
         choice = completion.choices[0]
-        calls = [ToolCall(id=c.id, name=c.function.name, arguments=_tool_arguments(self.name, c.function.arguments))
+        calls = [ToolCall(id=c.id, name=c.function.name, arguments=tool_arguments(self.name, c.function.arguments))
                  for c in (choice.message.tool_calls or [])]
         usage = completion.usage
         return LlmResponse(provider=self.name, model=completion.model or model, text=choice.message.content or "",
@@ -91,7 +79,7 @@ class OpenAICompatibleProvider(Provider):
         if finish is None:
             raise ProviderFailure(self.name, "malformed stream: ended without a finish reason", True)
         tool_calls = [ToolCall(id=c["id"] or f"call_{i}", name=c["name"],
-                               arguments=_tool_arguments(self.name, c["args"])) for i, c in sorted(calls.items())]
+                               arguments=tool_arguments(self.name, c["args"])) for i, c in sorted(calls.items())]
         return LlmResponse(provider=self.name, model=answered_model, text="".join(text), tool_calls=tool_calls,
                            stop_reason=finish, usage=usage)
 
