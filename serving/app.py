@@ -343,8 +343,7 @@ def create_app(settings, live=None, load_in_background: bool = True, alert=None)
             if isinstance(result, Exception):
                 out.append(unanswerable(model, result))
                 continue
-            rows, missing = result
-            rows.attrs["missing"] = missing
+            rows = _scored(result)
             answered(model, rows, share)
             out.append(rows)
         return out

@@ -17,6 +17,8 @@ import stat
 import tempfile
 from pathlib import Path
 
+from configs.settings import reveal
+
 log = logging.getLogger("cerebro.serving")
 
 LOOPBACK = {"127.0.0.1", "::1", "localhost"}
@@ -24,10 +26,7 @@ LOOPBACK = {"127.0.0.1", "::1", "localhost"}
 
 def configured(cfg) -> str | None:
     """``serving.token`` as text (a plain string or a pydantic ``SecretStr``); None when unset or empty."""
-    token = cfg.token
-    if token is not None and hasattr(token, "get_secret_value"):
-        token = token.get_secret_value()
-    return token or None
+    return reveal(cfg.token)
 
 
 def token_path(settings) -> Path:

@@ -126,8 +126,12 @@ def _names_note(what: str, names) -> list[str]:
     odd = sorted({n for n in names if _controls(n)})
     if not odd:
         return []
-    shown = ", ".join(repr(n) for n in odd[:5]) + (f" and {len(odd) - 5} more" if len(odd) > 5 else "")
-    return [f"{len(odd)} {what} name(s) hold control characters: {shown}"]
+    return [f"{len(odd)} {what} name(s) hold control characters: {_shown(odd)}"]
+
+
+def _shown(names: list[str]) -> str:
+    """The first five of ``names``, quoted, and how many more."""
+    return ", ".join(repr(n) for n in names[:5]) + (f" and {len(names) - 5} more" if len(names) > 5 else "")
 
 
 def screen(req, limits: Limits) -> list[str]:
@@ -174,5 +178,5 @@ def unknown_services_note(services, known: set[str] | None) -> list[str]:
     unknown = sorted({str(s) for s in services} - known)
     if not unknown:
         return []
-    shown = ", ".join(repr(s) for s in unknown[:5]) + (f" and {len(unknown) - 5} more" if len(unknown) > 5 else "")
-    return [f"{len(unknown)} service(s) the model was not trained on, scored with the fleet-wide scaling: {shown}"]
+    return [f"{len(unknown)} service(s) the model was not trained on, scored with the fleet-wide scaling: "
+            + _shown(unknown)]
