@@ -15,6 +15,7 @@ import pandas as pd
 
 from agents.investigation import models as m
 from agents.investigation.bundle import (
+    abnormal_from,
     capacity_from,
     changes_from,
     knowledge_from,
@@ -280,8 +281,6 @@ def gather(settings, question: str | None = None, service: str | None = None, at
     span_list, why = step("trace-spans", traces, settings, suspects_for_context, win)
     notes += [why] if why else []
     incidents, runbooks = [], []
-    from agents.investigation.bundle import abnormal_from
-
     if use_knowledge:
         words = aspect_words(abnormal_from(result) if result is not None else [], q)
         try:

@@ -28,8 +28,8 @@ import pandas as pd
 
 from training.forecasting.base import Bands, Forecaster
 from training.forecasting.prepare import season_for
-from training.forecasting.seasons import candidate_periods, detect_seasons
-from training.forecasting.statsforecast_models import adjusted_forecast
+from training.forecasting.seasons import candidate_periods
+from training.forecasting.statsforecast_models import adjusted_forecast, seasons_of
 
 MODELS = ("ets", "theta", "arima")
 SIMPLE = ("naive", "seasonal_naive")  # preferred on ties, in this order
@@ -63,10 +63,7 @@ class AutoForecaster(Forecaster):
             self.notes_.append(f"auto used the last {keep} of {len(y)} points")
             y = y.iloc[-keep:]
         v = y.to_numpy()
-        if self.season is None:
-            self.periods_ = detect_seasons(v, self.step_)
-        else:
-            self.periods_ = [int(self.season)] if int(self.season) > 1 else []
+        self.periods_ = seasons_of(y, self.step_, self.season)
         if self.season is not None:
             day = max(1, int(self.season))
         else:  # the shortest season found (12 on monthly data), else the step's conventional day
