@@ -174,7 +174,9 @@ class Executor:
         try:
             return self._call(tool, thunk)
         except cf.TimeoutError:
-            return Outcome(tool.name, "timed out", error=f"{tool.name} took longer than {tool.timeout_s:g} s")
+            # A thread cannot be stopped: a change already sent may still land. Say so rather than imply it did not.
+            unsure = "" if tool.risk == "read" else "; the change may still complete: check the target before retrying"
+            return Outcome(tool.name, "timed out", error=f"{tool.name} took longer than {tool.timeout_s:g} s{unsure}")
         except Exception as exc:  # noqa: BLE001 - a failing tool is an audited outcome, not a crash
             return Outcome(tool.name, "failed", error=f"{type(exc).__name__}: {exc}")
 

@@ -133,7 +133,14 @@ def test_output_is_cut_to_the_token_budget_and_timeouts_are_outcomes(tmp_path):
     big = ex.run("many", {"n": 500})
     assert big.cut and estimate_tokens(str(big.result)) <= 260 and "of 500 items shown" in big.result["cut"]
     assert big.result["items"][0]["row"] == 0
-    assert ex.run("slow", {"n": 2}).outcome == "timed out"
+    slow = ex.run("slow", {"n": 2})
+    assert slow.outcome == "timed out" and "may still complete" not in slow.error
+    # A change that timed out is abandoned, not stopped: the outcome must not suggest it did not happen.
+    reg.register(Tool("slow_change", "sleeps, then changes", EchoArgs, lambda a, dry_run: time.sleep(a.n),
+                      risk="low", timeout_s=0.2))
+    change = Executor(reg, Policy(["slow_change"]), AuditLog(tmp_path / "b.db"), lambda r: Approval(True, "sre")).run(
+        "slow_change", {"n": 2}, dry_run=False)
+    assert change.outcome == "timed out" and "the change may still complete" in change.error
     text, cut = cut_to_budget("y" * 10_000, 100)
     assert cut and len(text) < 500 and "[cut:" in text
 
