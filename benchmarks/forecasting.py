@@ -86,7 +86,7 @@ def run_capacity(sim, args) -> dict:
 
     limits = fleet_limits(sim.topology, disk_pct=args.disk_limit, cpu_pct=args.cpu_limit)
     t0 = time.perf_counter()
-    plan = plan_capacity(sim.telemetry, limits, horizon=args.capacity_horizon, freq="1h")
+    plan = plan_capacity(sim.telemetry, limits, horizon=args.capacity_horizon, freq="1h", model=args.capacity_model)
     took = time.perf_counter() - t0
     ranked = runs_out_first(plan)
     print(f"\nCapacity plan: {len(ranked)} (service, resource) pairs, model {plan.model}, horizon "
@@ -101,6 +101,7 @@ def run_capacity(sim, args) -> dict:
 
 def main() -> dict:
     from training.forecasting import FORECASTERS
+    from training.forecasting.capacity import DEFAULT_MODEL
 
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--days", type=int, default=14)
@@ -115,6 +116,7 @@ def main() -> dict:
     ap.add_argument("--profile", default="default", choices=["default", "large"])
     ap.add_argument("--quarter-hourly", action="store_true", help="also backtest the series every 15 minutes")
     ap.add_argument("--capacity-horizon", default="7D")
+    ap.add_argument("--capacity-model", default=DEFAULT_MODEL, help=f"forecaster of the plan (default {DEFAULT_MODEL})")
     ap.add_argument("--disk-limit", type=float, default=90.0)
     ap.add_argument("--cpu-limit", type=float, default=85.0)
     ap.add_argument("--top", type=int, default=10)

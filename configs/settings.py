@@ -129,7 +129,7 @@ class DetectionSettings(_Section):
 
 class ForecastingSettings(_Section):
     models: list[str] = Field(
-        default_factory=lambda: ["seasonal_naive", "arima", "prophet", "lstm", "deepar"],
+        default_factory=lambda: ["seasonal_naive", "arima", "auto", "prophet", "lstm", "deepar"],
         description="forecasters to backtest and register; seasonal_naive always runs as the baseline")
     profile: Literal["default", "large"] = Field(default="default", description="large trains LSTM/DeepAR longer")
     freq: str = Field(default="1h", description="the grid forecasts are made on (means of each interval)")

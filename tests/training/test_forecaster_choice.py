@@ -147,3 +147,33 @@ def test_a_calendar_season_is_found_and_beats_the_last_value(freq, period, cycle
     mae = np.mean(np.abs(truth - f["yhat"].to_numpy()))
     assert mae < 0.5 * np.mean(np.abs(truth - history.iloc[-1]))
     assert detect_seasons(rng.normal(0, 1, len(i)), model.step_) == []  # noise: not assumed
+
+
+def test_incident_spikes_are_cleaned_before_the_fit_and_a_change_at_the_end_is_kept():
+    from training.forecasting.statsforecast_models import adjusted_forecast, clean_outliers
+
+    rng = np.random.default_rng(3)
+    level = 20 + rng.normal(0, 0.5, 300)
+    spiked = level.copy()
+    spiked[150:153] += 40  # an incident in the middle of the history
+    cleaned, n = clean_outliers(spiked, 24)
+    assert n == 3 and np.max(np.abs(cleaned[150:153] - 20)) < 2
+    assert np.array_equal(cleaned[:150], spiked[:150])
+    shifted = level.copy()
+    shifted[-5:] += 40  # the last points: news, not an outlier
+    assert clean_outliers(shifted, 24)[1] == 0
+    # the models' level is not pulled by a spike in the last week
+    spiked[-40:-37] += 400
+    _, fcs = adjusted_forecast(spiked, [], ["ets", "arima"], 12, 500)
+    _, kept = adjusted_forecast(spiked, [], ["ets", "arima"], 12, 500, clean=False)
+    for method in ("ets", "arima"):
+        assert abs(np.mean(fcs[method][0]) - 20) < 1
+    assert max(abs(np.mean(kept[m][0]) - 20) for m in ("ets", "arima")) > abs(np.mean(fcs["ets"][0]) - 20)
+
+
+def test_for_horizon_tells_auto_and_deepar_their_horizon_unless_fixed():
+    from training.forecasting.registry import build_forecaster, for_horizon
+
+    assert for_horizon(build_forecaster("auto"), 72).get_params()["horizon"] == 72
+    assert for_horizon(build_forecaster("auto", horizon=6), 72, fixed={"horizon": 6}).get_params()["horizon"] == 6
+    assert "horizon" not in for_horizon(build_forecaster("seasonal_naive"), 72).get_params()

@@ -30,7 +30,7 @@ import pandas as pd
 from sklearn.base import clone
 
 from training.forecasting.prepare import MIN_POINTS, ForecastInputError, prepare_series, season_for
-from training.forecasting.registry import BASELINE, FORECASTERS, build_forecaster
+from training.forecasting.registry import BASELINE, FORECASTERS, build_forecaster, for_horizon
 
 COLUMNS = ["series", "model", "horizon", "origin", "mase", "smape", "coverage_80", "coverage_95",
            "fit_s", "predict_s", "error"]
@@ -106,9 +106,8 @@ def backtest(series: pd.Series | Mapping[str, pd.Series], model_names: Iterable[
 
     for name in names:
         for o in range(n_origins):
-            model = build_forecaster(name, profile=profile, **params.get(name, {}))
-            if "prediction_length" in model.get_params() and "prediction_length" not in params.get(name, {}):
-                model.set_params(prediction_length=H)
+            model = for_horizon(build_forecaster(name, profile=profile, **params.get(name, {})), H,
+                                fixed=params.get(name))
             if on_progress:
                 on_progress(f"{name} origin {o + 1}/{n_origins}")
             trains = {key: train_window(key, cuts[key][o]) for key in hists}

@@ -98,7 +98,7 @@ def plan_capacity(telemetry: pd.DataFrame, limits: Limits | None = None, horizon
                   services: list[str] | None = None, errors: str = "record",
                   on_progress: Callable[[str], None] | None = None) -> CapacityPlan:
     """Forecast every limited (service, metric) and report when it reaches its limit (module docstring)."""
-    from training.forecasting.registry import build_forecaster
+    from training.forecasting.registry import build_forecaster, for_horizon
 
     limits = fleet_limits() if limits is None else limits
     horizon = pd.Timedelta(horizon)
@@ -118,7 +118,7 @@ def plan_capacity(telemetry: pd.DataFrame, limits: Limits | None = None, horizon
         if h < wanted:
             notes.append(f"horizon shortened to {h} steps: the history is only {h} steps long")
         try:
-            fc = build_forecaster(model, **(params or {})).fit(y).predict(h)
+            fc = for_horizon(build_forecaster(model, **(params or {})), h, fixed=params).fit(y).predict(h)
         except Exception as exc:
             if errors == "raise":
                 raise

@@ -9,6 +9,7 @@ them, and lets ARIMA search further; it is for a machine with time to spare. Par
 """
 from __future__ import annotations
 
+from collections.abc import Mapping
 from importlib import import_module
 
 from training.forecasting.base import Forecaster
@@ -59,3 +60,14 @@ def build_forecaster(name: str, profile: str = "default", **params) -> Forecaste
         return StatsForecaster(method=_METHODS[name], **params)
     module, cls = _CLASSES[name]
     return getattr(import_module(module), cls)(**{**PROFILES[profile].get(name, {}), **params})
+
+
+def for_horizon(model: Forecaster, horizon: int, fixed: Mapping | None = None) -> Forecaster:
+    """``model`` told the horizon it will be asked for, where it takes one: DeepAR trains for a
+    ``prediction_length``, ``auto`` backtests its candidates at ``horizon``. A parameter in ``fixed`` (set by
+    the caller on purpose) is left as it is."""
+    params = model.get_params()
+    for key in ("prediction_length", "horizon"):
+        if key in params and key not in (fixed or {}):
+            model.set_params(**{key: int(horizon)})
+    return model

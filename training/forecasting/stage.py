@@ -16,7 +16,7 @@ from pathlib import Path
 import pandas as pd
 
 from training.forecasting.prepare import series_of
-from training.forecasting.registry import BASELINE, build_forecaster
+from training.forecasting.registry import BASELINE, build_forecaster, for_horizon
 
 
 @dataclass
@@ -88,7 +88,8 @@ def fit_forecasters(data: ForecastingData, settings, on_progress: Callable[[str,
         if on_progress:
             on_progress(name, k, len(models))
         try:
-            fitted[name] = build_forecaster(name, profile=settings.forecasting.profile).fit_many(data.series)
+            model = build_forecaster(name, profile=settings.forecasting.profile)
+            fitted[name] = for_horizon(model, max(settings.forecasting.horizons)).fit_many(data.series)
         except Exception as exc:  # noqa: BLE001 - one model's failure must not cost the others; the reason is reported
             failed[name] = f"{type(exc).__name__}: {exc}"
     return fitted, failed

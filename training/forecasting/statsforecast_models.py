@@ -25,6 +25,8 @@ from training.forecasting.base import Bands, Forecaster
 from training.forecasting.seasons import Decomposition, decompose, detect_seasons
 
 METHODS = ("naive", "ets", "theta", "arima")
+CLEAN = True
+CLEAN_MADS = 6.0
 
 
 def statsforecast_model(method: str):
@@ -51,13 +53,32 @@ def seasons_of(y: pd.Series, step: pd.Timedelta, season: int | None) -> list[int
     return [int(season)] if int(season) > 1 else []
 
 
+def clean_outliers(adjusted: np.ndarray, window: int, k: float = CLEAN_MADS) -> tuple[np.ndarray, int]:
+    """``adjusted`` with points more than ``k`` robust deviations from their centred rolling median (over
+    ``window`` points) replaced by that median; the last half window is kept as it is (a change at the end
+    is news, not an outlier). Returns the cleaned copy and how many points were replaced."""
+    window = max(5, int(window))
+    s = pd.Series(adjusted)
+    level = s.rolling(window, center=True, min_periods=1).median().to_numpy()
+    dev = adjusted - level
+    mad = 1.4826 * float(np.median(np.abs(dev - np.median(dev))))
+    if mad <= 0:
+        return adjusted, 0
+    outlying = np.abs(dev) > k * mad
+    outlying[len(outlying) - window // 2:] = False
+    return np.where(outlying, level, adjusted), int(outlying.sum())
+
+
 def adjusted_forecast(y: np.ndarray, periods: list[int], methods: list[str], horizon: int,
-                      trend_points: int, levels: list[float] | None = None):
+                      trend_points: int, levels: list[float] | None = None, clean: bool = CLEAN):
     """Decompose ``y`` once, forecast the adjusted tail with each method, add the seasons back.
 
     Returns ``(decomposition, {method: (mean, {level: (lower, upper)})})``; bands only when ``levels``."""
     dec: Decomposition = decompose(y, periods)
-    tail = (y - dec.seasonal)[-trend_points:]
+    adjusted = y - dec.seasonal
+    if clean:
+        adjusted, _ = clean_outliers(adjusted, min(dec.periods) if dec.periods else 12)
+    tail = adjusted[-trend_points:]
     future = dec.future(horizon)
     out = {}
     for method in methods:
