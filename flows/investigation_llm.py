@@ -64,13 +64,15 @@ def secret_values(settings) -> list[str]:
     return [s for s in found if s]
 
 
-def tools_on_offer(settings) -> list:
-    """The registered tools as ``ToolSpec``s (name, description with its risk): what next steps may name."""
+def tools_on_offer(settings) -> tuple[list, dict[str, str]]:
+    """The registered tools as ``ToolSpec``s (name, description with its risk): what next steps may name; and
+    each one's risk, which a next step naming it is shown with."""
     from agents.llm import ToolSpec
     from flows.tools_builtin import build_registry
 
-    registry = build_registry(settings, external=False)
-    return [ToolSpec(name=t.name, description=f"{t.description} (risk: {t.risk})") for t in registry.list()]
+    tools = build_registry(settings, external=False).list()
+    specs = [ToolSpec(name=t.name, description=f"{t.description} (risk: {t.risk})") for t in tools]
+    return specs, {t.name: t.risk for t in tools}
 
 
 def llm_analysis(settings, bundle):
@@ -83,9 +85,8 @@ def llm_analysis(settings, bundle):
     if route is None:
         return analyse(bundle, None, None, live=False)
     budget = Budget(settings.llm.max_tokens_per_investigation)
-    analysis = analyse(
-        bundle, build_gateway(settings), budget, tools_on_offer(settings), secret_values(settings)
-    )
+    tools, risks = tools_on_offer(settings)
+    analysis = analyse(bundle, build_gateway(settings), budget, tools, secret_values(settings), risks=risks)
     try:
         analysis.mlflow_run = log_usage_run(settings, bundle, analysis, budget)
     except Exception as exc:  # noqa: BLE001 - an unreachable tracking store must not lose the investigation

@@ -67,7 +67,9 @@ def _norm(text: str) -> str:
 class Evidence:
     """What the answer may refer to: the bundle's services, metrics and citable sources, and the tools offered."""
 
-    def __init__(self, bundle: EvidenceBundle, tools: Iterable[str] = ()):
+    def __init__(
+        self, bundle: EvidenceBundle, tools: Iterable[str] = (), risks: dict[str, str] | None = None
+    ):
         b = bundle
         self.services = sorted(
             {
@@ -100,6 +102,7 @@ class Evidence:
         sources |= {h.citation for h in [*b.incidents, *b.runbooks] if h.citation}
         self.citations = {_norm(s): s for s in sources if s}
         self.tools = set(tools)
+        self.risks = risks or {}
 
     def cites(self, citation: str) -> bool:
         """Whether ``citation`` names an item of the bundle: exactly, or a file without its section."""
@@ -167,6 +170,13 @@ def check(answer: InvestigationAnalysis, evidence: Evidence) -> tuple[Investigat
                 f"next step {step.action!r} names tool {step.tool!r}, which is not on offer: tool dropped"
             )
             step = step.model_copy(update={"tool": None})
+        elif step.tool and evidence.risks.get(step.tool, step.risk) != step.risk:
+            # The registry's risk, not the model's word: a step must not look safer than its tool is.
+            real = evidence.risks[step.tool]
+            flags.append(
+                f"next step {step.action!r}: tool {step.tool!r} is {real!r} risk, not {step.risk!r}: corrected"
+            )
+            step = step.model_copy(update={"risk": real})
         steps.append(step)
     return answer.model_copy(update={"citations": kept, "root_cause": root, "next_steps": steps}), flags
 
@@ -203,16 +213,18 @@ def analyse(
     secrets: Sequence[str] = (),
     live: bool = True,
     task: str = "reasoning",
+    risks: dict[str, str] | None = None,
 ) -> Analysis:
     """Ask the model about ``bundle`` (one call, one repair round at most) and hold its answer to the bundle.
-    ``tools``: ``ToolSpec``s listed as on offer (named in next steps; not called in this step). ``live``: a
+    ``tools``: ``ToolSpec``s listed as on offer (named in next steps; not called in this step); ``risks``: each
+    tool's risk, which a next step naming it is shown with. ``live``: a
     real provider is routed for ``task``; when not, nothing is sent."""
     if not live:
         return Analysis(status="evidence-only", note=NO_LLM)
     from agents.llm import BudgetExceeded
     from agents.llm.structured import ask_structured
 
-    evidence = Evidence(bundle, [t.name for t in tools])
+    evidence = Evidence(bundle, [t.name for t in tools], risks)
     request = analysis_request(bundle, tools, secrets, task)
     result = ask_structured(gateway, request, grounded(evidence), budget)
     usage = _usage(budget)
@@ -231,7 +243,7 @@ def analyse(
     answer, flags = check(answer, evidence)
     status = "flagged" if flags else "analysed"
     note = f"Analysis by {route}, checked against the evidence" + (
-        f": {len(flags)} claim{'s' if len(flags) > 1 else ''} dropped."
+        f": {len(flags)} claim{'s' if len(flags) > 1 else ''} dropped or corrected."
         if flags
         else ": every claim cites it."
     )

@@ -171,7 +171,7 @@ def analysis_markdown(analysis) -> list[str]:
             out += [table(["next step", "tool", "risk"], steps), ""]
         out += ["Cites: " + ", ".join(f"`{plain(c)}`" for c in ans.citations), ""]
     if a.flags:
-        out += ["Dropped, not in the evidence:", ""] + [f"* {plain(f)}" for f in a.flags] + [""]
+        out += ["Dropped or corrected (not in the evidence, or not as the tool registry has it):", ""] + [f"* {plain(f)}" for f in a.flags] + [""]
     out += usage_markdown(a)
     return out
 

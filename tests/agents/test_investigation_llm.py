@@ -86,7 +86,7 @@ def test_the_analysis_is_held_to_the_bundle_priced_and_logged(bundle, investigat
     import mlflow
 
     settings = with_llm(investigation_lab.settings, llm, tmp_path)
-    tools = {t.name for t in tools_on_offer(settings)}
+    tools = {t.name for t in tools_on_offer(settings)[0]}
     assert "metrics_query" in tools and "reboot_datacenter" not in tools
     # A change whose detail holds credentials: the prompt must carry neither.
     leaky = bundle.model_copy(deep=True)
@@ -106,6 +106,7 @@ def test_the_analysis_is_held_to_the_bundle_priced_and_logged(bundle, investigat
         next_steps=[
             {"action": "look at the database's metrics", "tool": "metrics_query", "risk": "read"},
             {"action": "reboot everything", "tool": "reboot_datacenter", "risk": "high"},
+            {"action": "scale the database up", "tool": "k8s_scale", "risk": "read"},  # it is not read-only
         ],
     )
     llm.answer(MESSAGES, text="```json\n" + reply + "\n```")
@@ -115,8 +116,10 @@ def test_the_analysis_is_held_to_the_bundle_priced_and_logged(bundle, investigat
     assert result.answer.root_cause.service == "database" and result.answer.citations == [
         bundle.causes[0].source
     ]
-    assert [s.tool for s in result.answer.next_steps] == ["metrics_query", None]
-    assert len(result.flags) == 2 and "INC-404" in result.flags[0] and "reboot_datacenter" in result.flags[1]
+    steps = [(s.tool, s.risk) for s in result.answer.next_steps]
+    assert steps == [("metrics_query", "read"), (None, "high"), ("k8s_scale", "high")]
+    assert len(result.flags) == 3 and "INC-404" in result.flags[0] and "reboot_datacenter" in result.flags[1]
+    assert "'k8s_scale' is 'high' risk, not 'read': corrected" in result.flags[2]
     sent = llm.calls(MESSAGES)
     assert len(sent) == 1
     prompt = json.dumps(sent[0]["body"])
@@ -150,7 +153,7 @@ def test_the_analysis_is_held_to_the_bundle_priced_and_logged(bundle, investigat
         f"| anthropic | claude-sonnet-4-5 | {tokens_in:,} | {call['output_tokens']:,} | no | {cost:.4f} |"
         in md
     )
-    assert f"| **total** | 1 call | {tokens_in:,} |" in md and "Dropped, not in the evidence:" in md
+    assert f"| **total** | 1 call | {tokens_in:,} |" in md and "Dropped or corrected" in md
     assert md.index("## Analysis (LLM)") < md.index("## Most likely root causes")  # beside the evidence
     assert KEY not in md and "hunter2" not in md and " nan " not in md
 
@@ -190,7 +193,7 @@ def test_the_token_cap_stops_further_calls(bundle, investigation_lab, llm, tmp_p
     assert capped.note in report_markdown(bundle, analysis=capped)
 
     # Room for the first call only: its answer is invalid, and the cap refuses the repair round.
-    first = estimate_tokens(analysis_request(bundle, tools_on_offer(settings), secret_values(settings)))
+    first = estimate_tokens(analysis_request(bundle, tools_on_offer(settings)[0], secret_values(settings)))
     settings = with_llm(
         investigation_lab.settings,
         llm,
