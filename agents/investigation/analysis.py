@@ -4,7 +4,8 @@ The bundle goes to the gateway through the prompt templates (agents/prompts); th
 :class:`InvestigationAnalysis` whose root cause is a service the bundle contains and which cites at least one
 item of it. An answer that breaks either rule gets the one repair round, with the reason; a second such answer is
 rejected and the report stays evidence-only. Lesser slips are dropped and flagged: a citation the bundle does
-not hold, a metric it does not show, a tool not on offer. Known secrets are masked in the prompt and the answer.
+not hold, a metric it does not show, a tool not on offer (and a next step's risk is its tool's, not the model's
+word). Known secrets and credential-shaped text are masked in the prompt and the answer (:func:`scrub`).
 
     result = analyse(bundle, gateway, Budget(settings.llm.max_tokens_per_investigation), tools, secrets)
     result.status        # analysed | flagged | rejected | evidence-only
@@ -45,7 +46,8 @@ class Analysis(BaseModel):
     )
     answer: InvestigationAnalysis | None = None
     flags: list[str] = Field(
-        default_factory=list, description="claims dropped because the bundle does not hold them"
+        default_factory=list,
+        description="claims dropped (not in the bundle) or corrected (a next step's risk: the tool's)",
     )
     capped: bool = Field(default=False, description="the per-investigation token cap stopped further calls")
     route: str | None = Field(default=None, description="PROVIDER:MODEL that answered")
