@@ -1,13 +1,15 @@
-"""The ``investigate`` flow: an evidence-backed answer to "why is checkout slow?", with no language model.
+"""The ``investigate`` flow: an evidence-backed answer to "why is checkout slow?", and an LLM's analysis of that
+evidence when a model is configured (``llm.tasks.reasoning``; none by default).
 
     prefect deployment run 'investigate/on-demand' --param question="why is checkout slow?"
     prefect deployment run 'investigate/on-demand' --param service=payment --param at=2026-12-01T14:05Z
     cerebro investigate "why is checkout slow?" [--service S] [--at T] [--json]     # the same flow, locally
 
 Each step of ``flows/investigation_data.gather`` runs as a task (the lake, the ranking, the detector,
-the failure predictor, the capacity plan, changes, traces, the knowledge base); the flow leaves a Markdown
-report, a PNG of the suspects' metrics with their onsets, and the JSON evidence bundle
-(``<home>/investigations/``). See docs/investigations.md.
+the failure predictor, the capacity plan, changes, traces, the knowledge base), then ``llm-analysis``
+(flows/investigation_llm.py: the gateway, held to the bundle, its calls' cost to MLflow); the flow leaves a
+Markdown report, a PNG of the suspects' metrics with their onsets, and the JSON evidence bundle
+(``<home>/investigations/``). See docs/investigations.md and docs/llm.md.
 """
 from __future__ import annotations
 
@@ -29,11 +31,13 @@ def _slug(text: str) -> str:
     return re.sub(r"[^a-z0-9]+", "-", text.lower()).strip("-")[:40] or "investigation"
 
 
-def save_outputs(settings, bundle, telemetry=None) -> dict:
-    """The bundle's JSON and the suspects' plot under ``<home>/investigations/``; the report's links."""
+def save_outputs(settings, bundle, telemetry=None, analysis=None) -> dict:
+    """The bundle's JSON and the suspects' plot under ``<home>/investigations/``; the report (with the LLM's
+    analysis and its cost when there is one) and its links."""
     from agents.investigation.plot import plot_suspects
     from agents.investigation.report import report_markdown
     from flows.investigation_data import model_link, read_window
+    from flows.investigation_llm import secret_values
 
     folder = Path(settings.home) / "investigations"
     folder.mkdir(parents=True, exist_ok=True)
@@ -43,7 +47,8 @@ def save_outputs(settings, bundle, telemetry=None) -> dict:
     telemetry = read_window(settings, bundle.window) if telemetry is None else telemetry
     plot = plot_suspects(bundle, telemetry, folder / f"{stem}.png")
     links = {f"{m.name}/{m.version}": model_link(m.name, m.version) for m in bundle.models if m.role != "capacity forecast"}
-    markdown = report_markdown(bundle, links=links, plot=str(plot) if plot else None, bundle_file=str(json_path))
+    markdown = report_markdown(bundle, links=links, plot=str(plot) if plot else None, bundle_file=str(json_path),
+                               analysis=analysis, secrets=secret_values(settings))
     (folder / f"{stem}.md").write_text(markdown)
     return {"json": str(json_path), "plot": str(plot) if plot else None, "markdown": markdown,
             "report": str(folder / f"{stem}.md")}
@@ -54,15 +59,18 @@ def investigate_flow(question: str | None = None, service: str | None = None, at
                      window: str = "60m", config: str | None = None) -> dict:
     """Investigate a question ("why is checkout slow?"), or a service at a time, over the lake with the
     registered models: abnormal metrics and since when, ranked root causes with evidence, changes, risk,
-    capacity, traces, similar incidents and runbook steps. Leaves a Markdown report, a plot and the JSON."""
+    capacity, traces, similar incidents and runbook steps; with an LLM configured, its analysis of that
+    evidence and what the calls cost. Leaves a Markdown report, a plot and the JSON."""
     from flows import reporting
     from flows.investigation_data import gather
+    from flows.investigation_llm import llm_analysis
 
     if not (question or service):
         raise ValueError("ask a question (question=\"why is checkout slow?\") or name a service (service=payment)")
     settings = load_settings(config)
     bundle = gather(settings, question=question, service=service, at=at, window=window, step=_as_task)
-    saved = save_outputs(settings, bundle)
+    analysis = _as_task("llm-analysis", llm_analysis, settings, bundle)
+    saved = save_outputs(settings, bundle, analysis=analysis)
     create_markdown_artifact(key="investigation-report", markdown=saved["markdown"],
                              description=bundle.summary[:250])
     if saved["plot"]:
@@ -72,6 +80,7 @@ def investigate_flow(question: str | None = None, service: str | None = None, at
     create_markdown_artifact(key="investigation-bundle",
                              markdown=f"Evidence bundle (JSON) on this machine: `{Path(saved['json']).resolve()}`",
                              description="The evidence bundle the report was written from")
-    get_run_logger().info("%s Report %s", bundle.summary, saved["report"])
+    get_run_logger().info("%s %s Report %s", bundle.summary, analysis.note, saved["report"])
     return {"summary": bundle.summary, "verdict": bundle.verdict, "json": saved["json"], "plot": saved["plot"],
-            "report": saved["report"], "bundle": bundle.model_dump(mode="json")}
+            "report": saved["report"], "bundle": bundle.model_dump(mode="json"),
+            "analysis": analysis.model_dump(mode="json")}

@@ -45,9 +45,12 @@ def table(header: Sequence[str], rows: Sequence[Sequence]) -> str:
 
 
 def report_markdown(bundle: EvidenceBundle, links: dict[str, str] | None = None, plot: str | None = None,
-                    bundle_file: str | None = None) -> str:
+                    bundle_file: str | None = None, analysis=None, secrets: Sequence[str] = ()) -> str:
     """The whole report: what is wrong, since when, where, root causes with evidence, changes, risks, traces,
-    similar incidents, runbook steps, and the models and data used."""
+    similar incidents, runbook steps, and the models and data used. ``analysis``
+    (:class:`agents.investigation.analysis.Analysis`): the LLM's section and its calls' cost, or the one line
+    saying the report is evidence-only. ``secrets`` (and anything shaped like a credential) are masked, wherever
+    they came from (a change's detail, a runbook passage, the model)."""
     links = links or {}
     b = bundle
     w = b.window
@@ -59,6 +62,8 @@ def report_markdown(bundle: EvidenceBundle, links: dict[str, str] | None = None,
                                                                                if b.target_metric else "")
                                                    if b.target else ""), "",
             f"**{cell(b.summary)}**", ""]
+    if analysis is not None:
+        out += analysis_markdown(analysis)
     if b.verdict != "abnormal":
         out += [("Nothing abnormal in this window: no service's metrics left their baseline by enough to name a "
                  "cause with confidence."), ""]
@@ -136,4 +141,50 @@ def report_markdown(bundle: EvidenceBundle, links: dict[str, str] | None = None,
         out += [f"Evidence bundle (JSON): `{bundle_file}`", ""]
     if b.notes:
         out += ["## Notes", ""] + [f"* {cell(n)}" for n in b.notes] + [""]
-    return "\n".join(out)
+    from agents.investigation.analysis import scrub
+
+    return scrub("\n".join(out), secrets)
+
+
+def plain(text) -> str:
+    """Model-written text for Markdown: one line, no table breaks, no links or images a viewer would fetch."""
+    return cell(text).replace("](", "]\\(").replace("<", "&lt;")
+
+
+def analysis_markdown(analysis) -> list[str]:
+    """The report's lines for the LLM step: one line when it is evidence-only (no LLM, the token cap, no
+    answer), else the Analysis section beside the evidence-only findings, then the calls and their cost."""
+    a = analysis
+    if a.status == "evidence-only" and not a.calls:
+        return [plain(a.note), ""]
+    out = ["## Analysis (LLM)", "", plain(a.note), ""]
+    ans = a.answer
+    if ans is not None:
+        out += [f"**{plain(ans.summary)}**", ""]
+        rc = ans.root_cause
+        out += [table(["root cause", "metric", "confidence"], [(rc.service, rc.metric, num(rc.confidence, 2))])
+                + "\n" if rc else "Root cause: none named (nothing abnormal, says the model).\n"]
+        if ans.reasoning:
+            out += [f"{i}. {plain(step)}" for i, step in enumerate(ans.reasoning, 1)] + [""]
+        if ans.next_steps:
+            steps = [(plain(s.action), s.tool, s.risk) for s in ans.next_steps]
+            out += [table(["next step", "tool", "risk"], steps), ""]
+        out += ["Cites: " + ", ".join(f"`{plain(c)}`" for c in ans.citations), ""]
+    if a.flags:
+        out += ["Dropped or corrected (not in the evidence, or not as the tool registry has it):", ""] + [f"* {plain(f)}" for f in a.flags] + [""]
+    out += usage_markdown(a)
+    return out
+
+
+def usage_markdown(analysis) -> list[str]:
+    """The calls of one investigation (provider, model, tokens, cache hit, cost, latency) and its total."""
+    a = analysis
+    if not a.calls:
+        return []
+    rows = [(c["provider"] or "(none answered)", c["model"], f"{c['input_tokens']:,}", f"{c['output_tokens']:,}",
+             "yes" if c["cached"] else "no", f"{c['cost_usd']:.4f}", num(c["latency_ms"])) for c in a.calls]
+    t = a.total
+    rows.append(("**total**", f"{t['calls']} call{'' if t['calls'] == 1 else 's'}", f"{t['input_tokens']:,}",
+                 f"{t['output_tokens']:,}", f"{t['cached']} cached", f"{t['cost_usd']:.4f}", ""))
+    header = ["provider", "model", "input tokens", "output tokens", "cached", "cost (USD)", "latency ms"]
+    return ["### LLM calls and cost", "", table(header, rows), ""]

@@ -20,6 +20,7 @@ class Structured:
     fell_back: bool
     reason: str = ""
     responses: list[LlmResponse] = field(default_factory=list)
+    error: LlmError | None = None  # what stopped the calls (a BudgetExceeded: the token cap), when one did
 
 
 def parse_answer(text: str, model: type[BaseModel]) -> BaseModel:
@@ -40,7 +41,7 @@ def ask_structured(gateway, request: LlmRequest, model: type[BaseModel], budget=
     try:
         response = gateway.complete(request, budget)
     except LlmError as exc:
-        return Structured(None, True, f"no LLM answer: {exc}", responses)
+        return Structured(None, True, f"no LLM answer: {exc}", responses, exc)
     responses.append(response)
     if response.offline:
         return Structured(None, True, "offline: no LLM configured or reachable", responses)
@@ -56,7 +57,7 @@ def ask_structured(gateway, request: LlmRequest, model: type[BaseModel], budget=
     try:
         second = gateway.complete(repair, budget)
     except LlmError as exc:
-        return Structured(None, True, f"repair round failed: {exc}", responses)
+        return Structured(None, True, f"repair round failed: {exc}", responses, exc)
     responses.append(second)
     try:
         return Structured(parse_answer(second.text, model), False, "", responses)

@@ -19,3 +19,22 @@ class InvestigationAnswer(BaseModel):
     reasoning: list[str] = Field(default_factory=list, description="the steps that led there, short")
     citations: list[str] = Field(min_length=1, description="sources of the claims (evidence `source` or citation)")
     next_steps: list[NextStep] = Field(default_factory=list)
+
+
+class RootCause(BaseModel):
+    service: str = Field(min_length=1, description="a service named in the evidence (a ranked cause, an abnormal "
+                         "metric's service, a changed service); never one the evidence does not contain")
+    metric: str | None = Field(default=None, description="the abnormal metric that shows it, as the evidence names it")
+    confidence: float = Field(ge=0, le=1)
+
+
+class InvestigationAnalysis(BaseModel):
+    """What the ``investigate`` flow asks the model for: checked against the evidence bundle before the report
+    shows it (agents/investigation/analysis.py)."""
+    summary: str = Field(min_length=1, description="one or two sentences for the engineer on call")
+    root_cause: RootCause | None = Field(description="null when nothing is abnormal")
+    reasoning: list[str] = Field(default_factory=list, description="the steps that led there, short")
+    citations: list[str] = Field(min_length=1, description="the items the answer rests on: each a `source: ...` "
+                                 "or a [citation] exactly as the evidence shows it")
+    next_steps: list[NextStep] = Field(default_factory=list, description="safest first; `tool`: one of the "
+                                       "tools on offer, or null")

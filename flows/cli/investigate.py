@@ -17,10 +17,11 @@ def investigate(
     as_json: bool = JsonOpt,
     config: str | None = ConfigOpt,
 ):
-    """Investigate with evidence and no LLM: abnormal metrics and since when, ranked root causes, changes,
-    failure risk, capacity, traces, similar past incidents and runbook steps, with the model versions and
-    data used. Runs the `investigate` flow: a Markdown report, a plot and the JSON bundle are left as Prefect
-    artifacts and under <home>/investigations/.
+    """Investigate with evidence: abnormal metrics and since when, ranked root causes, changes, failure risk,
+    capacity, traces, similar past incidents and runbook steps, with the model versions and data used; with an
+    LLM configured (docs/llm.md), its analysis of that evidence and the calls' cost. Runs the `investigate`
+    flow: a Markdown report, a plot and the JSON bundle are left as Prefect artifacts and under
+    <home>/investigations/.
 
     Examples:
 
@@ -45,7 +46,8 @@ def investigate(
     except InvestigationError as exc:
         fail(str(exc), 2)
     if as_json:
-        print_json({**result["bundle"], "report": result["report"], "json": result["json"], "plot": result["plot"]})
+        print_json({**result["bundle"], "analysis": result["analysis"], "report": result["report"],
+                    "json": result["json"], "plot": result["plot"]})
         return
     out.print(f"[bold]{result['summary']}[/bold]", highlight=False, soft_wrap=True)
     bundle = result["bundle"]
@@ -54,5 +56,13 @@ def investigate(
         out.print(f"  {c['rank']}. {c['service']} (confidence {c['confidence']:.2f}) {ev}", highlight=False)
     for h in bundle["runbooks"][:2]:
         out.print(f"  runbook: {h['title']} ({h['citation']})", highlight=False, soft_wrap=True)
+    analysis = result["analysis"]
+    out.print(analysis["note"], highlight=False, soft_wrap=True, markup=False)
+    if analysis["answer"]:
+        out.print(f"  {analysis['answer']['summary']}", highlight=False, soft_wrap=True, markup=False)
+    if analysis["calls"]:
+        t = analysis["total"]
+        out.print(f"  LLM calls: {t['calls']} ({t['cached']} cached), {t['input_tokens']:,} input + "
+                  f"{t['output_tokens']:,} output tokens, {t['cost_usd']:.4f} USD", highlight=False)
     out.print(f"Report {result['report']}; bundle {result['json']}" + (f"; plot {result['plot']}" if result["plot"]
                                                                       else ""), highlight=False, soft_wrap=True)

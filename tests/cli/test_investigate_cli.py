@@ -89,15 +89,29 @@ def test_a_quiet_window_is_nothing_abnormal(on_lab):
 
 
 def test_investigate_runs_the_flow_and_leaves_report_plot_and_bundle(prefect_server, lab):
+    """The flow end to end, with an LLM configured the way a user does it (environment variables; the default
+    profile's route and prices) against the local Messages API server."""
+    import mlflow
     from prefect.client.orchestration import get_client
     from prefect.settings import PREFECT_API_URL
+    from support.llm_server import LlmServer
 
     inc = _slow_database(lab)
     at = (inc["start"] + pd.Timedelta(minutes=20)).isoformat()
-    env = {**os.environ, "CEREBRO_HOME": str(lab.settings.home), "PREFECT_API_URL": PREFECT_API_URL.value(),
-           "COLUMNS": "200"}
-    proc = subprocess.run([CEREBRO, "investigate", "why is the frontend slow?", "--at", at, "--window", "30m",
-                           "--json"], capture_output=True, text=True, env=env, timeout=300, check=False)
+    key = "sk-ant-cli-test-0123456789abcdef"
+    reply = {"summary": "The database slowed down; the frontend waits on it.",
+             "root_cause": {"service": "database", "metric": "latency_p99_ms", "confidence": 0.8},
+             "citations": ["agents.rca over lake:telemetry"], "next_steps": [{"action": "compare the database's "
+                                                                             "metrics", "tool": "metrics_query"}]}
+    with LlmServer() as llm:
+        llm.answer("/v1/messages", text=json.dumps(reply))
+        env = {**os.environ, "CEREBRO_HOME": str(lab.settings.home), "PREFECT_API_URL": PREFECT_API_URL.value(),
+               "COLUMNS": "200", "CEREBRO_LLM__PROVIDERS__ANTHROPIC__BASE_URL": llm.url,
+               "CEREBRO_LLM__PROVIDERS__ANTHROPIC__API_KEY": key, "CEREBRO_LLM__CACHE": "none"}
+        env.pop("ANTHROPIC_API_KEY", None)
+        proc = subprocess.run([CEREBRO, "investigate", "why is the frontend slow?", "--at", at, "--window", "30m",
+                               "--json"], capture_output=True, text=True, env=env, timeout=300, check=False)
+        sent = [r["path"] for r in llm.requests]
     assert proc.returncode == 0, proc.stderr[-3000:]
     doc = json.loads(proc.stdout)
     assert doc["question"]["service"] == "frontend" and doc["question"]["aspect"] == "latency"
@@ -109,8 +123,26 @@ def test_investigate_runs_the_flow_and_leaves_report_plot_and_bundle(prefect_ser
     assert "## Most likely root causes" in report and "cerebro-detector-zscore" in report and " nan " not in report
     assert Path(doc["plot"]).read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
-    async def keys():
-        async with get_client() as client:
-            return {a.key for a in await client.read_artifacts()}
+    # The analysis: the token counter, then one call; priced from the default profile's table (3 / 15 USD).
+    assert sent == ["/v1/messages/count_tokens", "/v1/messages"]
+    analysis = doc["analysis"]
+    assert analysis["status"] == "analysed" and analysis["answer"]["root_cause"]["service"] == "database"
+    assert analysis["route"] == "anthropic:claude-sonnet-4-5" and len(analysis["calls"]) == 1
+    call, total = analysis["calls"][0], analysis["total"]
+    cost = (call["input_tokens"] * 3 + call["output_tokens"] * 15) / 1e6
+    assert call["cost_usd"] == pytest.approx(cost, abs=1e-6) and total["cost_usd"] == pytest.approx(cost, abs=1e-6)
+    assert "## Analysis (LLM)" in report and "| database | latency_p99_ms | 0.8 |" in report
+    assert f"| anthropic | claude-sonnet-4-5 | {call['input_tokens']:,} | {call['output_tokens']:,} | no | " \
+           f"{cost:.4f} |" in report
+    run = mlflow.MlflowClient(lab.settings.mlflow_tracking_uri).get_run(analysis["mlflow_run"])
+    assert run.data.metrics["llm_calls"] == 1 and run.data.metrics["llm_cost_usd"] == pytest.approx(cost, abs=1e-6)
+    assert key not in proc.stdout + proc.stderr + report
 
-    assert {"investigation-report", "investigation-plot", "investigation-bundle"} <= asyncio.run(keys())
+    async def artifacts():
+        async with get_client() as client:
+            return await client.read_artifacts()
+
+    found = asyncio.run(artifacts())
+    assert {"investigation-report", "investigation-plot", "investigation-bundle"} <= {a.key for a in found}
+    newest = max((a for a in found if a.key == "investigation-report"), key=lambda a: a.created)
+    assert "## Analysis (LLM)" in newest.data and "### LLM calls and cost" in newest.data and key not in newest.data
