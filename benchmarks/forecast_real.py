@@ -13,6 +13,10 @@ Cases, all offline (nothing is fetched at run time):
   48), airline passengers, shampoo sales, UK road deaths (monthly, 12), US change (quarterly, 8), lynx
   (annual, 10); statsmodels' data files: Mauna Loa CO2 (weekly, 52), US macro
   data (quarterly, 8), sunspots and the Nile (annual, 10).
+* held out of all tuning (added on 2026-12-03, summarised on their own): pmdarima's half-hourly
+  electricity demand (48), heart rate (10), Microsoft's daily trading volume (28), monthly sunspots, wine
+  sales (12), quarterly wool, beer and Australian residents (8); statsmodels' electrical equipment orders
+  and El Nino sea temperatures (monthly, 12).
 
 Each case holds out its last ``horizon`` points and calls ``forecast_series`` (what `cerebro forecast`
 runs) with its defaults on the rest. Calendar series (weeks and longer) get a fixed step (7, 30, 91, 365
