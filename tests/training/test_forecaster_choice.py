@@ -177,3 +177,12 @@ def test_for_horizon_tells_auto_and_deepar_their_horizon_unless_fixed():
     assert for_horizon(build_forecaster("auto"), 72).get_params()["horizon"] == 72
     assert for_horizon(build_forecaster("auto", horizon=6), 72, fixed={"horizon": 6}).get_params()["horizon"] == 6
     assert "horizon" not in for_horizon(build_forecaster("seasonal_naive"), 72).get_params()
+
+
+def test_a_candidate_missing_at_the_first_origins_is_left_out_of_the_comparison():
+    # 70 hourly points: the first backtest origins have under two days, so seasonal naive cannot run there
+    i = np.arange(70)
+    y = _series(50 + 10 * np.sin(2 * np.pi * i / 24) + np.random.default_rng(1).normal(0, 0.3, 70))
+    model = AutoForecaster(horizon=6).fit(y)
+    assert "seasonal_naive" not in model.scores_ and {"naive", "ets"} <= set(model.scores_)
+    assert len(model.predict(6)) == 6

@@ -80,6 +80,10 @@ class AutoForecaster(Forecaster):
                 forecasts.setdefault(name, []).append(mean)
                 errors.setdefault(name, []).append(actual - mean)
         self.y_, self.day_ = v, day
+        # a candidate that needs more history than the first origins had (seasonal naive: two seasons) is
+        # compared only where it ran at every origin
+        errors = {k: e for k, e in errors.items() if len(e) == len(cuts)}
+        forecasts = {k: f for k, f in forecasts.items() if k in errors}
         if not errors:
             self.notes_.append("too short to backtest: last value, with intervals from one-step changes")
             self.chosen_, self.members_, self.scores_ = "naive", ["naive"], {}
