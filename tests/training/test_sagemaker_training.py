@@ -230,13 +230,10 @@ def test_the_training_data_round_trips_through_parquet(tiny, small_fleet, tmp_pa
         read_training_data(tmp_path / "nothing")
 
 
-def test_a_training_job_fits_the_zoo_and_it_is_registered_like_a_local_fit(tiny, bucket, jobs, tmp_path):
-    from mlflow import MlflowClient
-
+def test_a_training_job_fits_the_zoo_as_the_pipeline_would(tiny, bucket, jobs, tmp_path):
     from training.backends import fit_detectors
-    from training.detectors.stage import register_zoo, report_markdown
 
-    data, base, (_, local) = tiny
+    data, base, (local_splits, local) = tiny
     names, hooks = jobs
     runs = []
     hooks.append(lambda name: runs.append(_container(bucket, name, tmp_path / name)))
@@ -252,6 +249,7 @@ def test_a_training_job_fits_the_zoo_and_it_is_registered_like_a_local_fit(tiny,
     assert info["input"] == f"s3://{BUCKET}/cerebro/training/cerebro-detection/{name}/input/train"
     assert result.best == local.best and set(result.models) == set(local.models)
     np.testing.assert_allclose(result.scores["ensemble"], local.scores["ensemble"])
+    assert list(splits.frame.columns) == list(local_splits.frame.columns)
 
     desc = _client("sagemaker", bucket).describe_training_job(TrainingJobName=name)
     assert desc["AlgorithmSpecification"]["TrainingImage"] == IMAGE and desc["RoleArn"] == ROLE
@@ -267,12 +265,6 @@ def test_a_training_job_fits_the_zoo_and_it_is_registered_like_a_local_fit(tiny,
     assert any(f"training job {name}: Completed" in line for line in lines)
     assert any(line == f"[{name}] training zscore (1/3)" for line in lines)  # the job's own log, passed on
     assert steps[-1] == ("Completed", 4, 4)
-
-    out = register_zoo(settings, result, splits, data, report_markdown(result, splits, data), trained=info)
-    assert set(out["versions"]) == {*INCLUDE, "ensemble"}
-    tags = MlflowClient(tracking_uri=settings.mlflow_tracking_uri).get_run(out["run_id"]).data.tags
-    assert tags["cerebro.training_backend"] == "sagemaker" and tags["cerebro.training_job"] == name
-    assert tags["cerebro.training_artifact"] == info["model_artifact"]
 
 
 @pytest.mark.parametrize(
@@ -382,3 +374,40 @@ def test_missing_settings_and_a_missing_bucket_are_clear_errors(tiny, bucket):
         TrainingError, match="S3 bucket 'no-such-bucket' .training.sagemaker.bucket. does not exist"
     ):
         fit_detectors(_settings(tiny[1], bucket, bucket="no-such-bucket"), tiny[0])
+
+
+@pytest.mark.e2e
+def test_the_detection_flow_s_training_step_runs_the_job_and_registers_its_model(
+    tiny, bucket, jobs, tmp_path, prefect_server
+):
+    """The Prefect tasks of flows/detection.py, as the pipeline runs them, with ``training.backend: sagemaker``."""
+    from mlflow import MlflowClient
+    from prefect import flow
+
+    from flows import progress
+    from flows.detection import register, train_and_evaluate
+
+    data, base, (_, local) = tiny
+    names, hooks = jobs
+    runs = []
+    hooks.append(lambda name: runs.append(_container(bucket, name, tmp_path / name)))
+    settings = _settings(base, bucket)
+    plot = tmp_path / "scores.png"
+    plot.write_bytes(b"\x89PNG stand-in")  # the scores plot is not what is tested here
+
+    @flow(name="sagemaker-training-step")
+    def training_step():
+        splits, result, trained = train_and_evaluate(settings, data)
+        registered = register(settings, result, splits, data, "report", str(plot), None, trained)
+        return result.best, trained, registered
+
+    seen = []
+    with progress.listen(lambda stage, done, total, detail: seen.append((stage, detail, done, total))):
+        best, trained, registered = training_step()
+    assert runs and runs[0].returncode == 0, runs[0].stderr[-2000:] if runs else "no job"
+    assert best == local.best and trained["job"] == names[0]
+    assert ("train detectors", "Completed", 4, 4) in seen
+    tags = MlflowClient(tracking_uri=settings.mlflow_tracking_uri).get_run(registered["run_id"]).data.tags
+    assert set(registered["versions"]) == {*INCLUDE, "ensemble"}  # registered as a local fit is
+    assert tags["cerebro.training_backend"] == "sagemaker" and tags["cerebro.training_job"] == names[0]
+    assert tags["cerebro.training_artifact"] == trained["model_artifact"]
