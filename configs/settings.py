@@ -127,6 +127,28 @@ class DetectionSettings(_Section):
         return value
 
 
+class SageMakerTrainingSettings(_Section):
+    region: str = "us-east-1"
+    endpoint_url: str | None = Field(default=None, description="e.g. a moto or LocalStack URL; empty means AWS")
+    image_uri: str | None = Field(default=None, description="training image (ECR) holding this project; the job "
+                                 "runs `python -m training.entrypoint` in it")
+    role_arn: str | None = Field(default=None, description="role the training job assumes (S3 read/write)")
+    instance_type: str = "ml.m5.xlarge"
+    volume_size_gb: int = Field(default=30, ge=1, description="the job's EBS volume")
+    bucket: str | None = Field(default=None, description="S3 bucket for the training frame and the model artifact")
+    prefix: str = Field(default="cerebro/training", description="S3 key prefix: <prefix>/<job>/input|output")
+    poll_seconds: float = Field(default=30.0, gt=0, description="DescribeTrainingJob polling interval")
+    max_wait_seconds: float = Field(default=7200.0, gt=0, description="how long the pipeline waits for the job; "
+                                    "past it the job is stopped")
+    max_runtime_seconds: int = Field(default=86400, ge=60, description="the job's StoppingCondition")
+
+
+class TrainingSettings(_Section):
+    backend: Literal["local", "sagemaker"] = Field(
+        default="local", description="where the detector zoo is fitted: in this process, or a SageMaker training job")
+    sagemaker: SageMakerTrainingSettings = SageMakerTrainingSettings()
+
+
 class ForecastingSettings(_Section):
     models: list[str] = Field(
         default_factory=lambda: ["seasonal_naive", "arima", "auto", "prophet", "lstm", "deepar"],
@@ -198,6 +220,22 @@ class LocalDeploySettings(_Section):
     stop_grace_seconds: float = Field(default=10.0, ge=0, description="SIGTERM, then SIGKILL after this long")
 
 
+class AutoScalingSettings(_Section):
+    enabled: bool = Field(default=True, description="register a target-tracking policy on the endpoint's variants")
+    min_capacity: int = Field(default=1, ge=1, description="fewest instances per variant")
+    max_capacity: int = Field(default=4, ge=1, description="most instances per variant")
+    target_invocations_per_instance: float = Field(
+        default=100.0, gt=0, description="SageMakerVariantInvocationsPerInstance (per minute) the policy holds")
+    scale_in_cooldown_s: int = Field(default=300, ge=0, description="seconds after a scale-in before the next one")
+    scale_out_cooldown_s: int = Field(default=60, ge=0, description="seconds after a scale-out before the next one")
+
+    @model_validator(mode="after")
+    def _bounds(self):
+        if self.max_capacity < self.min_capacity:
+            raise ValueError(f"max_capacity ({self.max_capacity}) must be at least min_capacity ({self.min_capacity})")
+        return self
+
+
 class SageMakerSettings(_Section):
     region: str = "us-east-1"
     endpoint_url: str | None = Field(default=None, description="e.g. a moto or LocalStack URL; empty means AWS")
@@ -219,6 +257,7 @@ class SageMakerSettings(_Section):
     termination_wait_seconds: int = Field(default=300, ge=0, description="canary strategy: old fleet kept this long")
     wait_timeout_seconds: float = Field(default=1800.0, gt=0, description="how long an endpoint may take to be InService")
     poll_seconds: float = Field(default=15.0, gt=0, description="describe_endpoint / alarm polling interval")
+    autoscaling: AutoScalingSettings = AutoScalingSettings()
 
     @field_validator("traffic_steps")
     @classmethod
@@ -568,6 +607,7 @@ class Settings(BaseSettings):
     simulator: SimulatorSettings = SimulatorSettings()
     validation: ValidationSettings = ValidationSettings()
     detection: DetectionSettings = DetectionSettings()
+    training: TrainingSettings = TrainingSettings()
     forecasting: ForecastingSettings = ForecastingSettings()
     failure: FailureSettings = FailureSettings()
     sources: SourcesSettings = SourcesSettings()

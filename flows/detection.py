@@ -34,29 +34,32 @@ def build_features(settings, dataset: str | None, start: str, end: str, window: 
 
 @task(name="train-and-evaluate-zoo", cache_policy=NO_CACHE)
 def train_and_evaluate(settings, data):
-    from training.detectors.stage import run_zoo
+    """The zoo fitted where ``training.backend`` says: here, or as a SageMaker training job."""
+    from training.backends import fit_detectors
 
     logger = get_run_logger()
-    bar = progress.ProgressArtifact("training the detector zoo")
+    where = "a SageMaker training job" if settings.training.backend == "sagemaker" else "the detector zoo"
+    bar = progress.ProgressArtifact(f"training {where}")
 
     def on_progress(name: str, done: int, total: int) -> None:
         bar.update(done, total)
         progress.advance("train detectors", done, total, name)
-        if name not in ("done",):
+        if settings.training.backend == "local" and name not in ("done",):
             logger.info("training %s (%d/%d)", name, done + 1, total)
 
-    return run_zoo(data, settings, on_progress=on_progress)
+    return fit_detectors(settings, data, on_progress=on_progress, on_log=logger.info)
 
 
 @task(name="register-models", cache_policy=NO_CACHE)
-def register(settings, result, splits, data, report_md: str, plot_path: str, started: float | None = None) -> dict:
+def register(settings, result, splits, data, report_md: str, plot_path: str, started: float | None = None,
+             trained: dict | None = None) -> dict:
     from pathlib import Path
 
     from training.detectors.stage import register_zoo
 
     return register_zoo(settings, result, splits, data, report_md, Path(plot_path),
                         on_progress=lambda n, k, t: progress.advance("register in MLflow", k + 1, t, n),
-                        started=started)
+                        started=started, trained=trained)
 
 
 @task(name="promote-champions", cache_policy=NO_CACHE)
@@ -88,7 +91,7 @@ def detection_flow(dataset: str | None, start: str, end: str, config: str | None
     settings = load_settings(config)
     started = time.time()  # the MLflow run is dated from here: its duration is the stage's
     data = build_features(settings, dataset, start, end, window)
-    splits, result = train_and_evaluate(settings, data)
+    splits, result, trained = train_and_evaluate(settings, data)
     report_md = report_markdown(result, splits, data, settings.detection.put_forward)
     plot = plot_scores(result, splits, settings.reports_dir / f"detection-{data.data_version.replace('@', '-')}.png")
     create_table_artifact(key="detector-comparison", table=reporting.table(result.comparison("test"))[0],
@@ -99,10 +102,10 @@ def detection_flow(dataset: str | None, start: str, end: str, config: str | None
     create_markdown_artifact(key="detection-scores-plot",
                              markdown=reporting.png_markdown(plot, f"{result.best}: scores on the test period"),
                              description="The put-forward model's scores over the test period, incidents shaded")
-    registered = register(settings, result, splits, data, report_md, str(plot), started)
+    registered = register(settings, result, splits, data, report_md, str(plot), started, trained)
     promotions = promote(settings, data, splits, result, registered["versions"])
     create_table_artifact(key="detector-promotions", table=reporting.table(promotions)[0],
                           description="Each new version against its model's champion on the same test period")
     return {**summarise(result), "comparison": result.comparison("test"), "data_version": data.data_version, "mlflow_run": registered["run_id"],
             "registered": registered["versions"], "promotions": promotions, "plot": str(plot),
-            "ttl_dropped": data.feature_report["join"]["rows_dropped_ttl"]}
+            "ttl_dropped": data.feature_report["join"]["rows_dropped_ttl"], "trained_on": trained}

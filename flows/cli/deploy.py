@@ -14,7 +14,7 @@ def deploy(
     kind: str | None = typer.Option(None, help="detector, forecaster or failure (default: from NAME)."),
     port: int | None = typer.Option(None, help="local: the service's port (default: serving.port)."),
     stop: bool = typer.Option(False, "--stop", help="local: stop the service (SIGTERM, then SIGKILL)."),
-    status: bool = typer.Option(False, "--status", help="What runs: the service's state, or the endpoint's variants."),
+    status: bool = typer.Option(False, "--status", help="What runs: the service's state, or the endpoint's variants and auto-scaling."),
     rollback: bool = typer.Option(False, "--rollback", help="sagemaker: all traffic back to the previous variant."),
     config: str | None = ConfigOpt,
     as_json: bool = typer.Option(False, "--json", help="Print one JSON document on stdout."),
@@ -28,7 +28,8 @@ def deploy(
 
     **sagemaker**: the version's MLflow artifacts as `model.tar.gz` on S3, a SageMaker model, and the endpoint:
     created on the first deploy; later, the new model goes to the idle `blue`/`green` variant and the traffic
-    moves in `deploy.sagemaker.traffic_steps`, rolled back when an alarm fires (exit code 3).
+    moves in `deploy.sagemaker.traffic_steps`, rolled back when an alarm fires (exit code 3). Every variant
+    then gets a target-tracking auto-scaling policy (`deploy.sagemaker.autoscaling`), which `--status` shows.
 
     Examples:
 
@@ -91,5 +92,12 @@ def _print(result: dict) -> None:
     colour = {"refused": "red", "rolled back": "red", "stale": "yellow", "not running": "yellow"}.get(action, "green")
     head = f"[{colour}]{action}[/{colour}]" if action else ("[green]running[/green]" if result.get("running") or
                                                              result.get("exists") else "[yellow]not running[/yellow]")
-    what = {k: v for k, v in result.items() if k not in ("notes", "action") and v not in (None, [], {})}
+    what = {k: v for k, v in result.items()
+            if k not in ("notes", "action", "autoscaling") and v not in (None, [], {})}
     out.print(head + "  " + ", ".join(f"{k}={v}" for k, v in what.items()), highlight=False, soft_wrap=True)
+    if "autoscaling" in result:
+        from serving.deploy.autoscaling import summary
+
+        lines = summary(result["autoscaling"]) or ["none registered"]
+        for line in lines:
+            out.print(f"auto-scaling {line}", highlight=False, soft_wrap=True)

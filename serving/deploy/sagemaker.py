@@ -20,6 +20,9 @@ deploys, with ``strategy: variants`` (the default):
 ``strategy: canary`` lets SageMaker do it: ``UpdateEndpoint`` with a ``BlueGreenUpdatePolicy`` (canary traffic
 routing) and an ``AutoRollbackConfiguration`` on the alarms; the deploy waits and reads which config won.
 
+After every deploy and rollback, each variant gets an Application Auto Scaling target-tracking policy on
+invocations per instance (``deploy.sagemaker.autoscaling``, ``serving/deploy/autoscaling.py``).
+
 moto 5.2.5 answers HTTP 500 to ``UpdateEndpoint``, so step 1 and the canary strategy have not run against it
 (docs/serving.md, Deploy, says what the tests run).
 """
@@ -64,7 +67,8 @@ def _clients(cfg) -> dict:
     import boto3
 
     session = boto3.session.Session(region_name=cfg.region)
-    return {s: session.client(s, endpoint_url=cfg.endpoint_url) for s in ("sagemaker", "s3", "cloudwatch")}
+    return {s: session.client(s, endpoint_url=cfg.endpoint_url)
+            for s in ("sagemaker", "s3", "cloudwatch", "application-autoscaling")}
 
 
 def _endpoint_name(cfg, name: str) -> str:
@@ -249,10 +253,31 @@ def deploy_sagemaker(settings, name: str, version: str | int | None = None, kind
     cfg = _config(settings)
     target = resolve(settings, name, version, kind)
     try:
-        return _deploy(settings, cfg, target)
+        result = _deploy(settings, cfg, target)
     except Exception:
         give_back(settings, target)
         raise
+    return _autoscale(cfg, result)
+
+
+def _autoscale(cfg, result: dict) -> dict:
+    """The auto-scaling policy on every variant of the endpoint. The traffic has moved by now: a refusal here
+    (e.g. no permission) is a note on a deploy that stands, not a failed deploy."""
+    from botocore.exceptions import BotoCoreError, ClientError
+
+    from serving.deploy import autoscaling
+
+    if not cfg.autoscaling.enabled:
+        return result
+    clients = _clients(cfg)
+    try:
+        desc = clients["sagemaker"].describe_endpoint(EndpointName=result["endpoint"])
+        variants = [v["VariantName"] for v in desc["ProductionVariants"]]
+        result["autoscaling"] = autoscaling.apply(clients["application-autoscaling"], cfg.autoscaling,
+                                                  result["endpoint"], variants)
+    except (ClientError, BotoCoreError) as exc:
+        result.setdefault("notes", []).append(f"auto-scaling not applied to {result['endpoint']}: {exc}")
+    return result
 
 
 def _deploy(settings, cfg, target) -> dict:
@@ -345,12 +370,16 @@ def rollback_sagemaker(settings, name: str) -> dict:
         set_champion(client_for(settings), name, version)
         out.update(version=version)
         out["notes"].append(f"champion is back on v{version}")
-    return out
+    return _autoscale(cfg, out)
 
 
 def status_sagemaker(settings, name: str) -> dict:
-    _, sm, endpoint, desc = _existing(settings, name)
+    from serving.deploy import autoscaling
+
+    cfg, sm, endpoint, desc = _existing(settings, name)
     if desc is None:
         return {"target": "sagemaker", "endpoint": endpoint, "exists": False}
+    variants = variants_of(sm, desc)
+    scaling = autoscaling.describe(_clients(cfg)["application-autoscaling"], endpoint, list(variants))
     return {"target": "sagemaker", "endpoint": endpoint, "exists": True, "status": desc["EndpointStatus"],
-            "endpoint_config": desc["EndpointConfigName"], "variants": variants_of(sm, desc)}
+            "endpoint_config": desc["EndpointConfigName"], "variants": variants, "autoscaling": scaling}

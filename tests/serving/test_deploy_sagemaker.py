@@ -256,3 +256,68 @@ def test_the_deploy_flow_deploys_with_settings_from_the_environment(aws, prefect
     result = deploy_flow(NAME, version="2", target="sagemaker")
     assert result["action"] == "created" and result["endpoint"] == "ep-flow"
     assert _variant_models(aws, "ep-flow") == {"blue": "cerebro-detector-tiny-sm-v2"}
+
+
+def test_every_variant_gets_a_target_tracking_policy_that_status_shows(aws, update_endpoint, monkeypatch, wide_console):
+    import json
+
+    from typer.testing import CliRunner
+
+    from flows.cli import app
+    from serving.deploy.sagemaker import deploy_sagemaker, rollback_sagemaker, status_sagemaker
+
+    scaling = {"min_capacity": 1, "max_capacity": 3, "target_invocations_per_instance": 250.0,
+               "scale_in_cooldown_s": 120, "scale_out_cooldown_s": 30}
+    settings = _settings(aws, "ep-scale")
+    for key, value in scaling.items():
+        setattr(settings.deploy.sagemaker.autoscaling, key, value)
+    first = deploy_sagemaker(settings, NAME, "1")
+    row = {**scaling, "policy": "ep-scale-blue-invocations-per-instance"}
+    assert first["action"] == "created" and first["autoscaling"] == {"blue": row}
+
+    aas = _client("application-autoscaling", aws)  # what AWS holds, read back on its own
+    (target,) = aas.describe_scalable_targets(ServiceNamespace="sagemaker", ResourceIds=[
+        "endpoint/ep-scale/variant/blue"])["ScalableTargets"]
+    assert (target["ScalableDimension"], target["MinCapacity"], target["MaxCapacity"]) == (
+        "sagemaker:variant:DesiredInstanceCount", 1, 3)
+    (policy,) = aas.describe_scaling_policies(ServiceNamespace="sagemaker",
+                                              ResourceId="endpoint/ep-scale/variant/blue")["ScalingPolicies"]
+    assert policy["PolicyType"] == "TargetTrackingScaling"
+    assert policy["TargetTrackingScalingPolicyConfiguration"] == {
+        "TargetValue": 250.0, "ScaleInCooldown": 120, "ScaleOutCooldown": 30,
+        "PredefinedMetricSpecification": {"PredefinedMetricType": "SageMakerVariantInvocationsPerInstance"}}
+
+    second = deploy_sagemaker(settings, NAME, "2")  # the new variant is scaled too, the idle one stays so
+    assert second["action"] == "shifted" and set(second["autoscaling"]) == {"blue", "green"}
+    settings.deploy.sagemaker.autoscaling.max_capacity = 5  # a changed setting reaches AWS on the next call
+    back = rollback_sagemaker(settings, NAME)
+    assert back["autoscaling"]["blue"]["max_capacity"] == 5 == back["autoscaling"]["green"]["max_capacity"]
+    assert status_sagemaker(settings, NAME)["autoscaling"]["green"] == {
+        **scaling, "max_capacity": 5, "policy": "ep-scale-green-invocations-per-instance"}
+
+    for key, value in {"ENDPOINT_URL": aws, "EXECUTION_ROLE_ARN": ROLE, "IMAGE_URI": IMAGE, "BUCKET": BUCKET,
+                       "ENDPOINT_NAME": "ep-scale"}.items():
+        monkeypatch.setenv(f"CEREBRO_DEPLOY__SAGEMAKER__{key}", value)
+    runner = CliRunner()
+    shown = runner.invoke(app, ["deploy", NAME, "--target", "sagemaker", "--status", "--json"])
+    assert shown.exit_code == 0, shown.output
+    assert json.loads(shown.stdout)["autoscaling"]["blue"]["target_invocations_per_instance"] == 250.0
+    text = runner.invoke(app, ["deploy", NAME, "--target", "sagemaker", "--status"])
+    assert text.exit_code == 0
+    assert ("auto-scaling blue: 1-5 instances, target 250 invocations per instance per minute, cool-downs: in 120 s, "
+            "out 30 s") in text.stdout
+
+    settings = _settings(aws, "ep-noscale")
+    settings.deploy.sagemaker.autoscaling.enabled = False
+    assert "autoscaling" not in deploy_sagemaker(settings, NAME, "1")
+    assert status_sagemaker(settings, NAME)["autoscaling"] == {}
+    monkeypatch.setenv("CEREBRO_DEPLOY__SAGEMAKER__ENDPOINT_NAME", "ep-noscale")
+    assert "auto-scaling none registered" in runner.invoke(app, ["deploy", NAME, "--target", "sagemaker",
+                                                                 "--status"]).stdout
+
+
+def test_bad_autoscaling_bounds_are_a_clear_settings_error():
+    from configs.settings import ConfigError, load_settings
+
+    with pytest.raises(ConfigError, match="max_capacity .1. must be at least min_capacity .2."):
+        load_settings(**{"deploy.sagemaker.autoscaling": {"min_capacity": 2, "max_capacity": 1}})

@@ -256,9 +256,11 @@ def plot_scores(result: ZooResult, splits: Splits, path: Path, name: str | None 
 
 
 def register_zoo(settings, result: ZooResult, splits: Splits, data: TrainingData, report_md: str,
-                 plot: Path | None = None, on_progress=None, started: float | None = None) -> dict:
+                 plot: Path | None = None, on_progress=None, started: float | None = None,
+                 trained: dict | None = None) -> dict:
     """Log every model as a child run of one evaluation run, register each as ``cerebro-detector-<name>``.
-    ``started`` (epoch seconds) dates the parent run from when the stage began its work."""
+    ``started`` (epoch seconds) dates the parent run from when the stage began its work; ``trained`` says where
+    the zoo was fitted (``training.backends``: backend, and the SageMaker job and its artifact)."""
     import mlflow
 
     from configs.settings import redacted_dump
@@ -276,7 +278,11 @@ def register_zoo(settings, result: ZooResult, splits: Splits, data: TrainingData
     cfg = settings.detection
     with start_stage_run(settings, "detector-zoo", started) as parent:
         mlflow.set_tags({"cerebro.stage": "detection", "cerebro.data_version": data.data_version,
-                         "cerebro.dataset": data.dataset or "lake", "cerebro.best": result.best})
+                         "cerebro.dataset": data.dataset or "lake", "cerebro.best": result.best,
+                         "cerebro.training_backend": (trained or {}).get("backend", "local")})
+        if trained and trained.get("job"):
+            mlflow.set_tags({"cerebro.training_job": trained["job"],
+                             "cerebro.training_artifact": trained.get("model_artifact") or ""})
         mlflow.log_params({"profile": cfg.profile, "split": list(cfg.split), "buffer_minutes": cfg.buffer_minutes,
                            "ensemble_size": cfg.ensemble_size, "put_forward": cfg.put_forward,
                            "include": ",".join(cfg.include or []) or "all", "feature_window_minutes":
