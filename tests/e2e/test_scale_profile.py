@@ -7,11 +7,12 @@ One module-scoped fixture brings up what docs/scale.md tells a team to run:
 * `prefect server start` on PostgreSQL, the work pool and prefect.yaml's deployments, a process worker;
 * `mlflow server` with its backend store on PostgreSQL and artifacts in S3 (moto in server mode), proxied: the
   pipeline and the scoring service talk to it over HTTP only;
-* Feast's registry in PostgreSQL and its online store in Redis (this machine's, on a database index of its own).
+* Feast's registry in PostgreSQL and its online store in Redis (this machine's, on a database index of its own);
+* a Dask cluster of 2 worker processes, the profile's `prefect.dask_address`.
 
 The profile is configs/scale.yaml itself with the hosts, ports and database names pointed at these, and the
-fleet made small enough to train every stage in about a minute. Skipped, with the reason, where PostgreSQL or
-Redis does not answer.
+fleet made small (a day, three detectors, two forecasters) while every stage still runs. Skipped, with the
+reason, where PostgreSQL or Redis does not answer.
 """
 
 from __future__ import annotations
@@ -25,6 +26,7 @@ import sys
 import time
 import uuid
 from pathlib import Path
+from urllib.parse import urlparse
 
 import pytest
 import yaml
@@ -156,7 +158,7 @@ def scale(tmp_path_factory):
     import logging
 
     import boto3
-    from distributed import Client, LocalCluster
+    from distributed import LocalCluster
     from moto.server import ThreadedMotoServer
     from support.servers import free_port, wait_for_port
 
@@ -263,20 +265,7 @@ def scale(tmp_path_factory):
                 )
             )
             api = f"http://127.0.0.1:{prefect_port}/api"
-            # The Dask cluster the profile's dask_address names (2 worker processes), shared by every stage of
-            # every run as a team's scheduler would be; each stage starting a local cluster of its own is
-            # tested in tests/e2e/test_flows.py.
-            cluster = LocalCluster(
-                n_workers=2,
-                threads_per_worker=1,
-                processes=True,
-                dashboard_address=None,
-                env={"PYTHONPATH": base["PYTHONPATH"]},
-            )
-            _wait_http(f"{mlflow_url}/health", started[0], logs / "mlflow.log")
-            _wait_http(f"{api}/health", started[1], logs / "prefect-server.log")
-            print(f"servers up after {time.monotonic() - t0:.0f} s")
-
+            dask_port = free_port()
             profile = _profile(
                 tmp,
                 prefect_api=api,
@@ -284,7 +273,7 @@ def scale(tmp_path_factory):
                 mlflow_url=mlflow_url,
                 redis_db=redis_db,
                 serving_port=free_port(),
-                dask=cluster.scheduler_address,
+                dask=f"tcp://127.0.0.1:{dask_port}",
             )
             # The worker, its flow runs and the scoring service they start inherit this environment.
             mp.setenv("CEREBRO_HOME", str(tmp / "home"))  # the session's home would outrank the profile's
@@ -294,8 +283,21 @@ def scale(tmp_path_factory):
             from flows.services import register_deployments, start_worker
 
             settings = load_settings(profile)
-            with Client(cluster) as client:  # the environment a flow run has, in the Dask workers too
-                client.run(os.environ.update, {**_engine_env(settings), "PYTHONPATH": base["PYTHONPATH"]})
+            # The Dask cluster the profile's dask_address names (2 worker processes), shared by every run as a
+            # team's scheduler would be; a subflow starting a local cluster of its own is tested in
+            # tests/e2e/test_flows.py. Its workers get the environment `cerebro env` prints, as docs/scale.md
+            # asks of a team's Dask workers: tasks that load the configuration read it from there.
+            cluster = LocalCluster(
+                n_workers=2,
+                threads_per_worker=1,
+                processes=True,
+                scheduler_port=dask_port,
+                dashboard_address=None,
+                env={**_engine_env(settings), "PYTHONPATH": base["PYTHONPATH"]},
+            )
+            _wait_http(f"{mlflow_url}/health", started[0], logs / "mlflow.log")
+            _wait_http(f"{api}/health", started[1], logs / "prefect-server.log")
+            print(f"servers up after {time.monotonic() - t0:.0f} s")
             register_deployments(settings, api)
             print(f"deployments registered after {time.monotonic() - t0:.0f} s")
             started.append(start_worker(settings, api))
@@ -406,7 +408,7 @@ def _wait(scale, run_id: str, until, timeout: float, what: str, final_ok: bool =
 
 def test_deployment_runs_through_the_worker_one_at_a_time(scale):
     """`prefect deployment run 'pipeline/on-demand'`: the worker picks the run up from the PostgreSQL-backed server
-    and the whole pipeline completes, its stages on Dask. A second run, started meanwhile, is held back by the
+    and the whole pipeline completes, its mapped work on Dask. A second run, started meanwhile, is held back by the
     deployment's concurrency limit and runs once the first has finished.
 
     The second run is given a source that does not exist, so that it fails at once when it is let through: a
@@ -456,9 +458,10 @@ def test_deployment_runs_through_the_worker_one_at_a_time(scale):
         assert stage in summary[0][0], stage
     keys = {k for (k,) in _sql("SELECT DISTINCT key FROM artifact WHERE key IS NOT NULL", db)}
     assert {"ingest-summary", "detection-report", "forecasting-report", "failure-report"} <= keys, keys
-    # The stage subflows' tasks ran on the profile's Dask cluster, on both of its workers.
+    # The mapped work (ingest's batches: one file here) ran on the Dask cluster the profile names; sequential
+    # stages call their tasks in the flow run's own process.
     executed = _dask_executed(scale)
-    assert len(executed) == 2 and min(executed) > 0, executed
+    assert len(executed) == 2 and sum(executed) >= 1, executed
 
 
 def test_models_live_on_the_tracking_server_and_the_champion_is_served(scale):
@@ -473,8 +476,13 @@ def test_models_live_on_the_tracking_server_and_the_champion_is_served(scale):
     run = client.get_run(champion.run_id)
     experiment = client.get_experiment(run.info.experiment_id)
     assert experiment.artifact_location.startswith("mlflow-artifacts:"), experiment.artifact_location
-    # The champion's files are objects in the bucket, under the experiment and the logged model's id.
-    prefix = f"mlartifacts/{run.info.experiment_id}/models/{champion.model_id}/artifacts/"
+    # The champion's files are objects in the bucket: its mlflow-artifacts:/ location, under the server's
+    # --artifacts-destination.
+    source = champion.source
+    if source.startswith("models:/"):  # a logged model: its own artifact location
+        source = client.get_logged_model(source.split("/")[1]).artifact_location
+    assert source.startswith("mlflow-artifacts:"), source
+    prefix = "mlartifacts/" + urlparse(source).path.strip("/") + "/"
     keys = [o["Key"] for o in scale["s3"].list_objects_v2(Bucket=BUCKET, Prefix=prefix).get("Contents", [])]
     assert f"{prefix}MLmodel" in keys, keys[:20]
     assert not (settings.home / "mlartifacts").exists() and not (settings.home / "mlflow.db").exists()
@@ -483,7 +491,11 @@ def test_models_live_on_the_tracking_server_and_the_champion_is_served(scale):
     aliased = _sql("SELECT name, alias FROM registered_model_aliases", scale["dbs"]["mlflow"])
     assert ("cerebro-detector-ensemble", "champion") in aliased
 
-    live = httpx.get(f"http://127.0.0.1:{settings.serving.port}/models", timeout=10).json()
+    from serving.auth import client_headers
+
+    live = httpx.get(
+        f"http://127.0.0.1:{settings.serving.port}/models", headers=client_headers(settings), timeout=10
+    ).json()
     assert "cerebro-detector-ensemble" in json.dumps(live), live
     assert str(champion.version) in json.dumps(live), live
 
@@ -525,7 +537,7 @@ def test_online_features_equal_offline_features(scale):
 
 def test_cerebro_run_from_the_command_line(scale):
     """`cerebro run -c <profile>` against the same services: the flow runs in the command's own process,
-    recorded on the Prefect server, its stages on the Dask cluster, its models in the same registry."""
+    recorded on the Prefect server, its mapped work on the Dask cluster, its models in the same registry."""
     from mlflow import MlflowClient
 
     client = MlflowClient(tracking_uri=scale["mlflow"])
@@ -541,7 +553,9 @@ def test_cerebro_run_from_the_command_line(scale):
         check=False,
     )
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
-    summary = json.loads(proc.stdout[proc.stdout.index("{") :])
+    start = re.search(r"^\{", proc.stdout, re.MULTILINE)  # the JSON document, after any log lines
+    assert start, proc.stdout[-3000:]
+    summary, _ = json.JSONDecoder().raw_decode(proc.stdout[start.start() :])
     assert summary["profile"] == str(scale["profile"])
     assert [s["stage"] for s in summary["stages"]][-1] == "investigations"
     # The same data and seeds retrain the same models: a new version of each, registered beside the first.
