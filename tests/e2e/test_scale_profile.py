@@ -49,13 +49,13 @@ def _services_missing() -> str | None:
         with psycopg.connect(f"postgresql://{PG}/postgres", connect_timeout=3):
             pass
     except Exception as exc:  # noqa: BLE001 - any failure means: no usable PostgreSQL
-        return f"PostgreSQL at 127.0.0.1:5432 (user postgres, no password) does not answer: {exc}"
+        return f"PostgreSQL at {PG} (no password) does not answer: {str(exc).splitlines()[0]}"
     try:
         import redis
 
         redis.Redis(host="127.0.0.1", port=6379, socket_connect_timeout=3).ping()
     except Exception as exc:  # noqa: BLE001
-        return f"Redis at 127.0.0.1:6379 does not answer: {exc}"
+        return f"Redis at 127.0.0.1:6379 does not answer: {str(exc).splitlines()[0]}"
     return None
 
 
@@ -87,13 +87,16 @@ def _start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
 def _stop(proc: subprocess.Popen) -> None:
     import signal
 
-    if proc.poll() is None:
-        try:
-            os.killpg(proc.pid, signal.SIGTERM)  # the whole group: mlflow's and prefect's servers fork
-            proc.wait(timeout=20)
-        except (ProcessLookupError, subprocess.TimeoutExpired):
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait(timeout=10)
+    if proc.poll() is not None:
+        return
+    try:
+        os.killpg(proc.pid, signal.SIGTERM)  # the whole group: mlflow's and prefect's servers fork
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, signal.SIGKILL)
+        proc.wait(timeout=10)
+    except ProcessLookupError:
+        pass
 
 
 def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:
