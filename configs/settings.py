@@ -76,7 +76,8 @@ class PrefectSettings(_Section):
 
 class MlflowSettings(_Section):
     tracking_uri: SecretUrl | None = Field(default=None, description="empty means sqlite:///<home>/mlflow.db")
-    artifact_root: str | None = Field(default=None, description="empty means <home>/mlartifacts")
+    artifact_root: str | None = Field(default=None, description="empty means <home>/mlartifacts, or the tracking "
+                                      "server's own store when tracking_uri is http(s)://")
     experiment: str = "cerebro"
     ui_url: str = Field(default="http://127.0.0.1:5000",
                         description="the MLflow UI that reports link to (what `cerebro ui` starts)")
@@ -667,8 +668,15 @@ class Settings(BaseSettings):
         return mask_url(self.mlflow_tracking_uri)
 
     @property
-    def mlflow_artifact_root(self) -> str:
-        return self.mlflow.artifact_root or (self.home / "mlartifacts").as_uri()
+    def mlflow_artifact_root(self) -> str | None:
+        """Where new experiments keep their artifacts. None with a tracking server (http[s]://) and no root set:
+        the server's own store (``mlflow server --artifacts-destination``), reached through it over HTTP, not a
+        folder on this machine that the server and other clients cannot see."""
+        if self.mlflow.artifact_root:
+            return self.mlflow.artifact_root
+        if self.mlflow_tracking_uri.startswith(("http://", "https://")):
+            return None
+        return (self.home / "mlartifacts").as_uri()
 
     @property
     def rag_index_dir(self) -> Path:

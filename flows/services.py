@@ -101,7 +101,7 @@ def start_uis(settings, prefect_port: int = 4200, mlflow_port: int = 5000, timeo
     env.pop("PREFECT_API_URL", None)  # the server itself must not point at another API
     # In the environment, not on the command line, where `ps` would show the database password to every user.
     env["MLFLOW_BACKEND_STORE_URI"] = settings.mlflow_tracking_uri
-    artifacts = settings.mlflow_artifact_root
+    artifacts = settings.mlflow_artifact_root or (settings.home / "mlartifacts").as_uri()
     commands = {
         "prefect": ([_bin("prefect"), "server", "start", "--host", "127.0.0.1", "--port", str(prefect_port)],
                     f"http://127.0.0.1:{prefect_port}/api/health"),
@@ -110,6 +110,8 @@ def start_uis(settings, prefect_port: int = 4200, mlflow_port: int = 5000, timeo
                     "--workers", "1"],
                    f"http://127.0.0.1:{mlflow_port}/health"),
     }
+    if settings.mlflow_tracking_uri.startswith(("http://", "https://")):
+        commands.pop("mlflow")  # a tracking server of the team's own (the scale profile): its UI is there
     procs = []
     try:
         for name, (cmd, url) in commands.items():

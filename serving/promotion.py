@@ -149,11 +149,12 @@ def _promotions_experiment(client, settings) -> str:
     exp = client.get_experiment_by_name(PROMOTIONS_EXPERIMENT)
     if exp is not None:
         return exp.experiment_id
-    root = settings.mlflow_artifact_root.rstrip("/")
+    root = settings.mlflow_artifact_root
     from mlflow.exceptions import MlflowException
 
     try:
-        return client.create_experiment(PROMOTIONS_EXPERIMENT, artifact_location=f"{root}/{PROMOTIONS_EXPERIMENT}")
+        return client.create_experiment(PROMOTIONS_EXPERIMENT, artifact_location=root and
+                                        f"{root.rstrip('/')}/{PROMOTIONS_EXPERIMENT}")
     except MlflowException:  # families judged side by side may race to create it; use the winner's
         exp = client.get_experiment_by_name(PROMOTIONS_EXPERIMENT)
         if exp is None:

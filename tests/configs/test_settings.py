@@ -22,7 +22,8 @@ def test_default_profile_is_embedded_and_offline(monkeypatch):
 def test_scale_profile_uses_real_engines():
     s = load_settings("scale")
     assert s.prefect.database_url.get_secret_value().startswith("postgresql+asyncpg://")
-    assert s.mlflow_tracking_uri.startswith("postgresql")
+    assert s.mlflow_tracking_uri.startswith("http://")  # a tracking server, PostgreSQL and S3 behind it
+    assert s.mlflow_artifact_root is None  # the server's own artifact store, not a folder of this machine
     assert s.feast.online_store == "redis"
     assert s.prefect.task_runner == "dask"
 
