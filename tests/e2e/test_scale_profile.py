@@ -11,7 +11,7 @@ One module-scoped fixture brings up what docs/scale.md tells a team to run:
 * a Dask cluster of 2 worker processes, the profile's `prefect.dask_address`.
 
 The profile is configs/scale.yaml itself with the hosts, ports and database names pointed at these, and the
-fleet made small (a day, three detectors, two forecasters) while every stage still runs. Skipped, with the
+fleet made small (a day, three detectors, the baseline forecaster) while every stage still runs. Skipped, with the
 reason, where PostgreSQL or Redis does not answer.
 """
 
@@ -130,12 +130,12 @@ def _profile(
         registry_url=f"postgresql+psycopg://{PG}/{dbs['feast']}",
     )
     spec["llm"]["redis_url"] = f"redis://127.0.0.1:6379/{redis_db}"
-    # Small: a day of the fleet (a fixed one), three detectors, two forecasters: every stage still runs.
+    # Small: a day of the fleet (a fixed one), three detectors, the baseline forecaster: every stage still runs.
     spec["simulator"].update(days=1, seed=3, end="2026-11-20T00:00:00Z", incidents_per_day=4)
     spec["detection"].update(include=["zscore", "mad", "pca"], profile="default", ensemble_size=2)
     spec["forecasting"].update(
         profile="default",
-        models=["seasonal_naive", "arima"],
+        models=["seasonal_naive"],
         series=["database/disk_pct"],
         horizons=[1, 6],
         origins=2,
