@@ -12,7 +12,9 @@ def task_runner_for(settings):
 
         if settings.prefect.dask_address:
             return DaskTaskRunner(address=settings.prefect.dask_address)
-        return DaskTaskRunner(cluster_kwargs={"processes": True, "n_workers": 2, "threads_per_worker": 1})
+        # the dashboard on a free port: two flow runs of one machine (a worker's) each start a cluster
+        return DaskTaskRunner(cluster_kwargs={"processes": True, "n_workers": 2, "threads_per_worker": 1,
+                                              "dashboard_address": ":0"})
     from prefect.task_runners import ThreadPoolTaskRunner
 
     return ThreadPoolTaskRunner()
