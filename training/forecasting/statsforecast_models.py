@@ -27,7 +27,6 @@ from training.forecasting.base import Bands, Forecaster
 from training.forecasting.seasons import Decomposition, decompose, detect_seasons
 
 METHODS = ("naive", "ets", "theta", "arima")
-CLEAN = True
 CLEAN_MADS = 6.0
 ARIMA_APPROXIMATE_FROM = 150
 
@@ -76,7 +75,7 @@ def clean_outliers(adjusted: np.ndarray, window: int, k: float = CLEAN_MADS) -> 
 
 
 def adjusted_forecast(y: np.ndarray, periods: list[int], methods: list[str], horizon: int,
-                      trend_points: int, levels: list[float] | None = None, clean: bool = CLEAN):
+                      trend_points: int, levels: list[float] | None = None, clean: bool = True):
     """Decompose ``y`` once, forecast the adjusted tail with each method, add the seasons back.
 
     Returns ``(decomposition, {method: (mean, {level: (lower, upper)})})``; bands only when ``levels``."""
