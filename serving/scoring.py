@@ -437,15 +437,19 @@ class FastWindow:
     def score_many(self, reqs: list) -> list[tuple[Rows, list[str]] | RequestError]:
         """Several requests' windows through the detector in one call: per window, scikit-learn's and torch's
         fixed cost per call is most of the work, so 8 windows scored together cost about half as much as 8
-        alone. Each request's services are renamed apart (``service<US>i``) so that no member reads two
-        requests as one series; :meth:`DetectorRunner.warm_up` compares this with one call per request and
+        alone. Each request's services are renamed apart (``service<US>i``, ``training.detectors.base.BATCH_SEP``) so
+        that no member reads two requests as one series, and members look their per-series state up by the name
+        before it; :meth:`DetectorRunner.warm_up` compares this with one call per request and
         switches batching off for a model where they differ. A request the window cannot be made from gets
         its :class:`RequestError` in its place; the others are scored."""
         prepared = _each(self.prepare, reqs)
         ok = [p for p in prepared if not isinstance(p, RequestError)]
         if not ok:
             return prepared
-        services = np.concatenate([np.char.add(np.asarray(p[0]).astype(str), f"\x1f{i}") for i, p in enumerate(ok)])
+        from training.detectors.base import BATCH_SEP
+
+        services = np.concatenate([np.char.add(np.asarray(p[0]).astype(str), f"{BATCH_SEP}{i}")
+                                   for i, p in enumerate(ok)])
         score = self.detect(np.vstack([p[2] for p in ok]), services, np.concatenate([p[1] for p in ok]))
         out, at = [], 0
         for req, p in zip(reqs, prepared):

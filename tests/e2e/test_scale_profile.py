@@ -250,6 +250,9 @@ def scale(tmp_path_factory):
                 # a held-back run asks again after 2 s, not 30: the test waits for it
                 "PREFECT_SERVER_DEPLOYMENTS_CONCURRENCY_SLOT_WAIT_SECONDS": "2",
                 "PREFECT_UI_ENABLED": "false",
+                # prefect.yaml's schedules are registered but never fire here: the hourly drift check would start
+                # 'pipeline/retrain' on the top of the hour, a third pipeline beside the ones under test.
+                "PREFECT_SERVER_SERVICES_SCHEDULER_ENABLED": "false",
             }
             prefect_env.pop("PREFECT_API_URL", None)
             started.append(
@@ -459,6 +462,12 @@ def test_deployment_runs_through_the_worker_one_at_a_time(scale):
         "investigations",
     ):
         assert stage in summary[0][0], stage
+    # prefect.yaml's schedules are registered with their deployments (the fixture's server does not fire them).
+    async def weekly():
+        async with _client(scale) as c:
+            return await c.read_deployment_by_name("pipeline/weekly")
+
+    assert [s.schedule.cron for s in asyncio.run(weekly()).schedules] == ["0 3 * * 1"]
     keys = {k for (k,) in _sql("SELECT DISTINCT key FROM artifact WHERE key IS NOT NULL", db)}
     assert {"ingest-summary", "detection-report", "forecasting-report", "failure-report"} <= keys, keys
     # The mapped work (ingest's batches: one file here) ran on the Dask cluster the profile names; sequential

@@ -71,6 +71,39 @@ def test_windows_scored_together_answer_as_each_alone(ensemble, fleet):
         assert (rows["is_anomaly"] == alone["is_anomaly"]).all()
 
 
+@pytest.mark.parametrize("members", [("zscore",), ("zscore", "mad", "holt_winters")])
+def test_members_that_learn_per_series_batch_too(fleet, members):
+    """Z-score, MAD and Holt-Winters look up what they learned per service by the name before the batch suffix, so
+    a batched window scores as it does alone and the warm-up leaves batching on (it was off for any ensemble
+    with one of them). Z-score alone scores arrays directly (``score_values``); the ensemble through frames."""
+    from features.transforms import compute_features
+    from serving.schemas import ScoreRequest
+    from serving.scoring import DetectorRunner
+    from training.zoo import build_zoo, time_split, train_zoo
+
+    feats = compute_features(fleet.telemetry, fleet.events)
+    frame = (feats.drop(columns=["created"]).rename(columns={"event_timestamp": "timestamp"})
+             .set_index(["service", "timestamp"]).select_dtypes("number"))
+    splits = time_split(frame, fleet.incidents, fractions=(0.8, 0.1, 0.1))
+    result = train_zoo(splits, build_zoo(list(splits.frame.columns), [], include=list(members)),
+                       ensemble_size=len(members))
+    name = members[0] if len(members) == 1 else "ensemble"
+    bundle = {"kind": "detector", "name": name, "model": result.models[name], "scaler": splits.scaler,
+              "columns": list(splits.frame.columns), "inputs": list(frame.columns)}
+    example = frame.loc[["cart"]].tail(60).astype("float64").reset_index()
+    example["timestamp"] = example["timestamp"].dt.strftime("%Y-%m-%dT%H:%M:%SZ")
+    example["service"] = example["service"].astype(str)
+    runner = DetectorRunner(bundle)
+    runner.warm_up(example)
+    assert runner.batchable
+    reqs = [ScoreRequest(**b) for b in _bodies(fleet)]
+    for req, (rows, _) in zip(reqs, runner.score_windows(reqs)):
+        alone = runner.score_window(req)[0]
+        np.testing.assert_allclose(rows["score"], alone["score"], rtol=1e-9, atol=1e-12)
+        # a service the scaler knows gets its own statistics, not the pooled ones a suffixed name would find
+        assert set(rows["service"]) <= set(runner.known_services())
+
+
 class _ReadsTheBatch:
     """A detector whose scores depend on what else is in the call (as a graph autoencoder's do: it reads every
     service at each minute): batching must not be used for it."""

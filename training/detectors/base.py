@@ -30,6 +30,18 @@ class NotEnoughData(ValueError):
     """The input is too short (or too constant) for a detector; the message says what is needed."""
 
 
+# The scoring service scores several requests' windows in one call (adaptive batching). Two requests may hold the
+# same series, so each request's series are renamed ``<series><BATCH_SEP><n>``: no member reads one window as the
+# continuation of another. What a member learned per series (its location and scale, seasonal profile) is looked
+# up by the name before the separator (``series_name``), so that a batched window scores as it does alone.
+BATCH_SEP = "\x1f"
+
+
+def series_name(key):
+    """The series a key names, without the batch suffix the scoring service may have added."""
+    return key.split(BATCH_SEP, 1)[0] if isinstance(key, str) else key
+
+
 def as_frame(X) -> pd.DataFrame:
     if isinstance(X, pd.DataFrame):
         return X

@@ -45,7 +45,7 @@ import torch
 from sklearn.utils import check_random_state
 from torch import nn
 
-from training.detectors.base import Detector, NotEnoughData, series_positions
+from training.detectors.base import Detector, NotEnoughData, series_name, series_positions
 
 _SCORE_FLOATS = 1 << 21  # input floats per scoring batch (~8 MB of float32 windows)
 _CLIP = 1e6  # standardised values are clipped here so squared errors stay finite in float32
@@ -327,7 +327,7 @@ class _WindowAutoencoder(_TorchDetector):
 
     def _stats_for(self, key) -> tuple[np.ndarray, np.ndarray]:
         """The series' own training mean / scale; the pooled ones for unseen (or unstacked) series."""
-        return self.series_stats_.get(key, (self.mean_, self.scale_)) if key is not None else \
+        return self.series_stats_.get(series_name(key), (self.mean_, self.scale_)) if key is not None else \
             (self.mean_, self.scale_)
 
     def _fit(self, frame: pd.DataFrame) -> None:

@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from training.detectors.base import Detector, iter_series, series_positions
+from training.detectors.base import Detector, iter_series, series_name, series_positions
 
 
 class SeasonalResidualDetector(Detector):
@@ -61,7 +61,7 @@ class SeasonalResidualDetector(Detector):
     def _score(self, frame: pd.DataFrame) -> np.ndarray:
         out = np.zeros(len(frame))
         for pos, (key, rows) in zip(series_positions(frame), iter_series(frame)):
-            fitted = self.models_.get(str(key))
+            fitted = self.models_.get(str(series_name(key)))
             if fitted is None:
                 continue
             det, t0, step = fitted

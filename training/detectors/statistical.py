@@ -13,7 +13,14 @@ import numpy as np
 import pandas as pd
 from sklearn.utils.validation import check_is_fitted
 
-from training.detectors.base import Detector, NotEnoughData, iter_series, series_positions, series_runs
+from training.detectors.base import (
+    Detector,
+    NotEnoughData,
+    iter_series,
+    series_name,
+    series_positions,
+    series_runs,
+)
 
 _EPS = 1e-9
 
@@ -40,7 +47,7 @@ class _PerSeriesLocationScale(Detector):
         self.pooled_ = self._centre_scale(frame.to_numpy())
 
     def _params_for(self, key):
-        return self.params_.get(key, self.pooled_)
+        return self.params_.get(series_name(key), self.pooled_)
 
     def _score(self, frame: pd.DataFrame) -> np.ndarray:
         values = frame.to_numpy()
@@ -221,7 +228,7 @@ class HoltWintersDetector(Detector):
         self.state_ = {k: v["level"].copy() for k, v in self.models_.items()}
 
     def _model(self, key):
-        return self.models_.get(key, self.models_[self.pooled_key_])
+        return self.models_.get(series_name(key), self.models_[self.pooled_key_])
 
     def _score(self, frame):
         values = frame.to_numpy()
