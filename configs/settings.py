@@ -119,6 +119,12 @@ class DetectionSettings(_Section):
     planted_per_service: int = Field(
         default=5, ge=1, le=50,
         description="anomalies planted per service in the validation period to choose a model without labels")
+    serving_cost: bool = Field(
+        default=True, description="measure each model's scoring cost and let it shape the ensemble: members the spec's "
+        "latency (p50 < 50 ms, p99 < 200 ms at 8 clients) cannot afford are left out, and a cheaper composition that "
+        "meets ours (p50 < 10 ms, p99 < 50 ms) is preferred within serving_margin of F1")
+    serving_margin: float = Field(
+        default=0.02, ge=0, le=1, description="F1 a composition that meets our latency targets may give up")
 
     @field_validator("split")
     @classmethod

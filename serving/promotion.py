@@ -226,6 +226,9 @@ def promote(settings, name: str, version: str | int, frame: pd.DataFrame | None 
     margin = float(settings.lifecycle.margins[family])
     current = champion_of(client, name)
     figures, extra = None, {}
+    slow = serving_cost_refusal(client, name, version)
+    if slow and slow not in (below_target or ""):
+        below_target = f"{below_target}; {slow}" if below_target else slow
     if current is None and below_target and not force:
         d = Decision(name, version, "below-target", f"Version {version} misses its targets ({below_target}), so it "
                      f"is registered without an alias; {name} has no champion until a version meets them.",
@@ -264,6 +267,25 @@ def promote(settings, name: str, version: str | int, frame: pd.DataFrame | None 
             d = Decision(name, version, "rejected", why, current, current, margin, figures)
     d.run_id = _log_decision(client, settings, d, extra)
     return d
+
+
+def serving_cost_refusal(client, name: str, version: str) -> str | None:
+    """Why the version's measured serving cost keeps it from becoming champion (a detector whose latency at 8
+    clients misses the spec's p50 < 50 ms or p99 < 200 ms, ``training.detectors.serving_cost``); None when it
+    meets them or carries no measurement (an older version, another kind)."""
+    from training.detectors.serving_cost import SERVING_COST_TAG, SPEC, ServingCost
+
+    raw = (client.get_model_version(name, version).tags or {}).get(SERVING_COST_TAG)
+    if not raw:
+        return None
+    try:
+        cost = ServingCost.from_dict(json.loads(raw))
+    except (ValueError, KeyError, TypeError):
+        return None  # a tag written by hand or by another release: the gate does not guess
+    if cost.meets(SPEC):
+        return None
+    return (f"serving: {cost.words()}, short of the spec's p50 < {SPEC[0]:g} ms and p99 < {SPEC[1]:g} ms at 8 "
+            "clients")
 
 
 def promote_if_better(settings, name: str, version: str | int, frame: pd.DataFrame, labels, *,

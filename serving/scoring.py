@@ -416,7 +416,8 @@ class FastWindow:
         self.path = WindowInputs(runner.used, runner.inputs, runner.window)
         # A detector with ``score_values`` (the statistical ones) scores the array directly; its columns are
         # picked from ``used`` once here. The warm-up compares this path with the full one, as for the rest.
-        fitted = [str(c) for c in getattr(runner.det, "feature_names_in_", [])]
+        det = runner.det  # an ensemble of such members names the columns its members read (``value_columns_``)
+        fitted = [str(c) for c in getattr(det, "value_columns_", None) or getattr(det, "feature_names_in_", [])]
         self.direct = ([self.used.index(c) for c in fitted]
                        if hasattr(runner.det, "score_values") and fitted and set(fitted) <= set(self.used) else None)
 

@@ -15,6 +15,7 @@ from __future__ import annotations
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 import pandas as pd
@@ -188,6 +189,8 @@ class ZooResult:
     planted: dict[str, dict] = field(default_factory=dict)
     # name -> split -> evaluation of a plain baseline on the same periods (training.detectors.baselines)
     baselines: dict[str, dict[str, dict]] = field(default_factory=dict)
+    # what serving each model costs and how that shaped the ensemble (training.detectors.serving_choice)
+    serving: Any = None
 
     @property
     def chosen_without_labels(self) -> bool:
@@ -209,8 +212,18 @@ class ZooResult:
                 "meets_targets": r["meets_targets"],
                 "fit_s": round(self.timings[name]["fit"], 2) if name in self.timings else None,
                 "score_s": round(self.timings[name]["score"], 2) if name in self.timings else None,
+                **self._serving_cells(name),
             })
         return sorted(rows, key=lambda r: (-r["f1"], -(r["auc_pr"] or 0)))
+
+    def _serving_cells(self, name: str) -> dict:
+        """Serving cost columns (blank for a baseline, and when the costs were not measured)."""
+        cost = self.serving.costs.get(name) if self.serving is not None else None
+        if self.serving is None:
+            return {}
+        return {"serve_ms_per_window": None if cost is None else round(cost.batched_window_ms, 2),
+                "p50_ms_8_clients": None if cost is None else round(cost.p50_ms, 1),
+                "p99_ms_8_clients": None if cost is None else round(cost.p99_ms, 1)}
 
     def per_kind(self, name: str, split: str = "test") -> list[dict]:
         return [{"kind": k, **v} for k, v in sorted(self.reports[name][split]["per_kind"].items())]
@@ -284,14 +297,19 @@ def _members_on_planted(splits: Splits, models: dict, scores: dict, planted: dic
 def train_zoo(splits: Splits, detectors: dict[str, Detector], ensemble_size: int = 5,
               on_progress: Callable[[str, int, int], None] | None = None,
               put_forward: str = "ensemble", recovery_minutes: float = 0,
-              judge=None) -> ZooResult:
+              judge=None, cost_of: Callable | None = None, serving_margin: float = 0.02) -> ZooResult:
     """Fit every member on the clean training rows, score all rows, evaluate validation and test, build the
     ensemble from the validation period's best members. ``recovery_minutes`` (the rolling-feature window)
     is the tail after an incident's end whose alarms still belong to it (see ``training.evaluation``).
 
     ``judge`` (``training.detectors.stage.PlantedJudge``: ``scores(models)`` and ``figures(scores, threshold)``)
     replaces the validation period's labels when there are none: the ensemble's members (and, with
-    ``put_forward="best"``, the model put forward) are then chosen on anomalies planted in the validation period."""
+    ``put_forward="best"``, the model put forward) are then chosen on anomalies planted in the validation period.
+
+    ``cost_of(name, model)`` (``training.detectors.serving_cost``: a :class:`ServingCost`) makes the ensemble's
+    members a choice of serving cost too (``training.detectors.serving_choice``): a composition the promotion gate
+    would refuse for its latency loses its costliest members, and a cheaper one within ``serving_margin`` of its
+    F1 that meets our latency targets replaces it."""
     from training.detectors.ensemble import VotingEnsemble
 
     models, scores, reports, timings, skipped = {}, {}, {}, {}, {}
@@ -323,11 +341,32 @@ def train_zoo(splits: Splits, detectors: dict[str, Detector], ensemble_size: int
     if on_progress:
         on_progress("ensemble", total - 1, total)
     t0 = time.perf_counter()
-    ensemble = VotingEnsemble(members=[(n, models[n]) for n in members], prefit=True)
-    ensemble.fit_from_member_scores({n: scores[n][splits.train_clean] for n in members},
-                                    columns=list(splits.frame.columns))
-    if judge is not None:  # its false-alarm rate, chosen on the planted anomalies too
-        tune_alpha(ensemble, ensemble.combine({n: planted_scores[n] for n in members}), judge)
+
+    def fit_ensemble(members: list[str]) -> VotingEnsemble:
+        ensemble = VotingEnsemble(members=[(n, models[n]) for n in members], prefit=True)
+        ensemble.fit_from_member_scores({n: scores[n][splits.train_clean] for n in members},
+                                        columns=list(splits.frame.columns))
+        if judge is not None:  # its false-alarm rate, chosen on the planted anomalies too
+            tune_alpha(ensemble, ensemble.combine({n: planted_scores[n] for n in members}), judge)
+        return ensemble
+
+    def chosen_on(ensemble: VotingEnsemble, members: list[str]) -> dict:
+        """The ensemble's figures on what the choice reads: the planted anomalies, or the validation period."""
+        if judge is not None:
+            return judge.figures(ensemble.combine({n: planted_scores[n] for n in members}), ensemble.threshold_)
+        return evaluate_splits(splits, ensemble.combine({n: scores[n] for n in members}), ensemble.threshold_,
+                               recovery_minutes)["validation"]
+
+    serving = None
+    if cost_of is None:
+        ensemble = fit_ensemble(members)
+    else:
+        from training.detectors.serving_choice import choose_members
+
+        single = planted if judge is not None else {n: r["validation"] for n, r in reports.items()}
+        serving = choose_members(members, models, fit_ensemble, chosen_on, cost_of, serving_margin,
+                                 single_figure=lambda n: (single[n]["f1"], single[n]["auc_pr"] or 0.0))
+        members, ensemble = serving.members, serving.ensemble
     t1 = time.perf_counter()
     scores["ensemble"] = ensemble.combine({n: scores[n] for n in members})
     models["ensemble"] = ensemble
@@ -343,7 +382,7 @@ def train_zoo(splits: Splits, detectors: dict[str, Detector], ensemble_size: int
     else:
         best = choose(reports, put_forward)
     return ZooResult(models, scores, reports, timings, best=best, ensemble_members=members, skipped=skipped,
-                     planted=planted)
+                     planted=planted, serving=serving)
 
 
 def verdict(result: ZooResult, split: str = "test") -> str:

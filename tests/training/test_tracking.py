@@ -81,7 +81,7 @@ def test_the_report_says_why_the_ensemble_is_put_forward_when_a_member_scored_hi
     def rep(f1, meets=False):
         return {"validation": {"f1": f1}, "test": {"f1": f1, "precision": f1, "recall": f1, "meets_targets": meets}}
 
-    result = SimpleNamespace(best="ensemble", reports={"ensemble": rep(0.80), "dbscan": rep(0.93, True),
+    result = SimpleNamespace(best="ensemble", serving=None, reports={"ensemble": rep(0.80), "dbscan": rep(0.93, True),
                                                        "graph": rep(0.5)})
     note = put_forward_note(result, "ensemble")
     assert note.startswith("Why ensemble is put forward though dbscan scored higher on validation (F1 0.930 against "

@@ -60,6 +60,27 @@ class VotingEnsemble(Detector):
     def _score(self, frame):
         return self.combine(self.member_scores(frame))
 
+    @property
+    def value_columns_(self) -> list[str]:
+        """The columns the members read, in the order ``score_values`` takes them."""
+        return list(dict.fromkeys(str(c) for _, det in self.members_ for c in det.feature_names_in_))
+
+    @property
+    def score_values(self):
+        """``score`` without pandas, for the scoring service, when every member scores arrays itself (the
+        statistical ones): an ensemble of them then costs the service what its members do, not a frame's set-up.
+        Absent (``hasattr`` is False) otherwise."""
+        if not all(hasattr(det, "score_values") for _, det in getattr(self, "members_", [])) or \
+                not getattr(self, "members_", None):
+            raise AttributeError("score_values: not every member scores arrays")
+        return self._score_values
+
+    def _score_values(self, values: np.ndarray, keys: np.ndarray) -> np.ndarray:
+        """``values``: the ``value_columns_`` with gaps filled, rows grouped by ``keys`` (the series)."""
+        at = {c: i for i, c in enumerate(self.value_columns_)}
+        return self.combine({name: det.score_values(values[:, [at[str(c)] for c in det.feature_names_in_]], keys)
+                             for name, det in self.members_})
+
     def fit_from_member_scores(self, train_member_scores: dict[str, np.ndarray], columns: list[str]):
         """Fit from the prefit members' training scores (already computed by the caller)."""
         from training.detectors.base import TailCalibrator

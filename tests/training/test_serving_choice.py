@@ -1,0 +1,125 @@
+"""The ensemble's members chosen with their serving cost: left out when the spec's latency cannot afford them,
+replaced by a cheaper composition within the F1 margin when that meets our targets; and the cost measured through
+the scoring service's own path."""
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from training.detectors.serving_choice import choose_members
+from training.detectors.serving_cost import OURS, SPEC, ServingCost
+
+pytestmark = pytest.mark.filterwarnings("ignore")
+
+
+def _cost(per_window_ms: float, batching: bool = True) -> ServingCost:
+    """A cost as ``measure`` reports it: 8 windows' model work plus 8 requests' parsing (0.3 ms each)."""
+    return ServingCost(window_ms=per_window_ms, batched_window_ms=per_window_ms, batch_max_ms=8 * per_window_ms * 1.2,
+                       request_ms=0.3, batching=batching, p50_ms=8 * (0.3 + per_window_ms),
+                       p99_ms=8 * 0.3 + 8 * per_window_ms * 1.2)
+
+
+# Per-window model cost of each single model, and an ensemble's: the sum of its members'.
+COST = {"zscore": 0.6, "pca": 3.0, "lof": 6.0, "vae": 4.0}
+# F1 of each composition on the choice's period
+F1 = {("lof", "pca", "vae"): 0.95, ("pca", "vae"): 0.94, ("pca",): 0.93, ("zscore",): 0.935, ("lof",): 0.9,
+      ("pca", "zscore"): 0.92, ("vae",): 0.9}
+
+
+def _choose(members, f1=F1, margin=0.02):
+    fitted = []
+
+    def fit(ms):
+        fitted.append(tuple(ms))
+        return tuple(ms)
+
+    def figure(ens, ms):
+        return {"f1": f1[tuple(sorted(ms))], "auc_pr": 0.5}
+
+    def cost_of(name, model):
+        return _cost(sum(COST[n] for n in model) if name == "ensemble" else COST[name])
+
+    models = {n: (n,) for n in COST}
+    choice = choose_members(members, models, fit, figure, cost_of, margin,
+                            single_figure=lambda n: f1.get((n,), 0.0))
+    return choice, fitted
+
+
+def test_the_costliest_members_leave_an_ensemble_the_gate_would_refuse():
+    choice, _ = _choose(["lof", "pca", "vae"])  # 13 ms a window: p50 about 106 ms at 8 clients
+    assert not _cost(13.0).meets(SPEC)
+    first = choice.considered[0]
+    assert first.members == ["lof", "pca", "vae"] and not first.cost.meets(SPEC)
+    # lof (6 ms a window) was the costliest; pca + vae (7 ms: p50 58 ms) still misses, so vae (4 ms) goes too
+    assert [c.members for c in choice.considered[1:3]] == [["pca", "vae"], ["pca"]]
+    assert "members (lof, vae) were left out" in choice.note
+    assert choice.costs["ensemble"].meets(SPEC)
+
+
+def test_a_cheap_composition_within_the_margin_replaces_the_ensemble():
+    choice, _ = _choose(["lof", "pca", "vae"])
+    # pca (3 ms a window) meets the spec, not ours; z-score alone does (F1 0.935 >= 0.93 - 0.02)
+    assert choice.members == ["zscore"]
+    assert choice.costs["ensemble"].meets(OURS)
+    assert "zscore meets our serving targets" in choice.note and "within 0.02" in choice.note
+
+
+def test_outside_the_margin_the_ensemble_stays():
+    f1 = {**F1, ("zscore",): 0.80}
+    choice, _ = _choose(["lof", "pca", "vae"], f1=f1)
+    assert choice.members == ["pca"] and choice.costs["ensemble"].meets(SPEC)
+    assert "No cheaper composition meets our serving targets within 0.02" in choice.note
+    # with a wider margin the same z-score is taken
+    wide, _ = _choose(["lof", "pca", "vae"], f1=f1, margin=0.15)
+    assert wide.members == ["zscore"]
+
+
+def test_an_ensemble_that_meets_our_targets_is_left_as_it_is():
+    choice, fitted = _choose(["zscore"])
+    assert choice.members == ["zscore"] and fitted == [("zscore",)]
+    assert "meets our serving targets" in choice.note
+
+
+def test_every_single_model_has_its_cost_for_the_report():
+    choice, _ = _choose(["lof", "pca", "vae"])
+    assert set(choice.costs) == {*COST, "ensemble"}
+    rows = [c.row() for c in choice.considered]
+    assert {"members", "f1", "ms_per_window", "p50_ms", "p99_ms", "meets_spec", "meets_ours"} <= set(rows[0])
+
+
+def test_cost_is_measured_through_the_services_path():
+    """A real detector, measured: batched windows cost less each than one alone, and the estimate adds up."""
+    from features.transforms import compute_features
+    from telemetry.simulator import FleetSimulator
+    from training.detectors.bundle import detector_bundle
+    from training.detectors.serving_cost import example_windows, measure
+    from training.zoo import build_zoo, time_split, train_zoo
+
+    fleet = FleetSimulator(days=2, seed=5, end="2026-11-20T00:00:00Z", incidents_per_day=2).run()
+    feats = compute_features(fleet.telemetry, fleet.events)
+    frame = (feats.drop(columns=["created"]).rename(columns={"event_timestamp": "timestamp"})
+             .set_index(["service", "timestamp"]).select_dtypes("number"))
+    splits = time_split(frame, fleet.incidents, fractions=(0.6, 0.2, 0.2))
+    result = train_zoo(splits, build_zoo(list(splits.frame.columns), [], include=["zscore", "pca"]), ensemble_size=2)
+    windows = example_windows(frame)
+    assert len(windows) == 8 and all(len(w) == 60 for w in windows)
+    assert len({w["service"].iloc[0] for w in windows}) == min(8, frame.index.get_level_values(0).nunique())
+    bundle = detector_bundle("pca", result.models["pca"], splits.scaler, list(splits.frame.columns),
+                             list(frame.columns), "test")
+    cost = measure(bundle, windows, repeats=3)
+    assert cost.batching and 0 < cost.batched_window_ms < cost.window_ms
+    assert cost.p50_ms == pytest.approx(8 * cost.request_ms + 8 * cost.batched_window_ms)
+    assert cost.p99_ms >= cost.p50_ms
+    assert ServingCost.from_dict(cost.as_dict()).meets(SPEC) == cost.meets(SPEC)
+
+
+def test_windows_of_a_small_fleet_go_back_an_hour_per_round():
+    idx = pd.MultiIndex.from_product([["a", "b"], pd.date_range("2026-01-01", periods=300, freq="min", tz="UTC")],
+                                     names=["service", "timestamp"])
+    frame = pd.DataFrame({"cpu_pct": range(600)}, index=idx, dtype=float)
+    from training.detectors.serving_cost import example_windows
+
+    windows = example_windows(frame, n=4, minutes=60)
+    ends = [(w["service"].iloc[0], w["timestamp"].iloc[-1]) for w in windows]
+    assert ends == [("a", "2026-01-01T04:59:00Z"), ("b", "2026-01-01T04:59:00Z"),
+                    ("a", "2026-01-01T03:59:00Z"), ("b", "2026-01-01T03:59:00Z")]

@@ -1,0 +1,119 @@
+"""The ensemble's members chosen with their serving cost as well as their detection quality.
+
+    choice = choose_members(members, models, fit, figure, cost_of, margin)
+    choice.members, choice.ensemble, choice.costs, choice.note
+
+The ensemble (the model the pipeline puts forward, registers as ``cerebro-detector-ensemble`` and deploys) is
+first the best few members on validation (``training.zoo``). Its serving cost is then measured
+(``training.detectors.serving_cost``), and:
+
+1. while it cannot meet the spec's latency (p50 < 50 ms, p99 < 200 ms at 8 clients), its costliest member is
+   dropped: the promotion gate would refuse it, and a champion that is never served finds nothing;
+2. when it misses the project's own targets (p50 < 10 ms, p99 < 50 ms), cheaper compositions are tried (its
+   members that meet them alone, and the best few single models that do, each as an ensemble of its own) and the
+   best of those that meet them is taken if its F1 on the choice's period (validation, or the planted anomalies
+   on a user's telemetry) is within ``margin`` (``detection.serving_margin``, 0.02) of the composition it replaces.
+
+Every composition tried is kept (``considered``) with its F1 and cost, for the report. The choice never reads the
+test period.
+"""
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from training.detectors.serving_cost import OURS, SPEC, ServingCost
+
+# Single models that meet the project's targets alone, tried as ensembles of one when the ensemble misses them.
+CHEAP_SINGLES = 3
+
+
+@dataclass
+class Composition:
+    members: list[str]
+    f1: float
+    auc_pr: float | None
+    cost: ServingCost
+    ensemble: object = field(repr=False, default=None)
+
+    def row(self) -> dict:
+        return {"members": ", ".join(self.members), "f1": round(self.f1, 3),
+                "auc_pr": None if self.auc_pr is None else round(self.auc_pr, 3),
+                "ms_per_window": round(self.cost.batched_window_ms, 2), "p50_ms": round(self.cost.p50_ms, 1),
+                "p99_ms": round(self.cost.p99_ms, 1), "meets_spec": self.cost.meets(SPEC),
+                "meets_ours": self.cost.meets(OURS)}
+
+
+@dataclass
+class ServingChoice:
+    members: list[str]
+    ensemble: object
+    costs: dict[str, ServingCost]  # every single model's cost, and "ensemble": the chosen composition's
+    considered: list[Composition]
+    note: str  # which composition, and why, in words
+
+
+def _names(members: list[str]) -> str:
+    return ", ".join(members)
+
+
+def choose_members(members: list[str], models: dict, fit: Callable[[list[str]], object],
+                   figure: Callable[[object, list[str]], dict], cost_of: Callable[[str, object], ServingCost],
+                   margin: float = 0.02, single_figure: Callable[[str], float] | None = None) -> ServingChoice:
+    """``fit(members)`` builds an ensemble of the fitted ``models``; ``figure(ensemble, members)`` gives its F1 and
+    AUC-PR on the choice's period; ``cost_of(name, model)`` measures a model. ``single_figure(name)`` ranks the
+    single models that meet our targets alone (their F1 on the same period)."""
+    costs = {n: cost_of(n, m) for n, m in models.items()}
+    considered: list[Composition] = []
+
+    def consider(ms: list[str]) -> Composition:
+        for c in considered:
+            if c.members == ms:
+                return c
+        ens = fit(ms)
+        fig = figure(ens, ms)
+        c = Composition(list(ms), float(fig["f1"]), fig.get("auc_pr"), cost_of("ensemble", ens), ens)
+        considered.append(c)
+        return c
+
+    chosen = first = consider(list(members))
+    notes = []
+    dropped = []
+    while not chosen.cost.meets(SPEC) and len(chosen.members) > 1:
+        drop = max(chosen.members, key=lambda n: costs[n].batched_window_ms)
+        dropped.append(drop)
+        chosen = consider([n for n in chosen.members if n != drop])
+    if dropped:
+        notes.append(f"The ensemble of {_names(first.members)} would miss the spec's serving targets "
+                     f"({first.cost.words()}), so the promotion gate would refuse it: its costliest "
+                     f"member{'s' if len(dropped) > 1 else ''} ({_names(dropped)}) "
+                     f"{'were' if len(dropped) > 1 else 'was'} left out.")
+    if not chosen.cost.meets(SPEC):
+        notes.append(f"Even {_names(chosen.members)} alone misses the spec's serving targets ({chosen.cost.words()}): "
+                     "the promotion gate will refuse it.")
+    elif not chosen.cost.meets(OURS):
+        tries = [[n for n in chosen.members if costs[n].meets(OURS)]]
+        rank = single_figure or (lambda n: 0.0)
+        cheap = sorted((n for n in models if costs[n].meets(OURS)), key=rank, reverse=True)[:CHEAP_SINGLES]
+        tries += [[n] for n in cheap]
+        options = [consider(ms) for ms in tries if ms and ms != chosen.members]
+        ok = [c for c in options if c.cost.meets(OURS) and c.f1 >= chosen.f1 - margin - 1e-12]
+        if ok:
+            best = max(ok, key=lambda c: (c.f1, c.auc_pr or 0.0, -c.cost.p50_ms))
+            notes.append(f"{_names(best.members)} meets our serving targets ({best.cost.words()}) with F1 "
+                         f"{best.f1:.3f} on the choice's period, within {margin:g} of {_names(chosen.members)} "
+                         f"(F1 {chosen.f1:.3f}, {chosen.cost.words()}), so the ensemble is {_names(best.members)}.")
+            chosen = best
+        elif options:
+            near = max(options, key=lambda c: c.f1)
+            notes.append(f"No cheaper composition meets our serving targets within {margin:g} of F1 "
+                         f"{chosen.f1:.3f} (the best tried: {_names(near.members)}, F1 {near.f1:.3f}, "
+                         f"{near.cost.words()}); the ensemble stays {_names(chosen.members)} "
+                         f"({chosen.cost.words()}): it meets the spec's targets, not ours.")
+        else:
+            notes.append(f"No model meets our serving targets alone; the ensemble {_names(chosen.members)} meets the "
+                         f"spec's ({chosen.cost.words()}).")
+    else:
+        notes.append(f"The ensemble {_names(chosen.members)} meets our serving targets ({chosen.cost.words()}).")
+    costs["ensemble"] = chosen.cost
+    return ServingChoice(chosen.members, chosen.ensemble, costs, considered, " ".join(notes))
