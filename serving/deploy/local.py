@@ -206,18 +206,19 @@ def _start(settings, name: str, kind: str, port: int, config: str | None) -> tup
     return state, proc
 
 
-def _each_worker(url: str, headers: dict, workers: int) -> dict[str, object]:
-    """GET ``url`` until each of the service's ``workers`` processes has answered: {worker pid: response}. A
-    new connection each time, since replicas (``cerebro serve --workers N``) share the port and the kernel
-    hands each connection to one of them; a few tries per worker, so a worker that never answers shows as
-    missing rather than as a hang. One worker: one GET."""
+def _each_worker(url: str, headers: dict, workers: int, method: str = "GET", **request) -> dict[str, object]:
+    """Send the request until each of the service's ``workers`` processes has answered it: {worker pid:
+    response}. A new connection each time, since replicas (``cerebro serve --workers N``) share the port and
+    the kernel hands each connection to one of them; a few tries per worker, so a worker that never answers
+    shows as missing rather than as a hang. One worker: one request."""
     import httpx
 
     from serving.replicas import WORKER_HEADER
 
+    request.setdefault("timeout", 5)
     seen: dict[str, object] = {}
     for _ in range(1 if workers <= 1 else 20 * workers):
-        r = httpx.get(url, headers=headers, timeout=5)
+        r = httpx.request(method, url, headers=headers, **request)
         seen.setdefault(r.headers.get(WORKER_HEADER, ""), r)
         if len(seen) >= workers:
             break
@@ -255,21 +256,22 @@ def _wait_ready(settings, state: dict, proc: subprocess.Popen, name: str, versio
 
 def _switch(settings, state: dict, name: str, kind: str, version: str) -> tuple[str, str | None, dict]:
     """Ask the running service to check its aliases; wait until ``version`` is live or refused."""
-    import httpx
-
     base, headers = _url(state["host"], state["port"]), _headers(settings)
     timeout = settings.deploy.local.ready_timeout_seconds
     deadline = time.monotonic() + timeout
-    r = httpx.post(f"{base}/admin/reload", params={"retry_refused": "true"}, headers=headers, timeout=timeout)
-    if r.status_code != 200:
-        raise DeployError(f"POST {base}/admin/reload answered {r.status_code}: {r.text[:300]}")
-    while True:  # replicas: the worker that took the reload switches now, the others at their next alias check
-        answers = [r.json() for r in _each_worker(f"{base}/models", headers, int(state.get("workers", 1))).values()]
+    workers = int(state.get("workers", 1))
+    # Replicas: each reload reaches the worker that takes its connection, so it is sent until every worker
+    # has switched (a reload that finds the alias where the worker is already changes nothing).
+    for r in _each_worker(f"{base}/admin/reload", headers, workers, "POST", params={"retry_refused": "true"},
+                          timeout=timeout).values():
+        if r.status_code != 200:
+            raise DeployError(f"POST {base}/admin/reload answered {r.status_code}: {r.text[:300]}")
+    while True:  # a worker the reloads missed switches at its next alias check
+        answers = [r.json() for r in _each_worker(f"{base}/models", headers, workers).values()]
         reason = next((r for r in (_refusal(m, name, version) for m in answers) if r), None)
         if reason:
             return "refused", reason, answers[0]
-        if len(answers) >= int(state.get("workers", 1)) and all(_live_version(m, name, kind) == version
-                                                                for m in answers):
+        if len(answers) >= workers and all(_live_version(m, name, kind) == version for m in answers):
             return "switched", None, answers[0]
         if time.monotonic() > deadline:
             raise DeployError(f"v{version} of {name} was neither live nor refused after {timeout:g} s; see "
