@@ -125,6 +125,59 @@ def test_workers_are_refused_with_a_clear_message(wide_console):
     assert "--workers 2 needs alias polling" in no_poll.output and "/admin/reload" in no_poll.output
 
 
+def test_the_command_hands_its_settings_to_the_workers_and_writes_the_token_first(home, monkeypatch):
+    """What `cerebro serve` gives uvicorn, and what a worker builds from it, in this process (uvicorn.run
+    replaced): one process is served as an app object, as always; replicas as the factory's import path."""
+    import uvicorn
+    from typer.testing import CliRunner
+
+    import serving.app
+    import serving.replicas
+    from flows.cli import app as cli
+    from serving.replicas import SPEC_ENV, WORKER_HEADER
+
+    calls, threads = [], []
+    monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append({"app": app, **kw}))
+    monkeypatch.setattr(serving.app, "limit_torch_threads", lambda n: threads.append(n))  # this process's torch
+    monkeypatch.setattr(serving.replicas, "exit_with_parent", lambda: None)  # this process's parent is pytest's
+    monkeypatch.setattr(serving.replicas, "cores", lambda: 4)
+
+    one = CliRunner().invoke(cli, ["serve", "--port", "0"])
+    assert one.exit_code == 0, one.output
+    assert not isinstance(calls[0]["app"], str) and "workers" not in calls[0] and threads == [1]
+
+    token_file = home / "serving" / "token"
+    token_file.unlink(missing_ok=True)
+    many = CliRunner().invoke(cli, ["serve", "--port", "0", "--workers", "2", "--max-batch", "4", "--poll", "7",
+                                    "--token", "s3cret"])
+    assert many.exit_code == 0, many.output
+    run = calls[1]
+    assert (run["app"], run["factory"], run["workers"], run["port"]) == ("flows.cli.serve:replica_app", True, 2, 0)
+    assert "s3cret" not in json.dumps(run) and "s3cret" not in many.output  # the token travels in the environment
+    spec = json.loads(os.environ[SPEC_ENV])
+    assert spec["overrides"] == {"serving.port": 0, "serving.token": "s3cret", "serving.poll_seconds": 7.0,
+                                 "serving.max_batch": 4, "serving.workers": 2}
+    assert not token_file.exists()  # a configured token: no file
+
+    from fastapi.testclient import TestClient
+
+    from flows.cli.serve import replica_app
+
+    service = replica_app()  # what each worker runs
+    assert threads[-1] == 1 and service.state.coalescer.max_batch == 4
+    with TestClient(service) as client:
+        assert client.get("/models").status_code == 401  # the configured token, everywhere
+        r = client.get("/models", headers={"Authorization": "Bearer s3cret"})
+        assert r.status_code == 200 and r.headers[WORKER_HEADER] == str(os.getpid()) == str(r.json()["pid"])
+
+    generated = CliRunner().invoke(cli, ["serve", "--port", "0", "--workers", "2"])
+    assert generated.exit_code == 0, generated.output
+    assert token_file.exists() and str(token_file) in generated.output  # written before any worker starts
+    monkeypatch.setenv("CEREBRO_SERVING__TORCH_THREADS", "0")  # torch's default: the 4 cores split over 2 workers
+    replica_app()
+    assert threads[-1] == 2
+
+
 def test_torch_threads_are_shared_between_workers():
     from serving.replicas import torch_threads_per_worker
 
