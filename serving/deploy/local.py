@@ -1,6 +1,6 @@
 """The scoring service as a managed local process: ``cerebro serve`` started detached, one model per port.
 
-    <home>/run/serve-<port>.json    pid, port, host, model, kind, started_at, log (the state file)
+    <home>/run/serve-<port>.json    pid, port, host, model, kind, workers, started_at, log (the state file)
     <home>/logs/serve-<port>.log    the service's own output
 
 A deploy to a port whose service is running does not restart it: the alias moves, ``POST /admin/reload``
