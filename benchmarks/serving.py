@@ -3,6 +3,7 @@
     python benchmarks/serving.py                              # trains a z-score detector in a temporary store
     python benchmarks/serving.py --detectors zscore,mad,ewma,pca,isolation_forest   # their ensemble
     python benchmarks/serving.py --home ~/.cerebro --model cerebro-detector-ensemble   # the pipeline's models
+    python benchmarks/serving.py --replicas-only --workers 2  # 1 process against 2 (cerebro serve --workers)
 
 Starts `cerebro serve` (uvicorn, one process) on a free port, then:
 
@@ -15,7 +16,11 @@ Starts `cerebro serve` (uvicorn, one process) on a free port, then:
 4. the service's memory (RSS) before, at its peak during and after large bodies, each sent several times:
    one of 200,000 points (the most a request may hold: parsed and scored), one of 500,000 (under
    ``serving.max_body_mb`` but past the point limit: parsed, then a 422) and 30 and 52 MB ones (a 413 before a
-   byte of the body is read). The RSS must come back to its level (``--no-memory`` skips it).
+   byte of the body is read). The RSS must come back to its level (``--no-memory`` skips it);
+5. replicas: the same window served by 1 process and then by ``--workers`` N (default 2; ``cerebro serve
+   --workers N``), back to back, at 8 and 32 clients (``--replica-clients``): p50 / p95 / p99 latency,
+   throughput, failed requests, and the RSS of all the service's processes (each worker holds its own copy
+   of the models). ``--replicas-only`` runs only this; ``--workers 1`` skips it.
 
 The load generator speaks HTTP/1.1 over asyncio streams itself (one kept-alive connection per client, each
 answer's status and JSON checked): it runs on the same cores as the service, and a client library such as
@@ -75,24 +80,35 @@ def prepare(home: Path | None, model: str | None, detectors: tuple[str, ...] = (
     return settings.home, model, window_body(telemetry, service, minutes=60)
 
 
-def start(home: Path, model: str, port: int) -> subprocess.Popen:
+def start(home: Path, model: str, port: int, workers: int = 1) -> subprocess.Popen:
+    """`cerebro serve` on ``port``, ready: /readyz 200 from each of its ``workers`` processes (replicas poll
+    the aliases hourly, since they need polling on; one process polls none, as before)."""
     env = {**os.environ, "CEREBRO_HOME": str(home), "CEREBRO_SERVING__MODELS": json.dumps({"detector": model, "forecaster": "", "failure": ""})}
-    proc = subprocess.Popen([sys.executable, "-c", "from flows.cli import app; app()", "serve", "--port", str(port),
-                             "--poll", "0", "--log-level", "warning"], cwd=ROOT, env=env)
+    cmd = [sys.executable, "-c", "from flows.cli import app; app()", "serve", "--port", str(port), "--log-level",
+           "warning"]
+    cmd += ["--poll", "0"] if workers == 1 else ["--poll", "3600", "--workers", str(workers)]
+    proc = subprocess.Popen(cmd, cwd=ROOT, env=env)
     import httpx
 
-    deadline = time.time() + 120
+    from serving.replicas import WORKER_HEADER
+
+    ready: set[str] = set()
+    deadline = time.time() + 180
     while time.time() < deadline:
         if proc.poll() is not None:
             raise SystemExit(f"the service exited with {proc.returncode}")
         try:
-            if httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2).status_code == 200:
-                return proc
+            r = httpx.get(f"http://127.0.0.1:{port}/readyz", timeout=2)  # a new connection: any worker
+            if r.status_code == 200:
+                ready.add(r.headers.get(WORKER_HEADER, ""))
+                if len(ready) >= workers:
+                    return proc
+                continue
         except httpx.TransportError:
             pass
         time.sleep(0.5)
     proc.terminate()
-    raise SystemExit("the service was not ready in 120 s")
+    raise SystemExit("the service was not ready in 180 s")
 
 
 def _pct(values: list[float], q: float) -> float:
@@ -192,12 +208,25 @@ def main() -> None:
                         help="skip the batch and streaming figures (benchmarks/streaming.py; they need Redis)")
     parser.add_argument("--no-memory", dest="memory", action="store_false",
                         help="skip the memory figures for large bodies")
+    parser.add_argument("--workers", type=int, default=2, help="the replica comparison: the champion served by 1 "
+                        "process and by this many (cerebro serve --workers N; 1 skips the comparison)")
+    parser.add_argument("--replica-clients", default="8,32", help="concurrency levels of the replica comparison")
+    parser.add_argument("--replicas-only", action="store_true", help="run only the replica comparison")
     parser.add_argument("--json", action="store_true", help="print one JSON document instead of tables")
     args = parser.parse_args()
+    if args.workers < 1:
+        parser.error(f"--workers {args.workers}: expected 1 or more")
 
     home, model, body = prepare(args.home, args.model, tuple(args.detectors.split(",")))
     if args.metrics:
         body = {**body, "series": body["series"][:args.metrics]}
+    if args.replicas_only:
+        report = {"model": model, "cpus": os.cpu_count(), "replicas": _replicas(home, model, body, args)}
+        if args.json:
+            print(json.dumps(report, indent=2))
+        else:
+            _print_replicas(report["replicas"])
+        return
     port = _free_port()
     t0 = time.perf_counter()
     proc = start(home, model, port)
@@ -232,6 +261,8 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=20)
+    if args.workers > 1:
+        report["replicas"] = _replicas(home, model, body, args)
     if args.batch_stream:
         report["batch_stream"] = _batch_stream()
 
@@ -265,13 +296,64 @@ def main() -> None:
         for m in report["memory"]:
             print(f"{m['body']:>24} {m['mb']:>6.1f} {m['status']:>6} {m['seconds']:>6.2f} {m['rss_before_mb']:>7.0f} "
                   f"{m['rss_peak_mb']:>7.0f} {m['rss_after_mb']:>7.0f}")
+    if "replicas" in report:
+        print()
+        _print_replicas(report["replicas"])
     if "batch_stream" in report:
         print()
         _streaming_module().print_figures(report["batch_stream"])
 
 
+def _replicas(home: Path, model: str, body: dict, args) -> dict:
+    """The same window scored by the service in 1 process and in ``args.workers`` (``cerebro serve
+    --workers``), back to back, at each of ``args.replica_clients``; with the RSS of all the service's
+    processes (uvicorn's parent, its workers, multiprocessing's resource tracker) after the load."""
+    from serving.replicas import process_tree
+
+    payload = json.dumps(body).encode()
+    runs = []
+    for workers in (1, args.workers):
+        port = _free_port()
+        t0 = time.perf_counter()
+        proc = start(home, model, port, workers)
+        up = time.perf_counter() - t0
+        url = f"http://127.0.0.1:{port}/v1/score"
+        try:
+            asyncio.run(_run(url, [(payload, True)] * 25 * 2 * workers, 2 * workers))  # warm-up, every worker
+            levels = [{"clients": c, **asyncio.run(_run(url, [(payload, True)] * args.requests, c))}
+                      for c in (int(x) for x in args.replica_clients.split(","))]
+            pids = process_tree(proc.pid)
+            rss = {p: _rss_mb(p) for p in pids}
+        finally:
+            proc.terminate()
+            proc.wait(timeout=60)
+        runs.append({"workers": workers, "ready_s": up, "levels": levels, "processes": len(pids),
+                     "rss_mb": sum(rss.values()), "rss_by_process_mb": sorted(rss.values(), reverse=True)})
+    return {"workers": args.workers, "requests": args.requests, "runs": runs}
+
+
+def _print_replicas(rep: dict) -> None:
+    one, many = rep["runs"][0], rep["runs"][-1]
+    n = many["workers"]
+    print(f"replicas: the champion served by 1 process and by {n} (cerebro serve --workers {n}), "
+          f"{rep['requests']} requests per level, back to back")
+    print(f"{'clients':>7} {'workers':>7} {'p50 ms':>8} {'p95 ms':>8} {'p99 ms':>8} {'req/s':>8} {'failed':>6}")
+    for a, b in zip(one["levels"], many["levels"]):
+        for run, r in ((one, a), (many, b)):
+            print(f"{r['clients']:>7} {run['workers']:>7} {r['p50_ms']:>8.1f} {r['p95_ms']:>8.1f} "
+                  f"{r['p99_ms']:>8.1f} {r['rps']:>8.1f} {r['valid_failed']:>6}")
+        print(f"{'':>7} {'':>7} throughput x{b['rps'] / a['rps']:.2f} with {n} workers")
+    for run in (one, many):
+        print(f"RSS, {run['workers']} worker(s): {run['rss_mb']:.0f} MB over {run['processes']} processes "
+              f"({', '.join(f'{m:.0f}' for m in run['rss_by_process_mb'])}); ready in {run['ready_s']:.1f} s")
+
+
 def _rss_mb(pid: int) -> float:
-    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+    try:
+        lines = Path(f"/proc/{pid}/status").read_text().splitlines()
+    except OSError:  # ended meanwhile
+        return 0.0
+    for line in lines:
         if line.startswith("VmRSS:"):
             return int(line.split()[1]) / 1024
     return float("nan")

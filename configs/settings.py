@@ -396,6 +396,8 @@ class ServingSettings(_Section):
                                "default); a window is too small to split, and threads fight for the request's cores")
     max_batch: int = Field(default=16, ge=1, description="most /v1/score requests for one model scored in one "
                            "call when they arrive while the service is busy (adaptive batching; 1: never batch)")
+    workers: int = Field(default=1, ge=1, description="processes behind the port (uvicorn workers), each with "
+                         "its own copy of the models: CPU-bound models on several cores; 1: one process")
     flags: dict[Literal["score", "forecast", "failure"], bool] = Field(
         default_factory=lambda: {"score": True, "forecast": True, "failure": True},
         description="feature flags: endpoints switched on or off")

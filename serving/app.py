@@ -159,6 +159,29 @@ class _HttpMetrics:
             self.metrics.latency.labels(path).observe(time.perf_counter() - t0)
 
 
+class _WorkerHeader:
+    """``X-Cerebro-Worker: <pid>`` on every answer of a replica (``cerebro serve --workers N``): which process
+    answered, since /models and /metrics are per process."""
+
+    def __init__(self, app):
+        import os
+
+        from serving.replicas import WORKER_HEADER
+
+        self.app, self.header = app, (WORKER_HEADER.encode(), str(os.getpid()).encode())
+
+    async def __call__(self, scope, receive, send):
+        if scope["type"] != "http":
+            return await self.app(scope, receive, send)
+
+        async def send_with_pid(message):
+            if message["type"] == "http.response.start":
+                message["headers"] = [*message.get("headers", []), self.header]
+            await send(message)
+
+        await self.app(scope, receive, send_with_pid)
+
+
 def limit_torch_threads(threads: int) -> int | None:
     """Set torch's intra-op threads for this process (``serving.torch_threads``; 0 leaves torch's default).
 
@@ -191,10 +214,13 @@ def settle_heap() -> float:
     return time.perf_counter() - t0
 
 
-def create_app(settings, live=None, load_in_background: bool = True, alert=None) -> FastAPI:
+def create_app(settings, live=None, load_in_background: bool = True, alert=None,
+               worker_header: bool = False) -> FastAPI:
     """The service over ``settings.serving``. ``live``: a ready :class:`serving.live.LiveModels` (tests);
     otherwise one is made at start-up and loads the models (in the background: /healthz answers at once).
-    ``alert(event, **details)``: told of automatic rollbacks (``cerebro serve`` passes the ML team's webhook)."""
+    ``alert(event, **details)``: told of automatic rollbacks (``cerebro serve`` passes the ML team's webhook).
+    ``worker_header``: every answer names this process (``X-Cerebro-Worker``), for replicas
+    (``serving/replicas.py``)."""
     from serving.live import LiveModels
 
     cfg = settings.serving
@@ -468,6 +494,8 @@ def create_app(settings, live=None, load_in_background: bool = True, alert=None)
     app.add_middleware(RequestLimits, max_body_bytes=int(cfg.max_body_mb * 1e6), max_concurrent=cfg.max_concurrent,
                        body_timeout=cfg.body_timeout_seconds, unlimited_paths=frozenset({"/healthz", "/readyz"}))
     app.add_middleware(_HttpMetrics, metrics=metrics, paths={r.path for r in app.routes})
+    if worker_header:
+        app.add_middleware(_WorkerHeader)
     return app
 
 

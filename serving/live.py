@@ -9,9 +9,11 @@ artifact does not load or whose warm-up fails is refused and remembered, so the 
 from __future__ import annotations
 
 import logging
+import os
 import threading
 import time
 from collections import deque
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -271,18 +273,41 @@ class LiveModels:
             self._swap(key, target)
             self.previous.pop(key, None)
             target.alias = self.cfg.champion_alias
+        alias = self._move_alias(bad, target, reason)
         self._event(kind=bad.kind, variant=bad.variant, event="rolled back", model=bad.name, version=bad.version,
-                    to_version=target.version, reason=reason)
-        log.warning("rolled back %s from v%s to v%s: %s", bad.name, bad.version, target.version, reason)
-        self._alert(model=bad.name, from_version=bad.version, to_version=target.version, reason=reason,
-                    where="scoring service, automatic")
-        try:
-            self.client.set_registered_model_alias(bad.name, self.cfg.champion_alias, target.version)
-            self.client.set_model_version_tag(bad.name, bad.version, "cerebro.rolled_back", reason[:250])
-        except Exception:  # the swap stands; the refusal keeps the poller off the bad version
-            log.exception("rolled back in the service, but the %r alias could not be moved in MLflow",
-                          self.cfg.champion_alias)
+                    to_version=target.version, reason=reason, alias=alias)
+        log.warning("rolled back %s from v%s to v%s: %s (alias: %s)", bad.name, bad.version, target.version, reason,
+                    alias)
+        if not alias.startswith("already"):  # another replica moved it there, and told the ML team
+            self._alert(model=bad.name, from_version=bad.version, to_version=target.version, reason=reason,
+                        where="scoring service, automatic")
         return target
+
+    def _move_alias(self, bad: LoadedModel, target: LoadedModel, reason: str) -> str:
+        """Point the champion alias at ``target`` in MLflow, only while it still points at ``bad`` (or at
+        nothing): a compare-and-set, so that the replicas of ``cerebro serve --workers N``, each judging its own
+        requests, roll back at most once between them and never over a version someone promoted since. Replicas
+        on this machine take turns on a lock file. Says what happened: moved, already on the target (another
+        replica did it), left on another version (this process follows it at its next alias check), or failed."""
+        from serving.registry import alias_or_newest
+
+        name, champion = bad.name, self.cfg.champion_alias
+        try:
+            with _machine_lock(self.settings.home / "serving" / "rollback.lock"):
+                found = alias_or_newest(self.client, name, champion, newest=False)
+                now = None if found is None else found[0]
+                if now == target.version:
+                    return f"already on v{now}"
+                if now is not None and now != bad.version:
+                    log.warning("%s@%s points at v%s now, not at the rolled-back v%s: left there", name, champion,
+                                now, bad.version)
+                    return f"left on v{now}"
+                self.client.set_registered_model_alias(name, champion, target.version)
+                self.client.set_model_version_tag(name, bad.version, "cerebro.rolled_back", reason[:250])
+                return f"moved to v{target.version}"
+        except Exception:  # the swap stands; the refusal keeps the poller off the bad version
+            log.exception("rolled back in the service, but the %r alias could not be moved in MLflow", champion)
+            return "not moved (MLflow failed)"
 
     def _alert(self, **details) -> None:
         """Tell the ML team, on a thread of its own: a slow webhook must not hold the reload lock."""
@@ -311,4 +336,24 @@ class LiveModels:
                          "batching": self.batches(m),
                          "window": m.window.stats()})
         refused = [{"model": n, "version": v, "reason": r} for (n, v), r in self.refused.items()]
-        return {"live": live, "refused": refused, "events": list(self.events)}
+        return {"live": live, "refused": refused, "events": list(self.events), "pid": os.getpid()}
+
+
+@contextmanager
+def _machine_lock(path):
+    """An exclusive lock on ``path`` shared by the processes of this machine (``flock``); no lock where the
+    platform has no ``fcntl`` or the file cannot be opened."""
+    try:
+        import fcntl
+
+        path.parent.mkdir(parents=True, exist_ok=True)
+        handle = open(path, "a")  # noqa: SIM115 - closed below, after the lock is released
+    except (ImportError, OSError):
+        yield
+        return
+    with handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

@@ -249,3 +249,5 @@ class ModelsResponse(BaseModel):
     live: list[LiveModelInfo]
     refused: list[dict] = Field(description="versions refused (load or warm-up failed, or rolled back), with why")
     events: list[dict] = Field(description="recent switches, refusals and rollbacks, newest last")
+    pid: int | None = Field(default=None, description="the process that answered: with `cerebro serve --workers "
+                            "N` each worker has its own models, events and metrics")

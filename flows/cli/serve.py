@@ -3,7 +3,7 @@ from __future__ import annotations
 
 import typer
 
-from flows.cli.common import ConfigOpt, settings_or_exit
+from flows.cli.common import ConfigOpt, fail, settings_or_exit
 
 
 def serve(
@@ -19,6 +19,11 @@ def serve(
     max_batch: int | None = typer.Option(None, "--max-batch", min=1, help="Most score requests scored in one model "
                                          "call when they arrive together (default: serving.max_batch, 16; 1: "
                                          "one at a time)."),
+    workers: int | None = typer.Option(None, "--workers", min=1, help="Processes behind the port, each with its "
+                                       "own copy of the models (default: serving.workers, 1). Replicas help "
+                                       "CPU-bound models on a multi-core machine, where one process is held to "
+                                       "one core by the GIL; each costs the models' memory again (memory x N), "
+                                       "and requests are batched within a worker only. Needs --poll > 0."),
     log_level: str = typer.Option("info", help="uvicorn and service log level."),
 ):
     """Serve the registered models over HTTP: anomaly scores, forecasts and failure risk.
@@ -30,6 +35,13 @@ def serve(
     service is busy are scored together in one model call, where the model gives the same answers that way
     (checked at warm-up; `/models` says `batching`).
 
+    With `--workers N` (N > 1), uvicorn runs N processes behind the port. Each loads its own copy of the
+    models, batches its own requests, polls the aliases and judges its models itself; `/models` and
+    `/metrics` answer for the worker that took the request (its pid is in `/models` and in the
+    `X-Cerebro-Worker` header), and `POST /admin/reload` reaches one worker: the others follow the alias
+    at their next poll. Worth it for CPU-bound models with idle cores; on a loaded machine, or for
+    models that mostly wait, one process does as well with one copy of the models.
+
     Examples:
 
         cerebro serve                                  # http://127.0.0.1:8080/docs
@@ -40,6 +52,8 @@ def serve(
 
         curl -s localhost:8080/models                  # what is live, since when
 
+        cerebro serve --workers 2                      # two processes on the port (docs/serving.md, Replicas)
+
         python benchmarks/serving.py                   # latency and throughput figures
     """
     import logging
@@ -47,17 +61,26 @@ def serve(
     import uvicorn
 
     overrides = {k: v for k, v in {"serving.host": host, "serving.port": port, "serving.token": token,
-                                   "serving.poll_seconds": poll, "serving.max_batch": max_batch}.items()
+                                   "serving.poll_seconds": poll, "serving.max_batch": max_batch,
+                                   "serving.workers": workers}.items()
                  if v is not None}
     settings = settings_or_exit(config, **overrides)
-    from serving.app import create_app, limit_torch_threads
     from serving.auth import configured, loopback_only
 
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    cfg = settings.serving
+    # Keep-alive and request-head limits are uvicorn's; the body's size and upload time, and the requests in
+    # flight, are the app's own (serving/limits.py).
+    server = {"host": cfg.host, "port": cfg.port, "log_level": log_level.lower(), "access_log": False,
+              "timeout_keep_alive": int(max(1, cfg.keep_alive_seconds)),
+              "h11_max_incomplete_event_size": cfg.max_header_kb * 1024}
+    if cfg.workers > 1:
+        return _serve_replicas(settings, config, overrides, log_level, server)
+    from serving.app import create_app, limit_torch_threads
+
     limit_torch_threads(settings.serving.torch_threads)
     from flows.notify import notifier
 
-    cfg = settings.serving
     service = create_app(settings, alert=notifier(settings))
     if configured(cfg):
         token = "the configured token required on every endpoint but the probes"
@@ -66,8 +89,57 @@ def serve(
                  + ("" if loopback_only(cfg.host) else " and every endpoint but the probes"))
     typer.echo(f"serving {', '.join(f'{k}={v}' for k, v in cfg.models.items())} from "
                f"{settings.mlflow_tracking_uri_shown} on http://{cfg.host}:{cfg.port} ({token})", err=True)
-    # Keep-alive and request-head limits are uvicorn's; the body's size and upload time, and the requests in
-    # flight, are the app's own (serving/limits.py).
-    uvicorn.run(service, host=cfg.host, port=cfg.port, log_level=log_level.lower(), access_log=False,
-                timeout_keep_alive=int(max(1, cfg.keep_alive_seconds)),
-                h11_max_incomplete_event_size=cfg.max_header_kb * 1024)
+    uvicorn.run(service, **server)
+
+
+def _serve_replicas(settings, config: str | None, overrides: dict, log_level: str, server: dict) -> None:
+    """``serving.workers`` processes under uvicorn's supervisor, each building the service with
+    :func:`replica_app`. The token file is written here, once, before any worker reads it."""
+    import os
+
+    import uvicorn
+
+    from serving.auth import loopback_only, service_token
+    from serving.replicas import SPEC_ENV, spec, torch_threads_per_worker
+
+    cfg = settings.serving
+    if cfg.poll_seconds <= 0:
+        fail(f"--workers {cfg.workers} needs alias polling (--poll or serving.poll_seconds > 0): POST /admin/reload "
+             "reaches one worker, and the others would keep their models until restarted", 2)
+    _, token_file = service_token(settings)
+    if token_file is None:
+        token = "the configured token required on every endpoint but the probes"
+    else:
+        token = (f"token in {token_file}: required on /admin/*"
+                 + ("" if loopback_only(cfg.host) else " and every endpoint but the probes"))
+    os.environ[SPEC_ENV] = spec(config, overrides, log_level, cfg.workers)  # inherited by the workers
+    threads = torch_threads_per_worker(cfg.torch_threads, cfg.workers)
+    typer.echo(f"serving {', '.join(f'{k}={v}' for k, v in cfg.models.items())} from "
+               f"{settings.mlflow_tracking_uri_shown} on http://{cfg.host}:{cfg.port} with {cfg.workers} worker "
+               f"processes, {threads} torch thread(s) each ({token})", err=True)
+    # A worker busy in a long C call (a full garbage collection over the models, a model load) answers
+    # uvicorn's health check late, and past the timeout it is killed and restarted, models and all: 30 s
+    # rather than uvicorn's 5 keeps a loaded machine from cycling its workers.
+    uvicorn.run("flows.cli.serve:replica_app", factory=True, workers=cfg.workers, timeout_worker_healthcheck=30,
+                **server)
+
+
+def replica_app():
+    """The service inside one worker of ``cerebro serve --workers N`` (uvicorn calls it in each process):
+    the settings rebuilt from what the command line resolved, this worker's share of torch's threads, and a
+    watch that ends the worker when its parent is gone."""
+    import logging
+
+    from configs.runtime import configure_environment
+    from configs.settings import load_settings
+    from flows.notify import notifier
+    from serving.app import create_app, limit_torch_threads
+    from serving.replicas import exit_with_parent, read_spec, torch_threads_per_worker
+
+    config, overrides, log_level, workers = read_spec()
+    settings = load_settings(config, **overrides)
+    configure_environment(settings)
+    logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
+    limit_torch_threads(torch_threads_per_worker(settings.serving.torch_threads, workers))
+    exit_with_parent()
+    return create_app(settings, alert=notifier(settings), worker_header=True)

@@ -1,6 +1,6 @@
 """The scoring service as a managed local process: ``cerebro serve`` started detached, one model per port.
 
-    <home>/run/serve-<port>.json    pid, port, host, model, kind, started_at, log (the state file)
+    <home>/run/serve-<port>.json    pid, port, host, model, kind, workers, started_at, log (the state file)
     <home>/logs/serve-<port>.log    the service's own output
 
 A deploy to a port whose service is running does not restart it: the alias moves, ``POST /admin/reload``
@@ -63,6 +63,47 @@ def _exists(pid: int) -> bool:
         return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] not in ("Z", "X")
     except (OSError, IndexError):  # no /proc (macOS): the signal test is all there is
         return True
+
+
+def _own_group(pid: int) -> bool:
+    """Whether ``pid`` leads its own process group, as the service this module starts does (its own session):
+    the group is then the service's parent and its workers, and nothing else."""
+    try:
+        return os.getpgid(pid) == pid
+    except (ProcessLookupError, PermissionError, AttributeError):
+        return False
+
+
+def _group_runs(pid: int) -> bool:
+    """The service or any process of its group (its workers) still runs; the parent is collected on the way,
+    and a member that has ended but is not yet collected (a zombie) does not count."""
+    if _exists(pid):
+        return True
+    proc = Path("/proc")
+    if not proc.is_dir():  # no /proc (macOS): the signal test is all there is
+        try:
+            os.killpg(pid, 0)
+        except (ProcessLookupError, PermissionError, AttributeError):
+            return False
+        return True
+    for entry in proc.glob("[0-9]*"):
+        try:
+            state, _ppid, pgrp = (entry / "stat").read_text().rsplit(")", 1)[1].split()[:3]
+        except (OSError, ValueError):
+            continue
+        if int(pgrp) == pid and state not in ("Z", "X"):
+            return True
+    return False
+
+
+def _kill_group(pid: int, sig: int) -> None:
+    try:
+        if _own_group(pid) or not _exists(pid):
+            os.killpg(pid, sig)
+        else:  # not started by this module (an older state file): the process alone
+            os.kill(pid, sig)
+    except ProcessLookupError:
+        pass
 
 
 def _alive(pid: int, port: int) -> bool:
@@ -148,6 +189,8 @@ def _start(settings, name: str, kind: str, port: int, config: str | None) -> tup
     models = {k: (name if k == kind else "") for k in kinds.NAMES}  # only NAME: the others are switched off
     env = {**os.environ, "CEREBRO_HOME": str(settings.home), "CEREBRO_SERVING__MODELS": json.dumps(models)}
     cmd = [sys.executable, "-c", "from flows.cli import app; app()", "serve", "--host", host, "--port", str(port)]
+    if settings.serving.workers > 1:  # replicas only when the settings ask for them
+        cmd += ["--workers", str(settings.serving.workers)]
     if config:
         cmd += ["--config", config]
     with open(log, "ab") as out:
@@ -157,9 +200,29 @@ def _start(settings, name: str, kind: str, port: int, config: str | None) -> tup
         proc = subprocess.Popen(cmd, stdin=subprocess.DEVNULL, stdout=out, stderr=subprocess.STDOUT, env=env,
                                 cwd=PROJECT_ROOT, start_new_session=True)  # detached: outlives this command
     state = {"pid": proc.pid, "port": port, "host": host, "model": name, "kind": kind,
+             "workers": settings.serving.workers,
              "started_at": datetime.now(UTC).isoformat(timespec="seconds"), "log": str(log), "config": config}
     state_path(settings, port).write_text(json.dumps(state, indent=2))
     return state, proc
+
+
+def _each_worker(url: str, headers: dict, workers: int, method: str = "GET", **request) -> dict[str, object]:
+    """Send the request until each of the service's ``workers`` processes has answered it: {worker pid:
+    response}. A new connection each time, since replicas (``cerebro serve --workers N``) share the port and
+    the kernel hands each connection to one of them; a few tries per worker, so a worker that never answers
+    shows as missing rather than as a hang. One worker: one request."""
+    import httpx
+
+    from serving.replicas import WORKER_HEADER
+
+    request.setdefault("timeout", 5)
+    seen: dict[str, object] = {}
+    for _ in range(1 if workers <= 1 else 20 * workers):
+        r = httpx.request(method, url, headers=headers, **request)
+        seen.setdefault(r.headers.get(WORKER_HEADER, ""), r)
+        if len(seen) >= workers:
+            break
+    return seen
 
 
 def _wait_ready(settings, state: dict, proc: subprocess.Popen, name: str, version: str) -> dict:
@@ -174,7 +237,8 @@ def _wait_ready(settings, state: dict, proc: subprocess.Popen, name: str, versio
             state_path(settings, state["port"]).unlink(missing_ok=True)
             raise DeployError(f"the service exited before it was ready; see {log}:\n{_tail(log)}")
         try:
-            if httpx.get(f"{base}/readyz", timeout=2).status_code == 200:
+            ready = _each_worker(f"{base}/readyz", {}, int(state.get("workers", 1)))
+            if len(ready) >= int(state.get("workers", 1)) and all(r.status_code == 200 for r in ready.values()):
                 return httpx.get(f"{base}/models", headers=_headers(settings), timeout=5).json()
             models = httpx.get(f"{base}/models", headers=_headers(settings), timeout=5).json()
             reason = _refusal(models, name, version)
@@ -192,21 +256,23 @@ def _wait_ready(settings, state: dict, proc: subprocess.Popen, name: str, versio
 
 def _switch(settings, state: dict, name: str, kind: str, version: str) -> tuple[str, str | None, dict]:
     """Ask the running service to check its aliases; wait until ``version`` is live or refused."""
-    import httpx
-
     base, headers = _url(state["host"], state["port"]), _headers(settings)
     timeout = settings.deploy.local.ready_timeout_seconds
     deadline = time.monotonic() + timeout
-    r = httpx.post(f"{base}/admin/reload", params={"retry_refused": "true"}, headers=headers, timeout=timeout)
-    if r.status_code != 200:
-        raise DeployError(f"POST {base}/admin/reload answered {r.status_code}: {r.text[:300]}")
-    while True:
-        models = httpx.get(f"{base}/models", headers=headers, timeout=5).json()
-        if _live_version(models, name, kind) == version:
-            return "switched", None, models
-        reason = _refusal(models, name, version)
+    workers = int(state.get("workers", 1))
+    # Replicas: each reload reaches the worker that takes its connection, so it is sent until every worker
+    # has switched (a reload that finds the alias where the worker is already changes nothing).
+    for r in _each_worker(f"{base}/admin/reload", headers, workers, "POST", params={"retry_refused": "true"},
+                          timeout=timeout).values():
+        if r.status_code != 200:
+            raise DeployError(f"POST {base}/admin/reload answered {r.status_code}: {r.text[:300]}")
+    while True:  # a worker the reloads missed switches at its next alias check
+        answers = [r.json() for r in _each_worker(f"{base}/models", headers, workers).values()]
+        reason = next((r for r in (_refusal(m, name, version) for m in answers) if r), None)
         if reason:
-            return "refused", reason, models
+            return "refused", reason, answers[0]
+        if len(answers) >= workers and all(_live_version(m, name, kind) == version for m in answers):
+            return "switched", None, answers[0]
         if time.monotonic() > deadline:
             raise DeployError(f"v{version} of {name} was neither live nor refused after {timeout:g} s; see "
                               f"{base}/models and {state['log']}")
@@ -281,15 +347,15 @@ def stop_local(settings, port: int | None = None, name: str | None = None) -> di
         raise DeployError(f"port {port} serves {state.get('model')}, not {name}; nothing was stopped")
     pid = int(state["pid"])
     sent = "SIGTERM"
-    os.kill(pid, signal.SIGTERM)
+    os.kill(pid, signal.SIGTERM)  # uvicorn's parent stops its workers itself
     deadline = time.monotonic() + settings.deploy.local.stop_grace_seconds
-    while _exists(pid) and time.monotonic() < deadline:  # (it was checked to be our service above)
+    while _group_runs(pid) and time.monotonic() < deadline:  # (it was checked to be our service above)
         time.sleep(0.2)
-    if _exists(pid):
+    if _group_runs(pid):
         sent = "SIGKILL"
-        os.kill(pid, signal.SIGKILL)
+        _kill_group(pid, signal.SIGKILL)  # the parent, its workers and multiprocessing's resource tracker
         deadline = time.monotonic() + 10
-        while _exists(pid) and time.monotonic() < deadline:
+        while _group_runs(pid) and time.monotonic() < deadline:
             time.sleep(0.1)
     state_path(settings, port).unlink(missing_ok=True)
     return {**out, "action": "stopped", "signal": sent, "pid": pid, "model": state.get("model"),

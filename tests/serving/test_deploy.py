@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import signal
 import subprocess
 import sys
 from pathlib import Path
@@ -129,6 +130,41 @@ def test_deploy_starts_the_service_swaps_versions_without_a_restart_and_stops(re
     assert not state_path(settings, port).exists() and not _pid_runs(first["pid"])
     assert "cerebro deploy: serving" in log_path(settings, port).read_text()
     assert stop_local(settings, port)["action"] == "not running"
+
+
+def test_replicas_are_deployed_swapped_together_and_stopped_with_their_group(registry, monkeypatch):
+    """serving.workers = 2: ready when both workers are, a deploy switches both (not only the one its reload
+    reached), and a parent that ignores SIGTERM is killed with its whole process group."""
+    import httpx
+
+    monkeypatch.setenv("CEREBRO_SERVING__POLL_SECONDS", "3600")  # replicas want polling on; the deploy's reloads
+    # must switch both workers well before it
+
+    from serving.deploy.local import deploy_local, state_path, stop_local
+    from serving.replicas import WORKER_HEADER, process_tree
+
+    settings, v1 = registry
+    settings = settings.model_copy(deep=True)
+    settings.serving.workers = 2
+    settings.deploy.local.stop_grace_seconds = 1
+    first = deploy_local(settings, NAME, v1, port=0)
+    port, url, tree = first["port"], first["url"], process_tree(first["pid"])
+    try:
+        assert first["action"] == "started" and first["live_version"] == v1
+        assert json.loads(state_path(settings, port).read_text())["workers"] == 2
+        v2 = _register_again(settings)
+        second = deploy_local(settings, NAME, v2, port=port)
+        assert second["action"] == "switched" and second["pid"] == first["pid"]
+        seen = {}
+        for _ in range(40):  # new connections reach either worker: both serve v2
+            r = httpx.get(f"{url}/models", timeout=5)
+            seen[r.headers[WORKER_HEADER]] = [m["version"] for m in r.json()["live"]]
+        assert len(seen) == 2 and all(v == [v2] for v in seen.values()), seen
+        os.kill(first["pid"], signal.SIGSTOP)  # the parent cannot act on SIGTERM: the group gets SIGKILL
+    finally:
+        stopped = stop_local(settings, port)
+    assert stopped["action"] == "stopped" and stopped["signal"] == "SIGKILL"
+    assert len(tree) >= 3 and not any(_pid_runs(p) for p in tree)
 
 
 def test_a_stale_state_file_is_removed_and_said_so(registry):
