@@ -221,7 +221,7 @@ class ZooResult:
         cost = self.serving.costs.get(name) if self.serving is not None else None
         if self.serving is None:
             return {}
-        return {"serve_ms_per_window": None if cost is None else round(cost.batched_window_ms, 2),
+        return {"serve_ms_per_window": None if cost is None else round(cost.window_ms, 2),
                 "p50_ms_8_clients": None if cost is None else round(cost.p50_ms, 1),
                 "p99_ms_8_clients": None if cost is None else round(cost.p99_ms, 1)}
 

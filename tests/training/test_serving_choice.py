@@ -13,10 +13,10 @@ pytestmark = pytest.mark.filterwarnings("ignore")
 
 
 def _cost(per_window_ms: float, batching: bool = True) -> ServingCost:
-    """A cost as ``measure`` reports it: 8 windows' model work plus 8 requests' parsing (0.3 ms each)."""
-    return ServingCost(window_ms=per_window_ms, batched_window_ms=per_window_ms, batch_max_ms=8 * per_window_ms * 1.2,
-                       request_ms=0.3, batching=batching, p50_ms=8 * (0.3 + per_window_ms),
-                       p99_ms=8 * 0.3 + 8 * per_window_ms * 1.2)
+    """A cost as ``measure`` reports it: a cycle of 8 requests, each its model work plus 0.3 ms of the service's."""
+    cycle = 8 * (0.3 + per_window_ms)
+    return ServingCost(alone_ms=0.3 + 1.5 * per_window_ms, window_ms=cycle / 8, cycle_max_ms=1.2 * cycle,
+                       batching=batching, p50_ms=cycle, p99_ms=1.2 * cycle)
 
 
 # Per-window model cost of each single model, and an ensemble's: the sum of its members'.
@@ -87,14 +87,18 @@ def test_every_single_model_has_its_cost_for_the_report():
     assert {"members", "f1", "ms_per_window", "p50_ms", "p99_ms", "meets_spec", "meets_ours"} <= set(rows[0])
 
 
-def test_cost_is_measured_through_the_services_path():
-    """A real detector, measured: batched windows cost less each than one alone, and the estimate adds up."""
+def test_cost_is_measured_on_the_service_itself(tmp_path, monkeypatch):
+    """A real detector served by the service's app in this process: batched requests cost less each than one
+    alone, nothing is loaded from (or moved in) a registry, and the estimate is the cycle of 8."""
+    from configs.settings import load_settings
     from features.transforms import compute_features
     from telemetry.simulator import FleetSimulator
     from training.detectors.bundle import detector_bundle
     from training.detectors.serving_cost import example_windows, measure
     from training.zoo import build_zoo, time_split, train_zoo
 
+    monkeypatch.setenv("CEREBRO_HOME", str(tmp_path))
+    settings = load_settings()
     fleet = FleetSimulator(days=2, seed=5, end="2026-11-20T00:00:00Z", incidents_per_day=2).run()
     feats = compute_features(fleet.telemetry, fleet.events)
     frame = (feats.drop(columns=["created"]).rename(columns={"event_timestamp": "timestamp"})
@@ -106,11 +110,13 @@ def test_cost_is_measured_through_the_services_path():
     assert len({w["service"].iloc[0] for w in windows}) == min(8, frame.index.get_level_values(0).nunique())
     bundle = detector_bundle("pca", result.models["pca"], splits.scaler, list(splits.frame.columns),
                              list(frame.columns), "test")
-    cost = measure(bundle, windows, repeats=3)
-    assert cost.batching and 0 < cost.batched_window_ms < cost.window_ms
-    assert cost.p50_ms == pytest.approx(8 * cost.request_ms + 8 * cost.batched_window_ms)
-    assert cost.p99_ms >= cost.p50_ms
+    cost = measure(settings, bundle, windows, repeats=3)
+    assert cost.batching and 0 < cost.window_ms < cost.alone_ms
+    assert cost.p50_ms == pytest.approx(8 * cost.window_ms) and cost.p99_ms >= cost.p50_ms
     assert ServingCost.from_dict(cost.as_dict()).meets(SPEC) == cost.meets(SPEC)
+    from mlflow import MlflowClient
+
+    assert MlflowClient(settings.mlflow_tracking_uri).search_registered_models() == []  # nothing registered
 
 
 def test_windows_of_a_small_fleet_go_back_an_hour_per_round():

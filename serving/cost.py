@@ -1,0 +1,136 @@
+"""What a model costs the scoring service, measured on the service itself in this process, without sockets.
+
+    bench = ServiceBench(settings)                              # the service's app, in this process
+    alone, together = bench.cycles(name, runner, bodies)        # CPU ms: one request alone, 8 together
+
+A warmed-up runner (as ``LiveModels.load`` warms a loaded version up) is put live in a ``LiveModels`` of its
+own (no registry behind it: no alias poll, no rollback), and the app ``create_app`` builds around it is
+driven through ASGI calls: the request's body read with orjson and validated, screened, routed, scored (8
+concurrent requests go through the adaptive batching as they would over HTTP), and the answer serialised.
+Only uvicorn's HTTP parsing and the sockets are left out: a fraction of a millisecond a request.
+
+What is timed is this thread's CPU time (the event loop and the model run in it; torch with the service's one
+intra-op thread), not the wall clock: on a machine busy with other work the wall clock measures the
+neighbours, and a choice made on it would change with the load.
+"""
+from __future__ import annotations
+
+import asyncio
+import gc
+import time
+from contextlib import contextmanager
+
+import numpy as np
+
+
+@contextmanager
+def _as_served(torch_threads: int):
+    """Torch's threads as the service sets them (``serving.torch_threads``), and no garbage collection while
+    timing: the service freezes its heap after each model switch (``serving.app.settle_heap``), so a
+    collection there costs little, where here a full one (a third of a second in a pipeline's process) would
+    land inside one measurement at random."""
+    torch, before = None, None
+    if torch_threads > 0:
+        try:
+            import torch
+
+            before = torch.get_num_threads()
+            torch.set_num_threads(torch_threads)
+        except ImportError:  # pragma: no cover - torch is a core dependency
+            torch = None
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+        if torch is not None:
+            torch.set_num_threads(before)
+
+
+class ServiceBench:
+    """The scoring service with a candidate live as the detector champion, and nothing else: no poll, no
+    rollback (a measurement must never move an alias), loopback with no token to send. One app for every
+    candidate: each is put in the champion's slot in turn."""
+
+    def __init__(self, settings):
+        from serving.app import create_app
+        from serving.live import LiveModels
+        from serving.metrics import ServingMetrics
+        from serving.router import Router
+
+        cfg = settings.serving.model_copy(update={"poll_seconds": 0, "host": "127.0.0.1", "token": None})
+        self.cfg = cfg
+        quiet = settings.model_copy(update={"serving": cfg})
+        self.live = LiveModels(quiet, Router.from_settings(cfg), ServingMetrics())
+        self.app = create_app(quiet, live=self.live, load_in_background=False)
+
+    def serve(self, name: str, runner) -> None:
+        from serving.live import CHAMPION, LoadedModel, Window
+
+        self.live.slots[("detector", CHAMPION)] = LoadedModel("detector", CHAMPION, name, "0", "champion", runner,
+                                                              None, Window(self.cfg.rollback.window), judged=False)
+
+    def cycles(self, name: str, runner, bodies: list[bytes], repeats: int = 5,
+               torch_threads: int = 1) -> tuple[list[float], list[float]]:
+        """(CPU ms of one request alone, per repeat; CPU ms of ``len(bodies)`` concurrent requests, per repeat)
+        with the warmed-up ``runner`` live. Raises if the service does not answer 200."""
+        self.serve(name, runner)
+        app = self.app
+
+        async def main():
+            async with app.router.lifespan_context(app):
+                async def cycle(n: int) -> float:
+                    t0 = time.thread_time()
+                    codes = await asyncio.gather(*(_post(app, b) for b in bodies[:n]))
+                    spent = (time.thread_time() - t0) * 1e3
+                    if any(c != 200 for c in codes):
+                        raise RuntimeError(f"the service answered {sorted(set(codes))} to a model's own windows")
+                    return spent
+
+                await cycle(len(bodies))  # one-off costs (caches, torch's first calls) the service pays at warm-up
+                alone = [await cycle(1) for _ in range(repeats)]
+                together = [await cycle(len(bodies)) for _ in range(repeats)]
+                return alone, together
+
+        with _as_served(torch_threads):
+            return asyncio.run(main())
+
+
+async def _post(app, body: bytes) -> int:
+    """One POST /v1/score through the ASGI app; its status."""
+    sent = False
+
+    async def receive():
+        nonlocal sent
+        if sent:
+            await asyncio.sleep(3600)  # nothing more: the app only listens for a disconnect
+        sent = True
+        return {"type": "http.request", "body": body, "more_body": False}
+
+    status = {}
+
+    async def send(message):
+        if message["type"] == "http.response.start":
+            status["code"] = message["status"]
+
+    scope = {"type": "http", "asgi": {"version": "3.0"}, "http_version": "1.1", "method": "POST", "scheme": "http",
+             "path": "/v1/score", "raw_path": b"/v1/score", "root_path": "", "query_string": b"",
+             "headers": [(b"host", b"127.0.0.1"), (b"content-type", b"application/json"),
+                         (b"content-length", str(len(body)).encode())],
+             "client": ("127.0.0.1", 50000), "server": ("127.0.0.1", 8080)}
+    await app(scope, receive, send)
+    return status.get("code", 0)
+
+
+def as_bodies(requests) -> list[bytes]:
+    """``ScoreRequest`` objects as the JSON bodies a client sends (columnar, stamps as ``...Z`` text)."""
+    import orjson
+
+    return [orjson.dumps(r.model_dump(mode="json", exclude_none=True), option=orjson.OPT_SERIALIZE_NUMPY)
+            for r in requests]
+
+
+def per_request(together: list[float], n: int) -> float:
+    return float(np.min(together)) / n
