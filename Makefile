@@ -40,10 +40,11 @@ run: setup
 	@$(BIN)/cerebro deployments --if-running
 
 # Two workers, each given whole files (module fixtures are built once): much of the suite waits on servers,
-# subprocesses and sockets, so two share two cores well. TEST_WORKERS=0 runs in one process.
+# subprocesses and sockets, so two share two cores well. Files go out in collection order, the longest first
+# (tests/conftest.py). TEST_WORKERS=0 runs in one process.
 TEST_WORKERS ?= 2
 test: setup
-	$(BIN)/python -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile) $(ARGS)
+	$(BIN)/python -m pytest $(if $(filter 0,$(TEST_WORKERS)),,-n $(TEST_WORKERS) --dist loadfile --no-loadscope-reorder) $(ARGS)
 
 ui: setup
 	$(BIN)/cerebro ui

@@ -10,6 +10,21 @@ os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
 
 
+def pytest_collection_modifyitems(config, items):
+    """The longest files first. `make test` gives each of its two workers whole files, in collection order
+    (``--no-loadscope-reorder``); the scale profile's module alone runs two pipelines on real servers for about
+    nine minutes, and started last, as xdist's default order of most-tests-first put it, it ran on one worker
+    for minutes after the other had finished. Started first, the other worker gets through the rest meanwhile.
+    Then the other end-to-end files; the order within a file is kept."""
+    def rank(item) -> int:
+        path = str(item.path)
+        if any(m.name == "services" for m in item.iter_markers()) and "/e2e/" in path:
+            return 0
+        return 1 if "/e2e/" in path else 2
+
+    items[:] = sorted(items, key=rank)  # stable: files and tests keep their order within a rank
+
+
 @pytest.fixture(scope="session", autouse=True)
 def cerebro_home(tmp_path_factory):
     """Everything the code under test writes goes to a temporary home, never to the checkout's .cerebro."""
