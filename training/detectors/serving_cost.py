@@ -12,8 +12,8 @@ through the adaptive batching, as over HTTP. Only uvicorn's HTTP parsing and the
 
 At 8 closed-loop clients the service's one event loop takes the 8 requests, scores them and answers all 8
 before any client sends again; each request waits for that whole cycle. So the latency at 8 clients is
-estimated as the CPU time of such a cycle: p50 from the cheapest of the repeats (on a shared virtual machine
-the same call varies by half from one moment to the next, and that noise only adds), p99 from the dearest.
+estimated as the time of such a cycle: p50 from the cheapest of the repeats (on a shared virtual machine the
+same call varies by half from one moment to the next, and that noise only adds), p99 from the dearest.
 Without the HTTP parsing and sockets it is a lower bound: a model whose estimate misses a target cannot meet
 it, which is what the promotion gate needs to know.
 """
@@ -36,7 +36,7 @@ WINDOW_MINUTES = 60
 
 @dataclass
 class ServingCost:
-    alone_ms: float  # one request alone through the service: CPU ms, the cheapest repeat
+    alone_ms: float  # one request alone through the service: ms, the cheapest repeat
     window_ms: float  # each request's share of a cycle of 8 concurrent ones (the cheapest cycle)
     cycle_max_ms: float  # the dearest cycle of 8
     batching: bool  # whether the service scores this model's concurrent requests in one call

@@ -240,7 +240,7 @@ def report_markdown(result: ZooResult, splits: Splits, data: TrainingData, put_f
     lines += ["", f"Ensemble members (best on validation): {', '.join(result.ensemble_members)}"]
     if result.serving is not None:
         lines += ["", "## Serving cost", "", result.serving.note, "",
-                  ("`serve_ms_per_window` is the scoring service's CPU time per one-hour window's request when 8 "
+                  ("`serve_ms_per_window` is the scoring service's time per one-hour window's request when 8 "
                    "clients send at once, measured on the service itself in the pipeline's process (body parsing, "
                    "validation, screening, the model through the adaptive batching, the answer); p50 and p99 are "
                    "the latency that implies at 8 concurrent clients on one service process, without the sockets "
