@@ -13,9 +13,9 @@ through the adaptive batching, as over HTTP. Only uvicorn's HTTP parsing and the
 At 8 closed-loop clients the service's one event loop takes the 8 requests, scores them and answers all 8
 before any client sends again; each request waits for that whole cycle. So the latency at 8 clients is
 estimated as the time of such a cycle: p50 from the cheapest of the repeats (on a shared virtual machine the
-same call varies by half from one moment to the next, and that noise only adds), p99 from the dearest.
-Without the HTTP parsing and sockets it is a lower bound: a model whose estimate misses a target cannot meet
-it, which is what the promotion gate needs to know.
+same call varies by half from one moment to the next, and that noise only adds), p99 from the dearest, each
+with ``HTTP_MS`` a request for what happens outside the app (uvicorn's HTTP parsing, the sockets, the clients'
+share of the cores), measured against ``benchmarks/serving.py``.
 """
 from __future__ import annotations
 
@@ -28,6 +28,12 @@ CLIENTS = 8
 # which the put-forward choice prefers when it costs little detection quality (``detection.serving_margin``).
 SPEC = (50.0, 200.0)
 OURS = (10.0, 50.0)
+# What the in-process measurement leaves out, per request at 8 clients: uvicorn's HTTP parsing, the sockets, and
+# the clients' own share of the two cores (benchmarks/serving.py runs them on the same machine, as the targets
+# are stated). Measured on the 2-core machine on 2026-12-03: the pipeline's champions answered 8 clients 8-23 ms
+# slower than this measurement's cycle (z-score + LOF 72 ms against 48; z-score + PCA + LOF 57 against 49), and
+# z-score alone 5.2 ms for one client against 2.7 ms in process. 2 ms a request: 16 ms a cycle of 8.
+HTTP_MS = 2.0
 REPEATS = 5
 # The model version tag that carries a detector's ServingCost (JSON), for the promotion gate.
 SERVING_COST_TAG = "cerebro.serving_cost"
@@ -87,5 +93,7 @@ def measure(settings, bundle: dict, windows: list[pd.DataFrame], repeats: int = 
     bench = bench or ServiceBench(settings)
     alone, together = bench.cycles(bundle.get("name") or "candidate", runner, bodies, repeats,
                                    settings.serving.torch_threads)
-    return ServingCost(alone_ms=min(alone), window_ms=min(together) / len(bodies), cycle_max_ms=max(together),
-                       batching=bool(runner.batchable), p50_ms=min(together), p99_ms=max(together))
+    n = len(bodies)
+    return ServingCost(alone_ms=min(alone) + HTTP_MS, window_ms=min(together) / n + HTTP_MS,
+                       cycle_max_ms=max(together), batching=bool(runner.batchable),
+                       p50_ms=min(together) + n * HTTP_MS, p99_ms=max(together) + n * HTTP_MS)
