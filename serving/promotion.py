@@ -226,7 +226,9 @@ def promote(settings, name: str, version: str | int, frame: pd.DataFrame | None 
     margin = float(settings.lifecycle.margins[family])
     current = champion_of(client, name)
     figures, extra = None, {}
-    slow = serving_cost_refusal(client, name, version)
+    # A version whose measured latency misses the spec never replaces a champion (a first version is judged by
+    # its caller, which knows whether it is the model put forward: serving needs one).
+    slow = serving_cost_refusal(client, name, version) if current is not None else None
     if slow and slow not in (below_target or ""):
         below_target = f"{below_target}; {slow}" if below_target else slow
     if current is None and below_target and not force:

@@ -113,7 +113,8 @@ def test_pipeline_end_to_end_and_idempotent(prefect_server, home, monkeypatch):
     assert detection["best"] in registered
     # A first version becomes champion only if it meets the targets or is the model put forward; the others are
     # registered without an alias, and the registry says why in words.
-    meeting = set(detection["models_meeting_targets"]) | {detection["best"]}
+    # (and whose measured serving latency meets the spec's: how slow a model is depends on the machine's load)
+    meeting = (set(detection["models_meeting_targets"]) - set(detection["serving_too_slow"])) | {detection["best"]}
     decisions = {p["model"]: p["decision"] for p in detection["promotions"]}
     assert decisions == {m: "first" if m in meeting else "below-target" for m in registered}
     assert client.get_model_version_by_alias("cerebro-detector-ensemble", "champion").version in ("1", 1)

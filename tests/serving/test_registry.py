@@ -86,6 +86,37 @@ def test_a_version_below_its_targets_is_never_champion(lab):
     assert {k: str(v) for k, v in client.get_registered_model(name).aliases.items()} == {"champion": v2}
 
 
+def test_a_version_too_slow_to_serve_never_replaces_the_champion(lab):
+    """The serving cost the detection stage measured (the version tag): a better version whose latency at 8
+    clients misses the spec's is refused with the figures; one that meets it goes through the F1 gate as usual;
+    --force still promotes."""
+    import json
+
+    from training.detectors.serving_cost import SERVING_COST_TAG, ServingCost
+
+    name = "cerebro-detector-slow"
+    frame, incidents = lab.heldout()
+    v1, v2, v3 = (lab.register(name, d) for d in (lab.weak, lab.good, lab.good))
+    client = _client(lab)
+
+    def tag(version, p50):
+        cost = ServingCost(alone_ms=p50 / 4, window_ms=p50 / 8, cycle_max_ms=p50 * 1.2, batching=True,
+                           p50_ms=p50, p99_ms=p50 * 1.2)
+        client.set_model_version_tag(name, version, SERVING_COST_TAG, json.dumps(cost.as_dict()))
+
+    tag(v1, 120.0)  # a first version: its caller (the pipeline) decides, it is the model put forward
+    assert promotion.promote_if_better(lab.settings, name, v1, frame, incidents).decision == "first"
+    tag(v2, 80.0)
+    slow = promotion.promote_if_better(lab.settings, name, v2, frame, incidents, recovery_minutes=15)
+    assert slow.decision == "rejected" and "challenger wins" in slow.reason
+    assert "serving: estimated p50 80.0 ms" in slow.reason and "p50 < 50 ms" in slow.reason
+    tag(v3, 30.0)
+    fast = promotion.promote_if_better(lab.settings, name, v3, frame, incidents, recovery_minutes=15)
+    assert fast.decision == "promoted", fast.reason
+    forced = promotion.promote(lab.settings, name, v2, frame, incidents, force=True, recovery_minutes=15)
+    assert forced.decision == "forced"
+
+
 def test_rollback_goes_back_one_champion_at_a_time(lab):
     name = "cerebro-detector-roll"
     frame, incidents = lab.heldout()
