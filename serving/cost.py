@@ -20,8 +20,6 @@ import gc
 import time
 from contextlib import contextmanager
 
-import numpy as np
-
 
 @contextmanager
 def _as_served(torch_threads: int):
@@ -131,6 +129,3 @@ def as_bodies(requests) -> list[bytes]:
     return [orjson.dumps(r.model_dump(mode="json", exclude_none=True), option=orjson.OPT_SERIALIZE_NUMPY)
             for r in requests]
 
-
-def per_request(together: list[float], n: int) -> float:
-    return float(np.min(together)) / n

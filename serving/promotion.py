@@ -275,7 +275,7 @@ def serving_cost_refusal(client, name: str, version: str) -> str | None:
     """Why the version's measured serving cost keeps it from becoming champion (a detector whose latency at 8
     clients misses the spec's p50 < 50 ms or p99 < 200 ms, ``training.detectors.serving_cost``); None when it
     meets them or carries no measurement (an older version, another kind)."""
-    from training.detectors.serving_cost import SERVING_COST_TAG, SPEC, ServingCost
+    from training.detectors.serving_cost import SERVING_COST_TAG, ServingCost
 
     raw = (client.get_model_version(name, version).tags or {}).get(SERVING_COST_TAG)
     if not raw:
@@ -284,10 +284,7 @@ def serving_cost_refusal(client, name: str, version: str) -> str | None:
         cost = ServingCost.from_dict(json.loads(raw))
     except (ValueError, KeyError, TypeError):
         return None  # a tag written by hand or by another release: the gate does not guess
-    if cost.meets(SPEC):
-        return None
-    return (f"serving: {cost.words()}, short of the spec's p50 < {SPEC[0]:g} ms and p99 < {SPEC[1]:g} ms at 8 "
-            "clients")
+    return cost.refusal()
 
 
 def promote_if_better(settings, name: str, version: str | int, frame: pd.DataFrame, labels, *,

@@ -218,9 +218,9 @@ class ZooResult:
 
     def _serving_cells(self, name: str) -> dict:
         """Serving cost columns (blank for a baseline, and when the costs were not measured)."""
-        cost = self.serving.costs.get(name) if self.serving is not None else None
         if self.serving is None:
             return {}
+        cost = self.serving.costs.get(name)
         return {"serve_ms_per_window": None if cost is None else round(cost.window_ms, 2),
                 "p50_ms_8_clients": None if cost is None else round(cost.p50_ms, 1),
                 "p99_ms_8_clients": None if cost is None else round(cost.p99_ms, 1)}
@@ -308,8 +308,8 @@ def train_zoo(splits: Splits, detectors: dict[str, Detector], ensemble_size: int
 
     ``cost_of(name, model)`` (``training.detectors.serving_cost``: a :class:`ServingCost`) makes the ensemble's
     members a choice of serving cost too (``training.detectors.serving_choice``): a composition the promotion gate
-    would refuse for its latency loses its costliest members, and a cheaper one within ``serving_margin`` of its
-    F1 that meets our latency targets replaces it."""
+    would refuse for its latency keeps only the best-ranked members it can afford, and a cheaper one within
+    ``serving_margin`` of its F1 that meets our latency targets replaces it."""
     from training.detectors.ensemble import VotingEnsemble
 
     models, scores, reports, timings, skipped = {}, {}, {}, {}, {}

@@ -1,14 +1,15 @@
 """What a detector costs to serve, measured on the scoring service itself, and the latency that implies.
 
     windows = example_windows(frame)                          # 8 one-hour windows of the training frame's metrics
-    cost = measure(settings, bundle, windows)                 # ServingCost: CPU ms a request, alone and 8 at once
+    cost = measure(settings, bundle, windows)                 # ServingCost: ms a request, alone and 8 at once
     cost.p50_ms, cost.p99_ms                                  # at 8 concurrent clients on one service process
     cost.meets(SPEC), cost.meets(OURS)
 
 The bundle is warmed up as the service warms a loaded version up (which decides the numpy window path and
 adaptive batching) and served by the service's own app in this process (``serving.cost``): each window's
 request goes through body parsing, validation, screening, scoring and the answer, and 8 concurrent ones
-through the adaptive batching, as over HTTP. Only uvicorn's HTTP parsing and the sockets are left out.
+through the adaptive batching, as over HTTP. Uvicorn's HTTP parsing, the sockets and the clients are added
+as ``HTTP_MS`` a request.
 
 At 8 closed-loop clients the service's one event loop takes the 8 requests, scores them and answers all 8
 before any client sends again; each request waits for that whole cycle. So the latency at 8 clients is
@@ -58,6 +59,14 @@ class ServingCost:
     @classmethod
     def from_dict(cls, d: dict) -> ServingCost:
         return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+
+    def refusal(self) -> str | None:
+        """Why this cost keeps a version from becoming champion (the promotion gate's words); None when it meets
+        the spec's targets."""
+        if self.meets(SPEC):
+            return None
+        return (f"serving: {self.words()}, short of the spec's p50 < {SPEC[0]:g} ms and p99 < {SPEC[1]:g} ms at "
+                f"{CLIENTS} clients")
 
     def words(self) -> str:
         return (f"estimated p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms at {CLIENTS} clients, "

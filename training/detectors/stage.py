@@ -377,7 +377,6 @@ def below_target(result: ZooResult, name: str) -> str | None:
     ones on the test period and the serving latency (``training.detectors.serving_cost.SPEC``); the model put
     forward was chosen to meet the latency where any composition could, and when none could (or the measurement
     ran on a busy machine) it is still the best there is to serve: its report says that it misses."""
-    from training.detectors.serving_cost import SPEC
     from training.evaluation import TARGETS
 
     if name == result.best:
@@ -387,17 +386,9 @@ def below_target(result: ZooResult, name: str) -> str | None:
     parts = []
     if not r["meets_targets"]:
         parts.append("test " + ", ".join(f"{k} {r[k]:.3f} <= {v:g}" for k, v in TARGETS.items() if not r[k] > v))
-    if cost is not None and not cost.meets(SPEC):
-        parts.append(serving_refusal(cost))
+    if cost is not None and cost.refusal():
+        parts.append(cost.refusal())
     return "; ".join(parts) or None
-
-
-def serving_refusal(cost) -> str:
-    """Why a model's serving cost keeps it from becoming champion, in words (as the promotion gate says it)."""
-    from training.detectors.serving_cost import SPEC
-
-    return (f"serving: {cost.words()}, short of the spec's p50 < {SPEC[0]:g} ms and p99 < {SPEC[1]:g} ms at 8 "
-            "clients")
 
 
 def version_description(result: ZooResult, splits: Splits, data: TrainingData, name: str) -> str:
