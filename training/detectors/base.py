@@ -180,6 +180,8 @@ class Detector(BaseEstimator):
         else:
             check_is_fitted(self, "feature_names_in_")
             cols = list(self.feature_names_in_)
+            if frame.columns.tolist() == cols and all(d == np.float64 for d in frame.dtypes):
+                return fill_gaps(frame)  # already the fitted columns as floats (the service's path): no copy
             missing = [c for c in cols if c not in frame.columns]
             if missing:
                 raise ValueError(f"{type(self).__name__}: the input lacks the columns it was fitted on: {missing}")
