@@ -77,7 +77,13 @@ def test_pipeline_end_to_end_and_idempotent(prefect_server, home, monkeypatch):
         monkeypatch.setenv(key, value)
     token = {"Authorization": f"Bearer {CANARIES['CEREBRO_SERVING__TOKEN']}"}
 
-    # Two forecasters keep this test short; every forecaster is exercised in test_forecasting.py.
+    # Two forecasters keep this test short; every forecaster is exercised in test_forecasting.py. So are the
+    # detectors in tests/training: here each family (statistical, classical, deep, graph) and a member too
+    # short of data (holt_winters). No serving-cost measurement: it times the service under the suite's load,
+    # and the second run's decisions are compared with the first's (tests/e2e/test_own_data.py keeps it on).
+    monkeypatch.setenv("CEREBRO_DETECTION__INCLUDE",
+                       '["zscore", "mad", "holt_winters", "pca", "lof", "random_cut_forest", "vae", "graph"]')
+    monkeypatch.setenv("CEREBRO_DETECTION__SERVING_COST", "false")
     monkeypatch.setenv("CEREBRO_FORECASTING__MODELS", '["seasonal_naive", "arima", "lstm"]')
     # A fixed window, so that the day's incidents (and so the failure labels) are the same on every run.
     monkeypatch.setenv("CEREBRO_SIMULATOR__END", "2026-11-20T00:00:00Z")
@@ -113,8 +119,7 @@ def test_pipeline_end_to_end_and_idempotent(prefect_server, home, monkeypatch):
     assert detection["best"] in registered
     # A first version becomes champion only if it meets the targets or is the model put forward; the others are
     # registered without an alias, and the registry says why in words.
-    # (and whose measured serving latency meets the spec's: how slow a model is depends on the machine's load)
-    meeting = (set(detection["models_meeting_targets"]) - set(detection["serving_too_slow"])) | {detection["best"]}
+    meeting = set(detection["models_meeting_targets"]) | {detection["best"]}
     decisions = {p["model"]: p["decision"] for p in detection["promotions"]}
     assert decisions == {m: "first" if m in meeting else "below-target" for m in registered}
     assert client.get_model_version_by_alias("cerebro-detector-ensemble", "champion").version in ("1", 1)

@@ -84,6 +84,16 @@ def _start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
     )
 
 
+def _signal(proc: subprocess.Popen) -> None:
+    import signal
+
+    if proc.poll() is None:
+        try:
+            os.killpg(proc.pid, signal.SIGTERM)
+        except ProcessLookupError:
+            pass
+
+
 def _stop(proc: subprocess.Popen) -> None:
     import signal
 
@@ -132,7 +142,8 @@ def _profile(
     spec["llm"]["redis_url"] = f"redis://127.0.0.1:6379/{redis_db}"
     # Small: a day of the fleet (a fixed one), three detectors, the baseline forecaster: every stage still runs.
     spec["simulator"].update(days=1, seed=3, end="2026-11-20T00:00:00Z", incidents_per_day=4)
-    spec["detection"].update(include=["zscore", "mad", "pca"], profile="default", ensemble_size=2)
+    # No serving-cost measurement: the engines are under test here, not the choice (tests/e2e/test_own_data.py).
+    spec["detection"].update(include=["zscore", "mad", "pca"], profile="default", ensemble_size=2, serving_cost=False)
     spec["forecasting"].update(
         profile="default",
         models=["seasonal_naive"],
@@ -334,6 +345,8 @@ def _teardown(started, moto, dbs, redis_client, settings, cluster) -> None:
         from serving.deploy.local import stop_local
 
         stop_local(settings, settings.serving.port)
+    for proc in reversed(started):  # all signalled first, then waited for: each may take seconds to exit
+        _signal(proc)
     for proc in reversed(started):
         _stop(proc)
     if cluster is not None:
