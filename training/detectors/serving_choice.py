@@ -10,7 +10,8 @@ first the best few members on validation (``training.zoo``). Its serving cost is
 1. when it cannot meet the spec's latency (p50 < 50 ms, p99 < 200 ms at 8 clients), the promotion gate would
    refuse it, and a champion that is never served finds nothing: the members are added again in their order
    on the choice's period, each kept only while the composition still meets the spec, so the best-ranked
-   members the latency can afford stay;
+   members the latency can afford stay; when that leaves fewer than the ensemble's size (a leader too slow
+   even alone), the next models of the ranking fill it up, each only if the composition's F1 holds;
 2. when it misses the project's own targets (p50 < 10 ms, p99 < 50 ms), cheaper compositions are tried (its
    members that meet them alone, and the best few single models that do, each as an ensemble of its own) and the
    best of those that meet them is taken if its F1 on the choice's period (validation, or the planted anomalies
@@ -94,17 +95,30 @@ def choose_members(members: list[str], models: dict, fit: Callable[[list[str]], 
     notes = []
     if not first.cost.meets(SPEC):
         # The best-ranked members the spec's latency can afford, in rank order: a member whose addition takes
-        # the composition past it is skipped, and the next one tried.
-        kept, skipped = [members[0]], []
-        for name in members[1:]:
-            if consider(kept + [name]).cost.meets(SPEC):
+        # the composition past it is skipped, and the next one tried. When that leaves fewer than the ensemble's
+        # size (the leader alone may be too slow), the next models of the ranking fill it up, each only when the
+        # composition's F1 does not fall: a slow leader must not leave a model the service cannot afford.
+        rank = single_figure or (lambda n: 0.0)
+        others = sorted((n for n in models if n not in members), key=rank, reverse=True)
+        kept, skipped, added = [], [], []
+        for name in [*members, *others]:
+            if len(kept) >= len(members):
+                break
+            trial = consider(kept + [name])
+            extra = name not in members
+            if trial.cost.meets(SPEC) and (not extra or not kept or trial.f1 >= consider(kept).f1):
                 kept.append(name)
-            else:
+                added += [name] if extra else []
+            elif not extra:
                 skipped.append(name)
+        if not kept:  # nothing the spec can afford: the cheapest of the original members, which the gate refuses
+            kept = [min(members, key=lambda n: consider([n]).cost.p50_ms)]
         chosen = consider(kept)
         notes.append(f"The ensemble of {_names(first.members)} would miss the spec's serving targets "
                      f"({first.cost.words()}), so the promotion gate would refuse it. Adding the members in their "
-                     f"order on the choice's period while it still meets them left out {_names(skipped) or 'none'}.")
+                     f"order on the choice's period while it still meets them left out {_names(skipped) or 'none'}"
+                     + (f"; the next in the ranking that it could afford and that kept its F1: {_names(added)}."
+                        if added else "."))
     if not chosen.cost.meets(SPEC):
         notes.append(f"Even {_names(chosen.members)} alone misses the spec's serving targets ({chosen.cost.words()}): "
                      "the promotion gate will refuse it.")
