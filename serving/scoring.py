@@ -55,6 +55,7 @@ class Rows:
 # Minutes as epoch ns -> UTC stamps: the constructor with the dtype is six times faster than to_datetime.
 _UTC_NS = pd.DatetimeTZDtype("ns", "UTC")
 
+
 def _epoch_ns(stamps) -> np.ndarray:
     """Exact epoch nanoseconds (naive datetimes are UTC, as the schema says, not the machine's local time).
     A stamp outside pandas' nanosecond range is a :class:`RequestError`, never a wrapped int64; the service

@@ -85,6 +85,7 @@ def _start(cmd: list[str], env: dict, log: Path) -> subprocess.Popen:
 
 
 def _signal(proc: subprocess.Popen) -> None:
+    """SIGTERM to the process's whole group (mlflow's and prefect's servers fork), if it still runs."""
     import signal
 
     if proc.poll() is None:
@@ -97,16 +98,15 @@ def _signal(proc: subprocess.Popen) -> None:
 def _stop(proc: subprocess.Popen) -> None:
     import signal
 
-    if proc.poll() is not None:
-        return
+    _signal(proc)
     try:
-        os.killpg(proc.pid, signal.SIGTERM)  # the whole group: mlflow's and prefect's servers fork
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
-        os.killpg(proc.pid, signal.SIGKILL)
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
         proc.wait(timeout=10)
-    except ProcessLookupError:
-        pass
 
 
 def _wait_http(url: str, proc: subprocess.Popen, log: Path, timeout: float = 120) -> None:

@@ -108,7 +108,8 @@ def choose_members(members: list[str], models: dict, fit: Callable[[list[str]], 
             extra = name not in members
             if trial.cost.meets(SPEC) and (not extra or not kept or trial.f1 >= consider(kept).f1):
                 kept.append(name)
-                added += [name] if extra else []
+                if extra:
+                    added.append(name)
             elif not extra:
                 skipped.append(name)
         if not kept:  # nothing the spec can afford: the cheapest of the original members, which the gate refuses
