@@ -48,6 +48,7 @@ def forecast(
     from training.forecasting import ForecastInputError
     from training.forecasting.choice import forecast_series
     from training.forecasting.registry import ALL_FORECASTERS
+    from training.forecasting.statsforecast_models import import_statsforecast_alone
 
     if level not in (80, 95):
         fail(f"--level {level}: choose 80 or 95", 2)
@@ -59,6 +60,8 @@ def forecast(
     except UserSeriesError as exc:
         fail(str(exc), 2)
     chosen = values.name
+    if model in ("auto", "naive", "ets", "theta", "autoarima"):
+        import_statsforecast_alone()
     try:
         fc = forecast_series(values, horizon, model)
     except ForecastInputError as exc:

@@ -186,3 +186,20 @@ def test_a_candidate_missing_at_the_first_origins_is_left_out_of_the_comparison(
     model = AutoForecaster(horizon=6).fit(y)
     assert "seasonal_naive" not in model.scores_ and {"naive", "ets"} <= set(model.scores_)
     assert len(model.predict(6)) == 6
+
+
+def test_cerebro_forecast_imports_statsforecast_without_dask_and_dask_still_imports_after():
+    import subprocess
+    import sys
+
+    code = ("import sys, numpy as np, pandas as pd\n"
+            "from training.forecasting.statsforecast_models import import_statsforecast_alone\n"
+            "from training.forecasting.choice import forecast_series\n"
+            "import_statsforecast_alone()\n"
+            "t = pd.date_range('2026-01-01', periods=600, freq='h', tz='UTC')\n"
+            "fc = forecast_series(pd.Series(np.random.default_rng(0).normal(10, 1, 600), index=t), 24)\n"
+            "print('dask' in sys.modules, len(fc.forecast))\n"
+            "import dask.dataframe\n"
+            "print('after', 'dask.dataframe' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.split() == ["False", "24", "after", "True"], out.stdout + out.stderr
