@@ -56,3 +56,15 @@ def test_the_held_out_list_stays_what_it_was_before_tuning():
     held = {"mitbih-ecg-sample", "electricity-halfhourly#0", "co2-weekly#2", "sunspots-monthly#1"}
     tuned = {"yahoo-s5-sample", "electricity-halfhourly#1", "co2-weekly#0", "sunspots-monthly#0"}
     assert all(bench._held_out(n) for n in held) and not any(bench._held_out(n) for n in tuned)
+
+
+def test_nab_windows_widen_each_event_around_its_start_and_keep_the_event_inside():
+    y = np.zeros(1000, dtype=int)
+    y[300:303] = 1   # a short event
+    y[700:760] = 1   # a long one: its tail stays labelled past the window
+    w = bench.nab_windows(y)
+    # 10 % of 1000 rows over 2 events: 50 rows each, centred on the start
+    assert w[275:326].all() and not w[274] and not w[326]
+    assert w[675:760].all() and not w[674] and not w[760]
+    assert bench.event_counts(w, y)["found"] == 2
+    assert (bench.nab_windows(np.zeros(10, dtype=int)) == 0).all()
