@@ -7,6 +7,8 @@ The command modules import from here and from the domain packages, never from ea
 from __future__ import annotations
 
 import json
+import os
+import sys
 from contextlib import contextmanager
 from pathlib import Path
 from typing import NoReturn
@@ -15,8 +17,18 @@ import typer
 from rich.console import Console
 from typer.core import TyperGroup
 
+
+def _results_width() -> int | None:
+    """Results written to a file or a pipe are laid out 120 columns wide: rich's default there, 80, wraps a
+    seven-column table into a word per line (`cerebro tools list > tools.txt`, `make run | tee run.log`).
+    A terminal, or $COLUMNS, sets its own width."""
+    if os.environ.get("COLUMNS") or sys.stdout.isatty():
+        return None
+    return 120
+
+
 console = Console(stderr=True)  # errors, progress and status lines
-out = Console()  # results: tables, summaries, JSON
+out = Console(width=_results_width())  # results: tables, summaries, JSON
 
 ConfigOpt = typer.Option(None, "--config", "-c", help="Profile name (default, scale) or a YAML file. "
                          "Also $CEREBRO_CONFIG.", show_default=False)
