@@ -181,3 +181,16 @@ def test_the_default_path_imports_no_heavy_library():
             "print(heavy)\n")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
     assert out.stdout.strip() == "[]", out.stdout + out.stderr
+
+
+def test_the_tail_score_is_continuous_across_tied_training_values():
+    # rows that sit on their rolling median (evidence exactly 0) and a slowly moving percentage that repeats a
+    # value to the 14th digit: a rounding error above either must not jump past the run of ties, or the
+    # service's numpy path and pandas score the same window differently (and the fast path is switched off)
+    e = np.r_[np.zeros(500), np.full(300, 0.86) + 1e-14 * np.arange(300), np.linspace(0.0, 3.0, 200)]
+    tail = LogTail().fit(e)
+    for v in (0.0, 0.86):
+        below, above = tail.log_p(np.array([v, v + 1e-12]))
+        assert above == pytest.approx(below, abs=1e-8)
+    lp = tail.log_p(np.linspace(0.0, 10.0, 2001))
+    assert np.all(np.diff(lp) >= 0) and lp[-1] > tail.log_p(np.array([3.0]))[0]

@@ -101,8 +101,8 @@ class LogTail:
         """-log10 of the tail probability, >= 0 and increasing with the evidence."""
         e = np.asarray(evidence, dtype=float)
         n = len(self.sorted_)
-        exceed = 1.0 - np.arange(n) / n  # P(E >= sorted_[i])
-        p = np.interp(e, self.sorted_, exceed, left=1.0, right=1.0 / n)
+        values, first = self._distinct()
+        p = np.interp(e, values, 1.0 - first / n, left=1.0, right=1.0 / n)
         tail = e > self.u_
         p_u = 1.0 - self.tail_start
         p[tail] = p_u * np.exp(-(e[tail] - self.u_) / self.beta_)
@@ -112,6 +112,17 @@ class LogTail:
         far = tail & (out >= 299.0)
         out[far] = (e[far] - self.u_) / self.beta_ / np.log(10) - np.log10(p_u)
         return np.where(np.isnan(e), 0.0, out)
+
+    def _distinct(self) -> tuple[np.ndarray, np.ndarray]:
+        """The training values that differ by more than rounding, and the first position of each: P(E >= v)
+        at each, linear between them, is continuous in the evidence. With tied or nearly tied values kept
+        apart (many rows sit exactly on their rolling median; a slowly moving disk percentage repeats values
+        to the 14th digit), a row a rounding error above a tie jumped past the whole run of them, and two
+        float paths to the same inputs (the service's numpy path and pandas) scored differently."""
+        e = self.sorted_
+        tol = 1e-9 * max(1.0, float(np.max(np.abs(e))))
+        new = np.r_[True, np.diff(e) > tol]
+        return e[new], np.flatnonzero(new)
 
     def evidence_at(self, log_p: float) -> float:
         """The evidence whose -log10 tail probability is ``log_p`` (inverse of :meth:`log_p`)."""
