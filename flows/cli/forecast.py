@@ -47,7 +47,7 @@ def forecast(
     from telemetry.sources.user_series import UserSeriesError, read_user_series, select_series
     from training.forecasting import ForecastInputError
     from training.forecasting.choice import forecast_series
-    from training.forecasting.registry import ALL_FORECASTERS
+    from training.forecasting.registry import ALL_FORECASTERS, STATISTICAL
     from training.forecasting.statsforecast_models import import_statsforecast_alone
 
     if level not in (80, 95):
@@ -60,7 +60,7 @@ def forecast(
     except UserSeriesError as exc:
         fail(str(exc), 2)
     chosen = values.name
-    if model in ("auto", "naive", "ets", "theta", "autoarima"):
+    if model in STATISTICAL:  # the StatsForecast models
         import_statsforecast_alone()
     try:
         fc = forecast_series(values, horizon, model)
