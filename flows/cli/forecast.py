@@ -86,7 +86,7 @@ def forecast(
     if as_json:
         print_json(summary)
         return
-    out.print(f"Forecast {chosen} {horizon} steps of {_step_text(prepared.step)} ahead with {chosen_model}: wrote {output}"
+    out.print(f"Forecast {chosen}: {horizon} steps of {_step_words(prepared.step)} ahead with {chosen_model}; wrote {output}"
               + (f" and {plot}" if plot else ""))
     if comparison:
         out.print("  backtest MAE: " + ", ".join(f"{k} {v:.4g}" for k, v in comparison.items()))
@@ -98,4 +98,23 @@ def _step_text(step) -> str:
     from pandas.tseries.frequencies import to_offset
 
     return to_offset(step).freqstr
+
+
+_UNITS = {"ms": "millisecond", "s": "second", "min": "minute", "h": "hour", "D": "day", "W": "week",
+          "MS": "month", "ME": "month", "QS": "quarter", "QE": "quarter", "YS": "year", "YE": "year"}
+
+
+def _step_words(step) -> str:
+    """'1 minute', '5 minutes', '1 month' for a person; ``_step_text`` ('min', '5min', 'MS') stays in --json."""
+    from pandas.tseries.frequencies import to_offset
+
+    offset = to_offset(step)
+    unit = _UNITS.get(offset.name.split("-")[0])
+    if unit is None:
+        return offset.freqstr
+    if unit == "day" and offset.n % 7 == 0:
+        unit, n = "week", offset.n // 7
+    else:
+        n = offset.n
+    return f"{n} {unit}{'' if n == 1 else 's'}"
 

@@ -127,3 +127,16 @@ def test_bad_input_is_refused_with_what_is_needed(tmp_path):
     assert res.exit_code == 2 and "arima" in res.output
     res = _run("-i", str(tmp_path / "missing.csv"), "-H", "2", "-o", str(tmp_path / "f.csv"))
     assert res.exit_code == 2 and "no such file" in res.output
+
+
+def test_the_summary_line_names_the_step_in_words(tmp_path):
+    src, out = tmp_path / "h.csv", tmp_path / "f.csv"
+    _hourly().to_csv(src, index=False)
+    res = _run("--input", str(src), "--horizon", "24", "--output", str(out), "--model", "seasonal_naive")
+    assert res.exit_code == 0, res.output
+    assert "24 steps of 1 hour ahead with seasonal_naive" in res.output
+
+    from flows.cli.forecast import _step_words
+
+    assert [_step_words(s) for s in (pd.Timedelta(minutes=5), pd.Timedelta(days=7), "MS", "QS-OCT")] == [
+        "5 minutes", "1 week", "1 month", "1 quarter"]
