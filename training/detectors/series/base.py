@@ -91,6 +91,7 @@ class LogTail:
         if len(e) < 10:
             raise NotEnoughRows(f"need at least 10 training rows to calibrate scores, got {len(e)}")
         self.sorted_ = e
+        self.distinct_ = _distinct(e)  # log_p's support, kept: the service scores every request with it
         self.u_ = float(np.quantile(e, self.tail_start))
         excess = e[e > self.u_] - self.u_
         spread = float(np.std(e)) or 1.0
@@ -101,7 +102,10 @@ class LogTail:
         """-log10 of the tail probability, >= 0 and increasing with the evidence."""
         e = np.asarray(evidence, dtype=float)
         n = len(self.sorted_)
-        values, first = self._distinct()
+        distinct = getattr(self, "distinct_", None)
+        if distinct is None:  # a tail fitted before ``distinct_`` was kept (a registered version): once, here
+            distinct = self.distinct_ = _distinct(self.sorted_)
+        values, first = distinct
         p = np.interp(e, values, 1.0 - first / n, left=1.0, right=1.0 / n)
         tail = e > self.u_
         p_u = 1.0 - self.tail_start
@@ -113,23 +117,23 @@ class LogTail:
         out[far] = (e[far] - self.u_) / self.beta_ / np.log(10) - np.log10(p_u)
         return np.where(np.isnan(e), 0.0, out)
 
-    def _distinct(self) -> tuple[np.ndarray, np.ndarray]:
-        """The training values that differ by more than rounding, and the first position of each: P(E >= v)
-        at each, linear between them, is continuous in the evidence. With tied or nearly tied values kept
-        apart (many rows sit exactly on their rolling median; a slowly moving disk percentage repeats values
-        to the 14th digit), a row a rounding error above a tie jumped past the whole run of them, and two
-        float paths to the same inputs (the service's numpy path and pandas) scored differently."""
-        e = self.sorted_
-        tol = 1e-9 * max(1.0, float(np.max(np.abs(e))))
-        new = np.r_[True, np.diff(e) > tol]
-        return e[new], np.flatnonzero(new)
-
     def evidence_at(self, log_p: float) -> float:
         """The evidence whose -log10 tail probability is ``log_p`` (inverse of :meth:`log_p`)."""
         p = 10.0 ** -log_p
         if p <= 1.0 - self.tail_start:
             return self.u_ + self.beta_ * float(np.log((1.0 - self.tail_start) / p))
         return float(np.quantile(self.sorted_, 1.0 - p))
+
+
+def _distinct(e: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """The sorted training values ``e`` that differ by more than rounding, and the first position of each:
+    P(E >= v) at each, linear between them, is continuous in the evidence. With tied or nearly tied values
+    kept apart (many rows sit exactly on their rolling median; a slowly moving disk percentage repeats
+    values to the 14th digit), a row a rounding error above a tie jumped past the whole run of them, and
+    two float paths to the same inputs (the service's numpy path and pandas) scored differently."""
+    tol = 1e-9 * max(1.0, float(np.max(np.abs(e))))
+    new = np.r_[True, np.diff(e) > tol]
+    return e[new], np.flatnonzero(new)
 
 
 def to_score(log_p: np.ndarray | float) -> np.ndarray:
