@@ -54,6 +54,20 @@ def test_a_noisy_daily_cycle_beats_both_naives_and_the_choice_is_the_lowest_back
     assert np.mean(np.abs(truth - f["yhat"].to_numpy())) < 1.0
 
 
+def test_the_seasonal_median_ignores_yesterdays_noise_and_incident_and_needs_three_seasons():
+    rng = np.random.default_rng(3)
+    i = np.arange(24 * 10)
+    cycle = 50 + 10 * np.sin(2 * np.pi * i / 24)
+    values = cycle + rng.normal(0, 3, len(i))
+    values[-20:-14] += 40  # an incident yesterday, which seasonal naive would repeat tomorrow
+    model = AutoForecaster(horizon=24).fit(_series(values))
+    fcs = model._candidates(values, 24, 24)
+    truth = cycle[-24:]  # tomorrow's cycle has the same phase as the last day's
+    assert np.mean(np.abs(fcs["seasonal_median"] - truth)) < 0.5 * np.mean(np.abs(fcs["seasonal_naive"] - truth))
+    assert model.scores_["seasonal_median"] < model.scores_["seasonal_naive"]
+    assert "seasonal_median" not in model._candidates(values[-60:], 24, 24)  # two and a half days: no median
+
+
 def test_a_steady_trend_is_not_left_to_a_naive_forecast():
     rng = np.random.default_rng(0)
     i = np.arange(24 * 10)

@@ -7,7 +7,9 @@ with conformal intervals from that past.
    calendar year on weekly, monthly and quarterly steps; :mod:`training.forecasting.seasons`).
 3. **Rolling-origin backtest.** At ``n_origins`` origins ``horizon`` steps apart (more origins for short
    horizons, so there are enough errors to calibrate on), every candidate forecasts ``horizon`` steps from
-   the history before the origin: last value, seasonal naive (the shortest season found, else a day), and AutoETS, AutoTheta and AutoARIMA
+   the history before the origin: last value, seasonal naive (the shortest season found, else a day),
+   the seasonal median (each phase's median over the last ``profile_cycles`` seasons, at least three: the
+   same time of day over the past week on sub-daily data), and AutoETS, AutoTheta and AutoARIMA
    on the MSTL-adjusted series (:mod:`training.forecasting.statsforecast_models`; one decomposition per
    origin serves all three).
 4. **Combination.** The median of the ``top_k`` candidates with the lowest backtest MAE is scored on the
@@ -32,7 +34,8 @@ from training.forecasting.seasons import candidate_periods
 from training.forecasting.statsforecast_models import adjusted_forecast, seasons_of
 
 MODELS = ("ets", "theta", "arima")
-SIMPLE = ("naive", "seasonal_naive")  # preferred on ties, in this order
+SIMPLE = ("naive", "seasonal_naive", "seasonal_median")  # preferred on ties, in this order
+MIN_PROFILE_CYCLES = 3  # a median of two seasons is their mean: no robustness gained over seasonal naive
 MIN_SCORES = 120  # backtest errors wanted for calibration: origins x horizon
 
 
@@ -42,7 +45,7 @@ class AutoForecaster(Forecaster):
 
     def __init__(self, horizon: int = 24, level: float = 95, season: int | None = None, top_k: int = 3,
                  n_origins: int | None = None, max_origins: int = 12, max_points: int = 20000,
-                 trend_points: int = 500):
+                 trend_points: int = 500, profile_cycles: int = 7):
         self.horizon = horizon
         self.level = level
         self.season = season
@@ -51,6 +54,7 @@ class AutoForecaster(Forecaster):
         self.max_origins = max_origins
         self.max_points = max_points
         self.trend_points = trend_points
+        self.profile_cycles = profile_cycles
 
     def _season(self, n, step, notes):  # seasons are found in _fit
         return 1
@@ -105,12 +109,18 @@ class AutoForecaster(Forecaster):
         self.errors_ = np.vstack(errors[best])  # origins x H
 
     def _candidates(self, train: np.ndarray, H: int, day: int, methods=None) -> dict[str, np.ndarray]:
-        methods = list(methods) if methods is not None else ["naive", "seasonal_naive", *MODELS]
+        methods = list(methods) if methods is not None else [*SIMPLE, *MODELS]
         out = {}
         if "naive" in methods:
             out["naive"] = np.full(H, train[-1])
         if "seasonal_naive" in methods and day > 1 and len(train) >= 2 * day:
             out["seasonal_naive"] = train[len(train) - day + (np.arange(H) % day)]
+        cycles = min(int(self.profile_cycles), len(train) // day) if day > 1 else 0
+        if "seasonal_median" in methods and cycles >= MIN_PROFILE_CYCLES:
+            # one season's noise is repeated by seasonal naive; the median over several is not, and an
+            # incident or a weekend day among them does not move it
+            profile = np.median(train[len(train) - cycles * day:].reshape(cycles, day), axis=0)
+            out["seasonal_median"] = profile[np.arange(H) % day]
         models = [m for m in methods if m in MODELS]
         if models:
             _, fcs = adjusted_forecast(train, self.periods_, models, H, int(self.trend_points))
