@@ -202,18 +202,21 @@ def test_a_candidate_missing_at_the_first_origins_is_left_out_of_the_comparison(
     assert len(model.predict(6)) == 6
 
 
-def test_cerebro_forecast_imports_statsforecast_without_dask_and_dask_still_imports_after():
+def test_cerebro_forecast_imports_statsforecast_without_dask_or_numba_and_both_still_import_after():
     import subprocess
     import sys
 
+    # -W error: a utilsforecast fallback called in place of its Numba function would warn, and fail here
     code = ("import sys, numpy as np, pandas as pd\n"
             "from training.forecasting.statsforecast_models import import_statsforecast_alone\n"
             "from training.forecasting.choice import forecast_series\n"
             "import_statsforecast_alone()\n"
             "t = pd.date_range('2026-01-01', periods=600, freq='h', tz='UTC')\n"
-            "fc = forecast_series(pd.Series(np.random.default_rng(0).normal(10, 1, 600), index=t), 24)\n"
-            "print('dask' in sys.modules, len(fc.forecast))\n"
-            "import dask.dataframe\n"
-            "print('after', 'dask.dataframe' in sys.modules)\n")
-    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
-    assert out.stdout.split() == ["False", "24", "after", "True"], out.stdout + out.stderr
+            "y = pd.Series(np.random.default_rng(0).normal(10, 1, 600) + np.sin(np.arange(600) / 3.8), index=t)\n"
+            "fc = forecast_series(y, 24)\n"
+            "print('dask' in sys.modules, 'numba' in sys.modules, len(fc.forecast))\n"
+            "import dask.dataframe, numba\n"
+            "print('after', 'dask.dataframe' in sys.modules, 'numba' in sys.modules)\n")
+    out = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", code], capture_output=True,
+                         text=True, check=True)
+    assert out.stdout.split() == ["False", "False", "24", "after", "True", "True"], out.stdout + out.stderr
