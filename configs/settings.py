@@ -125,6 +125,8 @@ class DetectionSettings(_Section):
         "meets ours (p50 < 10 ms, p99 < 50 ms) is preferred within serving_margin of F1")
     serving_margin: float = Field(
         default=0.02, ge=0, le=1, description="F1 a composition that meets our latency targets may give up")
+    train_workers: int = Field(
+        default=2, ge=1, le=64, description="zoo members fitted at once, in threads (torch members take turns)")
 
     @field_validator("split")
     @classmethod

@@ -12,6 +12,8 @@ The transforms from the store's features to what a detector reads live in ``feat
 """
 from __future__ import annotations
 
+import contextlib
+import threading
 import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -297,7 +299,8 @@ def _members_on_planted(splits: Splits, models: dict, scores: dict, planted: dic
 def train_zoo(splits: Splits, detectors: dict[str, Detector], ensemble_size: int = 5,
               on_progress: Callable[[str, int, int], None] | None = None,
               put_forward: str = "ensemble", recovery_minutes: float = 0,
-              judge=None, cost_of: Callable | None = None, serving_margin: float = 0.02) -> ZooResult:
+              judge=None, cost_of: Callable | None = None, serving_margin: float = 0.02,
+              workers: int = 1) -> ZooResult:
     """Fit every member on the clean training rows, score all rows, evaluate validation and test, build the
     ensemble from the validation period's best members. ``recovery_minutes`` (the rolling-feature window)
     is the tail after an incident's end whose alarms still belong to it (see ``training.evaluation``).
@@ -309,27 +312,48 @@ def train_zoo(splits: Splits, detectors: dict[str, Detector], ensemble_size: int
     ``cost_of(name, model)`` (``training.detectors.serving_cost``: a :class:`ServingCost`) makes the ensemble's
     members a choice of serving cost too (``training.detectors.serving_choice``): a composition the promotion gate
     would refuse for its latency keeps only the best-ranked members it can afford, and a cheaper one within
-    ``serving_margin`` of its F1 that meets our latency targets replaces it."""
+    ``serving_margin`` of its F1 that meets our latency targets replaces it.
+
+    ``workers`` members are fitted at once, in threads: most of a member's time is spent in numpy, scikit-learn
+    or torch, which release the GIL, while the rest of a run leaves a core idle. Members that seed torch's
+    global generator (:mod:`training.detectors.deep`) take turns, so their scores stay reproducible; results
+    are gathered in the zoo's order, so the outcome does not depend on ``workers`` (the timings do: members
+    fitted side by side share the cores)."""
+    from concurrent.futures import ThreadPoolExecutor
+
     from training.detectors.ensemble import VotingEnsemble
 
     models, scores, reports, timings, skipped = {}, {}, {}, {}, {}
     train = splits.frame[splits.train_clean]
     total = len(detectors) + 1
-    for k, (name, det) in enumerate(detectors.items()):
-        if on_progress:
-            on_progress(name, k, total)
-        t0 = time.perf_counter()
-        try:
-            det.fit(train)
-        except NotEnoughData as exc:  # too little history for this member: say so, train the others
-            skipped[name] = str(exc)
-            continue
-        t1 = time.perf_counter()
-        scores[name] = det.score(splits.frame)
-        t2 = time.perf_counter()
-        models[name] = det
-        timings[name] = {"fit": t1 - t0, "score": t2 - t1}
-        reports[name] = evaluate_splits(splits, scores[name], det.threshold_, recovery_minutes)
+    torch_turn = threading.Lock()
+
+    def fit_one(det: Detector):
+        with torch_turn if type(det).__module__ == "training.detectors.deep" else contextlib.nullcontext():
+            t0 = time.perf_counter()
+            try:
+                det.fit(train)
+            except NotEnoughData as exc:  # too little history for this member: say so, train the others
+                return exc, None, None
+            t1 = time.perf_counter()
+            member_scores = det.score(splits.frame)
+            t2 = time.perf_counter()
+        report = evaluate_splits(splits, member_scores, det.threshold_, recovery_minutes)
+        return member_scores, {"fit": t1 - t0, "score": t2 - t1}, report
+
+    pool = ThreadPoolExecutor(max_workers=max(1, int(workers)), thread_name_prefix="zoo")
+    try:
+        futures = {name: pool.submit(fit_one, det) for name, det in detectors.items()}
+        for k, (name, det) in enumerate(detectors.items()):
+            if on_progress:  # from this thread only: progress artifacts need the task's run context
+                on_progress(name, k, total)
+            member_scores, timing, report = futures[name].result()
+            if isinstance(member_scores, NotEnoughData):
+                skipped[name] = str(member_scores)
+                continue
+            scores[name], models[name], timings[name], reports[name] = member_scores, det, timing, report
+    finally:  # a member that failed stops the rest: queued ones are not started
+        pool.shutdown(wait=True, cancel_futures=True)
 
     planted: dict[str, dict] = {}
     if judge is not None:

@@ -146,7 +146,7 @@ def run_zoo(data: TrainingData, settings, on_progress=None) -> tuple[Splits, Zoo
     result = train_zoo(splits, zoo, ensemble_size=cfg.ensemble_size, on_progress=on_progress,
                        put_forward=cfg.put_forward, recovery_minutes=settings.feast.window_minutes, judge=judge,
                        cost_of=serving_cost_meter(settings, splits, data) if cfg.serving_cost else None,
-                       serving_margin=cfg.serving_margin)
+                       serving_margin=cfg.serving_margin, workers=cfg.train_workers)
     if data.telemetry is not None:  # the lake path: a user's telemetry is shown beside the baseline a team starts with
         from training.detectors.baselines import ROLLING_Z_THRESHOLD, rolling_zscore
         from training.zoo import evaluate_splits
