@@ -126,7 +126,7 @@ class DetectionSettings(_Section):
     serving_margin: float = Field(
         default=0.02, ge=0, le=1, description="F1 a composition that meets our latency targets may give up")
     train_workers: int = Field(
-        default=2, ge=1, le=64, description="zoo members fitted at once, in threads (torch members take turns)")
+        default=1, ge=1, le=64, description="zoo members fitted at once, in threads (torch members take turns)")
 
     @field_validator("split")
     @classmethod
