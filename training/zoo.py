@@ -316,7 +316,7 @@ def train_zoo(splits: Splits, detectors: dict[str, Detector], ensemble_size: int
 
     ``workers`` members are fitted at once, in threads: most of a member's time is spent in numpy, scikit-learn
     or torch, which release the GIL, while the rest of a run leaves a core idle. Members that seed torch's
-    global generator (:mod:`training.detectors.deep`) take turns, so their scores stay reproducible; results
+    global generator (``family == "deep"``, :mod:`training.detectors.deep`) take turns, so their scores stay reproducible; results
     are gathered in the zoo's order, so the outcome does not depend on ``workers`` (the timings do: members
     fitted side by side share the cores)."""
     from concurrent.futures import ThreadPoolExecutor
@@ -329,7 +329,7 @@ def train_zoo(splits: Splits, detectors: dict[str, Detector], ensemble_size: int
     torch_turn = threading.Lock()
 
     def fit_one(det: Detector):
-        with torch_turn if type(det).__module__ == "training.detectors.deep" else contextlib.nullcontext():
+        with torch_turn if getattr(det, "family", None) == "deep" else contextlib.nullcontext():
             t0 = time.perf_counter()
             try:
                 det.fit(train)
@@ -341,19 +341,21 @@ def train_zoo(splits: Splits, detectors: dict[str, Detector], ensemble_size: int
         report = evaluate_splits(splits, member_scores, det.threshold_, recovery_minutes)
         return member_scores, {"fit": t1 - t0, "score": t2 - t1}, report
 
-    pool = ThreadPoolExecutor(max_workers=max(1, int(workers)), thread_name_prefix="zoo")
+    # one worker: each member in this thread, in turn, as before; more: a pool, gathered in the zoo's order
+    pool = ThreadPoolExecutor(max_workers=int(workers), thread_name_prefix="zoo") if workers > 1 else None
     try:
-        futures = {name: pool.submit(fit_one, det) for name, det in detectors.items()}
+        futures = {name: pool.submit(fit_one, det) for name, det in detectors.items()} if pool else {}
         for k, (name, det) in enumerate(detectors.items()):
             if on_progress:  # from this thread only: progress artifacts need the task's run context
                 on_progress(name, k, total)
-            member_scores, timing, report = futures[name].result()
+            member_scores, timing, report = futures[name].result() if pool else fit_one(det)
             if isinstance(member_scores, NotEnoughData):
                 skipped[name] = str(member_scores)
                 continue
             scores[name], models[name], timings[name], reports[name] = member_scores, det, timing, report
     finally:  # a member that failed stops the rest: queued ones are not started
-        pool.shutdown(wait=True, cancel_futures=True)
+        if pool:
+            pool.shutdown(wait=True, cancel_futures=True)
 
     planted: dict[str, dict] = {}
     if judge is not None:
