@@ -22,6 +22,7 @@ is chosen on anomalies planted into its own validation period.
 from __future__ import annotations
 
 import time
+from contextlib import contextmanager
 
 from prefect import flow, get_run_logger, task
 from prefect.artifacts import create_markdown_artifact
@@ -96,11 +97,59 @@ STAGES = 9
 
 
 @task(name="forecasting-stage", cache_policy=NO_CACHE)
-def forecasting_stage(start: str, end: str, config: str | None, runner) -> tuple[dict, float]:
+def forecasting_stage(start: str, end: str, config: str | None) -> tuple[dict, float]:
     """The forecasting subflow, started from a task so that it can run while detection trains."""
     t0 = time.perf_counter()
+    runner = task_runner_for(load_settings(config))
     result = forecasting_flow.with_options(task_runner=runner)(start=start, end=end, config=config)
     return result, time.perf_counter() - t0
+
+
+@task(name="knowledge-stage", cache_policy=NO_CACHE)
+def knowledge_stage(config: str | None) -> tuple[dict, float]:
+    """The knowledge-base subflow (it reads the lake's incidents and graph only), beside detection too."""
+    t0 = time.perf_counter()
+    return knowledge_flow(config=config), time.perf_counter() - t0
+
+
+@task(name="investigations-stage", cache_policy=NO_CACHE)
+def investigations_task(config: str | None, manifest: dict) -> tuple[dict, float]:
+    """Root causes of the test period's incidents, from the lake and the graph alone."""
+    t0 = time.perf_counter()
+    return investigations_stage(load_settings(config), manifest), time.perf_counter() - t0
+
+
+@task(name="drift-stage", cache_policy=NO_CACHE)
+def drift_stage(config: str | None) -> tuple[dict, float]:
+    """The report-only drift check of the champion detection just registered, beside failure and deploy."""
+    t0 = time.perf_counter()
+    return drift_flow(config=config, trigger=False), time.perf_counter() - t0
+
+
+def _use_api(url: str) -> None:
+    """Point this (child) process's Prefect client at ``url``."""
+    import os
+
+    os.environ["PREFECT_API_URL"] = url
+
+
+@contextmanager
+def _beside(settings):
+    """Where the stages that run beside detection go: a second process on a laptop. Threads would not do:
+    detection's feature build and zoo hold the GIL most of the time, and with forecasting in a thread beside it
+    the feature build took twice as long as alone. With Dask, the flow's own cluster takes them."""
+    if settings.prefect.task_runner == "dask":
+        yield lambda task, **params: task.submit(**params)
+        return
+    from prefect.context import FlowRunContext
+    from prefect.task_runners import ProcessPoolTaskRunner
+
+    # The process reports to this run's API. Without a configured one that is the temporary server Prefect
+    # started for this process, which the runner does not pass on: the child would start a second one.
+    api_url = str(FlowRunContext.get().client.api_url)
+    with ProcessPoolTaskRunner(max_workers=1, initializer=_use_api, initargs=(api_url,)) as runner:
+        # one process: its stages queue in submission order
+        yield lambda task, **params: runner.submit(task, params)
 
 
 def _failure_line(failure: dict) -> str:
@@ -193,6 +242,20 @@ def _drift_line(result: dict) -> str:
             f"({result['model'] or 'no live detector'}); report {result['html']}")
 
 
+def _deploy(settings, config: str | None) -> tuple[dict, str]:
+    """Serve the detector champion; the models are registered either way, so a failure is said, not raised."""
+    from training.kinds import DETECTOR
+
+    name = settings.serving.models[DETECTOR.name]
+    try:
+        deployed = deploy_flow(name=name, target=settings.deploy.target, config=config)
+    except Exception as exc:  # noqa: BLE001 - say why serving did not start
+        return {"action": "failed", "error": str(exc)}, f"failed: {exc}"
+    return deployed, (f"{deployed['action']} {name} v{deployed['version']} on {settings.deploy.target}"
+                      # As code, not a link: the address is dead once the service stops, and a report outlives it.
+                      + (f" at `{deployed['url']}`" if deployed.get("url") else ""))
+
+
 def _overrides(days: float | None, seed: int | None) -> dict:
     return {k: v for k, v in {"simulator.days": days, "simulator.seed": seed}.items() if v is not None}
 
@@ -223,86 +286,83 @@ def pipeline_flow(config: str | None = None, source: str | None = None, days: fl
         ingest = _ingest(settings, source, config, incidents, stages, t0)
 
     progress.advance("pipeline", 2, STAGES, "features, detectors, forecasters, MLflow")
-    detection = None
     manifest = (None if source == LAKE else _manifest(source)) or _lake_plan(settings, window)
-    # Forecasting reads only the lake, so it runs beside detection (its fits are single-threaded; detection
-    # leaves part of the second core idle) and is collected after it.
-    forecasting_run = None
-    if manifest and manifest.get("start"):
-        from training.tracking import use_experiment
+    planned = bool(manifest and manifest.get("start"))
+    with _beside(settings) as beside:
+        detection = forecasting_run = knowledge_run = investigations_run = None
+        if planned:
+            from training.tracking import use_experiment
 
-        # The tracking store's tables and the experiment are made here, once, before two stages would race
-        # to create them.
-        use_experiment(settings)
-        forecasting_run = forecasting_stage.submit(manifest["start"], manifest["end"], config,
-                                                   task_runner_for(settings))
-    if manifest and manifest.get("start"):
-        t0 = time.perf_counter()
-        detection = detection_flow.with_options(task_runner=task_runner_for(settings))(
-            dataset=manifest["dataset"], start=manifest["start"], end=manifest["end"], config=config,
-            window=manifest.get("window"))
-        stages.append({"stage": "features + detectors + register", "seconds": time.perf_counter() - t0,
-                       "result": _detection_line(detection)})
+            # The tracking store's tables and the experiment are made here, once, before two processes would
+            # race to create them.
+            use_experiment(settings)
+            # Forecasting, the knowledge base and the investigations read only the lake: they run beside
+            # detection, in that order, and are collected after it.
+            forecasting_run = beside(forecasting_stage, start=manifest["start"], end=manifest["end"], config=config)
+            knowledge_run = beside(knowledge_stage, config=config)
+            investigations_run = beside(investigations_task, config=config, manifest=manifest)
+            t0 = time.perf_counter()
+            detection = detection_flow.with_options(task_runner=task_runner_for(settings))(
+                dataset=manifest["dataset"], start=manifest["start"], end=manifest["end"], config=config,
+                window=manifest.get("window"))
+            stages.append({"stage": "features + detectors + register", "seconds": time.perf_counter() - t0,
+                           "result": _detection_line(detection)})
 
-    forecasting = failure = None
-    if forecasting_run is not None:
-        progress.advance("pipeline", 3, STAGES, "forecasters, capacity, MLflow")
-        forecasting, seconds = forecasting_run.result()
-        stages.append({"stage": "forecast + capacity + register", "seconds": seconds,
-                       "result": _forecasting_line(forecasting) + " (ran beside detection)"})
-    if detection is not None:
-        t0 = time.perf_counter()
-        progress.advance("pipeline", 4, STAGES, "failure predictor, MLflow")
-        failure = failure_flow.with_options(task_runner=task_runner_for(settings))(
-            dataset=manifest["dataset"], start=manifest["start"], end=manifest["end"], config=config,
-            build_store=False) if manifest["dataset"] else {"skipped": _no_failure_labels(settings)}
-        stages.append({"stage": "failure predictor + register", "seconds": time.perf_counter() - t0,
-                       "result": _failure_line(failure)})
+        forecasting = failure = None
+        if forecasting_run is not None:
+            progress.advance("pipeline", 3, STAGES, "forecasters, capacity, MLflow")
+            forecasting, seconds = forecasting_run.result()
+            stages.append({"stage": "forecast + capacity + register", "seconds": seconds,
+                           "result": _forecasting_line(forecasting) + " (ran beside detection)"})
+        # The drift check reads the champion detection just registered: it runs beside failure and deploy.
+        drift_run = short = None
+        if detection is not None:
+            short = _too_short_for_drift(manifest, settings)
+            if not short:
+                drift_run = beside(drift_stage, config=config)
+        if detection is not None:
+            t0 = time.perf_counter()
+            progress.advance("pipeline", 4, STAGES, "failure predictor, MLflow")
+            failure = failure_flow.with_options(task_runner=task_runner_for(settings))(
+                dataset=manifest["dataset"], start=manifest["start"], end=manifest["end"], config=config,
+                build_store=False) if manifest["dataset"] else {"skipped": _no_failure_labels(settings)}
+            stages.append({"stage": "failure predictor + register", "seconds": time.perf_counter() - t0,
+                           "result": _failure_line(failure)})
 
-    deployed = None
-    if detection is not None and settings.deploy.after_pipeline:
-        t0 = time.perf_counter()
-        progress.advance("pipeline", 5, STAGES, "deploy")
-        from training.kinds import DETECTOR
+        deployed = None
+        if detection is not None and settings.deploy.after_pipeline:
+            t0 = time.perf_counter()
+            progress.advance("pipeline", 5, STAGES, "deploy")
+            deployed, line = _deploy(settings, config)
+            stages.append({"stage": "deploy", "seconds": time.perf_counter() - t0, "result": line})
 
-        name = settings.serving.models[DETECTOR.name]
-        try:
-            deployed = deploy_flow(name=name, target=settings.deploy.target, config=config)
-            line = (f"{deployed['action']} {name} v{deployed['version']} on {settings.deploy.target}"
-                    # As code, not a link: the address is dead once the service stops, and a report outlives it.
-                    + (f" at `{deployed['url']}`" if deployed.get("url") else ""))
-        except Exception as exc:  # noqa: BLE001 - the models are registered either way: say why serving did not start
-            deployed = {"action": "failed", "error": str(exc)}
-            line = f"failed: {exc}"
-        stages.append({"stage": "deploy", "seconds": time.perf_counter() - t0, "result": line})
+        drift = None
+        if detection is not None:
+            progress.advance("pipeline", 6, STAGES, "drift check")
+            if short:
+                stages.append({"stage": "drift check", "seconds": 0.0, "result": f"skipped: {short}"})
+            else:
+                drift, seconds = drift_run.result()
+                stages.append({"stage": "drift check", "seconds": seconds, "result": _drift_line(drift)})
 
-    drift = None
-    if detection is not None:
-        t0 = time.perf_counter()
-        progress.advance("pipeline", 6, STAGES, "drift check")
-        short = _too_short_for_drift(manifest, settings)
-        if short:
-            stages.append({"stage": "drift check", "seconds": 0.0, "result": f"skipped: {short}"})
+        # The knowledge base (runbooks, architecture notes, the lake's incidents and service graph), indexed
+        # incrementally: a rerun embeds only what changed.
+        progress.advance("pipeline", 7, STAGES, "knowledge base")
+        if knowledge_run is not None:
+            knowledge, seconds = knowledge_run.result()
         else:
-            drift = drift_flow(config=config, trigger=False)
-            stages.append({"stage": "drift check", "seconds": time.perf_counter() - t0, "result": _drift_line(drift)})
+            t0 = time.perf_counter()
+            knowledge, seconds = knowledge_flow(config=config), time.perf_counter() - t0
+        stages.append({"stage": "knowledge base", "seconds": seconds, "result": knowledge_line(knowledge)
+                       + (" (ran beside detection)" if knowledge_run is not None else "")})
 
-    # The knowledge base (runbooks, architecture notes, the lake's incidents and service graph), indexed
-    # incrementally: a rerun embeds only what changed.
-    t0 = time.perf_counter()
-    progress.advance("pipeline", 7, STAGES, "knowledge base")
-    knowledge = knowledge_flow(config=config)
-    stages.append({"stage": "knowledge base", "seconds": time.perf_counter() - t0, "result": knowledge_line(knowledge)})
-
-    # Root causes of the test period's incidents, found from the lake and the graph alone (a few seconds).
-    investigations = None
-    if manifest and manifest.get("start"):
-        t0 = time.perf_counter()
-        progress.advance("pipeline", 8, STAGES, "investigations")
-        investigations = investigations_stage(settings, manifest)
-        stages.append({"stage": "investigations", "seconds": time.perf_counter() - t0,
-                       "result": rca_line(investigations)})
-
+        # Root causes of the test period's incidents, found from the lake and the graph alone (a few seconds).
+        investigations = None
+        if investigations_run is not None:
+            progress.advance("pipeline", 8, STAGES, "investigations")
+            investigations, seconds = investigations_run.result()
+            stages.append({"stage": "investigations", "seconds": seconds,
+                           "result": rca_line(investigations) + " (ran beside detection)"})
     progress.advance("pipeline", STAGES, STAGES, "done")
     summary = {"profile": settings.profile, "home": str(settings.home), "source": source,
                "window": None if _manifest(source) else window, "stages": stages, "ingest": ingest, "detection": detection, "forecasting": forecasting,
