@@ -112,13 +112,6 @@ def knowledge_stage(config: str | None) -> tuple[dict, float]:
     return knowledge_flow(config=config), time.perf_counter() - t0
 
 
-@task(name="investigations-stage", cache_policy=NO_CACHE)
-def investigations_task(config: str | None, manifest: dict) -> tuple[dict, float]:
-    """Root causes of the test period's incidents, from the lake and the graph alone."""
-    t0 = time.perf_counter()
-    return investigations_stage(load_settings(config), manifest), time.perf_counter() - t0
-
-
 @task(name="drift-stage", cache_policy=NO_CACHE)
 def drift_stage(config: str | None) -> tuple[dict, float]:
     """The report-only drift check of the champion detection just registered, beside failure and deploy."""
@@ -300,7 +293,7 @@ def pipeline_flow(config: str | None = None, source: str | None = None, days: fl
             # detection, in that order, and are collected after it.
             forecasting_run = beside(forecasting_stage, start=manifest["start"], end=manifest["end"], config=config)
             knowledge_run = beside(knowledge_stage, config=config)
-            investigations_run = beside(investigations_task, config=config, manifest=manifest)
+            investigations_run = beside(investigations_stage, settings=settings, manifest=manifest)
             t0 = time.perf_counter()
             detection = detection_flow.with_options(task_runner=task_runner_for(settings))(
                 dataset=manifest["dataset"], start=manifest["start"], end=manifest["end"], config=config,
@@ -360,8 +353,8 @@ def pipeline_flow(config: str | None = None, source: str | None = None, days: fl
         investigations = None
         if investigations_run is not None:
             progress.advance("pipeline", 8, STAGES, "investigations")
-            investigations, seconds = investigations_run.result()
-            stages.append({"stage": "investigations", "seconds": seconds,
+            investigations = investigations_run.result()
+            stages.append({"stage": "investigations", "seconds": investigations["stage_seconds"],
                            "result": rca_line(investigations) + " (ran beside detection)"})
     progress.advance("pipeline", STAGES, STAGES, "done")
     summary = {"profile": settings.profile, "home": str(settings.home), "source": source,
