@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import typer
 
-from configs.settings import reveal
 from flows.cli.common import ConfigOpt, console, fail, out, print_json, settings_or_exit
 
 
@@ -55,6 +54,8 @@ def stream(
 
     if source not in ("redis", "kinesis"):
         fail(f"--source {source!r}: expected redis or kinesis", 2)
+    from configs.settings import reveal  # here: pydantic-settings costs every other command 0.2 s
+
     settings = settings_or_exit(config)
     cfg, life = settings.lifecycle.streaming, settings.lifecycle
     store = CheckpointStore(checkpoint or default_path(settings))
@@ -115,6 +116,8 @@ def replay(
 
     if to not in ("redis", "kinesis"):
         fail(f"--to {to!r}: expected redis or kinesis", 2)
+    from configs.settings import reveal
+
     settings = settings_or_exit(config)
     cfg = settings.lifecycle.streaming
     try:

@@ -140,3 +140,14 @@ def test_the_summary_line_names_the_step_in_words(tmp_path):
 
     assert [_step_words(s) for s in (pd.Timedelta(minutes=5), pd.Timedelta(days=7), "MS", "QS-OCT")] == [
         "5 minutes", "1 week", "1 month", "1 quarter"]
+
+
+def test_the_command_line_loads_no_settings_until_a_command_needs_them():
+    """`cerebro forecast` and `cerebro detect` read no configuration; pydantic-settings cost every command 0.2 s
+    of start-up when one subcommand's module imported it at the top."""
+    import subprocess
+    import sys
+
+    code = "import sys, flows.cli\nprint([m for m in ('configs.settings', 'pydantic_settings') if m in sys.modules])\n"
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    assert out.stdout.strip() == "[]", out.stdout + out.stderr

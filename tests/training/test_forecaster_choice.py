@@ -220,3 +220,41 @@ def test_cerebro_forecast_imports_statsforecast_without_dask_or_numba_and_both_s
     out = subprocess.run([sys.executable, "-W", "error::UserWarning", "-c", code], capture_output=True,
                          text=True, check=True)
     assert out.stdout.split() == ["False", "False", "24", "after", "True", "True"], out.stdout + out.stderr
+
+
+def test_the_backtest_searches_arimas_order_once_and_refits_it_at_later_origins(monkeypatch):
+    """An AutoARIMA search is some twenty fits: the first origin searches, later origins refit that order,
+    and the final forecast searches again on the whole history. An order that cannot be refitted searches."""
+    from statsforecast import models as sf_models
+
+    from training.forecasting import statsforecast_models as sfm
+
+    searches, refits = [], []
+    real_model, real_arima = sfm.statsforecast_model, sf_models.ARIMA
+
+    def counting_model(method, n=0):
+        if method == "arima":
+            searches.append(n)
+        return real_model(method, n)
+
+    class CountingARIMA(real_arima):
+        def forecast(self, *args, **kwargs):
+            refits.append(self.order)
+            return super().forecast(*args, **kwargs)
+
+    monkeypatch.setattr(sfm, "statsforecast_model", counting_model)
+    monkeypatch.setattr(sf_models, "ARIMA", CountingARIMA)
+    rng = np.random.default_rng(4)
+    series = _series(np.cumsum(rng.normal(0, 1, 300)) + 0.2 * np.arange(300), freq="D")
+    model = AutoForecaster(horizon=10, season=1).fit(series)
+    assert model.errors_.shape[0] == 12  # origins: 120 backtest errors wanted at a horizon of 10
+    assert len(searches) == 1 and len(refits) == 11
+    assert len(set(refits)) == 1  # the order the first origin's search chose
+    model.predict(10)
+    # the final forecast searches the whole history again when ARIMA is among the chosen
+    assert len(searches) == 1 + ("arima" in model.members_) and len(refits) == 11
+
+    memory = {"order": (9, 3, 9), "include_mean": True, "include_drift": False}  # cannot be fitted here
+    _, out = sfm.adjusted_forecast(np.asarray(series)[:40], [], ["arima"], 5, 500, arima=memory)
+    assert len(out["arima"][0]) == 5 and memory["order"] != (9, 3, 9)
+    assert len(searches) == 2 + ("arima" in model.members_)

@@ -11,7 +11,8 @@ with conformal intervals from that past.
    the seasonal median (each phase's median over the last ``profile_cycles`` seasons, at least three: the
    same time of day over the past week on sub-daily data), and AutoETS, AutoTheta and AutoARIMA
    on the MSTL-adjusted series (:mod:`training.forecasting.statsforecast_models`; one decomposition per
-   origin serves all three).
+   origin serves all three). AutoARIMA searches its order at the first origin only; the later origins
+   refit that order (a search is some twenty fits), and the final forecast searches the whole history.
 4. **Combination.** The median of the ``top_k`` candidates with the lowest backtest MAE is scored on the
    same origins (no refit: the median of their stored forecasts). The median rather than the mean: one
    member that misses badly does not drag it. The lowest MAE wins; ties go to the simpler.
@@ -78,9 +79,10 @@ class AutoForecaster(Forecaster):
         cuts = [len(v) - H * (n_origins - i) for i in range(n_origins)]
         errors: dict[str, list[np.ndarray]] = {}
         forecasts: dict[str, list[np.ndarray]] = {}
+        arima: dict = {}  # the order the first origin's search chose, refitted at the later origins
         for cut in cuts:
             train, actual = v[:cut], v[cut:cut + H]
-            for name, mean in self._candidates(train, H, day).items():
+            for name, mean in self._candidates(train, H, day, arima=arima).items():
                 forecasts.setdefault(name, []).append(mean)
                 errors.setdefault(name, []).append(actual - mean)
         self.y_, self.day_ = v, day
@@ -108,7 +110,8 @@ class AutoForecaster(Forecaster):
         self.members_ = members if best == "median" else [best]
         self.errors_ = np.vstack(errors[best])  # origins x H
 
-    def _candidates(self, train: np.ndarray, H: int, day: int, methods=None) -> dict[str, np.ndarray]:
+    def _candidates(self, train: np.ndarray, H: int, day: int, methods=None,
+                    arima: dict | None = None) -> dict[str, np.ndarray]:
         methods = list(methods) if methods is not None else [*SIMPLE, *MODELS]
         out = {}
         if "naive" in methods:
@@ -123,7 +126,7 @@ class AutoForecaster(Forecaster):
             out["seasonal_median"] = profile[np.arange(H) % day]
         models = [m for m in methods if m in MODELS]
         if models:
-            _, fcs = adjusted_forecast(train, self.periods_, models, H, int(self.trend_points))
+            _, fcs = adjusted_forecast(train, self.periods_, models, H, int(self.trend_points), arima=arima)
             out.update({m: mean for m, (mean, _) in fcs.items()})
         return out
 

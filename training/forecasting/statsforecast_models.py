@@ -18,6 +18,7 @@ The prediction intervals here are the models' own (Gaussian); ``auto``
 """
 from __future__ import annotations
 
+import contextlib
 import warnings
 
 import numpy as np
@@ -100,9 +101,22 @@ def clean_outliers(adjusted: np.ndarray, window: int, k: float = CLEAN_MADS) -> 
     return np.where(outlying, level, adjusted), int(outlying.sum())
 
 
+def arima_spec(fitted: dict) -> dict:
+    """The order and deterministic terms an AutoARIMA search chose, as ``ARIMA`` takes them."""
+    p, q, _, _, _, d, _ = fitted["arma"]
+    coef = fitted["coef"]
+    return {"order": (int(p), int(d), int(q)), "include_mean": "intercept" in coef,
+            "include_drift": "drift" in coef}
+
+
 def adjusted_forecast(y: np.ndarray, periods: list[int], methods: list[str], horizon: int,
-                      trend_points: int, levels: list[float] | None = None, clean: bool = True):
+                      trend_points: int, levels: list[float] | None = None, clean: bool = True,
+                      arima: dict | None = None):
     """Decompose ``y`` once, forecast the adjusted tail with each method, add the seasons back.
+
+    ``arima``: a backtest's memory of the ARIMA order. Empty, the search runs and leaves its choice there;
+    holding one, that order is refitted without a search (an AutoARIMA search is some twenty fits, and on a
+    series with no season it was most of a backtest's time: 5.7 of 5.8 s on 299 annual sunspot counts).
 
     Returns ``(decomposition, {method: (mean, {level: (lower, upper)})})``; bands only when ``levels``."""
     dec: Decomposition = decompose(y, periods)
@@ -113,13 +127,15 @@ def adjusted_forecast(y: np.ndarray, periods: list[int], methods: list[str], hor
     future = dec.future(horizon)
     out = {}
     for method in methods:
-        model = statsforecast_model(method, len(tail))
         kwargs = {"level": [int(lv) if float(lv).is_integer() else lv for lv in levels]} if levels else {}
         with warnings.catch_warnings():
             # the approximate order search warns of every candidate order whose optimiser stopped early;
             # the candidate is only ranked, and the chosen order is refitted exactly
             warnings.filterwarnings("ignore", message="possible convergence problem", category=UserWarning)
-            fc = model.forecast(y=tail, h=horizon, **kwargs)
+            if method == "arima" and arima is not None:
+                fc = _arima_forecast(tail, horizon, kwargs, arima)
+            else:
+                fc = statsforecast_model(method, len(tail)).forecast(y=tail, h=horizon, **kwargs)
         mean = np.asarray(fc["mean"], dtype=float) + future
         bands: Bands = {}
         for lv, key in zip(levels or [], kwargs.get("level", [])):
@@ -127,6 +143,20 @@ def adjusted_forecast(y: np.ndarray, periods: list[int], methods: list[str], hor
                          np.asarray(fc[f"hi-{key}"], dtype=float) + future)
         out[method] = (mean, bands)
     return dec, out
+
+
+def _arima_forecast(tail: np.ndarray, horizon: int, kwargs: dict, memory: dict) -> dict:
+    """ARIMA on ``tail``: the order in ``memory`` refitted, or a search whose choice is kept there."""
+    from statsforecast.models import ARIMA
+
+    if memory:
+        # an order that does not fit this history (too short, not invertible) falls back to a new search
+        with contextlib.suppress(Exception):
+            return ARIMA(**memory).forecast(y=tail, h=horizon, **kwargs)
+    model = statsforecast_model("arima", len(tail)).fit(tail)
+    memory.clear()
+    memory.update(arima_spec(model.model_))
+    return model.predict(h=horizon, **kwargs)
 
 
 class StatsForecaster(Forecaster):
