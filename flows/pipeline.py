@@ -96,27 +96,29 @@ def _lake_plan(settings, window: str) -> dict:
 STAGES = 9
 
 
+def _timed(run, **params) -> tuple[dict, float]:
+    """``run(**params)`` and the seconds it took (a stage's own time, not its wait in the queue)."""
+    t0 = time.perf_counter()
+    return run(**params), time.perf_counter() - t0
+
+
 @task(name="forecasting-stage", cache_policy=NO_CACHE)
 def forecasting_stage(start: str, end: str, config: str | None) -> tuple[dict, float]:
     """The forecasting subflow, started from a task so that it can run while detection trains."""
-    t0 = time.perf_counter()
     runner = task_runner_for(load_settings(config))
-    result = forecasting_flow.with_options(task_runner=runner)(start=start, end=end, config=config)
-    return result, time.perf_counter() - t0
+    return _timed(forecasting_flow.with_options(task_runner=runner), start=start, end=end, config=config)
 
 
 @task(name="knowledge-stage", cache_policy=NO_CACHE)
 def knowledge_stage(config: str | None) -> tuple[dict, float]:
     """The knowledge-base subflow (it reads the lake's incidents and graph only), beside detection too."""
-    t0 = time.perf_counter()
-    return knowledge_flow(config=config), time.perf_counter() - t0
+    return _timed(knowledge_flow, config=config)
 
 
 @task(name="drift-stage", cache_policy=NO_CACHE)
 def drift_stage(config: str | None) -> tuple[dict, float]:
     """The report-only drift check of the champion detection just registered, beside failure and deploy."""
-    t0 = time.perf_counter()
-    return drift_flow(config=config, trigger=False), time.perf_counter() - t0
+    return _timed(drift_flow, config=config, trigger=False)
 
 
 def _use_api(url: str) -> None:
@@ -307,13 +309,12 @@ def pipeline_flow(config: str | None = None, source: str | None = None, days: fl
             forecasting, seconds = forecasting_run.result()
             stages.append({"stage": "forecast + capacity + register", "seconds": seconds,
                            "result": _forecasting_line(forecasting) + " (ran beside detection)"})
-        # The drift check reads the champion detection just registered: it runs beside failure and deploy.
         drift_run = short = None
         if detection is not None:
+            # The drift check reads the champion detection just registered: it runs beside failure and deploy.
             short = _too_short_for_drift(manifest, settings)
             if not short:
                 drift_run = beside(drift_stage, config=config)
-        if detection is not None:
             t0 = time.perf_counter()
             progress.advance("pipeline", 4, STAGES, "failure predictor, MLflow")
             failure = failure_flow.with_options(task_runner=task_runner_for(settings))(
@@ -341,11 +342,8 @@ def pipeline_flow(config: str | None = None, source: str | None = None, days: fl
         # The knowledge base (runbooks, architecture notes, the lake's incidents and service graph), indexed
         # incrementally: a rerun embeds only what changed.
         progress.advance("pipeline", 7, STAGES, "knowledge base")
-        if knowledge_run is not None:
-            knowledge, seconds = knowledge_run.result()
-        else:
-            t0 = time.perf_counter()
-            knowledge, seconds = knowledge_flow(config=config), time.perf_counter() - t0
+        knowledge, seconds = knowledge_run.result() if knowledge_run is not None else _timed(knowledge_flow,
+                                                                                             config=config)
         stages.append({"stage": "knowledge base", "seconds": seconds, "result": knowledge_line(knowledge)
                        + (" (ran beside detection)" if knowledge_run is not None else "")})
 
