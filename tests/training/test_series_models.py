@@ -83,6 +83,34 @@ def test_a_lasting_level_shift_is_flagged_at_its_start_then_becomes_normal():
     assert flags[1500 + 288:].mean() < 0.02  # re-baselined within a day
 
 
+def test_a_plateau_on_a_wandering_series_keeps_its_evidence_through_a_slow_level():
+    """On a series that wanders (so an hour-long level is chosen), an eight-hour plateau in the scored
+    part was flagged for its first half hour only; the slow level chosen beside it keeps the plateau's
+    rows ranked without adding false alarms. Without the slow level the plateau's AP is 0.04-0.08."""
+    from training.detectors.series.choose import average_precision
+
+    aps, chosen = [], []
+    for seed in range(4):
+        rng = np.random.default_rng(seed)
+        n = 4032  # two weeks of 5-minute rows
+        wander = np.zeros(n)
+        for i in range(1, n):
+            wander[i] = 0.995 * wander[i - 1] + rng.normal(0, 0.3)
+        v = 20 + wander + rng.normal(0, 1, n)
+        v[3000:3096] += 8
+        y = np.zeros(n, dtype=int)
+        y[3000:3096] = 1
+        t = pd.DatetimeIndex(T0 + pd.to_timedelta(np.arange(n) * 5, unit="min"))
+        res = detect_series(_frame(t, v))
+        flags, score = res.frame["is_anomaly"].to_numpy(), res.frame["score"].to_numpy()
+        chosen.append(res.chosen["requests"])
+        aps.append(average_precision(y, score))
+        assert flags[3000:3096].any()
+        assert flags[y == 0].mean() < 0.005
+    assert all(c.endswith("+slow") for c in chosen), chosen
+    assert np.mean(aps) > 0.3, aps
+
+
 def test_a_trend_is_followed_not_flagged():
     rng = np.random.default_rng(10)
     n = 6000

@@ -18,6 +18,7 @@ from training.detectors.series.models import SeasonalResidual
 
 WEEK = 7 * DAY
 TIE = 0.02  # average-precision margin within which the simpler candidate is kept
+PLATEAU = 6 * 3600.0  # how long the planted plateaus last that decide on a slow level
 
 
 def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -33,6 +34,16 @@ def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
     precision = tp / (last + 1)
     recall = tp / y.sum()
     return float(np.sum(np.diff(np.r_[0.0, recall]) * precision))
+
+
+def with_slow_level(params: dict, n_train: int, step: float | None) -> dict | None:
+    """The same detector with a slow level beside its own: a trailing day (see
+    ``SeasonalResidual.slow_window``), at least four of its own windows; None where its own level already
+    spans a day or more. No longer than a day, so that a lasting shift still becomes the new normal within
+    a day, as it does with a day-long level alone."""
+    day = min(rows_for(DAY, step, fallback=max(10, n_train // 4)), n_train)
+    slow = max(day, 4 * int(params["level_window"]))
+    return {**params, "slow_window": int(slow)} if slow <= day else None
 
 
 def candidates(n_train: int, step: float | None) -> dict[str, dict]:
@@ -109,30 +120,54 @@ class AutoSeries(Params):
         return (self.score(X, t) > self.threshold_).astype(int)
 
     def _choose(self, x: np.ndarray, t, step) -> tuple[str, dict, dict]:
+        """Two stages, on the series' own training part with anomalies planted in copies of it: first the
+        form (profile and level window) that ranks planted spikes and ~2-hour anomalies best; then whether
+        a slow level beside it (``with_slow_level``) ranks them, and six-hour plateaus, clearly better."""
         cands = candidates(len(x), step)
-        if len(cands) == 1:
-            name = next(iter(cands))
-            return name, cands[name], {}
         rng = np.random.default_rng(self.random_state)
         # events of about two hours (at least 3 rows), about one planted row in ten
         length = max(3, min(rows_for(2 * 3600.0, step, fallback=10), len(x) // 20))
         n_events = int(np.clip(len(x) // max(1, 10 * length), 4, 16))
-        result = {name: [] for name in cands}
         period = next((p["period"] for p in cands.values() if p["period"]), 0)
         # spikes and longer anomalies planted apart and weighed alike: long ones alone favour long windows,
         # which then miss every spike smaller than the daily swing
-        plantings = [KINDS[:1], KINDS[1:]] * self.n_trials
-        for kinds in plantings:
-            planted, labels, _ = inject(x, rng, n_events, period=period, length=length, kinds=kinds)
-            for name, params in cands.items():
-                try:
-                    det = SeasonalResidual(**params).fit(planted, t=t)
-                except NotEnoughRows:
-                    continue
-                result[name].append(average_precision(labels, det.log_p(planted, t)))
-        trial = {name: float(np.nanmean(v)) if v else float("nan") for name, v in result.items()}
-        top = max((v for v in trial.values() if not np.isnan(v)), default=float("nan"))
-        # the simplest candidate (candidates() lists them simplest first) within TIE of the best: a daily
-        # profile that ranks planted anomalies no better than a rolling level is not worth its variance
-        best = next((k for k, v in trial.items() if v >= top - TIE), next(iter(cands)))
-        return best, cands[best], trial
+        plantings = [inject(x, rng, n_events, period=period, length=length, kinds=kinds)[:2]
+                     for kinds in [KINDS[:1], KINDS[1:]] * self.n_trials]
+        if len(cands) == 1:
+            best = next(iter(cands))
+            trial = {}
+        else:
+            trial = _ranking(cands, plantings, t)
+            top = max((v for v in trial.values() if not np.isnan(v)), default=float("nan"))
+            # the simplest candidate (candidates() lists them simplest first) within TIE of the best: a daily
+            # profile that ranks planted anomalies no better than a rolling level is not worth its variance
+            best = next((k for k, v in trial.items() if v >= top - TIE), next(iter(cands)))
+        slow_params = with_slow_level(cands[best], len(x), step)
+        if slow_params is None:
+            return best, cands[best], trial
+        # plateaus: a few level shifts of about six hours, where an hour-long level has long re-baselined
+        long = max(length, min(rows_for(PLATEAU, step, fallback=len(x) // 10), len(x) // 10))
+        n_long = int(np.clip(len(x) // (10 * long), 1, 4))
+        plateaus = [inject(x, rng, n_long, period=period, length=long, kinds=("level_shift",))[:2]
+                    for _ in range(self.n_trials)]
+        pair = {best: cands[best], f"{best}+slow": slow_params}
+        # each kind of planting weighs alike: spikes, ~2-hour anomalies, plateaus
+        parts = [_ranking(pair, plantings[0::2], t), _ranking(pair, plantings[1::2], t), _ranking(pair, plateaus, t)]
+        slow = {k: float(np.nanmean([p[k] for p in parts])) for k in pair}
+        trial.update({f"{best}+slow": slow[f"{best}+slow"]})
+        if slow[f"{best}+slow"] >= slow[best] + TIE:
+            best = f"{best}+slow"
+        return best, pair.get(best, cands.get(best)), trial
+
+
+def _ranking(cands: dict[str, dict], plantings, t) -> dict[str, float]:
+    """Mean average precision of each candidate's evidence over planted copies (label, copy pairs)."""
+    result: dict[str, list[float]] = {name: [] for name in cands}
+    for planted, labels in plantings:
+        for name, params in cands.items():
+            try:
+                det = SeasonalResidual(**params).fit(planted, t=t)
+            except NotEnoughRows:
+                continue
+            result[name].append(average_precision(labels, det.log_p(planted, t)))
+    return {name: float(np.nanmean(v)) if v else float("nan") for name, v in result.items()}

@@ -52,17 +52,23 @@ class SeasonalResidual(Params):
     alpha         false-alarm rate per row that sets the threshold on the training evidence (its 1 - alpha
                   quantile, rows beyond 3 * min_z left out when they form few runs)
     min_z         the evidence (robust z) a row needs to be flagged, whatever alpha says
+    slow_window   None: off. Else a second, slow level (0: the training median; > 1: a trailing median of
+                  that many rows) whose residual is scored alongside: a departure that lasts (an outage's
+                  plateau, a failing machine's drift) keeps its evidence after the fast level has taken it
+                  as the new normal. The two scores are rescaled to cross their own thresholds together
+                  and the larger counts.
     """
 
     min_rows = 10
 
     def __init__(self, period: int = 0, level_window: int = 0, smooth: int = 1, alpha: float = 1e-3,
-                 min_z: float = 5.0):
+                 min_z: float = 5.0, slow_window: int | None = None):
         self.period = period
         self.level_window = level_window
         self.smooth = smooth
         self.alpha = alpha
         self.min_z = min_z
+        self.slow_window = slow_window
 
     # ------------------------------------------------------------------ sklearn-style contract
     def fit(self, x, y=None, t: np.ndarray | None = None) -> SeasonalResidual:
@@ -106,6 +112,12 @@ class SeasonalResidual(Params):
         z_alpha = float(np.quantile(kept, 1.0 - self.alpha)) if len(kept) >= self.min_rows else self.min_z
         self.threshold_z_ = max(z_alpha, self.min_z)
         self.threshold_log_p_ = float(self.tail_.log_p(np.array([self.threshold_z_]))[0])
+        self.slow_ = None
+        if self.slow_window is not None:
+            self.slow_ = SeasonalResidual(period=self.period, level_window=self.slow_window, smooth=self.smooth,
+                                          alpha=self.alpha, min_z=self.min_z).fit(x, t=t)
+            self.fast_log_p_ = self.threshold_log_p_
+            self.threshold_log_p_ = max(self.fast_log_p_, self.slow_.threshold_log_p_)
         self.threshold_ = float(to_score(self.threshold_log_p_))
         return self
 
@@ -115,7 +127,13 @@ class SeasonalResidual(Params):
         x = np.asarray(x, dtype=float)
         pos = _positions(len(x), t)
         deseason = x - self._season(pos)
-        return self.tail_.log_p(self._evidence(deseason - self._level(deseason) - self.center_))
+        fast = self.tail_.log_p(self._evidence(deseason - self._level(deseason) - self.center_))
+        slow = getattr(self, "slow_", None)
+        if slow is None:
+            return fast
+        # each rescaled so that both cross the combined threshold where they cross their own
+        return np.maximum(fast * (self.threshold_log_p_ / self.fast_log_p_),
+                          slow.log_p(x, t) * (self.threshold_log_p_ / slow.threshold_log_p_))
 
     def score(self, x, t: np.ndarray | None = None) -> np.ndarray:
         """Scores in [0, 1), increasing with the evidence and never saturating."""
