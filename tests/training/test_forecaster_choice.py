@@ -93,6 +93,16 @@ def test_conformal_intervals_cover_what_they_say_per_step():
     assert np.all(np.diff(longer[1][H - 1:]) > 0)  # past the backtest, still widening
 
 
+def test_the_conformal_quantile_is_the_kth_smallest_score_with_k_from_n_plus_one():
+    """Split conformal: of n scores, the ceil((n + 1) L)-th smallest; one rank higher over-covers, and
+    with few origins (three of 60 steps) a rank is a visible width."""
+    errors = np.arange(1.0, 40.0).reshape(39, 1)  # 39 origins of one step: scores are |e| / mean |e|
+    bands = conformal_bands(np.zeros(1), errors, [80.0, 95.0])
+    assert bands[80.0][1][0] == pytest.approx(32.0)  # ceil(40 * 0.80) = 32
+    assert bands[95.0][1][0] == pytest.approx(38.0)  # ceil(40 * 0.95) = 38
+    assert conformal_bands(np.zeros(1), errors[:10], [95.0])[95.0][1][0] == pytest.approx(10.0)  # k > n: the largest
+
+
 def test_too_short_to_backtest_is_the_last_value():
     model = AutoForecaster(horizon=12).fit(_series(np.arange(24.0) % 5))
     assert model.chosen_ == "naive" and any("too short" in n for n in model.notes_)

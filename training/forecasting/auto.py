@@ -19,7 +19,7 @@ with conformal intervals from that past.
 5. **Conformal intervals** (split-conformal with a per-step scale): the winner's backtest errors
    ``e[o, j]`` give a scale per step ``s_j`` (the mean absolute error at that step, made non-decreasing
    in ``j``); the interval at level ``L`` is ``yhat_j +- q_L * s_j`` where ``q_L`` is the
-   ``ceil((n + 1) L) / n`` empirical quantile of the ``n`` scores ``|e[o, j]| / s_j``. No distributional
+   ``k``-th smallest of the ``n`` scores ``|e[o, j]| / s_j``, ``k = ceil((n + 1) L)``. No distributional
    assumption: the intervals are as wide as this series' own forecasts missed.
 """
 from __future__ import annotations
@@ -155,13 +155,14 @@ def conformal_bands(mean: np.ndarray, errors: np.ndarray, levels: list[float]) -
     scale = np.maximum.accumulate(np.mean(np.abs(errors), axis=0))
     floor = max(float(np.mean(np.abs(errors))), 1e-12) * 1e-3
     scale = np.maximum(scale, floor)
-    scores = (np.abs(errors) / scale).ravel()
+    scores = np.sort((np.abs(errors) / scale).ravel())
     j = np.arange(h)
     step_scale = np.where(j < H, scale[np.minimum(j, H - 1)], scale[-1] * np.sqrt((j + 1) / H))
     n = len(scores)
     bands: Bands = {}
     for lv in levels:
-        rank = min(1.0, math.ceil((n + 1) * lv / 100) / n)
-        q = float(np.quantile(scores, rank, method="higher"))
+        # split conformal: the k-th smallest of n scores, k = ceil((n + 1) L) (the largest when k > n)
+        k = min(n, math.ceil((n + 1) * lv / 100 - 1e-9))
+        q = float(scores[k - 1])
         bands[lv] = (mean - q * step_scale, mean + q * step_scale)
     return bands
