@@ -107,8 +107,28 @@ def test_a_plateau_on_a_wandering_series_keeps_its_evidence_through_a_slow_level
         aps.append(average_precision(y, score))
         assert flags[3000:3096].any()
         assert flags[y == 0].mean() < 0.005
-    assert all(c.endswith("+slow") for c in chosen), chosen
+    # a second level in every case: the day-long one beside, or one level where training looked steady
+    assert all(c.endswith(("+slow", "/steady")) for c in chosen), chosen
     assert np.mean(aps) > 0.3, aps
+
+
+def test_a_series_that_holds_one_level_gets_one_level_a_plateau_stays_flagged_and_its_end_does_not():
+    """A trailing level takes an 18-hour plateau in after about half its window and then flags the return
+    to normal as a second anomaly; on a series whose level does not move in training `auto` keeps one
+    level (its training median), which moves only after a day-long shift."""
+    rng = np.random.default_rng(4)
+    n = 4032  # two weeks of 5-minute rows
+    v = 30 + rng.normal(0, 1, n)
+    v[3000:3216] += 6  # 18 hours
+    v[3500:] += 6  # for good
+    t = pd.DatetimeIndex(T0 + pd.to_timedelta(np.arange(n) * 5, unit="min"))
+    res = detect_series(_frame(t, v))
+    flags = res.frame["is_anomaly"].to_numpy()
+    assert res.chosen["requests"].endswith("/steady")
+    assert flags[3000:3216].mean() > 0.95  # all of the plateau
+    assert flags[3216:3500].mean() < 0.01  # and not its end
+    assert flags[3500:3500 + 240].mean() > 0.9 and flags[3500 + 300:].mean() < 0.01  # new normal after a day
+    assert flags[:3000].mean() < 0.005
 
 
 def test_a_trend_is_followed_not_flagged():

@@ -18,6 +18,7 @@ from training.detectors.series.models import SeasonalResidual
 
 WEEK = 7 * DAY
 TIE = 0.02  # average-precision margin within which the simpler candidate is kept
+STEADY_R = 0.5  # a trailing level that moves less than this share of the noise: the series holds one level
 PLATEAU = 6 * 3600.0  # how long the planted plateaus last that decide on a slow level
 
 
@@ -44,6 +45,24 @@ def with_slow_level(params: dict, n_train: int, step: float | None) -> dict | No
     day = min(rows_for(DAY, step, fallback=max(10, n_train // 4)), n_train)
     slow = max(day, 4 * int(params["level_window"]))
     return {**params, "slow_window": int(slow)} if slow <= day else None
+
+
+def steady_level(x: np.ndarray, t, step: float | None, periods) -> dict | None:
+    """One level for the series (its training median, moved only by a day-long shift) when a day-long
+    trailing level barely moves in training: its robust spread under STEADY_R of the residuals'. The
+    seasonal profile is the one of ``periods`` (0: none) that leaves the smallest residuals. None for
+    series that wander."""
+    from training.detectors.series.base import robust_scale
+    from training.detectors.series.models import _positions
+
+    day = rows_for(DAY, step, fallback=max(10, len(x) // 4))
+    w = min(max(day, 20), len(x) // 2)  # does the level move from day to day?
+    fits = [SeasonalResidual(period=p, level_window=w).fit(x, t=t) for p in sorted(set(periods))]
+    det = min(fits, key=lambda d: d.scale_)
+    level = det._level(x - det._season(_positions(len(x), t)))[w:]
+    if len(level) < 10 or robust_scale(level) >= STEADY_R * det.scale_:
+        return None
+    return {"period": det.period, "level_window": 0, "rebase": int(day)}
 
 
 def candidates(n_train: int, step: float | None) -> dict[str, dict]:
@@ -121,8 +140,10 @@ class AutoSeries(Params):
 
     def _choose(self, x: np.ndarray, t, step) -> tuple[str, dict, dict]:
         """Two stages, on the series' own training part with anomalies planted in copies of it: first the
-        form (profile and level window) that ranks planted spikes and ~2-hour anomalies best; then whether
-        a slow level beside it (``with_slow_level``) ranks them, and six-hour plateaus, clearly better."""
+        form (profile and level window) that ranks planted spikes and ~2-hour anomalies best; then, with
+        six-hour plateaus planted too, one level instead where the series holds one (``steady_level``),
+        or else a slow level beside the trailing one (``with_slow_level``) where it ranks them clearly
+        better."""
         cands = candidates(len(x), step)
         rng = np.random.default_rng(self.random_state)
         # events of about two hours (at least 3 rows), about one planted row in ten
@@ -142,22 +163,33 @@ class AutoSeries(Params):
             # the simplest candidate (candidates() lists them simplest first) within TIE of the best: a daily
             # profile that ranks planted anomalies no better than a rolling level is not worth its variance
             best = next((k for k, v in trial.items() if v >= top - TIE), next(iter(cands)))
+        steady = steady_level(x, t, step, [p["period"] for p in cands.values()])
         slow_params = with_slow_level(cands[best], len(x), step)
-        if slow_params is None:
+        if slow_params is None and steady is None:
             return best, cands[best], trial
         # plateaus: a few level shifts of about six hours, where an hour-long level has long re-baselined
         long = max(length, min(rows_for(PLATEAU, step, fallback=len(x) // 10), len(x) // 10))
         n_long = int(np.clip(len(x) // (10 * long), 1, 4))
         plateaus = [inject(x, rng, n_long, period=period, length=long, kinds=("level_shift",))[:2]
                     for _ in range(self.n_trials)]
-        pair = {best: cands[best], f"{best}+slow": slow_params}
+        pair = {best: cands[best]}
+        if slow_params is not None:
+            pair[f"{best}+slow"] = slow_params
+        steady_name = next((k.split("/")[0] for k, p in cands.items()
+                            if steady is not None and p["period"] == steady["period"]), "rolling") + "/steady"
+        if steady is not None:
+            pair[steady_name] = steady
         # each kind of planting weighs alike: spikes, ~2-hour anomalies, plateaus
         parts = [_ranking(pair, plantings[0::2], t), _ranking(pair, plantings[1::2], t), _ranking(pair, plateaus, t)]
-        slow = {k: float(np.nanmean([p[k] for p in parts])) for k in pair}
-        trial.update({f"{best}+slow": slow[f"{best}+slow"]})
-        if slow[f"{best}+slow"] >= slow[best] + TIE:
+        second = {k: float(np.nanmean([p[k] for p in parts])) for k in pair}
+        trial.update({k: v for k, v in second.items() if k != best})
+        # one level, where the series holds one, unless it ranks planted anomalies clearly worse: the
+        # plantings do not show what it is for (a plateau's end read as a second anomaly)
+        if steady is not None and second[steady_name] >= second[best] - TIE:
+            return steady_name, steady, trial
+        if slow_params is not None and second[f"{best}+slow"] >= second[best] + TIE:
             best = f"{best}+slow"
-        return best, pair.get(best, cands.get(best)), trial
+        return best, pair[best], trial
 
 
 def _ranking(cands: dict[str, dict], plantings, t) -> dict[str, float]:

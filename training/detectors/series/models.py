@@ -18,6 +18,8 @@ so gaps in the timestamps keep the phase right).
 """
 from __future__ import annotations
 
+import math
+
 import numpy as np
 import pandas as pd
 
@@ -25,6 +27,8 @@ from training.detectors.series.base import LogTail, NotEnoughRows, Params, robus
 
 TRIM = 3.0  # training rows beyond TRIM * min_z robust units count as anomalies when setting the threshold,
 RARE = 0.002  # if they form at most 3 runs, or one per 500 rows
+REBASE_SHARE = 0.8  # a single level moves once this share of its last ``rebase`` rows is beyond the gate
+RETURN_ROWS = 3  # rows in a row back at the level before a move that move it back
 
 
 def _positions(n: int, t: np.ndarray | None) -> np.ndarray:
@@ -57,18 +61,21 @@ class SeasonalResidual(Params):
                   plateau, a failing machine's drift) keeps its evidence after the fast level has taken it
                   as the new normal. The two scores are rescaled to cross their own thresholds together
                   and the larger counts.
+    rebase        with ``level_window`` 0 (one level): after this many flagged rows in a row the level
+                  moves to their median (a lasting shift becomes the new normal); 0: never.
     """
 
     min_rows = 10
 
     def __init__(self, period: int = 0, level_window: int = 0, smooth: int = 1, alpha: float = 1e-3,
-                 min_z: float = 5.0, slow_window: int | None = None):
+                 min_z: float = 5.0, slow_window: int | None = None, rebase: int = 0):
         self.period = period
         self.level_window = level_window
         self.smooth = smooth
         self.alpha = alpha
         self.min_z = min_z
         self.slow_window = slow_window
+        self.rebase = rebase
 
     # ------------------------------------------------------------------ sklearn-style contract
     def fit(self, x, y=None, t: np.ndarray | None = None) -> SeasonalResidual:
@@ -77,6 +84,7 @@ class SeasonalResidual(Params):
         if len(x) < self.min_rows:
             raise NotEnoughRows(f"needs at least {self.min_rows} training rows, got {len(x)}")
         pos = _positions(len(x), t)
+        self.gate_z_ = None  # the first pass's level is the plain one
         period = int(self.period or 0)
         if period > 1 and len(x) >= 2 * period:
             # a whole period per trend value: a part-window at either end would carry half a cycle's bias
@@ -100,7 +108,23 @@ class SeasonalResidual(Params):
         self.center_ = float(np.median(resid))
         resid = resid - self.center_
         self.scale_ = _trimmed_scale(resid)
-        evidence = self._evidence(resid)
+        self._calibrate(self._evidence(resid))
+        if int(self.rebase or 0) > 0 and int(self.level_window or 0) <= 1:
+            # second pass: the one level moves to a run's own median once the first pass has flagged it
+            # for ``rebase`` rows in a row (its threshold is the gate)
+            self.gate_z_ = self.threshold_z_
+            self._calibrate(self._evidence(deseason - self._level(deseason) - self.center_))
+        self.slow_ = None
+        if self.slow_window is not None:
+            self.slow_ = SeasonalResidual(period=self.period, level_window=self.slow_window, smooth=self.smooth,
+                                          alpha=self.alpha, min_z=self.min_z).fit(x, t=t)
+            self.fast_log_p_ = self.threshold_log_p_
+            self.threshold_log_p_ = max(self.fast_log_p_, self.slow_.threshold_log_p_)
+        self.threshold_ = float(to_score(self.threshold_log_p_))
+        return self
+
+    def _calibrate(self, evidence: np.ndarray) -> None:
+        """The score tail and the threshold from the training evidence."""
         self.tail_ = LogTail().fit(evidence)
         # the alpha quantile of the training evidence, leaving out rows already far beyond min_z when they
         # form few runs (incidents): anomalies in the training part must not lift the threshold over
@@ -112,14 +136,6 @@ class SeasonalResidual(Params):
         z_alpha = float(np.quantile(kept, 1.0 - self.alpha)) if len(kept) >= self.min_rows else self.min_z
         self.threshold_z_ = max(z_alpha, self.min_z)
         self.threshold_log_p_ = float(self.tail_.log_p(np.array([self.threshold_z_]))[0])
-        self.slow_ = None
-        if self.slow_window is not None:
-            self.slow_ = SeasonalResidual(period=self.period, level_window=self.slow_window, smooth=self.smooth,
-                                          alpha=self.alpha, min_z=self.min_z).fit(x, t=t)
-            self.fast_log_p_ = self.threshold_log_p_
-            self.threshold_log_p_ = max(self.fast_log_p_, self.slow_.threshold_log_p_)
-        self.threshold_ = float(to_score(self.threshold_log_p_))
-        return self
 
     def log_p(self, x, t: np.ndarray | None = None) -> np.ndarray:
         """-log10 tail probability per row: the detector's evidence on an unbounded, comparable scale."""
@@ -155,6 +171,9 @@ class SeasonalResidual(Params):
     def _level(self, deseason: np.ndarray) -> np.ndarray:
         w = int(self.level_window or 0)
         if w <= 1:
+            if getattr(self, "gate_z_", None) is not None:
+                return _rebased_level(deseason, self.level_, int(self.rebase), self.center_,
+                                      self.gate_z_ * self.scale_)
             return np.full(len(deseason), self.level_)
         # trailing: the level at row i comes from rows up to i, so a shift is flagged from its first row
         # until it fills half the window (then it is the new normal)
@@ -170,3 +189,46 @@ class SeasonalResidual(Params):
         if k > 1:
             z = pd.Series(z).rolling(k, min_periods=1).mean().to_numpy()
         return z
+
+
+def _rebased_level(d: np.ndarray, level: float, rebase: int, center: float, gate: float) -> np.ndarray:
+    """One level that moves only when most (REBASE_SHARE) of the last ``rebase`` rows are beyond ``gate``
+    from it: then to those rows' median. Until then the rows are measured against the old level. After a
+    move, RETURN_ROWS rows in a row back within the gate of the level before it move it back: the end of
+    a long plateau is a return to normal, not a new shift. Vectorised between moves (the scoring service
+    runs this per request)."""
+    d = np.asarray(d, dtype=float)
+    n = len(d)
+    out = np.empty(n)
+    need = math.ceil(REBASE_SHARE * rebase - 1e-9)
+    i, previous = 0, None
+    while i < n:
+        seg = d[i:]
+        with np.errstate(invalid="ignore"):
+            beyond = np.abs(seg - level - center) > gate  # NaN: False
+        hits = []
+        count = np.cumsum(beyond)
+        if len(seg) >= rebase:
+            window = count[rebase - 1:] - np.r_[0, count[:-rebase]]
+            at = np.flatnonzero(window >= need)
+            if len(at):
+                hits.append((int(at[0]) + rebase - 1, "rebase"))
+        if previous is not None:
+            with np.errstate(invalid="ignore"):
+                back = beyond & (np.abs(seg - previous - center) <= gate)
+            runs = np.convolve(back.astype(int), np.ones(RETURN_ROWS, dtype=int))[:len(seg)]
+            at = np.flatnonzero(runs >= RETURN_ROWS)
+            if len(at):
+                hits.append((int(at[0]), "return"))
+        if not hits:
+            out[i:] = level
+            break
+        j, kind = min(hits, key=lambda h: (h[0], h[1] != "return"))
+        out[i:i + j + 1] = level
+        if kind == "return":
+            level, previous = previous, None
+        else:
+            recent = seg[j - rebase + 1:j + 1]
+            previous, level = level, float(np.median(recent[np.isfinite(recent)])) - center
+        i += j + 1
+    return out
