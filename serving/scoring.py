@@ -418,7 +418,7 @@ class FastWindow:
         self.runner = runner
         self.used = runner.used
         self.path = WindowInputs(runner.used, runner.inputs, runner.window)
-        # A detector with ``score_values`` (the statistical ones) scores the array directly; its columns are
+        # A detector with ``score_values`` (the statistical and seasonal ones) scores the array directly; its columns are
         # picked from ``used`` once here. The warm-up compares this path with the full one, as for the rest.
         det = runner.det  # an ensemble of such members names the columns its members read (``value_columns_``)
         fitted = [str(c) for c in getattr(det, "value_columns_", None) or getattr(det, "feature_names_in_", [])]
@@ -481,6 +481,8 @@ class FastWindow:
         """The detector's score per row of ``scaled`` (rows grouped by service, minutes ascending within one)."""
         r = self.runner
         if self.direct is not None:  # the detector scores arrays itself: no frame, no index
+            if getattr(r.det, "reads_times", False):  # a seasonal member places its profile by the time
+                return r.det.score_values(scaled[:, self.direct], services, stamps=stamps)
             return r.det.score_values(scaled[:, self.direct], services)
         # Built from codes: ``MultiIndex.from_arrays`` would factorize both levels again (a third of the time).
         levels_s, codes_s = np.unique(services, return_inverse=True)

@@ -55,7 +55,6 @@ def test_the_example_export_runs_through_every_stage(prefect_server, home, monke
     detection = summary["detection"]
     assert {"ensemble", "seasonal_residual"} <= set(detection["registered"]) and detection["test"]["incidents"] >= 1
     client = MlflowClient(tracking_uri=f"sqlite:///{home / 'mlflow.db'}")
-    assert str(client.get_model_version_by_alias("cerebro-detector-ensemble", "champion").version) == "1"
     assert detection["chosen_without_labels"] and detection["planted"]["incidents"] >= 15
     assert Path(detection["plot"]).is_file()
     baseline = next(r for r in detection["comparison"] if r["model"] == "rolling_zscore_1d")
@@ -89,11 +88,19 @@ def test_the_example_export_runs_through_every_stage(prefect_server, home, monke
 
     assert again["stages"][0]["result"].startswith("skipped: source 'lake'")
     # The same window retrains the same models: no new version beats its champion by the margin, and a model below
-    # its targets stays below them.
+    # its targets stays below them. The ensemble's members are chosen with their measured serving latency too, and
+    # on a loaded machine a member near the spec's limit can be in one run and out of the other: then the two
+    # ensembles differ and the gate judges them like any others, and the champion alias follows its decision.
     first = {p["model"]: p["decision"] for p in summary["detection"]["promotions"]}
-    assert {p["model"]: p["decision"] for p in again["detection"]["promotions"]} == {
-        m: "rejected" if d == "first" else "below-target" for m, d in first.items()}
-    assert again["deploy"]["action"] == "unchanged"
+    decided = {p["model"]: p["decision"] for p in again["detection"]["promotions"]}
+    same = again["detection"]["ensemble_members"] == detection["ensemble_members"]
+    assert first["ensemble"] == "first"
+    assert decided.pop("ensemble") in (("rejected",) if same else ("rejected", "promoted")), (detection, again)
+    assert decided == {m: "rejected" if d == "first" else "below-target" for m, d in first.items() if m != "ensemble"}
+    champion = client.get_model_version_by_alias("cerebro-detector-ensemble", "champion").version
+    promoted = next(p for p in again["detection"]["promotions"] if p["model"] == "ensemble")["decision"] == "promoted"
+    assert str(champion) == ("2" if promoted else "1")
+    assert again["deploy"]["action"] == ("switched" if promoted else "unchanged")
 
     # The knowledge base indexed the imported incidents.
     lake_incidents = next(r for r in summary["knowledge"]["sources"] if r["source"] == "lake:incidents")

@@ -71,11 +71,13 @@ def test_windows_scored_together_answer_as_each_alone(ensemble, fleet):
         assert (rows["is_anomaly"] == alone["is_anomaly"]).all()
 
 
-@pytest.mark.parametrize("members", [("zscore",), ("zscore", "mad", "holt_winters")])
+@pytest.mark.parametrize("members", [("zscore",), ("zscore", "mad", "holt_winters"), ("seasonal_residual", "zscore")])
 def test_members_that_learn_per_series_batch_too(fleet, members):
-    """Z-score, MAD and Holt-Winters look up what they learned per service by the name before the batch suffix, so
-    a batched window scores as it does alone and the warm-up leaves batching on (it was off for any ensemble
-    with one of them). Z-score alone scores arrays directly (``score_values``); the ensemble through frames."""
+    """Z-score, MAD, Holt-Winters and the seasonal residual look up what they learned per service by the name before
+    the batch suffix, so a batched window scores as it does alone and the warm-up leaves batching on (it was off for
+    any ensemble with one of them). Z-score alone, and the ensemble of the seasonal residual (which is given the
+    rows' times) with z-score, score arrays directly (``score_values``): the warm-up keeps that path only where it
+    gives the frame path's scores."""
     from features.transforms import compute_features
     from serving.schemas import ScoreRequest
     from serving.scoring import DetectorRunner
@@ -96,6 +98,7 @@ def test_members_that_learn_per_series_batch_too(fleet, members):
     runner = DetectorRunner(bundle)
     runner.warm_up(example)
     assert runner.batchable
+    assert (runner.fast_window.direct is not None) == (members != ("zscore", "mad", "holt_winters"))
     reqs = [ScoreRequest(**b) for b in _bodies(fleet)]
     for req, (rows, _) in zip(reqs, runner.score_windows(reqs)):
         alone = runner.score_window(req)[0]

@@ -242,3 +242,19 @@ def test_the_tail_score_is_continuous_across_tied_training_values():
         assert above == pytest.approx(below, abs=1e-8)
     lp = tail.log_p(np.linspace(0.0, 10.0, 2001))
     assert np.all(np.diff(lp) >= 0) and lp[-1] > tail.log_p(np.array([3.0]))[0]
+
+
+def test_the_trailing_median_and_mean_agree_with_pandas_rolling_on_short_and_long_input():
+    """The numpy path (a request's window) and pandas' path (a long series) of the trailing level and smoothing
+    give pandas' ``rolling(w, min_periods=1)`` figures, gaps (NaN) skipped, NaN where a window holds none."""
+    from training.detectors.series.models import SMALL, trailing_mean, trailing_median
+
+    rng = np.random.default_rng(3)
+    for n, w in [(0, 5), (1, 1), (7, 12), (15, 12), (60, 7), (SMALL // 50 + 10, 60)]:
+        x = rng.normal(size=n) * 100
+        x[rng.random(n) < 0.2] = np.nan
+        x[:min(n, 3)] = np.nan  # a window of nothing but gaps at the start
+        for ours, theirs in ((trailing_median, "median"), (trailing_mean, "mean")):
+            expected = getattr(pd.Series(x, dtype=float).rolling(w, min_periods=1), theirs)().to_numpy()
+            np.testing.assert_allclose(ours(x, w), expected, rtol=1e-9, atol=1e-12, equal_nan=True,
+                                       err_msg=f"{theirs}, n={n}, w={w}")

@@ -75,11 +75,23 @@ class VotingEnsemble(Detector):
             raise AttributeError("score_values: not every member scores arrays")
         return self._score_values
 
-    def _score_values(self, values: np.ndarray, keys: np.ndarray) -> np.ndarray:
-        """``values``: the ``value_columns_`` with gaps filled, rows grouped by ``keys`` (the series)."""
+    @property
+    def reads_times(self) -> bool:
+        """Whether a member's ``score_values`` needs the rows' times (``stamps``)."""
+        return any(getattr(det, "reads_times", False) for _, det in getattr(self, "members_", []))
+
+    def _score_values(self, values: np.ndarray, keys: np.ndarray, stamps: np.ndarray | None = None) -> np.ndarray:
+        """``values``: the ``value_columns_`` with gaps filled, rows grouped by ``keys`` (the series);
+        ``stamps``: the rows' times, for the members that read them (``reads_times``)."""
         at = {c: i for i, c in enumerate(self.value_columns_)}
-        return self.combine({name: det.score_values(values[:, [at[str(c)] for c in det.feature_names_in_]], keys)
-                             for name, det in self.members_})
+
+        def member(det):
+            cols = values[:, [at[str(c)] for c in det.feature_names_in_]]
+            if getattr(det, "reads_times", False):
+                return det.score_values(cols, keys, stamps=stamps)
+            return det.score_values(cols, keys)
+
+        return self.combine({name: member(det) for name, det in self.members_})
 
     def fit_from_member_scores(self, train_member_scores: dict[str, np.ndarray], columns: list[str]):
         """Fit from the prefit members' training scores (already computed by the caller)."""

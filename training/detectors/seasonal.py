@@ -17,7 +17,7 @@ from typing import ClassVar
 import numpy as np
 import pandas as pd
 
-from training.detectors.base import Detector, iter_series, series_name, series_positions
+from training.detectors.base import Detector, iter_series, series_name, series_positions, series_runs
 
 
 class SeasonalResidualDetector(Detector):
@@ -26,6 +26,8 @@ class SeasonalResidualDetector(Detector):
 
     family: ClassVar[str] = "series"
     min_rows: ClassVar[int] = 40
+    # ``score_values`` needs each row's time (the phase of the daily profile): the scoring service passes it
+    reads_times: ClassVar[bool] = True
 
     def __init__(self, features=None, alpha: float = 1e-3, series_alpha: float = 3e-3, min_z: float = 4.0,
                  random_state: int = 0):
@@ -68,4 +70,22 @@ class SeasonalResidualDetector(Detector):
             times = self._times(rows)
             t = None if step is None or times is None else (times.asi8 - t0.value) / (step * 1e9)
             out[pos] = det.log_p(rows.to_numpy(dtype=float), t)
+        return out
+
+    def score_values(self, values: np.ndarray, keys: np.ndarray, stamps: np.ndarray | None = None) -> np.ndarray:
+        """``score`` without pandas, for the scoring service: ``values`` holds the fitted columns in
+        ``feature_names_in_`` order with gaps filled, rows grouped by ``keys`` (the series) and in time order
+        within one; ``stamps`` the rows' times (datetime64[ns] or epoch ns), which place the daily profile."""
+        if stamps is None:
+            raise ValueError(f"{type(self).__name__}.score_values needs the rows' times (stamps)")
+        ns = np.asarray(stamps).astype("datetime64[ns]").astype(np.int64)
+        values = np.asarray(values, dtype=float)
+        out = np.zeros(len(values))
+        for a, b in series_runs(np.asarray(keys)):
+            fitted = self.models_.get(str(series_name(keys[a])))
+            if fitted is None:
+                continue
+            det, t0, step = fitted
+            t = None if step is None or t0 is None else (ns[a:b] - t0.value) / (step * 1e9)
+            out[a:b] = det.log_p(values[a:b], t)
         return out

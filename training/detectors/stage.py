@@ -414,7 +414,8 @@ MODEL_DESCRIPTION = ("Anomaly detector `{name}` of the detector zoo, trained by 
 def summarise(result: ZooResult) -> dict:
     best = result.reports[result.best]["test"]
     planted = result.planted.get(result.best)
-    return {"best": result.best, "skipped": result.skipped, "chosen_without_labels": result.chosen_without_labels,
+    return {"best": result.best, "ensemble_members": list(result.ensemble_members), "skipped": result.skipped,
+            "chosen_without_labels": result.chosen_without_labels,
             "planted": None if planted is None else {k: planted[k] for k in ("precision", "recall", "f1", "auc_pr",
                                                                               "incidents", "found")},
             "test": {k: best[k] for k in ("precision", "recall", "f1", "auc_pr", "mttd_minutes", "false_alarm_minutes",

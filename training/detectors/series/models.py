@@ -177,7 +177,7 @@ class SeasonalResidual(Params):
             return np.full(len(deseason), self.level_)
         # trailing: the level at row i comes from rows up to i, so a shift is flagged from its first row
         # until it fills half the window (then it is the new normal)
-        lvl = pd.Series(deseason).rolling(w, min_periods=1).median().to_numpy()
+        lvl = trailing_median(deseason, w)
         # the first rows have a short window: one level, their median, until the window has filled a bit
         head = min(len(lvl), max(1, w // 4))
         lvl[:head] = np.median(deseason[:head])
@@ -187,8 +187,43 @@ class SeasonalResidual(Params):
         z = np.abs(resid) / self.scale_
         k = int(self.smooth or 1)
         if k > 1:
-            z = pd.Series(z).rolling(k, min_periods=1).mean().to_numpy()
+            z = trailing_mean(z, k)
         return z
+
+
+SMALL = 50_000  # rows x window up to which the trailing statistics run in numpy (a request's window)
+
+
+def trailing_median(x: np.ndarray, w: int) -> np.ndarray:
+    """The median of each row's last ``w`` values (fewer at the start; NaN skipped, NaN when none), as
+    pandas' ``rolling(w, min_periods=1).median()``. Small inputs (the scoring service's windows) in numpy:
+    pandas' set-up costs more than the work there; long series through pandas' rolling algorithm."""
+    x = np.asarray(x, dtype=float)
+    n = len(x)
+    if n == 0 or n * min(w, n) > SMALL:
+        return pd.Series(x).rolling(w, min_periods=1).median().to_numpy()
+    w = min(w, n)
+    views = np.sort(np.lib.stride_tricks.sliding_window_view(np.r_[np.full(w - 1, np.nan), x], w), axis=1)
+    count = np.count_nonzero(~np.isnan(views), axis=1)  # NaN sorts last: the first ``count`` are the values
+    rows = np.arange(n)
+    lo, hi = np.maximum(count - 1, 0) // 2, np.maximum(count, 1) // 2
+    out = (views[rows, lo] + views[rows, np.minimum(hi, w - 1)]) / 2
+    out[count == 0] = np.nan
+    return out
+
+
+def trailing_mean(x: np.ndarray, w: int) -> np.ndarray:
+    """The mean of each row's last ``w`` values (fewer at the start; NaN skipped, NaN when none), as pandas'
+    ``rolling(w, min_periods=1).mean()``; small inputs in numpy, as :func:`trailing_median`."""
+    x = np.asarray(x, dtype=float)
+    n = len(x)
+    if n == 0 or n * min(w, n) > SMALL:
+        return pd.Series(x).rolling(w, min_periods=1).mean().to_numpy()
+    w = min(w, n)
+    views = np.lib.stride_tricks.sliding_window_view(np.r_[np.full(w - 1, np.nan), x], w)
+    count = np.count_nonzero(~np.isnan(views), axis=1)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        return np.where(count > 0, np.nansum(views, axis=1) / np.maximum(count, 1), np.nan)
 
 
 def _rebased_level(d: np.ndarray, level: float, rebase: int, center: float, gate: float) -> np.ndarray:
