@@ -20,6 +20,10 @@ WEEK = 7 * DAY
 TIE = 0.02  # average-precision margin within which the simpler candidate is kept
 STEADY_R = 0.5  # a trailing level that moves less than this share of the noise: the series holds one level
 PLATEAU = 6 * 3600.0  # how long the planted plateaus last that decide on a slow level
+# How large: 3-6 units of the series' noise or of half its robust spread, the larger. An outage takes a metric
+# out of its usual range; on a series that wanders, a shift the size of its noise stays inside that range
+# and shows nothing of what a slow or steady level is for.
+PLATEAU_SIZE = (3.0, 6.0)
 
 
 def average_precision(labels: np.ndarray, scores: np.ndarray) -> float:
@@ -45,6 +49,24 @@ def with_slow_level(params: dict, n_train: int, step: float | None) -> dict | No
     day = min(rows_for(DAY, step, fallback=max(10, n_train // 4)), n_train)
     slow = max(day, 4 * int(params["level_window"]))
     return {**params, "slow_window": int(slow)} if slow <= day else None
+
+
+def with_steady_level(params: dict, n_train: int, step: float | None) -> dict | None:
+    """The same detector with a steady level beside its trailing one (``slow_window`` 0): the training
+    median, moved only by a day-long shift (``rebase``), so that an outage's plateau keeps its evidence for
+    its length on a series whose trailing level would absorb it; None where there is no trailing level."""
+    if int(params.get("level_window") or 0) <= 1:
+        return None
+    day = min(rows_for(DAY, step, fallback=max(10, n_train // 4)), n_train)
+    return {**params, "slow_window": 0, "rebase": int(day)}
+
+
+def plateau_unit(x: np.ndarray) -> float:
+    """The unit of the planted plateaus' size (PLATEAU_SIZE)."""
+    from training.detectors.series.base import robust_scale
+
+    noise = robust_scale(np.diff(x)) / np.sqrt(2) if len(x) > 2 else 1.0
+    return max(noise, 0.5 * robust_scale(x))
 
 
 def steady_level(x: np.ndarray, t, step: float | None, periods) -> dict | None:
@@ -141,9 +163,9 @@ class AutoSeries(Params):
     def _choose(self, x: np.ndarray, t, step) -> tuple[str, dict, dict]:
         """Two stages, on the series' own training part with anomalies planted in copies of it: first the
         form (profile and level window) that ranks planted spikes and ~2-hour anomalies best; then, with
-        six-hour plateaus planted too, one level instead where the series holds one (``steady_level``),
-        or else a slow level beside the trailing one (``with_slow_level``) where it ranks them clearly
-        better."""
+        six-hour plateaus planted too (sized by ``plateau_unit``), one level instead where the series holds
+        one (``steady_level``), or else a second level beside the trailing one where it ranks them clearly
+        better: a slow, day-long one (``with_slow_level``) or a steady one (``with_steady_level``)."""
         cands = candidates(len(x), step)
         rng = np.random.default_rng(self.random_state)
         # events of about two hours (at least 3 rows), about one planted row in ten
@@ -164,17 +186,18 @@ class AutoSeries(Params):
             # profile that ranks planted anomalies no better than a rolling level is not worth its variance
             best = next((k for k, v in trial.items() if v >= top - TIE), next(iter(cands)))
         steady = steady_level(x, t, step, [p["period"] for p in cands.values()])
-        slow_params = with_slow_level(cands[best], len(x), step)
-        if slow_params is None and steady is None:
+        beside = {f"{best}+{k}": p for k, p in (("slow", with_slow_level(cands[best], len(x), step)),
+                                                 ("steady", with_steady_level(cands[best], len(x), step)))
+                  if p is not None}
+        if not beside and steady is None:
             return best, cands[best], trial
         # plateaus: a few level shifts of about six hours, where an hour-long level has long re-baselined
         long = max(length, min(rows_for(PLATEAU, step, fallback=len(x) // 10), len(x) // 10))
         n_long = int(np.clip(len(x) // (10 * long), 1, 4))
-        plateaus = [inject(x, rng, n_long, period=period, length=long, kinds=("level_shift",))[:2]
-                    for _ in range(self.n_trials)]
-        pair = {best: cands[best]}
-        if slow_params is not None:
-            pair[f"{best}+slow"] = slow_params
+        unit = plateau_unit(x)
+        plateaus = [inject(x, rng, n_long, period=period, length=long, kinds=("level_shift",), size=PLATEAU_SIZE,
+                           unit=unit)[:2] for _ in range(self.n_trials)]
+        pair = {best: cands[best], **beside}
         steady_name = next((k.split("/")[0] for k, p in cands.items()
                             if steady is not None and p["period"] == steady["period"]), "rolling") + "/steady"
         if steady is not None:
@@ -187,8 +210,10 @@ class AutoSeries(Params):
         # plantings do not show what it is for (a plateau's end read as a second anomaly)
         if steady is not None and second[steady_name] >= second[best] - TIE:
             return steady_name, steady, trial
-        if slow_params is not None and second[f"{best}+slow"] >= second[best] + TIE:
-            best = f"{best}+slow"
+        # a second level beside the trailing one where it ranks them clearly better: the better of the two
+        better = [k for k in beside if second[k] >= second[best] + TIE]
+        if better:
+            best = max(better, key=lambda k: second[k])
         return best, pair[best], trial
 
 

@@ -13,15 +13,18 @@ KINDS = ("spike", "level_shift", "trend_break", "variance", "seasonal")
 
 def inject(x: np.ndarray, rng: np.random.Generator, n_events: int, period: int = 0, length: int = 12,
            kinds: tuple[str, ...] = KINDS, size: tuple[float, float] = (4.0, 10.0),
-           margin: int = 0) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, str]]]:
+           margin: int = 0, unit: float | None = None) -> tuple[np.ndarray, np.ndarray, list[tuple[int, int, str]]]:
     """A copy of ``x`` with ``n_events`` anomalies placed at random without overlap (after ``margin`` rows),
     the 0/1 label per row and the events (start, stop, kind). Sizes are in units of the series' noise (the
-    robust spread of its first differences), so they are as hard on a smooth series as on a noisy one.
+    robust spread of its first differences), so they are as hard on a smooth series as on a noisy one, or
+    of ``unit`` when given.
     ``seasonal`` needs ``period`` (> 1) and is skipped without one."""
     x = np.asarray(x, dtype=float).copy()
     n = len(x)
     labels = np.zeros(n, dtype=int)
     noise = robust_scale(np.diff(x)) / np.sqrt(2) if n > 2 else 1.0
+    if unit is not None:  # the caller's unit instead (a size relative to the series' range, not its noise)
+        noise = unit
     usable = [k for k in kinds if k != "seasonal" or period > 1]
     events: list[tuple[int, int, str]] = []
     for _ in range(20 * n_events):

@@ -28,6 +28,9 @@ from training.detectors.series.base import LogTail, NotEnoughRows, Params, robus
 TRIM = 3.0  # training rows beyond TRIM * min_z robust units count as anomalies when setting the threshold,
 RARE = 0.002  # if they form at most 3 runs, or one per 500 rows
 REBASE_SHARE = 0.8  # a single level moves once this share of its last ``rebase`` rows is beyond the gate
+# ... beyond this share of the gate: on a series that wanders, a lasting shift keeps a quarter of its rows
+# inside the full gate, and one level would flag it for good
+REBASE_GATE = 0.5
 RETURN_ROWS = 3  # rows in a row back at the level before a move that move it back
 
 
@@ -56,13 +59,14 @@ class SeasonalResidual(Params):
     alpha         false-alarm rate per row that sets the threshold on the training evidence (its 1 - alpha
                   quantile, rows beyond 3 * min_z left out when they form few runs)
     min_z         the evidence (robust z) a row needs to be flagged, whatever alpha says
-    slow_window   None: off. Else a second, slow level (0: the training median; > 1: a trailing median of
-                  that many rows) whose residual is scored alongside: a departure that lasts (an outage's
-                  plateau, a failing machine's drift) keeps its evidence after the fast level has taken it
-                  as the new normal. The two scores are rescaled to cross their own thresholds together
-                  and the larger counts.
-    rebase        with ``level_window`` 0 (one level): after this many flagged rows in a row the level
-                  moves to their median (a lasting shift becomes the new normal); 0: never.
+    slow_window   None: off. Else a second, slow level (0: one level, the training median, moved as
+                  ``rebase`` says; > 1: a trailing median of that many rows) whose residual is scored
+                  alongside: a departure that lasts (an outage's plateau, a failing machine's drift) keeps
+                  its evidence after the fast level has taken it as the new normal. The two scores are
+                  rescaled to cross their own thresholds together and the larger counts.
+    rebase        for one level (``level_window`` 0, or ``slow_window`` 0 for the slow one): once most of
+                  the last ``rebase`` rows are beyond the threshold the level moves to their median (a
+                  lasting shift becomes the new normal), and moves back when the series returns; 0: never.
     """
 
     min_rows = 10
@@ -117,7 +121,9 @@ class SeasonalResidual(Params):
         self.slow_ = None
         if self.slow_window is not None:
             self.slow_ = SeasonalResidual(period=self.period, level_window=self.slow_window, smooth=self.smooth,
-                                          alpha=self.alpha, min_z=self.min_z).fit(x, t=t)
+                                          alpha=self.alpha, min_z=self.min_z,
+                                          rebase=int(self.rebase or 0) if int(self.slow_window) <= 1 else 0
+                                          ).fit(x, t=t)
             self.fast_log_p_ = self.threshold_log_p_
             self.threshold_log_p_ = max(self.fast_log_p_, self.slow_.threshold_log_p_)
         self.threshold_ = float(to_score(self.threshold_log_p_))
@@ -227,8 +233,8 @@ def trailing_mean(x: np.ndarray, w: int) -> np.ndarray:
 
 
 def _rebased_level(d: np.ndarray, level: float, rebase: int, center: float, gate: float) -> np.ndarray:
-    """One level that moves only when most (REBASE_SHARE) of the last ``rebase`` rows are beyond ``gate``
-    from it: then to those rows' median. Until then the rows are measured against the old level. After a
+    """One level that moves only when most (REBASE_SHARE) of the last ``rebase`` rows are beyond
+    REBASE_GATE x ``gate`` from it: then to those rows' median. Until then the rows are measured against the old level. After a
     move, RETURN_ROWS rows in a row back within the gate of the level before it move it back: the end of
     a long plateau is a return to normal, not a new shift. Vectorised between moves (the scoring service
     runs this per request)."""
@@ -241,8 +247,9 @@ def _rebased_level(d: np.ndarray, level: float, rebase: int, center: float, gate
         seg = d[i:]
         with np.errstate(invalid="ignore"):
             beyond = np.abs(seg - level - center) > gate  # NaN: False
+            away = np.abs(seg - level - center) > REBASE_GATE * gate
         hits = []
-        count = np.cumsum(beyond)
+        count = np.cumsum(away)
         if len(seg) >= rebase:
             window = count[rebase - 1:] - np.r_[0, count[:-rebase]]
             at = np.flatnonzero(window >= need)
