@@ -113,14 +113,15 @@ def _too_short(model: str, need: int, n_train: int, train_fraction: float, rows:
 
 def _detect_auto(wide, order, data, notes, n_train, train_fraction) -> SeriesResult:
     from training.detectors.series import AutoSeries, infer_step
+    from training.detectors.series.base import calendar_positions
 
-    det = AutoSeries(alpha=AUTO_ALPHA, min_z=AUTO_MIN_Z)
+    det = AutoSeries(alpha=AUTO_ALPHA, min_z=AUTO_MIN_Z, calendar=True)
     if n_train < det.min_rows:
         raise _too_short("auto", det.min_rows, n_train, train_fraction, len(data))
     step = infer_step(data.index)
     t = None
     if step:
-        t = (data.index.asi8 - data.index.asi8[0]) / 1e9 / step  # positions in steps: gaps keep the phase
+        t = calendar_positions(data.index.asi8, step)  # positions in steps: gaps keep the phase and the weekday
     X = data.to_numpy(dtype=float)
     det.fit(X[:n_train], t=None if t is None else t[:n_train], step=step)
     score = det.score(X, t=t)

@@ -45,17 +45,18 @@ class SeasonalResidualDetector(Detector):
 
     def _fit(self, frame: pd.DataFrame) -> None:
         from training.detectors.series import AutoSeries
-        from training.detectors.series.base import NotEnoughRows, infer_step
+        from training.detectors.series.base import CALENDAR_EPOCH_NS, NotEnoughRows, infer_step
 
         self.models_ = {}
+        # positions from a Monday midnight (UTC): the phase of the day and the day of the week
+        t0 = pd.Timestamp(CALENDAR_EPOCH_NS, tz="UTC")
         for key, rows in iter_series(frame):
             times = self._times(rows)
             step = infer_step(times) if times is not None else None
-            t0 = times[0] if times is not None and len(times) else None
             t = None if step is None else (times.asi8 - t0.value) / (step * 1e9)
             try:
-                det = AutoSeries(alpha=self.series_alpha, min_z=self.min_z, random_state=self.random_state).fit(
-                    rows.to_numpy(dtype=float), t=t, step=step)
+                det = AutoSeries(alpha=self.series_alpha, min_z=self.min_z, random_state=self.random_state,
+                                 calendar=t is not None).fit(rows.to_numpy(dtype=float), t=t, step=step)
             except NotEnoughRows:
                 continue  # a service with too little history: scored 0, as a service never seen
             self.models_[str(key)] = (det, t0, step)

@@ -12,6 +12,14 @@ import numpy as np
 import pandas as pd
 
 DAY = 86_400.0
+# Positions counted from here (a Monday, 00:00 UTC) tell the day of the week: ``calendar_positions``
+CALENDAR_EPOCH_NS = 4 * 86_400 * 10**9  # 1970-01-05T00:00Z
+
+
+def calendar_positions(stamps_ns: np.ndarray, step: float) -> np.ndarray:
+    """Positions in steps of ``step`` seconds from CALENDAR_EPOCH_NS (epoch nanoseconds in): the phase of
+    the day and the day of the week follow from them, whatever the series' first timestamp."""
+    return (np.asarray(stamps_ns, dtype=np.int64) - CALENDAR_EPOCH_NS) / 1e9 / step
 MAD_TO_SIGMA = 1.4826
 # L = -log10(tail probability) maps to score = L / (L + SCORE_HALF): p = 1e-3 gives 0.5, and the score
 # keeps growing with L (no cap at the training maximum), so larger anomalies always rank higher.
@@ -32,7 +40,9 @@ class Params:
         return [p for p in sig.parameters if p != "self"]
 
     def get_params(self, deep: bool = True) -> dict:
-        return {name: getattr(self, name) for name in self._param_names()}
+        # an object pickled by an older release lacks a parameter added since: its default
+        sig = inspect.signature(type(self).__init__).parameters
+        return {name: getattr(self, name, sig[name].default) for name in self._param_names()}
 
     def set_params(self, **params):
         valid = set(self._param_names())

@@ -38,6 +38,26 @@ def _positions(n: int, t: np.ndarray | None) -> np.ndarray:
     return np.arange(n) if t is None else np.round(np.asarray(t, dtype=float)).astype(np.int64)
 
 
+def weekend(pos: np.ndarray, day: int) -> np.ndarray:
+    """Whether each position falls on a Saturday or Sunday, for positions in steps counted from Monday
+    1970-01-05 00:00 UTC (``CALENDAR_EPOCH``) with ``day`` steps a day."""
+    return (np.asarray(pos) // day) % 7 >= 5
+
+
+def _profile(detrended: np.ndarray, phase: np.ndarray, period: int) -> np.ndarray:
+    """Each phase's median of the detrended values (gaps interpolated), smoothed over neighbouring phases:
+    a circular moving average over period / 96 phases each side (15 minutes of a day) keeps a profile
+    learnt from a few cycles from fitting the training noise, which would understate the spread and raise
+    false alarms later."""
+    prof = pd.Series(detrended).groupby(phase).median()
+    prof = prof.reindex(range(period)).interpolate(limit_direction="both").fillna(0.0).to_numpy()
+    k = period // 96
+    if k:
+        wrapped = np.r_[prof[-k:], prof, prof[:k]]
+        prof = np.convolve(wrapped, np.ones(2 * k + 1) / (2 * k + 1), mode="valid")
+    return prof
+
+
 def _trimmed_scale(resid: np.ndarray) -> float:
     """Robust spread, recomputed without rows beyond 5 spreads (twice): a level shift that sat in the
     training part for a quarter of it inflates even the MAD, and would hide later anomalies."""
@@ -64,6 +84,9 @@ class SeasonalResidual(Params):
                   alongside: a departure that lasts (an outage's plateau, a failing machine's drift) keeps
                   its evidence after the fast level has taken it as the new normal. The two scores are
                   rescaled to cross their own thresholds together and the larger counts.
+    weekpart      with a daily ``period``: one profile for weekdays and one for weekends, positions ``t``
+                  counted from Monday 1970-01-05 00:00 UTC (traffic that is lower on Saturdays and
+                  Sundays, with less than the two weeks of training a weekly profile needs)
     rebase        for one level (``level_window`` 0, or ``slow_window`` 0 for the slow one): once most of
                   the last ``rebase`` rows are beyond the threshold the level moves to their median (a
                   lasting shift becomes the new normal), and moves back when the series returns; 0: never.
@@ -72,7 +95,7 @@ class SeasonalResidual(Params):
     min_rows = 10
 
     def __init__(self, period: int = 0, level_window: int = 0, smooth: int = 1, alpha: float = 1e-3,
-                 min_z: float = 5.0, slow_window: int | None = None, rebase: int = 0):
+                 min_z: float = 5.0, slow_window: int | None = None, rebase: int = 0, weekpart: bool = False):
         self.period = period
         self.level_window = level_window
         self.smooth = smooth
@@ -80,6 +103,7 @@ class SeasonalResidual(Params):
         self.min_z = min_z
         self.slow_window = slow_window
         self.rebase = rebase
+        self.weekpart = weekpart
 
     # ------------------------------------------------------------------ sklearn-style contract
     def fit(self, x, y=None, t: np.ndarray | None = None) -> SeasonalResidual:
@@ -93,16 +117,14 @@ class SeasonalResidual(Params):
         if period > 1 and len(x) >= 2 * period:
             # a whole period per trend value: a part-window at either end would carry half a cycle's bias
             trend = pd.Series(x).rolling(period, center=True, min_periods=period).median().bfill().ffill().to_numpy()
-            prof = pd.Series(x - trend).groupby(pos % period).median()
-            prof = prof.reindex(range(period)).interpolate(limit_direction="both").fillna(0.0).to_numpy()
-            # neighbouring phases share one shape: a circular moving average over period / 96 phases each
-            # side (15 minutes of a day) keeps a profile learnt from a few cycles from fitting the training
-            # noise, which would understate the spread and raise false alarms later
-            k = period // 96
-            if k:
-                wrapped = np.r_[prof[-k:], prof, prof[:k]]
-                prof = np.convolve(wrapped, np.ones(2 * k + 1) / (2 * k + 1), mode="valid")
-            self.profile_ = prof - np.median(prof)
+            detrended = x - trend
+            parts = [np.ones(len(x), dtype=bool)]
+            if self.weekpart:  # weekdays and weekends each get their own day (see ``weekend``)
+                end = weekend(pos, period)
+                parts = [~end, end]
+            profiles = [_profile(detrended[m], pos[m] % period, period) for m in parts]
+            centre = np.median(profiles[0])
+            self.profile_ = np.array(profiles) - centre if self.weekpart else profiles[0] - centre
         else:
             self.profile_ = None
         deseason = x - self._season(pos)
@@ -120,7 +142,8 @@ class SeasonalResidual(Params):
             self._calibrate(self._evidence(deseason - self._level(deseason) - self.center_))
         self.slow_ = None
         if self.slow_window is not None:
-            self.slow_ = SeasonalResidual(period=self.period, level_window=self.slow_window, smooth=self.smooth,
+            self.slow_ = SeasonalResidual(period=self.period, weekpart=self.weekpart, level_window=self.slow_window,
+                                          smooth=self.smooth,
                                           alpha=self.alpha, min_z=self.min_z,
                                           rebase=int(self.rebase or 0) if int(self.slow_window) <= 1 else 0
                                           ).fit(x, t=t)
@@ -172,6 +195,9 @@ class SeasonalResidual(Params):
     def _season(self, pos: np.ndarray) -> np.ndarray:
         if self.profile_ is None:
             return np.zeros(len(pos))
+        if self.profile_.ndim == 2:  # weekday and weekend days
+            period = self.profile_.shape[1]
+            return self.profile_[weekend(pos, period).astype(int), pos % period]
         return self.profile_[pos % len(self.profile_)]
 
     def _level(self, deseason: np.ndarray) -> np.ndarray:
