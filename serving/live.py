@@ -199,8 +199,11 @@ class LiveModels:
                 except Exception:  # a registry outage must not end the poller
                     log.exception("alias check failed; the live models keep answering")
 
-        self._poller = threading.Thread(target=loop, name="cerebro-alias-poller", daemon=True)
-        self._poller.start()
+        poller = threading.Thread(target=loop, name="cerebro-alias-poller", daemon=True)
+        poller.start()
+        # set once started: a shutdown that comes while the start-up thread is here must not join a thread
+        # that has not started (a poller started after ``stop`` finds the stop set and ends at once)
+        self._poller = poller
 
     def stop(self) -> None:
         self._stop.set()
