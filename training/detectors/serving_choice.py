@@ -11,7 +11,8 @@ first the best few members on validation (``training.zoo``). Its serving cost is
    refuse it, and a champion that is never served finds nothing: the members are added again in their order
    on the choice's period, each kept only while the composition still meets the spec, so the best-ranked
    members the latency can afford stay; when that leaves fewer than the ensemble's size (a leader too slow
-   even alone), the next models of the ranking fill it up, each only if the composition's F1 holds;
+   even alone), the next models of the ranking fill it up, each only if the composition's F1 holds (the
+   first of them: if its ensemble finds what it finds alone, within ``margin``);
 2. when it misses the project's own targets (p50 < 10 ms, p99 < 50 ms), cheaper compositions are tried (its
    members that meet them alone, and the best few single models that do, each as an ensemble of its own) and the
    best of those that meet them is taken if its F1 on the choice's period (validation, or the planted anomalies
@@ -101,12 +102,21 @@ def choose_members(members: list[str], models: dict, fit: Callable[[list[str]], 
         rank = single_figure or (lambda n: 0.0)
         others = sorted((n for n in models if n not in members), key=rank, reverse=True)
         kept, skipped, added = [], [], []
+        def holds(trial: Composition, name: str) -> bool:
+            """A model from further down the ranking joins only if the composition keeps its F1: the F1 of what
+            is kept, or, as the first, its own F1 alone (within the margin): an ensemble of it that finds less
+            than it does alone is no substitute for a leader the service cannot afford."""
+            if kept:
+                return trial.f1 >= consider(kept).f1
+            own = single_figure(name)[0] if single_figure else None
+            return own is None or trial.f1 >= own - margin - 1e-12
+
         for name in [*members, *others]:
             if len(kept) >= len(members):
                 break
             trial = consider(kept + [name])
             extra = name not in members
-            if trial.cost.meets(SPEC) and (not extra or not kept or trial.f1 >= consider(kept).f1):
+            if trial.cost.meets(SPEC) and (not extra or holds(trial, name)):
                 kept.append(name)
                 if extra:
                     added.append(name)
