@@ -43,6 +43,14 @@ class SeasonalResidualDetector(Detector):
             return pd.DatetimeIndex(rows.index.get_level_values(-1))
         return rows.index if isinstance(rows.index, pd.DatetimeIndex) else None
 
+    @staticmethod
+    def _steps(ns: np.ndarray | None, t0: pd.Timestamp | None, step: float | None) -> np.ndarray | None:
+        """Positions in steps of ``step`` seconds from ``t0`` (epoch nanoseconds in); None without them. A model
+        keeps its own ``t0``: a Monday midnight now, its first training time in earlier versions."""
+        if ns is None or t0 is None or step is None:
+            return None
+        return (np.asarray(ns, dtype=np.int64) - t0.value) / (step * 1e9)
+
     def _fit(self, frame: pd.DataFrame) -> None:
         from training.detectors.series import AutoSeries
         from training.detectors.series.base import CALENDAR_EPOCH_NS, NotEnoughRows, infer_step
@@ -53,7 +61,7 @@ class SeasonalResidualDetector(Detector):
         for key, rows in iter_series(frame):
             times = self._times(rows)
             step = infer_step(times) if times is not None else None
-            t = None if step is None else (times.asi8 - t0.value) / (step * 1e9)
+            t = self._steps(None if times is None else times.asi8, t0, step)
             try:
                 det = AutoSeries(alpha=self.series_alpha, min_z=self.min_z, random_state=self.random_state,
                                  calendar=t is not None).fit(rows.to_numpy(dtype=float), t=t, step=step)
@@ -69,8 +77,7 @@ class SeasonalResidualDetector(Detector):
                 continue
             det, t0, step = fitted
             times = self._times(rows)
-            t = None if step is None or times is None else (times.asi8 - t0.value) / (step * 1e9)
-            out[pos] = det.log_p(rows.to_numpy(dtype=float), t)
+            out[pos] = det.log_p(rows.to_numpy(dtype=float), self._steps(None if times is None else times.asi8, t0, step))
         return out
 
     def score_values(self, values: np.ndarray, keys: np.ndarray, stamps: np.ndarray | None = None) -> np.ndarray:
@@ -87,6 +94,5 @@ class SeasonalResidualDetector(Detector):
             if fitted is None:
                 continue
             det, t0, step = fitted
-            t = None if step is None or t0 is None else (ns[a:b] - t0.value) / (step * 1e9)
-            out[a:b] = det.log_p(values[a:b], t)
+            out[a:b] = det.log_p(values[a:b], self._steps(ns[a:b], t0, step))
         return out

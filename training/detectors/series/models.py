@@ -226,20 +226,30 @@ class SeasonalResidual(Params):
 SMALL = 50_000  # rows x window up to which the trailing statistics run in numpy (a request's window)
 
 
+def _trailing_windows(x: np.ndarray, w: int) -> tuple[np.ndarray, np.ndarray] | None:
+    """Each row's last ``w`` values as a row of a (len(x), w) view, NaN-padded at the start, and how many of
+    them are not NaN; None where the input is too large for that (SMALL) and pandas should do it."""
+    n = len(x)
+    if n == 0 or n * min(w, n) > SMALL:
+        return None
+    w = min(w, n)
+    views = np.lib.stride_tricks.sliding_window_view(np.r_[np.full(w - 1, np.nan), x], w)
+    return views, np.count_nonzero(~np.isnan(views), axis=1)
+
+
 def trailing_median(x: np.ndarray, w: int) -> np.ndarray:
     """The median of each row's last ``w`` values (fewer at the start; NaN skipped, NaN when none), as
     pandas' ``rolling(w, min_periods=1).median()``. Small inputs (the scoring service's windows) in numpy:
     pandas' set-up costs more than the work there; long series through pandas' rolling algorithm."""
     x = np.asarray(x, dtype=float)
-    n = len(x)
-    if n == 0 or n * min(w, n) > SMALL:
+    windows = _trailing_windows(x, w)
+    if windows is None:
         return pd.Series(x).rolling(w, min_periods=1).median().to_numpy()
-    w = min(w, n)
-    views = np.sort(np.lib.stride_tricks.sliding_window_view(np.r_[np.full(w - 1, np.nan), x], w), axis=1)
-    count = np.count_nonzero(~np.isnan(views), axis=1)  # NaN sorts last: the first ``count`` are the values
-    rows = np.arange(n)
+    views, count = windows
+    views = np.sort(views, axis=1)  # NaN sorts last: the first ``count`` of a row are its values
+    rows = np.arange(len(x))
     lo, hi = np.maximum(count - 1, 0) // 2, np.maximum(count, 1) // 2
-    out = (views[rows, lo] + views[rows, np.minimum(hi, w - 1)]) / 2
+    out = (views[rows, lo] + views[rows, np.minimum(hi, views.shape[1] - 1)]) / 2
     out[count == 0] = np.nan
     return out
 
@@ -248,12 +258,10 @@ def trailing_mean(x: np.ndarray, w: int) -> np.ndarray:
     """The mean of each row's last ``w`` values (fewer at the start; NaN skipped, NaN when none), as pandas'
     ``rolling(w, min_periods=1).mean()``; small inputs in numpy, as :func:`trailing_median`."""
     x = np.asarray(x, dtype=float)
-    n = len(x)
-    if n == 0 or n * min(w, n) > SMALL:
+    windows = _trailing_windows(x, w)
+    if windows is None:
         return pd.Series(x).rolling(w, min_periods=1).mean().to_numpy()
-    w = min(w, n)
-    views = np.lib.stride_tricks.sliding_window_view(np.r_[np.full(w - 1, np.nan), x], w)
-    count = np.count_nonzero(~np.isnan(views), axis=1)
+    views, count = windows
     with np.errstate(invalid="ignore", divide="ignore"):
         return np.where(count > 0, np.nansum(views, axis=1) / np.maximum(count, 1), np.nan)
 
