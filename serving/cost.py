@@ -9,9 +9,12 @@ driven through ASGI calls: the request's body read with orjson and validated, sc
 concurrent requests go through the adaptive batching as they would over HTTP), and the answer serialised.
 Only uvicorn's HTTP parsing and the sockets are left out: a fraction of a millisecond a request.
 
-What is timed is the wall clock, as a client sees it. CPU time was tried first: it leaves out the threads
-scikit-learn's neighbour searches and BLAS run on (LOF looked a third of its cost), and the service pays for
-those. The cheapest of the repeats stands for the quiet machine; on a busy one the figures err high.
+What is timed is the wall clock, as a client sees it, unless the process's CPU time over the same call is
+less: then other processes held the cores (a pipeline's stages beside detection on a laptop), which a serving
+host does not share. The process's CPU time counts every thread, the ones scikit-learn's neighbour searches
+and BLAS run on as well (a thread's own CPU time, tried first, left them out: LOF looked a third of its cost);
+where they run in parallel the CPU time exceeds the wall clock, and the wall clock is kept. The cheapest of
+the repeats stands for the quiet machine; on a busy one the figures may still err high.
 """
 from __future__ import annotations
 
@@ -80,12 +83,14 @@ class ServiceBench:
         async def main():
             async with app.router.lifespan_context(app):
                 async def cycle(n: int) -> float:
-                    t0 = time.perf_counter()
+                    t0, c0 = time.perf_counter(), time.process_time()
                     codes = await asyncio.gather(*(_post(app, b) for b in bodies[:n]))
-                    spent = (time.perf_counter() - t0) * 1e3
+                    wall, cpu = time.perf_counter() - t0, time.process_time() - c0
                     if any(c != 200 for c in codes):
                         raise RuntimeError(f"the service answered {sorted(set(codes))} to a model's own windows")
-                    return spent
+                    # The wall clock, unless this process got less of the cores than that: then the machine was
+                    # busy with other work (a pipeline's stages beside detection), which a serving host is not.
+                    return min(wall, cpu) * 1e3
 
                 await cycle(len(bodies))  # one-off costs (caches, torch's first calls) the service pays at warm-up
                 alone = [await cycle(1) for _ in range(repeats)]

@@ -267,12 +267,12 @@ def tune_alpha(det: Detector, planted_scores: np.ndarray, judge, alphas=ALPHAS) 
     step one row over the threshold is already a 5-minute alarm, where at one minute it takes three."""
     best_alpha, best_key = det.alpha, None
     for alpha in alphas:
-        fig = judge.figures(planted_scores, det.calibrator_.threshold(alpha))
+        fig = judge.figures(planted_scores, det.threshold_at(alpha))
         key = (round(fig["f1"], 6), -alpha)
         if best_key is None or key > best_key:
             best_alpha, best_key = alpha, key
     det.set_params(alpha=best_alpha)
-    det.threshold_ = det.calibrator_.threshold(best_alpha)
+    det.threshold_ = det.threshold_at(best_alpha)
     return best_alpha
 
 

@@ -148,6 +148,21 @@ def test_ensemble_combines_members_on_a_common_scale(data):
     assert scores[labels].mean() > np.quantile(scores[~labels], 0.99)
 
 
+def test_an_ensemble_whose_training_rows_reach_the_cap_still_flags_rows_at_it():
+    from training.detectors.ensemble import VotingEnsemble
+
+    rng = np.random.default_rng(3)
+    member = _fresh("zscore")  # only its calibrator is read: fitted on light-tailed scores
+    member.calibrator_ = TailCalibrator().fit(rng.exponential(1.0, 5000))
+    train = rng.exponential(1.0, 5000)
+    train[:100] = 1e3  # 2 % of the training rows far past the member's tail: their votes sit at the cap
+    ens = VotingEnsemble(members=[("m", member)], prefit=True).fit_from_member_scores({"m": train}, ["x"])
+    assert ens.calibrator_.threshold(ens.alpha) > ens.cap  # the extrapolated tail lies beyond any score
+    assert ens.threshold_ < ens.cap
+    assert (ens.combine({"m": np.array([1e3, 1.0])}) > ens.threshold_).tolist() == [True, False]
+    assert ens.threshold_at(1e-5) < ens.cap  # the rates the label-free choice tries too
+
+
 @pytest.mark.parametrize("cls", ["ZScoreDetector", "MADDetector"])
 def test_score_values_equals_score_on_stacked_series(cls):
     """The array path the scoring service uses gives the frame path's scores, per series and for an unseen one."""

@@ -111,14 +111,14 @@ def test_a_member_the_service_cannot_batch_is_skipped():
     assert choice.considered[3].cost.meets(SPEC) and "left out rcf" in choice.note
 
 
-def test_cost_is_measured_on_the_service_itself(tmp_path, monkeypatch):
-    """A real detector served by the service's app in this process: the service batches it, nothing is loaded
-    from (or moved in) a registry, and the estimate is the cycle of 8."""
+@pytest.fixture
+def served_pca(tmp_path, monkeypatch):
+    """(settings, a PCA detector's serving bundle, 8 example windows) on a small fleet, home in ``tmp_path``."""
     from configs.settings import load_settings
     from features.transforms import compute_features
     from telemetry.simulator import FleetSimulator
     from training.detectors.bundle import detector_bundle
-    from training.detectors.serving_cost import example_windows, measure
+    from training.detectors.serving_cost import example_windows
     from training.zoo import build_zoo, time_split, train_zoo
 
     monkeypatch.setenv("CEREBRO_HOME", str(tmp_path))
@@ -134,6 +134,15 @@ def test_cost_is_measured_on_the_service_itself(tmp_path, monkeypatch):
     assert len({w["service"].iloc[0] for w in windows}) == min(8, frame.index.get_level_values(0).nunique())
     bundle = detector_bundle("pca", result.models["pca"], splits.scaler, list(splits.frame.columns),
                              list(frame.columns), "test")
+    return settings, bundle, windows
+
+
+def test_cost_is_measured_on_the_service_itself(served_pca):
+    """A real detector served by the service's app in this process: the service batches it, nothing is loaded
+    from (or moved in) a registry, and the estimate is the cycle of 8."""
+    from training.detectors.serving_cost import measure
+
+    settings, bundle, windows = served_pca
     cost = measure(settings, bundle, windows, repeats=3)
     # Timings are the benchmark's business (wall clock, noisy under the suite's load): here only their shape.
     assert cost.batching and cost.window_ms > 0 and cost.alone_ms > 0
@@ -142,6 +151,39 @@ def test_cost_is_measured_on_the_service_itself(tmp_path, monkeypatch):
     from mlflow import MlflowClient
 
     assert MlflowClient(settings.mlflow_tracking_uri).search_registered_models() == []  # nothing registered
+
+
+@pytest.mark.parametrize("wall_ms, cpu_ms, timed", [(10.0, 4.0, 4.0), (10.0, 16.0, 10.0)])
+def test_a_cycle_costs_its_wall_clock_unless_the_process_got_less_of_the_cores(served_pca, monkeypatch,
+                                                                               wall_ms, cpu_ms, timed):
+    """Other processes holding the cores (the pipeline's stages beside detection) stretch the wall clock, not the
+    process's CPU time: the lesser is kept. Threads working in parallel make the CPU time the greater: the wall
+    clock is kept. The clocks here are fakes that advance by a known step a reading."""
+    import serving.cost as cost_module
+    from serving.cost import ServiceBench, as_bodies
+    from serving.scoring import DetectorRunner
+
+    settings, bundle, windows = served_pca
+    runner = DetectorRunner(bundle)
+    runner.warm_up(windows[0])
+    bodies = as_bodies([runner._example_request(w) for w in windows])
+    bench = ServiceBench(settings)
+
+    class Clock:
+        def __init__(self):
+            self.wall = self.cpu = 0.0
+
+        def perf_counter(self):
+            self.wall += wall_ms / 1e3  # a cycle reads each clock twice: one step between
+            return self.wall
+
+        def process_time(self):
+            self.cpu += cpu_ms / 1e3
+            return self.cpu
+
+    monkeypatch.setattr(cost_module, "time", Clock())
+    alone, together = bench.cycles("pca", runner, bodies, repeats=3)
+    assert alone == pytest.approx([timed] * 3) and together == pytest.approx([timed] * 3)
 
 
 def test_windows_of_a_small_fleet_go_back_an_hour_per_round():

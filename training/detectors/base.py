@@ -150,8 +150,12 @@ class Detector(BaseEstimator):
         self._fit(frame)
         train = np.asarray(self._score(frame), dtype=float)
         self.calibrator_ = TailCalibrator().fit(train)
-        self.threshold_ = self.calibrator_.threshold(getattr(self, "alpha", 1e-3))
+        self.threshold_ = self.threshold_at(getattr(self, "alpha", 1e-3))
         return self
+
+    def threshold_at(self, alpha: float) -> float:
+        """The score a training row exceeds with probability ``alpha`` (the fitted calibrator's tail)."""
+        return self.calibrator_.threshold(alpha)
 
     def score(self, X) -> np.ndarray:
         check_is_fitted(self, "threshold_")

@@ -104,5 +104,12 @@ class VotingEnsemble(Detector):
         self.members_ = list(self.members)
         train = self.combine(train_member_scores)
         self.calibrator_ = TailCalibrator().fit(train)
-        self.threshold_ = self.calibrator_.threshold(self.alpha)
+        self.threshold_ = self.threshold_at(self.alpha)
         return self
+
+    def threshold_at(self, alpha: float) -> float:
+        """The calibrated threshold, kept below the cap: the combined score never exceeds it, and where many
+        training rows sit at the cap (a member whose own tail put some of its training rows past it) the
+        extrapolated tail lies beyond it, a threshold no row could cross. Below the cap, the rows every member
+        puts at its cap are still flagged."""
+        return min(self.calibrator_.threshold(alpha), float(np.nextafter(self.cap, 0.0)))
