@@ -30,7 +30,10 @@ from agents.rca.models import Cause, Evidence, RcaResult
 
 THRESHOLD = 5.0  # robust units (chosen on tuning seeds 7, 8, 9, which the benchmark does not use)
 EXPLAINED_KEEP = 0.1  # share of a fully explained anomaly that still counts (explained causes still rank)
-CREEP_THRESHOLD = 3.0  # robust slope units a resource's rise must reach, its level as well (see _creep)
+# Robust slope units a resource's rise must reach, its level as well (see _creep). 3 until 2026-12-04: 2.5 ranks
+# first a dev-seed memory leak that 3 left unranked in its first half hour (memory 3 robust units up), with the
+# dev seeds' fault-free specificity unchanged.
+CREEP_THRESHOLD = 2.5
 SIZE_CAP = 100.0  # robust units: a constant baseline that moves would otherwise be infinitely abnormal
 FAMILIES = ("symptom", "load", "resource")
 

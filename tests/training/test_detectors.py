@@ -148,6 +148,20 @@ def test_ensemble_combines_members_on_a_common_scale(data):
     assert scores[labels].mean() > np.quantile(scores[~labels], 0.99)
 
 
+def test_the_ensemble_takes_one_member_per_view():
+    """The window autoencoders read the same windows, z-score and MAD the same per-metric deviations: each pair
+    or triple votes as one model counted several times, so the ensemble takes the best-ranked of each."""
+    from training.zoo import ensemble_members, model_views
+
+    views = model_views(ZOO)
+    assert views["vae"] == views["lstm_autoencoder"] == views["transformer_autoencoder"] != views["graph"]
+    assert views["zscore"] == views["mad"] and views["lof"] == "lof"
+    order = ["vae", "lstm_autoencoder", "zscore", "transformer_autoencoder", "mad", "pca", "lof", "dbscan"]
+    reports = {n: {"validation": {"f1": 1.0 - k / 100, "auc_pr": 0.5}} for k, n in enumerate(order)}
+    assert ensemble_members(reports, 5, views) == ["vae", "zscore", "pca", "lof", "dbscan"]
+    assert ensemble_members(reports, 5) == order[:5]  # without views: the five best, as before
+
+
 def test_an_ensemble_whose_training_rows_reach_the_cap_still_flags_rows_at_it():
     from training.detectors.ensemble import VotingEnsemble
 

@@ -26,7 +26,7 @@ F1 = {("lof", "pca", "vae"): 0.95, ("pca", "vae"): 0.94, ("lof", "pca"): 0.94, (
       ("pca", "zscore"): 0.92, ("vae",): 0.9}
 
 
-def _choose(members, f1=F1, margin=0.02):
+def _choose(members, f1=F1, margin=0.02, views=None):
     fitted = []
 
     def fit(ms):
@@ -41,7 +41,7 @@ def _choose(members, f1=F1, margin=0.02):
 
     models = {n: (n,) for n in COST}
     choice = choose_members(members, models, fit, figure, cost_of, margin,
-                            single_figure=lambda n: (f1.get((n,), 0.0), 0.5))
+                            single_figure=lambda n: (f1.get((n,), 0.0), 0.5), views=views)
     return choice, fitted
 
 
@@ -210,6 +210,15 @@ def test_a_leader_too_slow_even_alone_gives_way_to_the_next_in_the_ranking():
     assert tried[:5] == [["lof", "vae"], ["lof"], ["vae"], ["vae", "pca"], ["vae", "zscore"]]
     assert choice.members == ["vae", "zscore"] and choice.costs["ensemble"].meets(SPEC)
     assert "left out lof" in choice.note and "kept its F1: zscore" in choice.note
+
+
+def test_a_model_from_further_down_the_ranking_never_joins_one_that_reads_the_same():
+    """As above, but pca reads what vae does: it is not tried beside it, and z-score fills the place."""
+    f1 = {("lof", "vae"): 0.95, ("lof",): 0.95, ("vae",): 0.92, ("vae", "zscore"): 0.93, ("zscore",): 0.91,
+          ("pca",): 0.93}
+    choice, _ = _choose(["lof", "vae"], f1=f1, margin=0.0, views={"pca": "reconstruction", "vae": "reconstruction"})
+    assert ["vae", "pca"] not in [c.members for c in choice.considered]
+    assert choice.members == ["vae", "zscore"]
 
 
 def test_a_model_from_further_down_the_ranking_never_lowers_the_f1():

@@ -141,6 +141,9 @@ class Detector(BaseEstimator):
     streaming: ClassVar[bool] = False
     family: ClassVar[str] = "base"
     min_rows: ClassVar[int] = 20
+    # What the detector's score reads, where several members read the same thing (None: its own). The ensemble
+    # takes one member per view: three window autoencoders vote as one model counted three times.
+    view: ClassVar[str | None] = None
 
     # ------------------------------------------------------------------ contract
     def fit(self, X, y=None):

@@ -297,6 +297,8 @@ def _gather_windows(window: int):
 class _WindowAutoencoder(_TorchDetector):
     """Sliding windows per series, an autoencoder over them, score = error of the window ending at the row."""
 
+    view: ClassVar[str] = "window reconstruction"
+
     def _check(self) -> int:
         return self._check_common()
 

@@ -66,10 +66,12 @@ def _names(members: list[str]) -> str:
 
 def choose_members(members: list[str], models: dict, fit: Callable[[list[str]], object],
                    figure: Callable[[object, list[str]], dict], cost_of: Callable[[str, object], ServingCost],
-                   margin: float = 0.02, single_figure: Callable[[str], float] | None = None) -> ServingChoice:
+                   margin: float = 0.02, single_figure: Callable[[str], float] | None = None,
+                   views: dict[str, str] | None = None) -> ServingChoice:
     """``fit(members)`` builds an ensemble of the fitted ``models``; ``figure(ensemble, members)`` gives its F1 and
     AUC-PR on the choice's period; ``cost_of(name, model)`` measures a model. ``single_figure(name)``: a single
-    model's (F1, AUC-PR) on the same period, which ranks the single models tried alone. Only the models the
+    model's (F1, AUC-PR) on the same period, which ranks the single models tried alone. ``views``: what each model
+    reads (``training.zoo.model_views``); a model from further down the ranking never joins one that reads the same. Only the models the
     choice needs are measured (a measurement takes about a second): the compositions tried, and the few best
     single models when the composition misses our targets."""
     t0 = time.perf_counter()
@@ -111,11 +113,14 @@ def choose_members(members: list[str], models: dict, fit: Callable[[list[str]], 
             own = single_figure(name)[0] if single_figure else None
             return own is None or trial.f1 >= own - margin - 1e-12
 
+        view = (views or {}).get
         for name in [*members, *others]:
             if len(kept) >= len(members):
                 break
-            trial = consider(kept + [name])
             extra = name not in members
+            if extra and view(name, name) in {view(k, k) for k in kept}:
+                continue
+            trial = consider(kept + [name])
             if trial.cost.meets(SPEC) and (not extra or holds(trial, name)):
                 kept.append(name)
                 if extra:

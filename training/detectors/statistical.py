@@ -36,6 +36,7 @@ class _PerSeriesLocationScale(Detector):
 
     streaming: ClassVar[bool] = True
     family: ClassVar[str] = "statistical"
+    view: ClassVar[str] = "per-metric deviation"
 
     def _centre_scale(self, values: np.ndarray) -> tuple[np.ndarray, np.ndarray]:  # pragma: no cover
         raise NotImplementedError
