@@ -246,7 +246,8 @@ def report_markdown(result: ZooResult, splits: Splits, data: TrainingData, put_f
                    "for the HTTP parsing, sockets and clients that measurement leaves out; p50 and p99 are the "
                    "latency that implies at 8 concurrent clients on one service process. The promotion gate refuses "
                    "a model whose p50 reaches 50 ms or p99 200 ms (the spec's targets); ours are 10 and 50 ms. "
-                   "Other stages running beside this one slow the measurement, so the figures err high. Ensemble "
+                   "Where the stages running beside this one held the cores, a cycle counts the process's CPU "
+                   "time rather than its wall clock; the figures may still err high on a busy machine. Ensemble "
                    f"compositions tried (measuring took {result.serving.seconds:.0f} s):"), ""]
         lines += table([c.row() for c in result.serving.considered],
                        ["members", "f1", "auc_pr", "ms_per_window", "p50_ms", "p99_ms", "meets_spec", "meets_ours"])
