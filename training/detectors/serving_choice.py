@@ -71,9 +71,9 @@ def choose_members(members: list[str], models: dict, fit: Callable[[list[str]], 
     """``fit(members)`` builds an ensemble of the fitted ``models``; ``figure(ensemble, members)`` gives its F1 and
     AUC-PR on the choice's period; ``cost_of(name, model)`` measures a model. ``single_figure(name)``: a single
     model's (F1, AUC-PR) on the same period, which ranks the single models tried alone. ``views``: what each model
-    reads (``training.zoo.model_views``); a model from further down the ranking never joins one that reads the same. Only the models the
-    choice needs are measured (a measurement takes about a second): the compositions tried, and the few best
-    single models when the composition misses our targets."""
+    reads (``training.zoo.model_views``); a model from further down the ranking never joins one that reads the
+    same. Only the models the choice needs are measured (a measurement takes about a second): the compositions
+    tried, and the few best single models when the composition misses our targets."""
     t0 = time.perf_counter()
     costs: dict[str, ServingCost] = {}
 
