@@ -221,6 +221,24 @@ def test_a_model_from_further_down_the_ranking_never_joins_one_that_reads_the_sa
     assert choice.members == ["vae", "zscore"]
 
 
+def test_a_composition_the_latency_left_at_three_members_is_not_filled_up(monkeypatch):
+    """d is too slow to join a, b and c; e, next in the ranking, would fit, but fillers only keep a slow leader
+    from leaving an ensemble of one or two (``FILL_UP_TO``): on simulated fleets, a filler in a dropped member's
+    place cost precision."""
+    from training.detectors.serving_choice import FILL_UP_TO
+
+    for name, ms in {"a": 0.5, "b": 0.5, "c": 0.5, "d": 5.0, "e": 0.5}.items():
+        monkeypatch.setitem(COST, name, ms)
+
+    class Flat(dict):
+        def __missing__(self, key):
+            return 0.95
+
+    choice, _ = _choose(["a", "b", "c", "d"], f1=Flat(), margin=0.0)
+    assert FILL_UP_TO == 3 and choice.members == ["a", "b", "c"]
+    assert not any("e" in c.members for c in choice.considered)
+
+
 def test_a_model_from_further_down_the_ranking_never_lowers_the_f1():
     f1 = {("lof", "vae"): 0.95, ("lof",): 0.95, ("vae",): 0.92, ("vae", "zscore"): 0.90, ("pca", "vae"): 0.91,
           ("zscore",): 0.91, ("pca",): 0.93}
