@@ -4,6 +4,7 @@
     python benchmarks/detectors.py --skip-quality  # speed and memory only
     python benchmarks/detectors.py --json
     python benchmarks/detectors.py --fleets 123 7 2025   # the put-forward model's test figures per fleet
+    python benchmarks/detectors.py --fleets 42 --end 2026-12-04T13:00Z   # make run's fleet at that hour
 
 Speed: each member is fitted on a simulated fleet (13 services, standardised per service like the
 pipeline does) and then scores a batch; a *point* is one row (one service at one minute, its metrics
@@ -37,11 +38,14 @@ import pandas as pd
 FAST = {"zscore", "mad", "ewma", "holt_winters", "pca", "isolation_forest"}
 
 
-def _fleet(days: float, seed: int, incidents_per_day: float = 3.0):
+END = "2026-11-26T00:00Z"  # where the README's fleets end; `make run`'s ends at the current hour (--end)
+
+
+def _fleet(days: float, seed: int, incidents_per_day: float = 3.0, end: str = END):
     from features.transforms import compute_features
     from telemetry.simulator import FleetSimulator
 
-    sim = FleetSimulator(days=days, seed=seed, end="2026-11-26T00:00Z", incidents_per_day=incidents_per_day).run()
+    sim = FleetSimulator(days=days, seed=seed, end=end, incidents_per_day=incidents_per_day).run()
     feats = compute_features(sim.telemetry, sim.events)
     frame = feats.drop(columns=["created"]).set_index(["service", "event_timestamp"])
     frame = frame.rename_axis(["service", "timestamp"]).select_dtypes("number")
@@ -152,14 +156,14 @@ def quality(args) -> dict:
     return {"zoo_test": table, "best": result.best, "per_kind": result.per_kind(result.best), "single_series": single}
 
 
-def fleets(seeds: list[int], days: float) -> list[dict]:
+def fleets(seeds: list[int], days: float, end: str = END) -> list[dict]:
     """The put-forward ensemble on several fleets: one line each, then the mean (how the README's table of
     fleets was measured)."""
     from training.zoo import build_zoo, time_split, train_zoo
 
     rows = []
     for seed in seeds:
-        sim, frame = _fleet(days, seed)
+        sim, frame = _fleet(days, seed, end=end)
         splits = time_split(frame, sim.incidents)
         zoo = build_zoo(list(splits.frame.columns), [(e.caller, e.callee) for e in sim.topology.edges],
                         random_state=seed)
@@ -181,6 +185,8 @@ def fleets(seeds: list[int], days: float) -> list[dict]:
 def main():
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--days", type=float, default=14)
+    ap.add_argument("--end", default=END, help="where --fleets' fleets end, e.g. 2026-12-04T13:00Z (make run's fleet "
+                                              "is seed 42 ending at the current hour)")
     ap.add_argument("--seed", type=int, default=42)
     ap.add_argument("--points", type=int, default=1_000_000)
     ap.add_argument("--stream", type=int, default=20_000, help="points pushed one at a time through update()")
@@ -192,7 +198,7 @@ def main():
                     help="only the put-forward model's test figures on these fleets (about a minute each)")
     args = ap.parse_args()
     if args.fleets:
-        out = fleets(args.fleets, args.days)
+        out = fleets(args.fleets, args.days, args.end)
         if args.json:
             print(json.dumps(out, indent=2, default=str))
         return
