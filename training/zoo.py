@@ -238,9 +238,10 @@ def evaluate_splits(splits: Splits, scores: np.ndarray, threshold: float,
             for s in ("validation", "test")}
 
 
-def ensemble_members(reports: dict[str, dict], size: int = 5, views: dict[str, str | None] | None = None) -> list[str]:
+def ensemble_members(reports: dict[str, dict], size: int = 5,
+                     views: dict[str, str] | None = None) -> list[str]:
     """The ensemble's members: the ``size`` best single models on validation (F1, then AUC-PR), one per view
-    (``views``: name -> what the model reads, ``Detector.view``; None: its own).
+    (``views``: name -> what the model reads, ``model_views``; a name it lacks reads its own).
 
     One per view because members that read the same thing fail together: on simulated fleets ending at
     different hours, three window autoencoders in one ensemble of five outvoted the rest with the same false
@@ -251,7 +252,7 @@ def ensemble_members(reports: dict[str, dict], size: int = 5, views: dict[str, s
     views = views or {}
     chosen, seen = [], set()
     for name in ranked:
-        view = views.get(name) or name
+        view = views.get(name, name)
         if view in seen:
             continue
         chosen.append(name)

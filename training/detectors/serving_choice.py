@@ -119,11 +119,17 @@ def choose_members(members: list[str], models: dict, fit: Callable[[list[str]], 
             return own is None or trial.f1 >= own - margin - 1e-12
 
         view = (views or {}).get
+
+        def may_fill(name: str) -> bool:
+            """A model from further down the ranking is tried only while the composition is under FILL_UP_TO
+            and none of it reads what the model reads."""
+            return len(kept) < min(len(members), FILL_UP_TO) and view(name, name) not in {view(k, k) for k in kept}
+
         for name in [*members, *others]:
             if len(kept) >= len(members):
                 break
             extra = name not in members
-            if extra and (len(kept) >= min(len(members), FILL_UP_TO) or view(name, name) in {view(k, k) for k in kept}):
+            if extra and not may_fill(name):
                 continue
             trial = consider(kept + [name])
             if trial.cost.meets(SPEC) and (not extra or holds(trial, name)):
