@@ -22,6 +22,8 @@ that target and to score: ``rank_root_causes`` gets the telemetry, the graph and
 * specificity: on fault-free windows (a one-day fleet of the same seed and size with no faults, routine
   deploys kept; one window every ``--clean-every`` minutes after the first baseline), the share that
   return no cause or a top cause with confidence < 0.5 (``LOW_CONFIDENCE``).
+* called abnormal: on the incident windows, the share whose top cause has confidence >= 0.5, what an
+  investigation needs to report a cause rather than "nothing abnormal" (specificity's counterpart).
 * latency per case (p50, p99) on every graph size, incident and fault-free windows together.
 * z: a baseline, the target and its downstream services ranked by their largest plain z-score (mean and
   std of the baseline) over all metrics, with no graph reasoning.
@@ -110,6 +112,7 @@ def fleet_cases(seed, services, days, per_day, delays, windows, baseline, clean_
                 rows.append({"split": split, "services": services, "seed": seed, "kind": inc.kind,
                              "window": window, "delay": delay, "root": inc.root_cause_service, "target": target,
                              "top": ranked[:3], "hit": hits(ranked, inc.root_cause_service),
+                             "confidence": res.causes[0].confidence if res.causes else 0.0,
                              "z_hit": hits(zscore_baseline(window_df, base_df, graph, target),
                                            inc.root_cause_service)})
     quiet = simulate(seed, 1, 0, services)
@@ -160,14 +163,16 @@ def main():
     ap.add_argument("--baseline", type=int, default=300, help="minutes of baseline before the incident")
     ap.add_argument("--clean-every", type=int, default=30)
     ap.add_argument("--sizes", type=int, nargs="*", default=[50, 500], help="generated fleets to add")
-    ap.add_argument("--generated-seeds", type=int, nargs="*", default=HELDOUT_GENERATED)
+    ap.add_argument("--generated-seeds", type=int, nargs="*", default=HELDOUT_GENERATED,
+                    help=f"generated fleets' seeds; any but {HELDOUT_GENERATED} are labelled dev")
     ap.add_argument("--json", action="store_true")
     a = ap.parse_args()
 
     plan = [] if a.heldout else [("dev", s, 13, a.days) for s in a.dev]
     plan += [("held-out", s, 13, a.days) for s in a.heldout_seeds]
     for n in a.sizes:  # generated fleets are held out too; a 500-service day is already 6.5 M rows
-        plan += [("held-out", s, n, 2 if n <= 100 else 1) for s in a.generated_seeds[: 2 if n <= 100 else 1]]
+        plan += [("held-out" if s in HELDOUT_GENERATED else "dev", s, n, 2 if n <= 100 else 1)
+                 for s in a.generated_seeds[: 2 if n <= 100 else 1]]
     rows, clean, lat = [], [], {}
     for split, seed, n, days in plan:
         every = a.clean_every if n <= 100 else 4 * a.clean_every
@@ -179,11 +184,15 @@ def main():
     cdf = pd.DataFrame(clean)
     spec = [{"split": k[0], "services": int(k[1]), "windows": len(g), "specificity": float(g["quiet"].mean())}
             for k, g in cdf.groupby(["split", "services"], sort=False)]
+    idf = pd.DataFrame(rows)
+    called = [{"split": k[0], "services": int(k[1]), "window": int(k[2]), "delay": int(k[3]), "cases": len(g),
+               "called_abnormal": float((g["confidence"] >= LOW_CONFIDENCE).mean())}
+              for k, g in idf.groupby(["split", "services", "window", "delay"], sort=False)]
     speed = [{"services": n, "cases": len(v), "p50_s": float(np.percentile(v, 50)),
               "p99_s": float(np.percentile(v, 99))} for n, v in lat.items()]
     misses = [r for r in rows if not r["hit"][2] and r["delay"] == 0 and r["window"] == a.windows[0]]
     if a.json:
-        print(json.dumps({"table": table, "specificity": spec, "latency": speed, "misses_at_3": misses},
+        print(json.dumps({"table": table, "specificity": spec, "called_abnormal": called, "latency": speed, "misses_at_3": misses},
                          default=str, indent=2))
         return
     print(f"13 services: dev seeds {[] if a.heldout else a.dev}, held-out seeds {a.heldout_seeds}, {a.days:g} days "
@@ -197,6 +206,10 @@ def main():
     for s in spec:
         print(f"specificity {s['split']:<8} {s['services']:>3} services (no cause or confidence < {LOW_CONFIDENCE}) "
               f"on {s['windows']} fault-free windows of {a.windows[0]} min: {s['specificity']:.3f}")
+    for c in called:
+        print(f"called abnormal {c['split']:<8} {c['services']:>3} services, window {c['window']} min, delay "
+              f"{c['delay']:>2} (top cause confidence >= {LOW_CONFIDENCE}) on {c['cases']} incident cases: "
+              f"{c['called_abnormal']:.3f}")
     for s in speed:
         print(f"latency per case ({s['services']} services, {s['cases']} cases): p50 {s['p50_s'] * 1000:.0f} ms, "
               f"p99 {s['p99_s'] * 1000:.0f} ms")

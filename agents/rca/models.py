@@ -34,4 +34,7 @@ class RcaResult(BaseModel):
     window: dict = Field(default_factory=dict)  # start, end, points of the incident window analysed
     baseline: dict = Field(default_factory=dict)
     threshold: float = 0.0  # robust units a metric must reach to count as abnormal
+    # the largest deviation the baseline's own windows show with no incident (median over them), robust
+    # units; confidence is measured above the larger of it and the threshold. None: baseline too short
+    quiet_top: float | None = None
     notes: list[str] = Field(default_factory=list)  # what was repaired, skipped or ignored in the input

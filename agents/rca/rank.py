@@ -17,7 +17,8 @@
 4. With a target, only services whose fault can reach the target are ranked (see ``ServiceGraph.related``)
    and each cause carries its path to the target.
 
-Confidence grows with how far the score clears the threshold and how far it leads the runner-up.
+Confidence grows with how far the score clears the threshold, or the largest deviation the baseline's own
+quiet windows show where that is higher (``_quiet_top``), and how far it leads the runner-up.
 """
 from __future__ import annotations
 
@@ -130,24 +131,16 @@ def _rank(incident, baseline, edges, target, target_metric, top, threshold, at) 
                      f"skipped: {shown}")
     cols, B, X = cols[usable], B[:, usable], X[:, usable]
 
+    recent_rows = max(10, len(B) // 5)
     with np.errstate(all="ignore"):
-        recent = B[-max(10, len(B) // 5):]
-        level = np.nanmedian(recent, axis=0)
-        level = np.where(np.isfinite(level), level, np.nanmedian(B, axis=0))
-        mad = 1.4826 * np.nanmedian(np.abs(recent - np.nanmedian(recent, axis=0)), axis=0)
         # Floors: counts that sit on a few integers have a MAD of 0, so the sampling step (the smallest gap
         # between distinct baseline values) is the least a change can be; 1 % of the level for the rest.
         gaps = np.diff(np.sort(B, axis=0), axis=0)
-        step = np.nanmin(np.where(gaps > 0, gaps, np.inf), axis=0, initial=np.inf)
-        step = np.where(np.isfinite(step), step, 0.0)
+        resolution = np.nanmin(np.where(gaps > 0, gaps, np.inf), axis=0, initial=np.inf)
+        resolution = np.where(np.isfinite(resolution), resolution, 0.0)
         whole = np.all(np.isnan(B) | (B == np.round(B)), axis=0)
-        step = np.where(whole, np.maximum(step, 1.0), step)  # counts: a change of one is the least there is
-        scale = np.maximum.reduce([mad, step, 0.01 * np.abs(level), np.full_like(mad, 1e-9)])
-        Z = (X - level) / scale
-        if len(Z) >= 3:  # a centred 3-point median: one wild sample is not an incident
-            prev = np.vstack([Z[:1] * np.nan, Z[:-1]])
-            nxt = np.vstack([Z[1:], Z[:1] * np.nan])
-            Z = np.nanmedian(np.stack([prev, Z, nxt]), axis=0)
+        resolution = np.where(whole, np.maximum(resolution, 1.0), resolution)  # counts: a change of one is the least there is
+    level, scale, Z = _robust_z(B[-recent_rows:], X, resolution, np.nanmedian(B, axis=0))
     times = wide_inc.index
 
     kinds = [classify(m) for _, m in cols]
@@ -220,7 +213,11 @@ def _rank(incident, baseline, edges, target, target_metric, top, threshold, at) 
                     key=lambda s: (-scores[s], _first_onset(series, s), s))
     if not ranked:
         return result
-    second = scores[ranked[1]] if len(ranked) > 1 else threshold
+    keep = np.array([svc in candidates for svc, _ in cols])
+    quiet = _quiet_top(B, len(X), recent_rows, resolution, np.array([k[1] for k in kinds]), keep)
+    result.quiet_top = None if quiet is None else round(quiet, 3)
+    floor = max(threshold, quiet or 0.0)  # a cause must clear what the data do on their own
+    second = scores[ranked[1]] if len(ranked) > 1 else floor
     causes = []
     for rank_i, svc in enumerate(ranked[:top]):
         runner_up = second if rank_i == 0 else scores[ranked[0]]
@@ -228,7 +225,7 @@ def _rank(incident, baseline, edges, target, target_metric, top, threshold, at) 
         ev = sorted((s for s in series if s.service == svc), key=lambda s: -s.size)
         causes.append(Cause(
             service=svc, score=round(scores[svc], 3),
-            confidence=round(_confidence(scores[svc], runner_up, threshold), 3), path=path,
+            confidence=round(_confidence(scores[svc], runner_up, threshold, floor), 3), path=path,
             evidence=[Evidence(metric=s.metric, direction=s.direction, size=round(s.size, 3),
                                baseline=s.baseline, incident=s.incident, onset=s.onset, family=s.family, path=path,
                                trend=s.trend)
@@ -284,6 +281,49 @@ def _steered(unexplained, series, symptom: Evidence, target: str, graph: Service
     return scores
 
 
+def _robust_z(recent, X, step, fallback):
+    """Level, scale and the window's deviations in robust units against ``recent`` (rows x series), with a
+    centred 3-point median so that one wild sample is not an incident."""
+    import numpy as np
+
+    with np.errstate(all="ignore"):
+        level = np.nanmedian(recent, axis=0)
+        level = np.where(np.isfinite(level), level, fallback)
+        mad = 1.4826 * np.nanmedian(np.abs(recent - np.nanmedian(recent, axis=0)), axis=0)
+        scale = np.maximum.reduce([mad, step, 0.01 * np.abs(level), np.full_like(mad, 1e-9)])
+        Z = (X - level) / scale
+        if len(Z) >= 3:
+            prev = np.vstack([Z[:1] * np.nan, Z[:-1]])
+            nxt = np.vstack([Z[1:], Z[:1] * np.nan])
+            Z = np.nanmedian(np.stack([prev, Z, nxt]), axis=0)
+    return level, scale, Z
+
+
+def _quiet_top(B, T, recent_rows, step, bad, keep):
+    """How large the largest deviation gets without an incident: step 1 replayed on the baseline's own
+    windows of the incident window's length (each against the ``recent_rows`` before it, as the window is
+    against the baseline's end), the median over those windows of the largest bad-direction peak among the
+    series ``keep`` selects. None when the baseline is too short for two such windows.
+
+    With thousands of series one of them wanders 10 robust units on a quiet day; with a hundred, 6. The
+    confidence measures a cause against this rather than against the fixed threshold alone."""
+    import numpy as np
+
+    B = B[:, keep]
+    if not B.shape[1]:
+        return None
+    starts = list(range(len(B) - T, recent_rows - 1, -max(1, T // 2)))[:12]
+    if len(starts) < 2:
+        return None
+    tops = []
+    with np.errstate(all="ignore"):
+        for s0 in starts:
+            _, _, Z = _robust_z(B[s0 - recent_rows:s0], B[s0:s0 + T], step[keep], np.nanmedian(B, axis=0))
+            d = np.where(bad[keep] == "up", Z, np.where(bad[keep] == "down", -Z, np.abs(Z)))
+            tops.append(np.nanmax(np.nan_to_num(d, nan=-np.inf)))
+    return float(min(np.median(tops), SIZE_CAP))
+
+
 def _creep(B, X, Z, scale):
     """How unusually fast each series rises in the window, in robust slope units, where it has also left
     its usual level: min(slope z, end-level z), NaN where the window is too short (under 5 points).
@@ -315,11 +355,14 @@ def _creep(B, X, Z, scale):
     return np.minimum(slope_z, end_z)
 
 
-def _confidence(score: float, runner_up: float, threshold: float) -> float:
+def _confidence(score: float, runner_up: float, threshold: float, floor: float | None = None) -> float:
+    """How far the score clears ``floor`` (the threshold, or the quiet baseline's top deviation where that
+    is higher), in units of twice the threshold, times how far it leads the runner-up."""
     import math
 
-    strength = 1 - math.exp(-max(0.0, score - threshold) / (2 * threshold))
-    lead = score / (score + max(runner_up, threshold))  # 0.5 when tied with the runner-up
+    floor = threshold if floor is None else floor
+    strength = 1 - math.exp(-max(0.0, score - floor) / (2 * threshold))
+    lead = score / (score + max(runner_up, floor))  # 0.5 when tied with the runner-up
     return strength * min(1.0, 2 * lead)
 
 
