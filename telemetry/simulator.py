@@ -411,6 +411,9 @@ _SYMPTOM = {
 }
 
 
+TREND_MINUTES = 30  # how far _moved carries the base's trend into an incident
+
+
 def _moved(metrics: dict, i: int, effect: tuple[int, int], base: tuple[int, int]) -> bool:
     """Whether a 3-minute median of service ``i``'s latency, errors, traffic or CPU inside ``effect`` left
     what ``base`` shows (relative, absolute and robust-noise margins all exceeded).
@@ -428,8 +431,21 @@ def _moved(metrics: dict, i: int, effect: tuple[int, int], base: tuple[int, int]
         if before.empty:
             before = pd.Series(metrics[metric][i, base[0]:base[1]])
         centre = float(np.median(before))
-        noise = 1.4826 * float(np.median(np.abs(before - centre)))
         during = medians(metrics[metric][i, effect[0]:effect[1]])
+        if len(before) >= 10:
+            # The evening's fall or the morning's rise is not noise: a trending base inflates the MAD, and a
+            # surge at night that tripled a callee's traffic went unlabelled. So also: the margin around the
+            # base's straight-line trend, for the effect's first half hour only (a line carried on further
+            # would cross the day's curve), and the change must leave both that line and the base's median.
+            t0 = np.arange(len(before), dtype=float)
+            slope, intercept = np.polyfit(t0, before.to_numpy(dtype=float), 1)
+            trend_noise = 1.4826 * float(np.median(np.abs(before.to_numpy() - (intercept + slope * t0))))
+            early = during.to_numpy()[:TREND_MINUTES]
+            line = intercept + slope * (effect[0] - base[0] + np.arange(len(early)))
+            near = float(np.minimum(np.abs(early - centre), np.abs(early - line)).max()) if len(early) else 0.0
+            if near > rel * abs(centre) and near > absolute and near > 6 * trend_noise:
+                return True
+        noise = 1.4826 * float(np.median(np.abs(before - centre)))
         change = float(np.abs(during - centre).max()) if len(during) else 0.0
         if change > rel * abs(centre) and change > absolute and change > 6 * noise:
             return True

@@ -198,3 +198,20 @@ def test_a_sustained_shift_counts_as_moved_and_noise_does_not():
     tiny = np.full(200, 0.0005)
     tiny[120:] = 0.001
     assert not _moved(_metrics(rng, error_rate=tiny), 0, (120, 200), (0, 120))
+
+
+def test_a_surge_on_an_evenings_falling_traffic_counts_as_moved_and_the_fall_alone_does_not():
+    from telemetry.simulator import _moved
+
+    rng = np.random.default_rng(5)
+    # traffic falling from 60 to 32 rps over the two hours before (seed 42's catalog on 2026-12-01 at 23:10),
+    # then tripled by a 20-minute surge from the front door: the fall's spread once hid it
+    falling = np.r_[np.linspace(60, 32, 120), np.linspace(32, 27, 80)] + rng.normal(0, 1.5, 200)
+    quiet = _metrics(rng, request_rate=falling, cpu_pct=np.full(200, 20.0) + rng.normal(0, 0.5, 200))
+    assert not _moved(quiet, 0, (120, 140), (0, 120))
+    surged = falling.copy()
+    surged[122:140] *= 3
+    assert _moved(_metrics(rng, request_rate=surged, cpu_pct=quiet["cpu_pct"][0]), 0, (120, 140), (0, 120))
+    # the fall carried on for hours is not an effect either (the line is carried half an hour only)
+    night = np.r_[np.linspace(60, 32, 120), np.linspace(32, 10, 80)] + rng.normal(0, 1.5, 200)
+    assert not _moved(_metrics(rng, request_rate=night, cpu_pct=quiet["cpu_pct"][0]), 0, (120, 200), (0, 120))
