@@ -151,6 +151,10 @@ def _print(result) -> None:
                            for e in c.evidence[:3])
             table.add_row(str(i), c.service, f"{c.score:.1f}", f"{c.confidence:.2f}", ev, " → ".join(c.path))
         out.print(table)
+        if result.quiet_top is not None and result.quiet_top > result.threshold:
+            out.print(f"confidence is measured above {result.quiet_top:.1f} robust units: the largest deviation "
+                      "the baseline's own quiet windows show (the threshold is "
+                      f"{result.threshold:g})", soft_wrap=True)
     if result.symptom is not None:
         s = result.symptom
         out.print(f"symptom {result.target}/{s.metric}: {s.direction} {s.size:.1f} robust units "

@@ -6,7 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
-from support.rca_data import EDGES, T0, hand_built
+from support.rca_data import EDGES, T0, hand_built, wandering_crowd
 
 from agents.rca import RcaInputError, ServiceGraph, rank_root_causes
 from agents.rca.metrics import classify
@@ -290,28 +290,6 @@ def test_only_constant_series_give_no_cause_and_an_all_empty_window_is_refused()
         rank_root_causes(inc.assign(value=np.nan), base, EDGES)
 
 
-def _crowd(seed: int, fault: bool, services: int = 400):
-    """A front door calling 400 services whose CPU wanders (AR(1) with heavy-tailed steps) and whose latency
-    is steady; with ``fault`` one of them gets 50 noise widths slower for the last 30 minutes."""
-    rng = np.random.default_rng(seed)
-    T, cut = 330, 300
-    steps = rng.standard_t(3, (T, services))
-    cpu = np.zeros((T, services))
-    for t in range(1, T):
-        cpu[t] = 0.9 * cpu[t - 1] + steps[t]
-    latency = 100 + rng.normal(0, 3, (T, services))
-    if fault:
-        latency[cut:, 7] += 150
-    stamps = pd.date_range("2024-06-01", periods=T, freq="min", tz="UTC")
-    names = [f"svc-{i:03d}" for i in range(services)]
-    frames = [pd.DataFrame({"timestamp": np.repeat(stamps, services), "service": np.tile(names, T),
-                            "metric": metric, "value": values.ravel()})
-              for metric, values in (("cpu_pct", 40 + cpu), ("latency_p90", latency))]
-    tel = pd.concat(frames, ignore_index=True)
-    at = tel["timestamp"] >= stamps[cut]
-    return tel[at], tel[~at], [("front", n) for n in names]
-
-
 def test_a_wandering_crowd_is_measured_against_its_own_quiet_windows():
     # Among 400 heavy-tailed wandering series the largest excursion of a quiet half hour often clears the
     # threshold by far: against the threshold alone 5 of these 8 quiet windows had a cause with confidence
@@ -319,19 +297,19 @@ def test_a_wandering_crowd_is_measured_against_its_own_quiet_windows():
     # are Student-t with 3 degrees of freedom: some windows hold a shock larger than any before them).
     confident = 0
     for seed in range(8):
-        inc, base, edges = _crowd(seed, fault=False)
+        inc, base, edges = wandering_crowd(seed, fault=False)
         quiet = rank_root_causes(inc, base, edges, target="front")
         assert quiet.quiet_top is not None and quiet.quiet_top > quiet.threshold
         confident += bool(quiet.causes) and quiet.causes[0].confidence >= 0.5
     assert confident <= 2
     for seed in (0, 5):  # the two quiet windows with the largest excursions: a real fault still stands out
-        inc, base, edges = _crowd(seed, fault=True)
+        inc, base, edges = wandering_crowd(seed, fault=True)
         faulty = rank_root_causes(inc, base, edges, target="front")
         assert faulty.causes[0].service == "svc-007" and faulty.causes[0].confidence >= 0.5
 
 
 def test_a_baseline_too_short_to_replay_falls_back_to_the_threshold():
-    inc, base, edges = _crowd(0, fault=True, services=20)
+    inc, base, edges = wandering_crowd(0, fault=True, services=20)
     short = base[base["timestamp"] >= base["timestamp"].max() - pd.Timedelta(minutes=40)]
     result = rank_root_causes(inc, short, edges, target="front")
     assert result.quiet_top is None

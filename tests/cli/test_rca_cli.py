@@ -105,3 +105,17 @@ def test_window_without_numbers_or_shared_series_exits_2(files):
         res = _run(files, metrics=name)
         assert res.exit_code == 2, res.output
         assert message in res.output and "Traceback" not in res.output
+
+
+def test_the_table_says_when_confidence_is_measured_above_the_quiet_baselines_top(tmp_path):
+    from support.rca_data import wandering_crowd
+
+    inc, base, edges = wandering_crowd(0, fault=True)
+    inc.to_parquet(tmp_path / "incident.parquet", index=False)
+    base.to_parquet(tmp_path / "normal.parquet", index=False)
+    pd.DataFrame(edges, columns=["caller", "callee"]).to_csv(tmp_path / "edges.csv", index=False)
+    res = _run(tmp_path, "--target", "front", "--top", "3", metrics="incident.parquet")
+    assert res.exit_code == 0, res.output
+    assert "svc-007" in res.stdout and "the largest deviation the baseline's own quiet windows show" in res.stdout
+    doc = json.loads(_run(tmp_path, "--target", "front", "--json", metrics="incident.parquet").stdout)
+    assert doc["quiet_top"] > doc["threshold"] and doc["causes"][0]["service"] == "svc-007"
