@@ -317,8 +317,9 @@ def _quiet_top(B, T, recent_rows, step, bad, keep):
         return None
     tops = []
     with np.errstate(all="ignore"):
+        fallback = np.nanmedian(B, axis=0)
         for s0 in starts:
-            _, _, Z = _robust_z(B[s0 - recent_rows:s0], B[s0:s0 + T], step[keep], np.nanmedian(B, axis=0))
+            _, _, Z = _robust_z(B[s0 - recent_rows:s0], B[s0:s0 + T], step[keep], fallback)
             d = np.where(bad[keep] == "up", Z, np.where(bad[keep] == "down", -Z, np.abs(Z)))
             tops.append(np.nanmax(np.nan_to_num(d, nan=-np.inf)))
     return float(min(np.median(tops), SIZE_CAP))
