@@ -35,6 +35,7 @@ EXPLAINED_KEEP = 0.1  # share of a fully explained anomaly that still counts (ex
 # first a dev-seed memory leak that 3 left unranked in its first half hour (memory 3 robust units up), with the
 # dev seeds' fault-free specificity unchanged.
 CREEP_THRESHOLD = 2.5
+QUIET_WINDOWS = 12  # baseline windows _quiet_top replays (the latest ones, half a window apart)
 SIZE_CAP = 100.0  # robust units: a constant baseline that moves would otherwise be infinitely abnormal
 FAMILIES = ("symptom", "load", "resource")
 
@@ -309,18 +310,18 @@ def _quiet_top(B, T, recent_rows, step, bad, keep):
     confidence measures a cause against this rather than against the fixed threshold alone."""
     import numpy as np
 
-    B = B[:, keep]
+    B, step, bad = B[:, keep], step[keep], bad[keep]
     if not B.shape[1]:
         return None
-    starts = list(range(len(B) - T, recent_rows - 1, -max(1, T // 2)))[:12]
+    starts = list(range(len(B) - T, recent_rows - 1, -max(1, T // 2)))[:QUIET_WINDOWS]
     if len(starts) < 2:
         return None
     tops = []
     with np.errstate(all="ignore"):
         fallback = np.nanmedian(B, axis=0)
         for s0 in starts:
-            _, _, Z = _robust_z(B[s0 - recent_rows:s0], B[s0:s0 + T], step[keep], fallback)
-            d = np.where(bad[keep] == "up", Z, np.where(bad[keep] == "down", -Z, np.abs(Z)))
+            _, _, Z = _robust_z(B[s0 - recent_rows:s0], B[s0:s0 + T], step, fallback)
+            d = np.where(bad == "up", Z, np.where(bad == "down", -Z, np.abs(Z)))
             tops.append(np.nanmax(np.nan_to_num(d, nan=-np.inf)))
     return float(min(np.median(tops), SIZE_CAP))
 
@@ -356,12 +357,11 @@ def _creep(B, X, Z, scale):
     return np.minimum(slope_z, end_z)
 
 
-def _confidence(score: float, runner_up: float, threshold: float, floor: float | None = None) -> float:
+def _confidence(score: float, runner_up: float, threshold: float, floor: float) -> float:
     """How far the score clears ``floor`` (the threshold, or the quiet baseline's top deviation where that
     is higher), in units of twice the threshold, times how far it leads the runner-up."""
     import math
 
-    floor = threshold if floor is None else floor
     strength = 1 - math.exp(-max(0.0, score - floor) / (2 * threshold))
     lead = score / (score + max(runner_up, floor))  # 0.5 when tied with the runner-up
     return strength * min(1.0, 2 * lead)
