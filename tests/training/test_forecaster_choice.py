@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 
 from training.forecasting import ForecastInputError
-from training.forecasting.auto import AutoForecaster, conformal_bands
+from training.forecasting.auto import AutoForecaster, _calendar_position, conformal_bands, weekpart_median
 from training.forecasting.choice import forecast_series
 from training.forecasting.seasons import Decomposition, decompose, detect_seasons
 
@@ -81,6 +81,44 @@ def test_the_seasonal_median_ignores_yesterdays_noise_and_incident_and_needs_thr
     assert np.mean(np.abs(fcs["seasonal_median"] - truth)) < 0.5 * np.mean(np.abs(fcs["seasonal_naive"] - truth))
     assert model.scores_["seasonal_median"] < model.scores_["seasonal_naive"]
     assert "seasonal_median" not in model._candidates(values[-60:], 24, 24)  # two and a half days: no median
+
+
+def _weekly_shop(days: int, start: str, seed: int = 4) -> tuple[pd.Series, np.ndarray]:
+    """Hourly traffic whose weekends are quieter and flatter than its weekdays, and the noiseless truth."""
+    idx = pd.date_range(pd.Timestamp(start), periods=24 * days, freq="h")
+    hour, weekend = idx.hour.to_numpy(), idx.dayofweek.to_numpy() >= 5
+    truth = np.where(weekend, 20 + 4 * np.sin(2 * np.pi * hour / 24), 60 + 25 * np.sin(2 * np.pi * hour / 24))
+    rng = np.random.default_rng(seed)
+    return pd.Series(truth + rng.normal(0, 2, len(idx)), index=idx), truth
+
+
+def test_weekends_unlike_weekdays_get_their_own_profile_and_intervals_a_weekday_needs():
+    y, truth = _weekly_shop(21, "2026-10-05T00:00Z")  # Monday 5 October to Sunday 25 October
+    history = y.iloc[: -24 * 6]  # to Monday 19 October, 23:00: the backtest days include a weekend
+    model = AutoForecaster(horizon=24).fit(history)
+    assert model.scores_["weekpart_median"] < 0.5 * model.scores_["seasonal_median"]
+    assert "weekpart_median" in model.members_
+    f = model.predict(24)  # Tuesday
+    tuesday = truth[len(history): len(history) + 24]
+    assert np.mean(np.abs(f["yhat"].to_numpy() - tuesday)) < 2.0
+    # calibrated on the week-part median's backtest errors, not on a weekday profile's misses on Saturday
+    assert np.mean(f["yhat_upper"] - f["yhat"]) < 8.0
+    saturday = y.iloc[: -24 * 2]  # to Friday 23 October: the next day is a Saturday
+    g = AutoForecaster(horizon=24).fit(saturday).predict(24)["yhat"].to_numpy()
+    assert np.mean(np.abs(g - truth[len(saturday): len(saturday) + 24])) < 2.0
+
+
+def test_the_week_part_median_reads_the_calendar_and_needs_two_weekend_days():
+    step = pd.Timedelta(hours=1)
+    y, _ = _weekly_shop(10, "2026-10-07T05:00Z")  # starts on a Wednesday at 05:00
+    first = _calendar_position(y.index[0], step)
+    assert first % 24 == 5 and (first // 24) % 7 == 2  # Wednesday (Monday is 0)
+    fc = weekpart_median(y.to_numpy(), first, 48, 24)  # Saturday 17 and Sunday 18 October, 05:00 on
+    ahead = _weekly_shop(12, "2026-10-07T05:00Z")[1][len(y): len(y) + 48]
+    assert np.mean(np.abs(fc - ahead)) < 1.5 and np.all(np.abs(fc - ahead) < 6.0)
+    assert weekpart_median(y.to_numpy()[: 24 * 4], first, 24, 24) is None  # whole days Thursday to Saturday: one weekend day
+    assert _calendar_position(pd.Timestamp("2026-10-07T05:30Z"), step) is None  # grid not on the hour
+    assert _calendar_position(pd.Timestamp("2026-10-07"), pd.Timedelta(days=1)) is None  # daily: no day profile
 
 
 def test_a_steady_trend_is_not_left_to_a_naive_forecast():

@@ -9,10 +9,15 @@ with conformal intervals from that past.
    horizons, so there are enough errors to calibrate on), every candidate forecasts ``horizon`` steps from
    the history before the origin: last value, seasonal naive (the shortest season found, else a day),
    the seasonal median (each phase's median over the last ``profile_cycles`` seasons, at least three: the
-   same time of day over the past week on sub-daily data), and AutoETS, AutoTheta and AutoARIMA
+   same time of day over the past week on sub-daily data), the week-part median (on a sub-daily grid aligned
+   to the day: each time of day's median over the last five weekdays for a weekday, over the last two to four
+   Saturdays and Sundays for a weekend day), and AutoETS, AutoTheta and AutoARIMA
    on the MSTL-adjusted series (:mod:`training.forecasting.statsforecast_models`; one decomposition per
    origin serves all three). AutoARIMA searches its order at the first origin only; the later origins
    refit that order (a search is some twenty fits), and the final forecast searches the whole history.
+   Where the forecast falls on a Saturday or a Sunday the backtest lacks (or on weekdays it lacks), origins
+   are added until it holds them: a backtest of weekdays alone cannot tell a weekday's profile from the
+   week-part median.
 4. **Combination.** The median of the ``top_k`` candidates with the lowest backtest MAE is scored on the
    same origins (no refit: the median of their stored forecasts). The median rather than the mean: one
    member that misses badly does not drag it. The lowest MAE wins; ties go to the simpler.
@@ -35,8 +40,13 @@ from training.forecasting.seasons import candidate_periods
 from training.forecasting.statsforecast_models import adjusted_forecast, seasons_of
 
 MODELS = ("ets", "theta", "arima")
-SIMPLE = ("naive", "seasonal_naive", "seasonal_median")  # preferred on ties, in this order
+SIMPLE = ("naive", "seasonal_naive", "seasonal_median", "weekpart_median")  # preferred on ties, in this order
 MIN_PROFILE_CYCLES = 3  # a median of two seasons is their mean: no robustness gained over seasonal naive
+# The week-part median: each time of day's median over the last WEEKDAYS weekdays for a weekday, over the last
+# WEEKEND_DAYS Saturdays and Sundays for a weekend day; it needs at least MIN_WEEKEND_DAYS of them (two weeks
+# of history hold four).
+WEEKDAYS, WEEKEND_DAYS, MIN_WEEKEND_DAYS = 5, 4, 2
+CALENDAR_EPOCH = pd.Timestamp("1970-01-05", tz="UTC")  # a Monday: day k of the calendar is a weekend when k % 7 >= 5
 MIN_SCORES = 120  # backtest errors wanted for calibration: origins x horizon
 
 
@@ -68,6 +78,8 @@ class AutoForecaster(Forecaster):
             self.notes_.append(f"auto used the last {keep} of {len(y)} points")
             y = y.iloc[-keep:]
         v = y.to_numpy()
+        self.first_pos_ = _calendar_position(y.index[0], self.step_)  # None: no week-part median
+        self.day_steps_ = pd.Timedelta(days=1) // self.step_ if self.first_pos_ is not None else 0
         self.periods_ = seasons_of(y, self.step_, self.season)
         if self.season is not None:
             day = max(1, int(self.season))
@@ -76,6 +88,9 @@ class AutoForecaster(Forecaster):
         wanted = self.n_origins or min(self.max_origins, max(3, math.ceil(MIN_SCORES / H)))
         min_train = 20
         n_origins = max(0, min(wanted, (len(v) - min_train) // H))
+        if self.n_origins is None and self.first_pos_ is not None:
+            n_origins = _reach_week_parts(self.first_pos_, len(v), H, n_origins,
+                                          min(self.max_origins, (len(v) - min_train) // H), self.day_steps_)
         cuts = [len(v) - H * (n_origins - i) for i in range(n_origins)]
         errors: dict[str, list[np.ndarray]] = {}
         forecasts: dict[str, list[np.ndarray]] = {}
@@ -124,6 +139,13 @@ class AutoForecaster(Forecaster):
             # incident or a weekend day among them does not move it
             profile = np.median(train[len(train) - cycles * day:].reshape(cycles, day), axis=0)
             out["seasonal_median"] = profile[np.arange(H) % day]
+        first = getattr(self, "first_pos_", None)  # absent from a model pickled before the week-part median
+        if "weekpart_median" in methods and first is not None:
+            # weekends unlike weekdays: the seasonal median is a weekday's shape, and a weekend's errors (wide on
+            # every backtest that crosses one) would also widen the intervals of a weekday's forecast
+            fc = weekpart_median(train, first, H, self.day_steps_)
+            if fc is not None:
+                out["weekpart_median"] = fc
         models = [m for m in methods if m in MODELS]
         if models:
             _, fcs = adjusted_forecast(train, self.periods_, models, H, int(self.trend_points), arima=arima)
@@ -141,6 +163,73 @@ class AutoForecaster(Forecaster):
         if self.chosen_ == "median":
             return "median of " + ", ".join(self.members_)
         return self.chosen_
+
+
+def _calendar_position(start: pd.Timestamp, step: pd.Timedelta) -> int | None:
+    """The first point's position in steps from CALENDAR_EPOCH, when a day is a whole number (at least 4) of
+    sub-daily steps and the grid is aligned to the day; else None (no week-part median)."""
+    day = pd.Timedelta(days=1)
+    if not isinstance(start, pd.Timestamp) or step >= day or day % step != pd.Timedelta(0) or day / step < 4:
+        return None
+    start = start.tz_localize("UTC") if start.tzinfo is None else start.tz_convert("UTC")
+    offset = start - CALENDAR_EPOCH
+    if offset % step != pd.Timedelta(0):
+        return None
+    return int(offset // step)
+
+
+def _weekend(pos: np.ndarray, day: int) -> np.ndarray:
+    return (pos // day) % 7 >= 5
+
+
+def _whole_days(first: int, n: int, day: int) -> tuple[int, int, np.ndarray]:
+    """(index of the first midnight, number of whole days from it, whether each is a weekend day) for ``n``
+    points from calendar position ``first``."""
+    start = -(-first // day) * day - first
+    days = max(0, (n - start) // day)
+    return start, days, _weekend(first + start + day * np.arange(days), day)
+
+
+def _week_parts_known(first: int, n: int, day: int) -> bool:
+    """Whether ``n`` points hold the whole weekdays and weekend days the week-part median needs."""
+    _, _, weekend = _whole_days(first, n, day)
+    return int(weekend.sum()) >= MIN_WEEKEND_DAYS and int((~weekend).sum()) >= MIN_PROFILE_CYCLES
+
+
+def _reach_week_parts(first: int, n: int, horizon: int, n_origins: int, most: int, day: int) -> int:
+    """More backtest origins (up to ``most``) when the backtest lacks a Saturday or a Sunday the forecast covers,
+    or any weekday when the forecast covers one: a backtest of weekdays cannot tell the week-part median from a
+    weekday's profile (a Saturday's forecast would take the weekday's), and one that holds Sunday but not
+    Saturday favours yesterday's values, which miss the change of week part. Origins are added only while the
+    first still has the history the week-part median needs (a candidate that cannot run at every origin is
+    left out of the comparison), and only if they reach what is lacking."""
+    def days(pos: np.ndarray) -> set[int]:
+        dow = (pos // day) % 7
+        return {int(d) if d >= 5 else -1 for d in np.unique(dow)}  # each weekend day, and "a weekday"
+
+    wanted = days(first + n + np.arange(horizon))
+
+    def covered(k: int) -> bool:
+        return wanted <= days(first + n - k * horizon + np.arange(k * horizon))
+
+    k = n_origins
+    while not covered(k) and k < most and _week_parts_known(first, n - (k + 1) * horizon, day):
+        k += 1
+    return k if covered(k) else n_origins
+
+
+def weekpart_median(train: np.ndarray, first: int, horizon: int, day: int) -> np.ndarray | None:
+    """Each future step's time-of-day median over the last WEEKDAYS whole weekdays of ``train`` (for a weekday)
+    or its last WEEKEND_DAYS whole weekend days (for a Saturday or Sunday). ``first``: the calendar position of
+    ``train[0]`` in steps of which ``day`` make a day. None when the history holds fewer than
+    MIN_PROFILE_CYCLES weekdays or MIN_WEEKEND_DAYS weekend days."""
+    if not _week_parts_known(first, len(train), day):
+        return None
+    start, days, weekend = _whole_days(first, len(train), day)
+    whole = train[start:start + days * day].reshape(days, day)
+    profiles = np.median(whole[~weekend][-WEEKDAYS:], axis=0), np.median(whole[weekend][-WEEKEND_DAYS:], axis=0)
+    pos = first + len(train) + np.arange(horizon)
+    return np.where(_weekend(pos, day), profiles[1][pos % day], profiles[0][pos % day])
 
 
 def _simplicity(name: str) -> int:
