@@ -172,7 +172,7 @@ class ForecastingSettings(_Section):
     stride: int | None = Field(default=None, ge=1, description="steps of freq between origins (empty: the longest "
                                "horizon, so scored windows never overlap; 7 with hourly data spreads origins "
                                "over the hours of the day)")
-    capacity_model: str = Field(default="prophet", description="the forecaster capacity planning uses")
+    capacity_model: str = Field(default="auto", description="the forecaster capacity planning uses")
     capacity_horizon_hours: float = Field(default=168, gt=0, description="how far ahead capacity is planned")
     cpu_limit_pct: float = Field(default=85, gt=0, le=100)
     disk_limit_pct: float = Field(default=90, gt=0, le=100)

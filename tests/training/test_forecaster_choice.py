@@ -248,6 +248,44 @@ def test_incident_spikes_are_cleaned_before_the_fit_and_a_change_at_the_end_is_k
     assert max(abs(np.mean(kept[m][0]) - 20) for m in ("ets", "arima")) > abs(np.mean(fcs["ets"][0]) - 20)
 
 
+def test_a_spike_the_series_has_left_at_the_end_is_cleaned_but_a_level_it_keeps_is_not():
+    from training.forecasting.statsforecast_models import adjusted_forecast, clean_outliers
+
+    fill = 38 + 0.05 * np.arange(300) % 1.2  # a disk's slow fill and daily clean-up: a tiny robust deviation
+    spike = fill.copy()
+    spike[-3] = 80.0  # a disk-fill incident two hours before the end, cleaned up since
+    cleaned, n = clean_outliers(spike, 24)
+    assert n >= 1 and cleaned[-3] < 45 and np.array_equal(cleaned[-2:], spike[-2:])
+    _, fcs = adjusted_forecast(spike, [], ["ets"], 168, 500)
+    assert np.max(fcs["ets"][0]) < 50  # not a trend to 200 %
+    last = fill.copy()
+    last[-1] = 80.0  # the newest point: nothing yet says it is over
+    assert clean_outliers(last, 24)[0][-1] == 80.0
+    small = 20 + np.random.default_rng(1).normal(0, 1, 300)
+    small[-4] += 12  # 12 noise units: an outlier in the middle, but at the end it must stand out further
+    assert clean_outliers(small, 24)[0][-4] == small[-4]
+
+
+def test_one_incident_hour_in_a_week_long_backtest_does_not_set_every_later_interval():
+    rng = np.random.default_rng(5)
+    errors = rng.normal(0, 1, (1, 168))  # one origin a week ahead, as a capacity plan of a fortnight has
+    calm = conformal_bands(np.zeros(168), errors, [95.0])[95.0][1]
+    errors[0, 20] = 40.0  # CPU saturated for an hour in the backtest week
+    hit = conformal_bands(np.zeros(168), errors, [95.0])[95.0][1]
+    assert np.max(hit[30:] / calm[30:]) < 1.3
+
+
+def test_a_horizon_as_long_as_the_history_is_backtested_shorter_not_left_to_the_last_value():
+    rng = np.random.default_rng(0)
+    y = _series(40 + 0.25 * np.arange(120) + rng.normal(0, 0.05, 120))  # five days of a filling disk
+    model = AutoForecaster(horizon=120).fit(y)
+    assert model.chosen_ != "naive" and model.errors_.shape == (3, 33)
+    assert any("backtested 33 steps ahead" in n for n in model.notes_)
+    f = model.predict(120)
+    assert abs(f["yhat"].iloc[-1] - (40 + 0.25 * 239)) < 3
+    assert (f["yhat_upper_95"] - f["yhat"]).iloc[-1] > (f["yhat_upper_95"] - f["yhat"]).iloc[32]
+
+
 def test_for_horizon_tells_auto_and_deepar_their_horizon_unless_fixed():
     from training.forecasting.registry import build_forecaster, for_horizon
 

@@ -18,12 +18,17 @@ with conformal intervals from that past.
    Where the forecast falls on a Saturday or a Sunday the backtest lacks (or on weekdays it lacks), origins
    are added until it holds them: a backtest of weekdays alone cannot tell a weekday's profile from the
    week-part median.
+   A horizon as long as the history (capacity planning: a week ahead of a week) is backtested a third of
+   what the history allows ahead, when that is at least a quarter of the horizon; the intervals widen beyond
+   it with the square root of the step.
 4. **Combination.** The median of the ``top_k`` candidates with the lowest backtest MAE is scored on the
    same origins (no refit: the median of their stored forecasts). The median rather than the mean: one
    member that misses badly does not drag it. The lowest MAE wins; ties go to the simpler.
 5. **Conformal intervals** (split-conformal with a per-step scale): the winner's backtest errors
-   ``e[o, j]`` give a scale per step ``s_j`` (the mean absolute error at that step, made non-decreasing
-   in ``j``); the interval at level ``L`` is ``yhat_j +- q_L * s_j`` where ``q_L`` is the
+   ``e[o, j]`` give a scale per step ``s_j`` (the median absolute error over the origins and the steps
+   around ``j``, enough steps for ``SCALE_ERRORS`` errors, made non-decreasing in ``j``: an incident's hour
+   in the backtest does not set every later step's width); the interval at level ``L`` is
+   ``yhat_j +- q_L * s_j`` where ``q_L`` is the
    ``k``-th smallest of the ``n`` scores ``|e[o, j]| / s_j``, ``k = ceil((n + 1) L)``. No distributional
    assumption: the intervals are as wide as this series' own forecasts missed.
 """
@@ -48,6 +53,7 @@ MIN_PROFILE_CYCLES = 3  # a median of two seasons is their mean: no robustness g
 WEEKDAYS, WEEKEND_DAYS, MIN_WEEKEND_DAYS = 5, 4, 2
 CALENDAR_EPOCH = pd.Timestamp("1970-01-05", tz="UTC")  # a Monday: day k of the calendar is a weekend when k % 7 >= 5
 MIN_SCORES = 120  # backtest errors wanted for calibration: origins x horizon
+SCALE_ERRORS = 30  # backtest errors behind each step's interval scale (a median over neighbouring steps)
 
 
 class AutoForecaster(Forecaster):
@@ -85,8 +91,15 @@ class AutoForecaster(Forecaster):
             day = max(1, int(self.season))
         else:  # the shortest season found (12 on monthly data), else the step's conventional day
             day = min(self.periods_) if self.periods_ else season_for(self.step_)
-        wanted = self.n_origins or min(self.max_origins, max(3, math.ceil(MIN_SCORES / H)))
         min_train = 20
+        if self.n_origins is None and len(v) - min_train < H <= len(v) and (len(v) - min_train) // 3 >= H / 4:
+            # a horizon as long as the history (capacity planning asks a week ahead of a week): the choice and
+            # the intervals come from a backtest at least a quarter as long, and widen with the square root of
+            # the step beyond it; shorter than that, the last value (below)
+            H = (len(v) - min_train) // 3
+            self.notes_.append(f"auto backtested {H} steps ahead (the history is too short for "
+                               f"{int(self.horizon)}); its intervals widen beyond that with the square root of the step")
+        wanted = self.n_origins or min(self.max_origins, max(3, math.ceil(MIN_SCORES / H)))
         n_origins = max(0, min(wanted, (len(v) - min_train) // H))
         if self.n_origins is None and self.first_pos_ is not None:
             n_origins = _reach_week_parts(self.first_pos_, len(v), H, n_origins,
@@ -240,11 +253,15 @@ def conformal_bands(mean: np.ndarray, errors: np.ndarray, levels: list[float]) -
     """Intervals around ``mean`` from backtest errors (origins x steps), see the module docstring; steps
     past the backtested horizon keep growing with the square root of the step."""
     errors = np.atleast_2d(np.asarray(errors, dtype=float))
-    H, h = errors.shape[1], len(mean)
-    scale = np.maximum.accumulate(np.mean(np.abs(errors), axis=0))
-    floor = max(float(np.mean(np.abs(errors))), 1e-12) * 1e-3
+    (origins, H), h = errors.shape, len(mean)
+    size = np.abs(errors)
+    # each step's scale: the median size over the steps around it, enough of them for SCALE_ERRORS errors (one
+    # backtest week of hourly errors with an incident in it would otherwise widen every later step's interval)
+    half = min(H, math.ceil(SCALE_ERRORS / origins)) // 2
+    scale = np.maximum.accumulate([np.median(size[:, max(0, j - half): j + half + 1]) for j in range(H)])
+    floor = max(float(np.mean(size)), 1e-12) * 1e-3
     scale = np.maximum(scale, floor)
-    scores = np.sort((np.abs(errors) / scale).ravel())
+    scores = np.sort((size / scale).ravel())
     j = np.arange(h)
     step_scale = np.where(j < H, scale[np.minimum(j, H - 1)], scale[-1] * np.sqrt((j + 1) / H))
     n = len(scores)

@@ -29,6 +29,11 @@ from training.forecasting.seasons import Decomposition, decompose, detect_season
 
 METHODS = ("naive", "ets", "theta", "arima")
 CLEAN_MADS = 6.0
+# Points in a row back near the level after which an outlying run at the end counts as a spike, not a new level.
+RETURNED = 2
+RETURN_SHARE = 0.1
+# A spike at the end must stand out further to be cleaned: there the latest points carry the level and trend.
+TAIL_MADS = 20.0
 ARIMA_APPROXIMATE_FROM = 150
 
 
@@ -87,8 +92,9 @@ def seasons_of(y: pd.Series, step: pd.Timedelta, season: int | None) -> list[int
 
 def clean_outliers(adjusted: np.ndarray, window: int, k: float = CLEAN_MADS) -> tuple[np.ndarray, int]:
     """``adjusted`` with points more than ``k`` robust deviations from their centred rolling median (over
-    ``window`` points) replaced by that median; the last half window is kept as it is (a change at the end
-    is news, not an outlier). Returns the cleaned copy and how many points were replaced."""
+    ``window`` points) replaced by that median. In the last half window only spikes of more than ``TAIL_MADS``
+    that the series has come back from are replaced (``_left_spikes``): a change that lasts to the end is news,
+    not an outlier. Returns the cleaned copy and how many points were replaced."""
     window = max(5, int(window))
     s = pd.Series(adjusted)
     level = s.rolling(window, center=True, min_periods=1).median().to_numpy()
@@ -97,8 +103,27 @@ def clean_outliers(adjusted: np.ndarray, window: int, k: float = CLEAN_MADS) -> 
     if mad <= 0:
         return adjusted, 0
     outlying = np.abs(dev) > k * mad
-    outlying[len(outlying) - window // 2:] = False
+    end = len(outlying) - window // 2
+    outlying[end:] = _left_spikes(dev[end:], np.abs(dev[end:]) > TAIL_MADS * mad)
     return np.where(outlying, level, adjusted), int(outlying.sum())
+
+
+def _left_spikes(dev: np.ndarray, outlying: np.ndarray, after: int = RETURNED, share: float = RETURN_SHARE) -> np.ndarray:
+    """Of the outlying points at the end (``dev``: their deviations), those of a run the series has come back
+    from: followed by at least ``after`` points in a row that are near the level again (not outlying, or within
+    ``share`` of the largest deviation there: on a smooth series, a disk's slow fill, the robust deviation is so
+    small that the points after a spike still count as outlying). A run that lasts to the end may be a new
+    level, which is news; a spike the series has left is not."""
+    near = ~outlying | (np.abs(dev) <= share * float(np.max(np.abs(dev), initial=0.0)))
+    keep = np.zeros(len(dev), dtype=bool)
+    calm = 0  # points in a row after this one that are near the level
+    for i in range(len(dev) - 1, -1, -1):
+        if near[i]:
+            calm += 1
+            continue
+        keep[i] = keep[i + 1] if i + 1 < len(dev) and not near[i + 1] else calm >= after  # a run shares its fate
+        calm = 0
+    return keep
 
 
 def arima_spec(fitted: dict) -> dict:
