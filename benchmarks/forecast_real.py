@@ -2,6 +2,7 @@
 
     python benchmarks/forecast_real.py                 # auto and the previous default (pmdarima "arima")
     python benchmarks/forecast_real.py --models auto   # auto alone
+    python benchmarks/forecast_real.py --models auto ets theta autoarima seasonal_naive   # each beside the choice
     python benchmarks/forecast_real.py --json
 
 Cases, all offline (nothing is fetched at run time):
@@ -25,7 +26,8 @@ their calendar grid, and ``auto`` gives a 30-day step the same candidate season 
 seasonal naive with the conventional period of the step (288 at 5 minutes, 24 hourly, 48 half-hourly, 52
 weekly, 12 monthly, 4 quarterly; none for annual data, where it is the last value). Prints the ratio
 MAE / min(MAE of the two baselines) per case, its geometric mean and median, how many cases beat the better
-baseline, the pooled share of held-out values inside the 80 % and 95 % intervals, and seconds per call
+baseline, MASE (the MAE over the in-sample MAE of seasonal naive at that period, Hyndman and Koehler's scale;
+geometric mean and mean), the pooled share of held-out values inside the 80 % and 95 % intervals, and seconds per call
 (start-up excluded: the first call of each model warms the imports and is not timed). Targets (issue 20)
 are printed beside. It asserts nothing. Left out: sktime's PBS scripts (zero for its last 20 months, so
 the naive error is 0) and Longley (16 points, under the 20 ``auto`` needs).
@@ -162,6 +164,15 @@ def naive_maes(history: np.ndarray, actual: np.ndarray, period: int) -> tuple[fl
     return last, np.abs(actual - reps).mean()
 
 
+def mase(history: np.ndarray, actual: np.ndarray, forecast: np.ndarray, period: int) -> float:
+    """MASE: the forecast's MAE over the in-sample MAE of seasonal naive (period ``period``; last value when
+    the period is 1 or longer than the history), Hyndman and Koehler's scale."""
+    m = period if 1 < period < len(history) else 1
+    scale = float(np.abs(history[m:] - history[:-m]).mean())
+    mae = float(np.abs(actual - forecast).mean())
+    return mae / scale if scale > 0 else (0.0 if mae == 0 else float("inf"))
+
+
 def run_case(case: dict, model: str) -> dict:
     from training.forecasting.choice import forecast_series
 
@@ -185,6 +196,7 @@ def run_case(case: dict, model: str) -> dict:
     ratio = mae / best if best > 0 else (1.0 if mae == 0 else float("inf"))
     return {"case": case["name"], "model": model, "chosen": result.model, "n": len(history), "h": h,
             "mae": mae, "mae_last": last, "mae_snaive": snaive, "ratio": ratio,
+            "mase": mase(history.to_numpy(float), actual, yhat, NAIVE_PERIOD[case["freq"]]),
             "in80": int(inside[80].sum()), "in95": int(inside[95].sum()), "seconds": seconds}
 
 
@@ -192,7 +204,9 @@ def summarise(rows: list[dict]) -> dict:
     ratios = np.array([r["ratio"] for r in rows])
     n_points = sum(r["h"] for r in rows)
     secs = np.array([r["seconds"] for r in rows])
+    mases = np.array([r["mase"] for r in rows])
     return {"cases": len(rows), "geomean_ratio": float(np.exp(np.log(ratios).mean())),
+            "geomean_mase": float(np.exp(np.log(np.maximum(mases, 1e-12)).mean())), "mean_mase": float(mases.mean()),
             "median_ratio": float(np.median(ratios)), "beat_naive": int((ratios < 1).sum()),
             "coverage80": sum(r["in80"] for r in rows) / n_points,
             "coverage95": sum(r["in95"] for r in rows) / n_points,
@@ -206,6 +220,7 @@ def print_summary(model: str, s: dict, group: str) -> None:
     print(f"  beat the better naive            {s['beat_naive']} of {s['cases']}   target: most "
           f"(> {s['cases'] // 2})")
     print(f"  median ratio                     {s['median_ratio']:.3f}")
+    print(f"  MASE (seasonal-naive scale)      geometric mean {s['geomean_mase']:.3f}, mean {s['mean_mase']:.3f}")
     print(f"  80 % interval coverage (pooled)  {s['coverage80']:.3f}   nominal 0.80")
     print(f"  95 % interval coverage (pooled)  {s['coverage95']:.3f}   target {lo} to {hi}")
     print(f"  seconds per call p50 / max       {s['seconds_p50']:.2f} / {s['seconds_max']:.2f}   "
@@ -247,13 +262,13 @@ def main() -> None:
     if args.json:
         out = {"rows": rows, "summary": {}}
     else:
-        show = table[["case", "model", "n", "h", "ratio", "in80", "in95", "seconds", "chosen"]].copy()
-        show["ratio"] = show["ratio"].round(3)
+        show = table[["case", "model", "n", "h", "ratio", "mase", "in80", "in95", "seconds", "chosen"]].copy()
+        show[["ratio", "mase"]] = show[["ratio", "mase"]].round(3)
         show["seconds"] = show["seconds"].round(2)
         show["chosen"] = show["chosen"].str.replace("auto: ", "", regex=False).str.slice(0, 40)
         with pd.option_context("display.width", 200, "display.max_rows", 500):
-            print("\nratio = MAE / min(MAE last value, MAE seasonal naive); in80/in95: held-out points "
-                  "inside the interval, of h")
+            print("\nratio = MAE / min(MAE last value, MAE seasonal naive) on the held-out points; mase = MAE / "
+                  "in-sample MAE of seasonal naive; in80/in95: held-out points inside the interval, of h")
             print(show.to_string(index=False))
     sub_daily = {c["name"] for c in cases if c["freq"] in ("500ms", "5min", "30min", "h")}
     for model in args.models:

@@ -16,9 +16,11 @@ def forecast(
                                 "step (24 on hourly data is one day); at most as many as the history holds."),
     output: Path = typer.Option(..., "--output", "-o", help="CSV to write: timestamp, yhat, yhat_lower, "
                                 "yhat_upper (one row per future step)."),
-    model: str = typer.Option("auto", help="auto: backtest last value, seasonal naive, ETS, Theta and ARIMA "
-                              "(StatsForecast) on the end of your series, keep the best or the median of the "
-                              "best three, intervals calibrated on the backtest errors. Or one by name: naive, "
+    model: str = typer.Option("auto", help="auto: backtest last value, seasonal naive, the seasonal and "
+                              "week-part medians (each time of day over the last days; weekdays and weekends "
+                              "apart), ETS, Theta and ARIMA (StatsForecast) on the end of your series, keep the "
+                              "best or the median of the best three, intervals calibrated on the backtest "
+                              "errors. Or one by name: naive, "
                               "ets, theta, autoarima, seasonal_naive, arima (pmdarima), prophet, lstm, deepar."),
     time_col: str | None = typer.Option(None, help="Timestamp column (default: found by name)."),
     value_col: str | None = typer.Option(None, "--value-col", help="The column to forecast (needed when the "
