@@ -168,7 +168,7 @@ def mase(history: np.ndarray, actual: np.ndarray, forecast: np.ndarray, period: 
     """MASE: the forecast's MAE over the in-sample MAE of seasonal naive (period ``period``; last value when
     the period is 1 or longer than the history), Hyndman and Koehler's scale."""
     m = period if 1 < period < len(history) else 1
-    scale = float(np.abs(history[m:] - history[:-m]).mean())
+    scale = float(np.nanmean(np.abs(history[m:] - history[:-m])))  # a missing point (the shop has one) skipped
     mae = float(np.abs(actual - forecast).mean())
     return mae / scale if scale > 0 else (0.0 if mae == 0 else float("inf"))
 
