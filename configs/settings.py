@@ -396,6 +396,8 @@ class ServingSettings(_Section):
     fallback_latest: bool = Field(default=True, description="serve the newest version while no champion alias is set")
     torch_threads: int = Field(default=1, ge=0, description="torch intra-op threads in the service (0: torch's "
                                "default); a window is too small to split, and threads fight for the request's cores")
+    blas_threads: int = Field(default=1, ge=0, description="BLAS threads (OpenBLAS, MKL) in the service (0: their "
+                              "default); BLAS threads waiting on small matrices fight scikit-learn's and torch's")
     max_batch: int = Field(default=16, ge=1, description="most /v1/score requests for one model scored in one "
                            "call when they arrive while the service is busy (adaptive batching; 1: never batch)")
     workers: int = Field(default=1, ge=1, description="processes behind the port (uvicorn workers), each with "

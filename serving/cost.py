@@ -14,7 +14,8 @@ less: then other processes held the cores (a pipeline's stages beside detection 
 host does not share. The process's CPU time counts every thread, the ones scikit-learn's neighbour searches
 and BLAS run on as well (a thread's own CPU time, tried first, left them out: LOF looked a third of its cost);
 where they run in parallel the CPU time exceeds the wall clock, and the wall clock is kept. The cheapest of
-the repeats stands for the quiet machine; on a busy one the figures may still err high.
+the repeats stands for the quiet machine; on a busy one the figures may still err high. Torch and the BLAS
+libraries run on the threads the service gives them (``serving.torch_threads``, ``serving.blas_threads``).
 """
 from __future__ import annotations
 
@@ -25,11 +26,13 @@ from contextlib import contextmanager
 
 
 @contextmanager
-def _as_served(torch_threads: int):
-    """Torch's threads as the service sets them (``serving.torch_threads``), and no garbage collection while
-    timing: the service freezes its heap after each model switch (``serving.app.settle_heap``), so a
-    collection there costs little, where here a full one (a third of a second in a pipeline's process) would
-    land inside one measurement at random."""
+def _as_served(torch_threads: int, blas_threads: int = 1):
+    """Torch's and BLAS's threads as the service sets them (``serving.torch_threads``, ``serving.blas_threads``;
+    put back afterwards), and no garbage collection while timing: the service freezes its heap after each model
+    switch (``serving.app.settle_heap``), so a collection there costs little, where here a full one (a third of
+    a second in a pipeline's process) would land inside one measurement at random."""
+    from threadpoolctl import threadpool_limits
+
     torch, before = None, None
     if torch_threads > 0:
         try:
@@ -39,6 +42,7 @@ def _as_served(torch_threads: int):
             torch.set_num_threads(torch_threads)
         except ImportError:  # pragma: no cover - torch is a core dependency
             torch = None
+    blas = threadpool_limits(limits=blas_threads, user_api="blas") if blas_threads > 0 else None
     enabled = gc.isenabled()
     gc.disable()
     try:
@@ -46,6 +50,8 @@ def _as_served(torch_threads: int):
     finally:
         if enabled:
             gc.enable()
+        if blas is not None:
+            blas.restore_original_limits()
         if torch is not None:
             torch.set_num_threads(before)
 
@@ -74,7 +80,7 @@ class ServiceBench:
                                                               None, Window(self.cfg.rollback.window), judged=False)
 
     def cycles(self, name: str, runner, bodies: list[bytes], repeats: int = 5,
-               torch_threads: int = 1) -> tuple[list[float], list[float]]:
+               torch_threads: int = 1, blas_threads: int = 1) -> tuple[list[float], list[float]]:
         """(ms of one request alone, per repeat; ms of ``len(bodies)`` concurrent requests, per repeat)
         with the warmed-up ``runner`` live. Raises if the service does not answer 200."""
         self.serve(name, runner)
@@ -97,7 +103,7 @@ class ServiceBench:
                 together = [await cycle(len(bodies)) for _ in range(repeats)]
                 return alone, together
 
-        with _as_served(torch_threads):
+        with _as_served(torch_threads, blas_threads):
             return asyncio.run(main())
 
 

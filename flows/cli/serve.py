@@ -76,9 +76,10 @@ def serve(
               "h11_max_incomplete_event_size": cfg.max_header_kb * 1024}
     if cfg.workers > 1:
         return _serve_replicas(settings, config, overrides, log_level, server)
-    from serving.app import create_app, limit_torch_threads
+    from serving.app import create_app, limit_blas_threads, limit_torch_threads
 
     limit_torch_threads(settings.serving.torch_threads)
+    limit_blas_threads(settings.serving.blas_threads)
     from flows.notify import notifier
 
     service = create_app(settings, alert=notifier(settings))
@@ -133,7 +134,7 @@ def replica_app():
     from configs.runtime import configure_environment
     from configs.settings import load_settings
     from flows.notify import notifier
-    from serving.app import create_app, limit_torch_threads
+    from serving.app import create_app, limit_blas_threads, limit_torch_threads
     from serving.replicas import exit_with_parent, read_spec, torch_threads_per_worker
 
     config, overrides, log_level, workers = read_spec()
@@ -141,5 +142,6 @@ def replica_app():
     configure_environment(settings)
     logging.basicConfig(level=log_level.upper(), format="%(asctime)s %(levelname)s %(name)s: %(message)s")
     limit_torch_threads(torch_threads_per_worker(settings.serving.torch_threads, workers))
+    limit_blas_threads(settings.serving.blas_threads)
     exit_with_parent()
     return create_app(settings, alert=notifier(settings), worker_header=True)

@@ -317,6 +317,7 @@ def test_cerebro_serve_takes_the_largest_batch_from_its_option(home, monkeypatch
     served = {}
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: served.update(app=app, **kw))
     monkeypatch.setattr(serving.app, "limit_torch_threads", lambda threads: threads)  # leave this process's torch
+    monkeypatch.setattr(serving.app, "limit_blas_threads", lambda threads: threads)  # and its BLAS
     result = CliRunner().invoke(cli, ["serve", "--max-batch", "4", "--port", "0"])
     assert result.exit_code == 0, result.output
     assert served["app"].state.coalescer.max_batch == 4 and served["port"] == 0

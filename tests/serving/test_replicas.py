@@ -136,15 +136,16 @@ def test_the_command_hands_its_settings_to_the_workers_and_writes_the_token_firs
     from flows.cli import app as cli
     from serving.replicas import SPEC_ENV, WORKER_HEADER
 
-    calls, threads = [], []
+    calls, threads, blas = [], [], []
     monkeypatch.setattr(uvicorn, "run", lambda app, **kw: calls.append({"app": app, **kw}))
     monkeypatch.setattr(serving.app, "limit_torch_threads", lambda n: threads.append(n))  # this process's torch
+    monkeypatch.setattr(serving.app, "limit_blas_threads", lambda n: blas.append(n))  # and its BLAS
     monkeypatch.setattr(serving.replicas, "exit_with_parent", lambda: None)  # this process's parent is pytest's
     monkeypatch.setattr(serving.replicas, "cores", lambda: 4)
 
     one = CliRunner().invoke(cli, ["serve", "--port", "0"])
     assert one.exit_code == 0, one.output
-    assert not isinstance(calls[0]["app"], str) and "workers" not in calls[0] and threads == [1]
+    assert not isinstance(calls[0]["app"], str) and "workers" not in calls[0] and threads == [1] and blas == [1]
 
     token_file = home / "serving" / "token"
     token_file.unlink(missing_ok=True)

@@ -516,6 +516,35 @@ def test_the_service_limits_torch_to_the_configured_threads():
         torch.set_num_threads(before)
 
 
+def _blas_threads() -> list[int]:
+    from threadpoolctl import threadpool_info
+
+    return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+
+def test_the_service_limits_blas_to_the_configured_threads_and_the_measurement_puts_them_back():
+    """``serving.blas_threads`` (default 1) is what `cerebro serve` gives numpy's and scipy's BLAS; the serving-cost
+    measurement runs under the same limit and restores the process's own afterwards."""
+    import numpy  # noqa: F401 - loads numpy's OpenBLAS, which the limit applies to
+    from threadpoolctl import threadpool_limits
+
+    from configs.settings import load_settings
+    from serving.app import limit_blas_threads
+    from serving.cost import _as_served
+
+    assert load_settings().serving.blas_threads == 1
+    keep = threadpool_limits(limits=2, user_api="blas")  # what this test changes is put back at the end
+    try:
+        assert set(_blas_threads()) == {2}
+        with _as_served(torch_threads=0, blas_threads=1):
+            assert set(_blas_threads()) == {1}
+        assert set(_blas_threads()) == {2}
+        assert limit_blas_threads(0) is None and set(_blas_threads()) == {2}
+        assert limit_blas_threads(1) == 1 and set(_blas_threads()) == {1}
+    finally:
+        keep.restore_original_limits()
+
+
 @pytest.mark.parametrize("stamps, fast", [
     (["2026-11-20T00:00:00Z", "2026-11-20T00:01:00Z", "2028-02-29T23:59:59Z"], True),  # a leap day
     (["1969-12-31T23:59:59Z", "2000-01-01T00:00:00Z", "2099-12-31T12:34:56Z"], True),  # before the epoch

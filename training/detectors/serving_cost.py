@@ -101,7 +101,7 @@ def measure(settings, bundle: dict, windows: list[pd.DataFrame], repeats: int = 
     bodies = as_bodies([runner._example_request(w) for w in windows])
     bench = bench or ServiceBench(settings)
     alone, together = bench.cycles(bundle.get("name") or "candidate", runner, bodies, repeats,
-                                   settings.serving.torch_threads)
+                                   settings.serving.torch_threads, settings.serving.blas_threads)
     n = len(bodies)
     return ServingCost(alone_ms=min(alone) + HTTP_MS, window_ms=min(together) / n + HTTP_MS,
                        cycle_max_ms=max(together), batching=bool(runner.batchable),
