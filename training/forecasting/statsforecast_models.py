@@ -112,7 +112,7 @@ def _left_spikes(dev: np.ndarray, outlying: np.ndarray, after: int = RETURNED, s
     """Of the outlying points at the end (``dev``: their deviations), those of a run the series has come back
     from: followed by at least ``after`` points in a row that are near the level again (not outlying, or within
     ``share`` of the largest deviation there: on a smooth series, a disk's slow fill, the robust deviation is so
-    small that the points after a spike still count as outlying). A run that lasts to the end may be a new
+    small that the points after a spike may still count as outlying). A run that lasts to the end may be a new
     level, which is news; a spike the series has left is not."""
     near = ~outlying | (np.abs(dev) <= share * float(np.max(np.abs(dev), initial=0.0)))
     keep = np.zeros(len(dev), dtype=bool)
