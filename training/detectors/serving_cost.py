@@ -31,10 +31,13 @@ SPEC = (50.0, 200.0)
 OURS = (10.0, 50.0)
 # What the in-process measurement leaves out, per request at 8 clients: uvicorn's HTTP parsing, the sockets, and
 # the clients' own share of the two cores (benchmarks/serving.py runs them on the same machine, as the targets
-# are stated). Measured on the 2-core machine on 2026-12-03: the pipeline's champions answered 8 clients 8-23 ms
-# slower than this measurement's cycle (z-score + LOF 72 ms against 48; z-score + PCA + LOF 57 against 49), and
-# z-score alone 5.2 ms for one client against 2.7 ms in process. 2 ms a request: 16 ms a cycle of 8.
-HTTP_MS = 2.0
+# are stated). Measured on the 2-core machine on 2026-12-04, after `cerebro serve` put BLAS on one thread
+# (``serving.blas_threads``): at 8 clients over HTTP, p50 was 1.5-8 ms above this measurement's cheapest cycle
+# (an ensemble of DBSCAN, PCA, One-Class SVM and VAE 33.6-34.9 ms against 28.5; DBSCAN 25.0-29.1 against 21;
+# LOF 26.7-28.8 against 23.5; z-score 10.0-10.7 against 8.8). 1 ms a request: 8 ms a cycle of 8, the largest
+# gap seen. (The 2 ms used before came from 2026-12-03, when the service's BLAS threads fought its OpenMP
+# threads and over HTTP it ran 8-23 ms behind.)
+HTTP_MS = 1.0
 REPEATS = 5
 # The model version tag that carries a detector's ServingCost (JSON), for the promotion gate.
 SERVING_COST_TAG = "cerebro.serving_cost"

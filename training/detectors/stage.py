@@ -10,7 +10,7 @@ from pathlib import Path
 import numpy as np
 import pandas as pd
 
-from training.detectors.serving_cost import SERVING_COST_TAG
+from training.detectors.serving_cost import HTTP_MS, SERVING_COST_TAG
 from training.zoo import Splits, ZooResult, build_zoo, time_split, train_zoo, verdict
 
 
@@ -242,7 +242,7 @@ def report_markdown(result: ZooResult, splits: Splits, data: TrainingData, put_f
         lines += ["", "## Serving cost", "", result.serving.note, "",
                   ("`serve_ms_per_window` is the scoring service's time per one-hour window's request when 8 "
                    "clients send at once, measured on the service itself in the pipeline's process (body parsing, "
-                   "validation, screening, the model through the adaptive batching, the answer) plus 2 ms a request "
+                   f"validation, screening, the model through the adaptive batching, the answer) plus {HTTP_MS:g} ms a request "
                    "for the HTTP parsing, sockets and clients that measurement leaves out; p50 and p99 are the "
                    "latency that implies at 8 concurrent clients on one service process. The promotion gate refuses "
                    "a model whose p50 reaches 50 ms or p99 200 ms (the spec's targets); ours are 10 and 50 ms. "
