@@ -164,16 +164,8 @@ def naive_maes(history: np.ndarray, actual: np.ndarray, period: int) -> tuple[fl
     return last, np.abs(actual - reps).mean()
 
 
-def mase(history: np.ndarray, actual: np.ndarray, forecast: np.ndarray, period: int) -> float:
-    """MASE: the forecast's MAE over the in-sample MAE of seasonal naive (period ``period``; last value when
-    the period is 1 or longer than the history), Hyndman and Koehler's scale."""
-    m = period if 1 < period < len(history) else 1
-    scale = float(np.nanmean(np.abs(history[m:] - history[:-m])))  # a missing point (the shop has one) skipped
-    mae = float(np.abs(actual - forecast).mean())
-    return mae / scale if scale > 0 else (0.0 if mae == 0 else float("inf"))
-
-
 def run_case(case: dict, model: str) -> dict:
+    from training.forecasting.backtest import mase
     from training.forecasting.choice import forecast_series
 
     s, h = case["series"], case["horizon"]
@@ -196,7 +188,7 @@ def run_case(case: dict, model: str) -> dict:
     ratio = mae / best if best > 0 else (1.0 if mae == 0 else float("inf"))
     return {"case": case["name"], "model": model, "chosen": result.model, "n": len(history), "h": h,
             "mae": mae, "mae_last": last, "mae_snaive": snaive, "ratio": ratio,
-            "mase": mase(history.to_numpy(float), actual, yhat, NAIVE_PERIOD[case["freq"]]),
+            "mase": mase(actual, yhat, history.to_numpy(float), NAIVE_PERIOD[case["freq"]]),
             "in80": int(inside[80].sum()), "in95": int(inside[95].sum()), "seconds": seconds}
 
 

@@ -203,10 +203,14 @@ def _whole_days(first: int, n: int, day: int) -> tuple[int, int, np.ndarray]:
     return start, days, _weekend(first + start + day * np.arange(days), day)
 
 
-def _week_parts_known(first: int, n: int, day: int) -> bool:
-    """Whether ``n`` points hold the whole weekdays and weekend days the week-part median needs."""
-    _, _, weekend = _whole_days(first, n, day)
+def _enough_days(weekend: np.ndarray) -> bool:
+    """Whether whole days flagged ``weekend`` hold the weekdays and weekend days the week-part median needs."""
     return int(weekend.sum()) >= MIN_WEEKEND_DAYS and int((~weekend).sum()) >= MIN_PROFILE_CYCLES
+
+
+def _week_parts_known(first: int, n: int, day: int) -> bool:
+    """Whether ``n`` points from calendar position ``first`` hold enough whole days for the week-part median."""
+    return _enough_days(_whole_days(first, n, day)[2])
 
 
 def _reach_week_parts(first: int, n: int, horizon: int, n_origins: int, most: int, day: int) -> int:
@@ -236,9 +240,9 @@ def weekpart_median(train: np.ndarray, first: int, horizon: int, day: int) -> np
     or its last WEEKEND_DAYS whole weekend days (for a Saturday or Sunday). ``first``: the calendar position of
     ``train[0]`` in steps of which ``day`` make a day. None when the history holds fewer than
     MIN_PROFILE_CYCLES weekdays or MIN_WEEKEND_DAYS weekend days."""
-    if not _week_parts_known(first, len(train), day):
-        return None
     start, days, weekend = _whole_days(first, len(train), day)
+    if not _enough_days(weekend):
+        return None
     whole = train[start:start + days * day].reshape(days, day)
     profiles = np.median(whole[~weekend][-WEEKDAYS:], axis=0), np.median(whole[weekend][-WEEKEND_DAYS:], axis=0)
     pos = first + len(train) + np.arange(horizon)

@@ -48,7 +48,7 @@ class BacktestResult:
 def mase(actual: np.ndarray, forecast: np.ndarray, train: np.ndarray, season: int) -> float:
     train = np.asarray(train, dtype=float)
     m = season if season > 1 and len(train) >= 2 * season else 1
-    scale = float(np.mean(np.abs(train[m:] - train[:-m])))
+    scale = float(np.nanmean(np.abs(train[m:] - train[:-m])))  # a missing training point is skipped
     err = float(np.mean(np.abs(np.asarray(actual, dtype=float) - np.asarray(forecast, dtype=float))))
     if scale == 0:
         return 0.0 if err == 0 else float("inf")
