@@ -35,6 +35,9 @@ EXPLAINED_KEEP = 0.1  # share of a fully explained anomaly that still counts (ex
 # first a dev-seed memory leak that 3 left unranked in its first half hour (memory 3 robust units up), with the
 # dev seeds' fault-free specificity unchanged.
 CREEP_THRESHOLD = 2.5
+# A ramp between CREEP_FLOOR and CREEP_THRESHOLD still ranks, under every anomaly that clears the level threshold
+# and with no confidence: a leak's first quarter of an hour is often no more (docs/rca.md).
+CREEP_FLOOR = 2.0
 QUIET_WINDOWS = 12  # baseline windows _quiet_top replays (the latest ones, half a window apart)
 SIZE_CAP = 100.0  # robust units: a constant baseline that moves would otherwise be infinitely abnormal
 FAMILIES = ("symptom", "load", "resource")
@@ -161,12 +164,14 @@ def _rank(incident, baseline, edges, target, target_metric, top, threshold, at) 
             size = float(min(d[peak], SIZE_CAP))
             trend = float(creep[j]) if direction == "up" and np.isfinite(creep[j]) else None
             above = np.nan_to_num(d, nan=-np.inf) >= threshold
-            if size < threshold and trend is not None and trend >= CREEP_THRESHOLD:
+            creeps = size < threshold and trend is not None and trend >= CREEP_FLOOR
+            if creeps:
                 # a slow ramp (a leak, a filling disk) still under the level threshold: it counts on the
-                # threshold's scale, so that a ramp just over CREEP_THRESHOLD ranks but stays low-confidence
+                # threshold's scale, so that a ramp just over CREEP_THRESHOLD ranks but stays low-confidence,
+                # and one between CREEP_FLOOR and CREEP_THRESHOLD ranks below every level anomaly
                 size = threshold * trend / CREEP_THRESHOLD
                 above = np.nan_to_num(d, nan=-np.inf) >= CREEP_THRESHOLD / 2
-            if size < threshold:
+            if size < threshold and not creeps:
                 continue
             onset = times[int(np.argmax(above))] if above.any() else times[0]
             raw = X[:, j]

@@ -203,6 +203,23 @@ def test_a_slow_ramp_under_the_level_threshold_ranks_on_its_trend():
     assert flat.causes == []
 
 
+def test_a_ramp_between_the_creep_floor_and_threshold_ranks_under_level_anomalies_with_no_confidence():
+    from agents.rca import rank as rank_module
+
+    inc, base = _ramp_case(rise=4.5)  # a creep of about 2.1: over CREEP_FLOOR, under CREEP_THRESHOLD
+    edges = [("web", "leaky"), ("web", "db")]
+    alone = rank_root_causes(inc, base, edges, target="web")
+    assert [c.service for c in alone.causes] == ["leaky"]
+    trend = alone.causes[0].evidence[0].trend
+    assert rank_module.CREEP_FLOOR <= trend < rank_module.CREEP_THRESHOLD
+    assert alone.causes[0].confidence == 0.0 and alone.causes[0].score < rank_module.THRESHOLD
+    # a level anomaly elsewhere (db's latency three times its usual) ranks above it; the ramp stays listed
+    slow_db = (inc["service"] == "db") & (inc["metric"] == "latency_p90")
+    both = rank_root_causes(inc.assign(value=inc["value"].where(~slow_db, inc["value"] * 3)), base, edges,
+                            target="web")
+    assert [c.service for c in both.causes] == ["db", "leaky"]
+
+
 def _slowed(inc, service: str, factor: float, last: int | None = None):
     """``service``'s latency times ``factor`` (in the last ``last`` minutes only, if given), and the added
     time added to its callers' latency too, as a call graph would (hand_built: frontend -> api -> db|cache)."""
