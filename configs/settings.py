@@ -125,6 +125,10 @@ class DetectionSettings(_Section):
         "meets ours (p50 < 10 ms, p99 < 50 ms) is preferred within serving_margin of F1")
     serving_margin: float = Field(
         default=0.02, ge=0, le=1, description="F1 a composition that meets our latency targets may give up")
+    serving_cost_patience_s: float = Field(
+        default=60.0, ge=0, le=3600,
+        description="seconds the serving-cost measurement may wait, in all, for moments when other processes leave "
+        "the cores alone (a block measured beside a busy process is taken again after a pause; 0: never wait)")
     train_workers: int = Field(
         default=1, ge=1, le=64, description="zoo members fitted at once, in threads (torch members take turns)")
 

@@ -11,7 +11,12 @@ Only uvicorn's HTTP parsing and the sockets are left out: a fraction of a millis
 
 What is timed is the wall clock, as a client sees it, unless the process's CPU time over the same call is
 less: then other processes held the cores (a pipeline's stages beside detection on a laptop), which a serving
-host does not share. The process's CPU time counts every thread, the ones scikit-learn's neighbour searches
+host does not share. That is not enough on its own: with another process busy on the second of two cores the
+CPU time itself grows (shared caches, threads that spin while their partner waits), by a fifth at the median
+and up to four times at the dearest cycle. So each block of repeats also counts the cores other processes used
+meanwhile (``serving.machine_load``); a block where they used more than ``QUIET_CORES`` is measured again after
+a pause, within the bench's ``patience_s`` (shared by every measurement it makes), and the quietest block is
+kept and reported with its load. The process's CPU time counts every thread, the ones scikit-learn's neighbour searches
 and BLAS run on as well (a thread's own CPU time, tried first, left them out: LOF looked a third of its cost);
 where they run in parallel the CPU time exceeds the wall clock, and the wall clock is kept. The cheapest of
 the repeats stands for the quiet machine; on a busy one the figures may still err high. Torch and the BLAS
@@ -23,6 +28,12 @@ import asyncio
 import gc
 import time
 from contextlib import contextmanager
+
+# Cores other processes may use during a block of repeats for it to count as measured on a quiet machine. On the
+# 2-core development machine a quiet block read 0-0.05, one beside a busy process 0.75-1.1.
+QUIET_CORES = 0.3
+PATIENCE_S = 60.0  # how long a bench waits, in all, for quiet blocks before it keeps the quietest it measured
+PAUSE_S = 1.0  # between a busy block and the next try
 
 
 @contextmanager
@@ -61,7 +72,7 @@ class ServiceBench:
     rollback (a measurement must never move an alias), loopback with no token to send. One app for every
     candidate: each is put in the champion's slot in turn."""
 
-    def __init__(self, settings):
+    def __init__(self, settings, patience_s: float = PATIENCE_S):
         from serving.app import create_app
         from serving.live import LiveModels
         from serving.metrics import ServingMetrics
@@ -72,6 +83,7 @@ class ServiceBench:
         quiet = settings.model_copy(update={"serving": cfg})
         self.live = LiveModels(quiet, Router.from_settings(cfg), ServingMetrics())
         self.app = create_app(quiet, live=self.live, load_in_background=False)
+        self.patience_s = patience_s  # what is left of the wait for quiet blocks, for every measurement to come
 
     def serve(self, name: str, runner) -> None:
         from serving.live import CHAMPION, LoadedModel, Window
@@ -80,9 +92,12 @@ class ServiceBench:
                                                               None, Window(self.cfg.rollback.window), judged=False)
 
     def cycles(self, name: str, runner, bodies: list[bytes], repeats: int = 5,
-               torch_threads: int = 1, blas_threads: int = 1) -> tuple[list[float], list[float]]:
-        """(ms of one request alone, per repeat; ms of ``len(bodies)`` concurrent requests, per repeat)
-        with the warmed-up ``runner`` live. Raises if the service does not answer 200."""
+               torch_threads: int = 1, blas_threads: int = 1) -> tuple[list[float], list[float], float]:
+        """(ms of one request alone, per repeat; ms of ``len(bodies)`` concurrent requests, per repeat; cores
+        other processes used meanwhile) with the warmed-up ``runner`` live, from the quietest block of repeats
+        measured. Raises if the service does not answer 200."""
+        from serving.machine_load import OthersLoad
+
         self.serve(name, runner)
         app = self.app
 
@@ -99,9 +114,18 @@ class ServiceBench:
                     return min(wall, cpu) * 1e3
 
                 await cycle(len(bodies))  # one-off costs (caches, torch's first calls) the service pays at warm-up
-                alone = [await cycle(1) for _ in range(repeats)]
-                together = [await cycle(len(bodies)) for _ in range(repeats)]
-                return alone, together
+                best, clock = None, asyncio.get_running_loop().time
+                while True:
+                    started, load = clock(), OthersLoad()
+                    alone = [await cycle(1) for _ in range(repeats)]
+                    together = [await cycle(len(bodies)) for _ in range(repeats)]
+                    block = (alone, together, load.cores())
+                    if best is None or block[2] < best[2]:
+                        best = block
+                    if best[2] <= QUIET_CORES or self.patience_s <= 0:
+                        return best
+                    await asyncio.sleep(min(PAUSE_S, self.patience_s))
+                    self.patience_s -= clock() - started  # the busy block and the pause after it
 
         with _as_served(torch_threads, blas_threads):
             return asyncio.run(main())

@@ -8,6 +8,9 @@ import pytest
 os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("PREFECT_SERVER_ANALYTICS_ENABLED", "false")
 os.environ.setdefault("HF_HUB_OFFLINE", "1")
+# `make test` runs two workers on two cores: the other is always busy, so the serving-cost measurement would wait
+# its whole patience for a quiet moment in every pipeline a test runs. The tests of that wait set their own.
+os.environ.setdefault("CEREBRO_DETECTION__SERVING_COST_PATIENCE_S", "0")
 
 
 def pytest_collection_modifyitems(config, items):

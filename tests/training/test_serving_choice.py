@@ -182,8 +182,64 @@ def test_a_cycle_costs_its_wall_clock_unless_the_process_got_less_of_the_cores(s
             return self.cpu
 
     monkeypatch.setattr(cost_module, "time", Clock())
-    alone, together = bench.cycles("pca", runner, bodies, repeats=3)
+    alone, together, _ = bench.cycles("pca", runner, bodies, repeats=3)
     assert alone == pytest.approx([timed] * 3) and together == pytest.approx([timed] * 3)
+
+
+def test_a_block_measured_beside_a_busy_process_is_taken_again_after_a_pause(served_pca, monkeypatch):
+    """Another process busy on the cores inflates even the CPU time; a block of repeats during which others used
+    more than QUIET_CORES is measured again, within the bench's patience, and the quietest block is kept. The
+    machine's load reads from a fake here: busy for the first block, quiet for the second."""
+    import serving.cost as cost_module
+    import serving.machine_load as load_module
+    from serving.cost import QUIET_CORES, ServiceBench, as_bodies
+    from serving.scoring import DetectorRunner
+    from training.detectors.serving_cost import measure
+
+    settings, bundle, windows = served_pca
+    runner = DetectorRunner(bundle)
+    runner.warm_up(windows[0])
+    bodies = as_bodies([runner._example_request(w) for w in windows])
+    readings = []
+
+    class FakeLoad:
+        def __init__(self):
+            readings.append(1.2 if len(readings) == 0 else 0.05)
+
+        def cores(self):
+            return readings[-1]
+
+    monkeypatch.setattr(load_module, "OthersLoad", FakeLoad)
+    monkeypatch.setattr(cost_module, "PAUSE_S", 0.05)
+    bench = ServiceBench(settings, patience_s=5.0)
+    alone, together, others = bench.cycles("pca", runner, bodies, repeats=2)
+    assert readings == [1.2, 0.05] and others == 0.05 <= QUIET_CORES and len(alone) == len(together) == 2
+    assert 0 < bench.patience_s <= 5.0 - 0.05  # the busy block and the pause came out of the patience
+
+    readings.clear()  # the second bench has no patience: the busy block is kept, and its cost says so
+    cost = measure(settings, bundle, windows, repeats=2, bench=ServiceBench(settings, patience_s=0.0))
+    assert readings == [1.2] and cost.others_cores == 1.2
+    assert "measured while other processes used 1.2 cores" in cost.words()
+    assert ServingCost.from_dict({k: v for k, v in cost.as_dict().items() if k != "others_cores"}).others_cores == 0
+
+
+def test_the_load_of_other_processes_is_read_from_the_machine():
+    """A process spinning on a core while this one sleeps: at least half a core read as others' load."""
+    import subprocess
+    import sys
+    import time
+
+    from serving.machine_load import OthersLoad
+
+    spinner = subprocess.Popen([sys.executable, "-c", "import time\nend = time.time() + 20\nwhile time.time() < end: pass"])
+    try:
+        time.sleep(0.5)  # the interpreter started and spinning
+        load = OthersLoad()
+        time.sleep(1.0)
+        assert load.cores() >= 0.5
+    finally:
+        spinner.kill()
+        spinner.wait()
 
 
 def test_windows_of_a_small_fleet_go_back_an_hour_per_round():

@@ -52,6 +52,7 @@ class ServingCost:
     batching: bool  # whether the service scores this model's concurrent requests in one call
     p50_ms: float  # estimated latency at 8 clients (a lower bound: see the module docstring)
     p99_ms: float
+    others_cores: float = 0.0  # cores other processes used while it was measured (serving.cost.QUIET_CORES)
 
     def meets(self, target: tuple[float, float]) -> bool:
         return self.p50_ms < target[0] and self.p99_ms < target[1]
@@ -61,7 +62,7 @@ class ServingCost:
 
     @classmethod
     def from_dict(cls, d: dict) -> ServingCost:
-        return cls(**{k: d[k] for k in cls.__dataclass_fields__})
+        return cls(**{k: d[k] for k in cls.__dataclass_fields__ if k in d})  # tags logged before a field came
 
     def refusal(self) -> str | None:
         """Why this cost keeps a version from becoming champion (the promotion gate's words); None when it meets
@@ -72,8 +73,12 @@ class ServingCost:
                 f"{CLIENTS} clients")
 
     def words(self) -> str:
+        from serving.cost import QUIET_CORES
+
+        busy = (f", measured while other processes used {self.others_cores:.1f} cores"
+                if self.others_cores > QUIET_CORES else "")
         return (f"estimated p50 {self.p50_ms:.1f} ms, p99 {self.p99_ms:.1f} ms at {CLIENTS} clients, "
-                f"{self.window_ms:.2f} ms a request{'' if self.batching else ', unbatched'}")
+                f"{self.window_ms:.2f} ms a request{'' if self.batching else ', unbatched'}{busy}")
 
 
 def example_windows(frame: pd.DataFrame, n: int = CLIENTS, minutes: int = WINDOW_MINUTES) -> list[pd.DataFrame]:
@@ -103,9 +108,10 @@ def measure(settings, bundle: dict, windows: list[pd.DataFrame], repeats: int = 
     runner.warm_up(windows[0])
     bodies = as_bodies([runner._example_request(w) for w in windows])
     bench = bench or ServiceBench(settings)
-    alone, together = bench.cycles(bundle.get("name") or "candidate", runner, bodies, repeats,
-                                   settings.serving.torch_threads, settings.serving.blas_threads)
+    alone, together, others = bench.cycles(bundle.get("name") or "candidate", runner, bodies, repeats,
+                                           settings.serving.torch_threads, settings.serving.blas_threads)
     n = len(bodies)
     return ServingCost(alone_ms=min(alone) + HTTP_MS, window_ms=min(together) / n + HTTP_MS,
                        cycle_max_ms=max(together), batching=bool(runner.batchable),
-                       p50_ms=min(together) + n * HTTP_MS, p99_ms=max(together) + n * HTTP_MS)
+                       p50_ms=min(together) + n * HTTP_MS, p99_ms=max(together) + n * HTTP_MS,
+                       others_cores=round(others, 2))
