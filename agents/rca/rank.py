@@ -38,6 +38,7 @@ CREEP_THRESHOLD = 2.5
 # A ramp between CREEP_FLOOR and CREEP_THRESHOLD still ranks, under every anomaly that clears the level threshold
 # and with no confidence: a leak's first quarter of an hour is often no more (docs/rca.md).
 CREEP_FLOOR = 2.0
+LOAD_SHARE = True  # explain a callee's traffic change by its callers' relative change too (_load_passed_down)
 QUIET_WINDOWS = 12  # baseline windows _quiet_top replays (the latest ones, half a window apart)
 SIZE_CAP = 100.0  # robust units: a constant baseline that moves would otherwise be infinitely abnormal
 FAMILIES = ("symptom", "load", "resource")
@@ -188,6 +189,7 @@ def _rank(incident, baseline, edges, target, target_metric, top, threshold, at) 
     if not series:
         return result
 
+    passed_down = _load_passed_down(series, cols, X, level, kinds, graph) if LOAD_SHARE else {}
     # a(s, f): the service's largest deviation per family
     anomaly: dict[str, dict[str, float]] = {}
     for s in series:
@@ -204,7 +206,8 @@ def _rank(incident, baseline, edges, target, target_metric, top, threshold, at) 
         overloaded = from_callers if fam["load"] >= threshold else 0.0  # traffic pushed onto it by its callers
         explained = {
             "symptom": max(from_callees, overloaded),
-            "load": from_callers,
+            # its callers' traffic moved by as much, relative, even where under the threshold in their own units
+            "load": max(from_callers, passed_down.get(svc, 0.0)),
             "resource": max(from_callees if fam["symptom"] >= threshold else 0.0, overloaded),
         }
         unexplained[svc] = {f: fam[f] * (1 - (1 - EXPLAINED_KEEP) * explained[f]) for f in FAMILIES}
@@ -239,6 +242,34 @@ def _rank(incident, baseline, edges, target, target_metric, top, threshold, at) 
         ))
     result.causes = causes
     return result
+
+
+def _load_passed_down(series, cols, X, level, kinds, graph: ServiceGraph) -> dict[str, float]:
+    """For each service with a load anomaly, the share of its traffic's change that its callers' traffic made:
+    the callers' summed change (window median against baseline level, same metric) over its own, in [0, 1],
+    0 when they moved the other way. A callee's traffic is its callers' calls: when they all fall by a fifth in
+    the evening, so does it, even where their own change stays under the threshold in their noisier units."""
+    import numpy as np
+
+    with np.errstate(all="ignore"):
+        now = np.nanmedian(X, axis=0)
+    moved = {tuple(c): (float(now[j]), float(level[j])) for j, c in enumerate(cols) if kinds[j][0] == "load"}
+    shares: dict[str, float] = {}
+    for s in series:
+        if s.family != "load":
+            continue
+        own_now, own_base = moved.get((s.service, s.metric), (np.nan, np.nan))
+        theirs = [moved[(c, s.metric)] for c in graph.callers(s.service) if (c, s.metric) in moved]
+        theirs = [p for p in theirs if np.isfinite(p[0]) and np.isfinite(p[1])]
+        if not theirs or not np.isfinite(own_now) or not own_base:
+            continue
+        base = sum(p[1] for p in theirs)
+        own = (own_now - own_base) / abs(own_base)
+        if not base or not own:
+            continue
+        share = ((sum(p[0] for p in theirs) - base) / abs(base)) / own
+        shares[s.service] = max(shares.get(s.service, 0.0), float(min(1.0, max(0.0, share))))
+    return shares
 
 
 def _steered(unexplained, series, symptom: Evidence, target: str, graph: ServiceGraph, candidates,

@@ -220,6 +220,44 @@ def test_a_ramp_between_the_creep_floor_and_threshold_ranks_under_level_anomalie
     assert [c.service for c in both.causes] == ["db", "leaky"]
 
 
+def _evening(fall: float, caller_holds: bool = False, seed: int = 3):
+    """web -> api -> db and web -> leaky: in the window web's requests fall by ``fall`` (its noise is a tenth of
+    its level, so the fall stays under 5 robust units) and api's and db's fall with it (quiet, so over 5), unless
+    ``caller_holds``: then web's hold and only api's and db's fall. leaky's memory rises to about 4 robust units:
+    a fault, under the threshold."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(330):
+        t = T0 + pd.Timedelta(minutes=i)
+        drop = 1 - fall if i >= 300 else 1.0
+        web = 100 * drop * (1 + rng.normal(0, 0.1)) if not caller_holds else 100 * (1 + rng.normal(0, 0.1))
+        rows += [(t, "web", "requests", web),
+                 (t, "api", "requests", 100 * drop * (1 + rng.normal(0, 0.01))),
+                 (t, "db", "requests", 200 * drop * (1 + rng.normal(0, 0.01))),
+                 (t, "leaky", "memory_pct", 50 + rng.normal(0, 1) + (4.5 if i >= 300 else 0.0))]
+    df = pd.DataFrame(rows, columns=["timestamp", "service", "metric", "value"])
+    cut = T0 + pd.Timedelta(minutes=300)
+    return df[df["timestamp"] >= cut], df[df["timestamp"] < cut]
+
+
+def test_traffic_that_falls_with_its_callers_is_theirs_even_when_their_fall_is_under_the_threshold(monkeypatch):
+    from agents.rca import rank as rank_module
+
+    edges = [("web", "api"), ("api", "db"), ("web", "leaky")]
+    inc, base = _evening(fall=0.2)
+    result = rank_root_causes(inc, base, edges, target="web")
+    scores = {c.service: c.score for c in result.causes}
+    assert [c.service for c in result.causes][:1] == ["leaky"], scores
+    assert scores["api"] < rank_module.THRESHOLD and scores["db"] < rank_module.THRESHOLD  # ranked, explained
+    # the same fall in api and db with web's traffic holding is theirs: api, the largest, ranks first
+    held = rank_root_causes(*_evening(fall=0.2, caller_holds=True), edges, target="web")
+    assert [c.service for c in held.causes][:1] == ["api"]
+    # what the relative share adds: web's fall alone (under the threshold) explains nothing
+    monkeypatch.setattr(rank_module, "LOAD_SHARE", False)
+    blind = rank_root_causes(inc, base, edges, target="web")
+    assert [c.service for c in blind.causes][:1] == ["api"]
+
+
 def _slowed(inc, service: str, factor: float, last: int | None = None):
     """``service``'s latency times ``factor`` (in the last ``last`` minutes only, if given), and the added
     time added to its callers' latency too, as a call graph would (hand_built: frontend -> api -> db|cache)."""
