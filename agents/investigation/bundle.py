@@ -93,7 +93,7 @@ def causes_from(result, top: int = 5) -> list[Cause]:
     """The ranking's causes as items, each with its abnormal metrics; sourced from the lake's telemetry."""
     out = []
     for i, c in enumerate(result.causes[:top], 1):
-        evidence = [_abnormal(c.service, e) for e in c.evidence]
+        evidence = [_abnormal(e.seen_at or c.service, e) for e in c.evidence]  # seen_at: a caller's, for a blind callee
         onsets = [e.onset for e in evidence if e.onset is not None]
         out.append(Cause(source="agents.rca over " + TELEMETRY, at=min(onsets) if onsets else None, rank=i,
                          service=c.service, score=float(c.score), confidence=float(c.confidence),
@@ -106,7 +106,7 @@ def abnormal_from(result) -> list[Abnormal]:
     seen: dict[tuple[str, str], Abnormal] = {}
     for c in result.causes:
         for e in c.evidence:
-            seen.setdefault((c.service, e.metric), _abnormal(c.service, e))
+            seen.setdefault((e.seen_at or c.service, e.metric), _abnormal(e.seen_at or c.service, e))
     if result.symptom is not None and result.target and result.symptom.onset is not None:
         seen.setdefault((result.target, result.symptom.metric), _abnormal(result.target, result.symptom))
     return sorted(seen.values(), key=lambda a: -a.size)

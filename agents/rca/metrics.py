@@ -39,3 +39,13 @@ def classify(name: str) -> tuple[str, str]:
         if any(w in vocab for w in ws):
             return family, direction
     return "resource", "both"
+
+
+def aspect(name: str) -> str:
+    """What a metric shows of a service: "errors" (availability, success, errors), "latency", or its family
+    for the rest. A callee that exports latency but no error metric cannot show an error burst."""
+    ws = words(name)
+    for k, (vocab, family, _) in enumerate(_RULES):
+        if any(w in vocab for w in ws):
+            return "errors" if k < 2 else "latency" if k == 2 else family
+    return "resource"

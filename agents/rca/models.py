@@ -16,6 +16,9 @@ class Evidence(BaseModel):
     family: str  # symptom (flows to callers) | load (flows to callees) | resource (stays local)
     path: list[str] = Field(default_factory=list)  # from this service to the target
     trend: float | None = None  # a resource's rise in robust slope units, when it was judged on its ramp
+    # the service the metric belongs to when not the cause itself: a caller's symptom, for a callee that exports
+    # no latency, error or availability metric of its own
+    seen_at: str | None = None
 
 
 class Cause(BaseModel):

@@ -38,6 +38,8 @@ CREEP_THRESHOLD = 2.5
 # A ramp between CREEP_FLOOR and CREEP_THRESHOLD still ranks, under every anomaly that clears the level threshold
 # and with no confidence: a leak's first quarter of an hour is often no more (docs/rca.md).
 CREEP_FLOOR = 2.0
+# A callee that exports no metric of what its caller's symptom shows gets this share of that symptom.
+BLIND_SHARE = 0.5
 LOAD_SHARE = True  # explain a callee's traffic change by its callers' relative change too (_load_passed_down)
 QUIET_WINDOWS = 12  # baseline windows _quiet_top replays (the latest ones, half a window apart)
 SIZE_CAP = 100.0  # robust units: a constant baseline that moves would otherwise be infinitely abnormal
@@ -212,6 +214,7 @@ def _rank(incident, baseline, edges, target, target_metric, top, threshold, at) 
         }
         unexplained[svc] = {f: fam[f] * (1 - (1 - EXPLAINED_KEEP) * explained[f]) for f in FAMILIES}
 
+    blind_via = _unobserved_callees(unexplained, series, cols, graph) if BLIND_SHARE else {}
     candidates = graph.related(target) if target is not None else set(unexplained)
     if symptom is not None:
         step = pd.Series(times).diff().median() if len(times) > 1 else pd.Timedelta(0)
@@ -232,16 +235,44 @@ def _rank(incident, baseline, edges, target, target_metric, top, threshold, at) 
         runner_up = second if rank_i == 0 else scores[ranked[0]]
         path = graph.path(svc, target) if target is not None else []
         ev = sorted((s for s in series if s.service == svc), key=lambda s: -s.size)
+        seen = sorted((s for s in series if s.service == blind_via.get(svc) and s.family == "symptom"),
+                      key=lambda s: -s.size)
         causes.append(Cause(
             service=svc, score=round(scores[svc], 3),
             confidence=round(_confidence(scores[svc], runner_up, threshold, floor), 3), path=path,
             evidence=[Evidence(metric=s.metric, direction=s.direction, size=round(s.size, 3),
                                baseline=s.baseline, incident=s.incident, onset=s.onset, family=s.family, path=path,
-                               trend=s.trend)
-                      for s in ev],
+                               trend=s.trend, seen_at=None if s.service == svc else s.service)
+                      for s in [*ev, *seen]],
         ))
     result.causes = causes
     return result
+
+
+def _unobserved_callees(unexplained, series, cols, graph: ServiceGraph) -> dict[str, str]:
+    """A callee that exports no metric of what a caller's symptom shows (errors or latency: ``aspect``) cannot
+    show a fault that symptom may come from: it gets BLIND_SHARE of its caller's unexplained symptom as its own
+    (so it ranks under that caller, above what is quieter), added to ``unexplained`` in place. Returns
+    callee -> the caller it was seen at."""
+    from agents.rca.metrics import aspect
+
+    exported: dict[str, set[str]] = {}
+    for svc, metric in cols:
+        exported.setdefault(str(svc), set()).add(aspect(metric))
+    shown: dict[str, set[str]] = {}
+    for s in series:
+        if s.family == "symptom":
+            shown.setdefault(s.service, set()).add(aspect(s.metric))
+    via: dict[str, tuple[float, str]] = {}
+    for svc, aspects in shown.items():
+        share = BLIND_SHARE * unexplained.get(svc, {}).get("symptom", 0.0)
+        for callee in graph.callees(svc):
+            if aspects - exported.get(callee, set()) and share > via.get(callee, (0.0, ""))[0]:
+                via[callee] = (share, svc)
+    for callee, (share, _) in via.items():
+        own = unexplained.setdefault(callee, dict.fromkeys(FAMILIES, 0.0))
+        own["symptom"] = max(own["symptom"], share)
+    return {callee: svc for callee, (_, svc) in via.items()}
 
 
 def _load_passed_down(series, cols, X, level, kinds, graph: ServiceGraph) -> dict[str, float]:
@@ -321,9 +352,12 @@ def _steered(unexplained, series, symptom: Evidence, target: str, graph: Service
 def _robust_z(recent, X, step, fallback):
     """Level, scale and the window's deviations in robust units against ``recent`` (rows x series), with a
     centred 3-point median so that one wild sample is not an incident."""
+    import warnings
+
     import numpy as np
 
-    with np.errstate(all="ignore"):
+    with np.errstate(all="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # a series blank in a window or its baseline: NaN, noted
         level = np.nanmedian(recent, axis=0)
         level = np.where(np.isfinite(level), level, fallback)
         mad = 1.4826 * np.nanmedian(np.abs(recent - np.nanmedian(recent, axis=0)), axis=0)

@@ -147,8 +147,8 @@ def _print(result) -> None:
         for col in ("#", "service", "score", "confidence", "evidence", "path"):
             table.add_column(col, justify="right" if col in ("#", "score", "confidence") else "left")
         for i, c in enumerate(result.causes, 1):
-            ev = "; ".join(f"{e.metric} {e.direction} {e.size:.1f}σ ({e.baseline:.4g} → {e.incident:.4g})"
-                           for e in c.evidence[:3])
+            ev = "; ".join(f"{e.seen_at + '/' if e.seen_at else ''}{e.metric} {e.direction} {e.size:.1f}σ "
+                           f"({e.baseline:.4g} → {e.incident:.4g})" for e in c.evidence[:3])
             table.add_row(str(i), c.service, f"{c.score:.1f}", f"{c.confidence:.2f}", ev, " → ".join(c.path))
         out.print(table)
         if result.quiet_top is not None and result.quiet_top > result.threshold:
@@ -209,7 +209,8 @@ def _print_bundle(bundle) -> None:
         for col in ("#", "service", "score", "confidence", "evidence", "path"):
             table.add_column(col, justify="right" if col in ("#", "score", "confidence") else "left")
         for c in bundle.causes:
-            ev = "; ".join(f"{e.metric} {e.direction} {num(e.size, 2)}σ ({num(e.baseline)} → {num(e.value)})"
+            ev = "; ".join(f"{e.service + '/' if e.service != c.service else ''}{e.metric} {e.direction} "
+                           f"{num(e.size, 2)}σ ({num(e.baseline)} → {num(e.value)})"
                            + (f" since {e.onset:%H:%M}" if e.onset else "") for e in c.evidence[:3])
             table.add_row(str(c.rank), c.service, num(c.score), num(c.confidence, 2), ev, " → ".join(c.path))
         out.print(table)

@@ -258,6 +258,38 @@ def test_traffic_that_falls_with_its_callers_is_theirs_even_when_their_fall_is_u
     assert [c.service for c in blind.causes][:1] == ["api"]
 
 
+def _failing_through(pay_exports_availability: bool, seed: int = 4):
+    """web -> pay, web -> search: in the window web's availability falls from 99.9 % to 90 % (pay's errors).
+    pay exports its requests and, when asked, its availability, which stays flat (as if web's errors were its
+    own)."""
+    rng = np.random.default_rng(seed)
+    rows = []
+    for i in range(312):
+        t = T0 + pd.Timedelta(minutes=5 * i)
+        rows += [(t, "web", "availability_Average", 99.9 - (9.9 if i >= 300 else 0.0) + rng.normal(0, 0.05)),
+                 (t, "web", "latency_p90", 120 + rng.normal(0, 3)),
+                 (t, "pay", "requests_Sum", 500 + rng.normal(0, 10)),
+                 (t, "search", "availability_Average", 99.9 + rng.normal(0, 0.05)),
+                 (t, "search", "latency_p90", 80 + rng.normal(0, 3))]
+        if pay_exports_availability:
+            rows.append((t, "pay", "availability_Average", 99.9 + rng.normal(0, 0.05)))
+    df = pd.DataFrame(rows, columns=["timestamp", "service", "metric", "value"])
+    cut = T0 + pd.Timedelta(minutes=5 * 300)
+    return df[df["timestamp"] >= cut], df[df["timestamp"] < cut]
+
+
+def test_a_callee_that_exports_no_error_metric_ranks_under_the_caller_whose_errors_may_be_its_own():
+    edges = [("web", "pay"), ("web", "search")]
+    blind = rank_root_causes(*_failing_through(False), edges, target="web", target_metric="availability_Average")
+    assert [c.service for c in blind.causes] == ["web", "pay"]
+    seen = blind.causes[1].evidence[0]
+    assert seen.seen_at == "web" and seen.metric == "availability_Average" and seen.direction == "down"
+    assert blind.causes[1].score == pytest.approx(0.5 * blind.causes[0].score, rel=1e-3)
+    # search exports an error metric that stayed flat; pay, once it exports one that stays flat, is cleared too
+    seeing = rank_root_causes(*_failing_through(True), edges, target="web", target_metric="availability_Average")
+    assert [c.service for c in seeing.causes] == ["web"]
+
+
 def _slowed(inc, service: str, factor: float, last: int | None = None):
     """``service``'s latency times ``factor`` (in the last ``last`` minutes only, if given), and the added
     time added to its callers' latency too, as a call graph would (hand_built: frontend -> api -> db|cache)."""
