@@ -41,7 +41,7 @@ RULES = ("mean", "second", "third", "2 of n", "mean of 3", "mean of 4")
 
 def rules_on_fleet(seed: int, end: str, days: float = 14) -> dict:
     from training.detectors.base import TailCalibrator
-    from training.detectors.ensemble import surprisal
+    from training.detectors.ensemble import VotingEnsemble, surprisal
     from training.zoo import build_zoo, evaluate_splits, time_split, train_zoo
 
     sim, frame = _fleet(days, seed, end=end)
@@ -56,9 +56,10 @@ def rules_on_fleet(seed: int, end: str, days: float = 14) -> dict:
         return {"precision": round(r["precision"], 3), "recall": round(r["recall"], 3), "f1": round(r["f1"], 3),
                 "false_alarms": r["false_alarm_events"], "meets": bool(r["meets_targets"])}
 
-    def thresholded(score) -> float:  # as VotingEnsemble.threshold_at: its alpha on the training rows, under the cap
-        calibrator = TailCalibrator().fit(score[splits.train_clean])
-        return min(calibrator.threshold(ensemble.alpha), float(np.nextafter(ensemble.cap, 0.0)))
+    def thresholded(score) -> float:  # the ensemble's own rule: its alpha on the training rows, under the cap
+        rule = VotingEnsemble(cap=ensemble.cap, alpha=ensemble.alpha)
+        rule.calibrator_ = TailCalibrator().fit(score[splits.train_clean])
+        return rule.threshold_at(ensemble.alpha)
 
     ordered = np.sort(capped, axis=0)
     out = {"seed": seed, "end": end, "members": members,
@@ -70,8 +71,6 @@ def rules_on_fleet(seed: int, end: str, days: float = 14) -> dict:
     out["2 of n"] = figures(alarms.astype(float), 1.5)
     for k in (3, 4):  # a smaller ensemble: the zoo's first k members, fitted as the pipeline fits its ensemble
         if len(members) > k:
-            from training.detectors.ensemble import VotingEnsemble
-
             part = VotingEnsemble(members=[(n, result.models[n]) for n in members[:k]], prefit=True,
                                   cap=ensemble.cap, alpha=ensemble.alpha)
             part.fit_from_member_scores({n: result.scores[n][splits.train_clean] for n in members[:k]},

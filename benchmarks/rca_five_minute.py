@@ -44,6 +44,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rca import _strings, hits, simulate, zscore_baseline
 
 from agents.rca import ServiceGraph, rank_root_causes
+from agents.rca.rank import _robust_z
 
 PERIOD = "5min"
 WINDOW = 12  # periods: one hour
@@ -79,22 +80,21 @@ def cloudwatch_shape(tel: pd.DataFrame, seed: int) -> pd.DataFrame:
 
 
 def slo_metric(inc: pd.DataFrame, base: pd.DataFrame, target: str) -> str | None:
-    """The target's SLO metric that the window violates most, if any: a 3-period median of it leaves the level
-    of the baseline's latest fifth by more than ``SLO_Z`` robust units (1.4826 x MAD of that part, at least 1 %
-    of the level) in the bad direction."""
+    """The target's SLO metric that the window violates most, if any: its deviation as the ranker measures it
+    (``agents.rca.rank._robust_z``: a 3-period median against the baseline's latest fifth, in robust units)
+    passes ``SLO_Z`` in the bad direction."""
     best, best_z = None, SLO_Z
     for metric, bad in (("latency_p90", 1.0), ("availability_Average", -1.0)):
         b = base.loc[(base["service"] == target) & (base["metric"] == metric)].sort_values("timestamp")["value"]
         x = inc.loc[(inc["service"] == target) & (inc["metric"] == metric)].sort_values("timestamp")["value"]
-        b = b.dropna().iloc[-max(10, len(b) // 5):]
+        b = b.dropna().to_numpy()
         if len(b) < 10 or x.notna().sum() < 3:
             continue
-        level = b.median()
-        scale = max(1.4826 * (b - level).abs().median(), 0.01 * abs(level), 1e-9)
-        smooth = x.rolling(3, center=True, min_periods=2).median()
-        z = float((bad * (smooth - level) / scale).max())
-        if z > best_z:
-            best, best_z = metric, z
+        recent = b[-max(10, len(b) // 5):, None]
+        _, _, z = _robust_z(recent, x.to_numpy()[:, None], np.zeros(1), np.median(recent, axis=0))
+        top = float(np.nanmax(bad * z))
+        if top > best_z:
+            best, best_z = metric, top
     return best
 
 

@@ -32,7 +32,6 @@ from contextlib import contextmanager
 # Cores other processes may use during a block of repeats for it to count as measured on a quiet machine. On the
 # 2-core development machine a quiet block read 0-0.05, one beside a busy process 0.75-1.1.
 QUIET_CORES = 0.3
-PATIENCE_S = 60.0  # how long a bench waits, in all, for quiet blocks before it keeps the quietest it measured
 PAUSE_S = 1.0  # between a busy block and the next try
 
 
@@ -72,7 +71,7 @@ class ServiceBench:
     rollback (a measurement must never move an alias), loopback with no token to send. One app for every
     candidate: each is put in the champion's slot in turn."""
 
-    def __init__(self, settings, patience_s: float = PATIENCE_S):
+    def __init__(self, settings, patience_s: float | None = None):
         from serving.app import create_app
         from serving.live import LiveModels
         from serving.metrics import ServingMetrics
@@ -83,7 +82,8 @@ class ServiceBench:
         quiet = settings.model_copy(update={"serving": cfg})
         self.live = LiveModels(quiet, Router.from_settings(cfg), ServingMetrics())
         self.app = create_app(quiet, live=self.live, load_in_background=False)
-        self.patience_s = patience_s  # what is left of the wait for quiet blocks, for every measurement to come
+        # what is left of the wait for quiet blocks, for every measurement to come (detection.serving_cost_patience_s)
+        self.patience_s = settings.detection.serving_cost_patience_s if patience_s is None else patience_s
 
     def serve(self, name: str, runner) -> None:
         from serving.live import CHAMPION, LoadedModel, Window

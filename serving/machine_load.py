@@ -27,12 +27,9 @@ def _snapshot() -> tuple[float, float, float]:
 
 
 class OthersLoad:
-    """Cores other processes used since this object was made (or since :meth:`restart`)."""
+    """Cores other processes used since this object was made."""
 
     def __init__(self) -> None:
-        self.restart()
-
-    def restart(self) -> None:
         self._start = _snapshot()
 
     def cores(self) -> float:

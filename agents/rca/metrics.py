@@ -32,20 +32,20 @@ def words(name: str) -> list[str]:
     return [w for w in re.split(r"[^0-9a-zA-Z]+", spaced.lower()) if w]
 
 
+def _rule(name: str) -> int | None:
+    """Index of the first rule of ``_RULES`` a metric name's words match, None when none does."""
+    ws = words(name)
+    return next((k for k, (vocab, _, _) in enumerate(_RULES) if any(w in vocab for w in ws)), None)
+
+
 def classify(name: str) -> tuple[str, str]:
     """(family, bad direction) of a metric name: direction is "up", "down" or "both"."""
-    ws = words(name)
-    for vocab, family, direction in _RULES:
-        if any(w in vocab for w in ws):
-            return family, direction
-    return "resource", "both"
+    k = _rule(name)
+    return ("resource", "both") if k is None else _RULES[k][1:]
 
 
 def aspect(name: str) -> str:
     """What a metric shows of a service: "errors" (availability, success, errors), "latency", or its family
     for the rest. A callee that exports latency but no error metric cannot show an error burst."""
-    ws = words(name)
-    for k, (vocab, family, _) in enumerate(_RULES):
-        if any(w in vocab for w in ws):
-            return "errors" if k < 2 else "latency" if k == 2 else family
-    return "resource"
+    k = _rule(name)
+    return "resource" if k is None else "errors" if k < 2 else "latency" if k == 2 else _RULES[k][1]

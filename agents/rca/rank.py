@@ -26,7 +26,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass
 
 from agents.rca.graph import ServiceGraph
-from agents.rca.metrics import classify
+from agents.rca.metrics import aspect, classify
 from agents.rca.models import Cause, Evidence, RcaResult
 
 THRESHOLD = 5.0  # robust units (chosen on tuning seeds 7, 8, 9, which the benchmark does not use)
@@ -254,8 +254,6 @@ def _unobserved_callees(unexplained, series, cols, graph: ServiceGraph) -> dict[
     show a fault that symptom may come from: it gets BLIND_SHARE of its caller's unexplained symptom as its own
     (so it ranks under that caller, above what is quieter), added to ``unexplained`` in place. Returns
     callee -> the caller it was seen at."""
-    from agents.rca.metrics import aspect
-
     exported: dict[str, set[str]] = {}
     for svc, metric in cols:
         exported.setdefault(str(svc), set()).add(aspect(metric))

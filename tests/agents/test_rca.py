@@ -9,7 +9,7 @@ import pytest
 from support.rca_data import EDGES, T0, hand_built, wandering_crowd
 
 from agents.rca import RcaInputError, ServiceGraph, rank_root_causes
-from agents.rca.metrics import classify
+from agents.rca.metrics import aspect, classify
 from telemetry.simulator import FleetSimulator
 
 
@@ -79,6 +79,9 @@ def test_metric_names_are_classified_by_their_words():
     assert classify("error_rate") == ("symptom", "up")
     assert classify("cpu_pct") == ("resource", "up")
     assert classify("frobnication") == ("resource", "both")
+    # what a metric shows of its service, for a callee that may not export what its caller's symptom shows
+    assert [aspect(m) for m in ("availability_Average", "error_rate", "latency_p90", "requests_Sum", "cpu_pct",
+                                "frobnication")] == ["errors", "errors", "latency", "load", "resource", "resource"]
 
 
 def test_availability_falling_is_abnormal_and_rising_is_not():

@@ -216,6 +216,7 @@ def test_a_block_measured_beside_a_busy_process_is_taken_again_after_a_pause(ser
     assert readings == [1.2, 0.05] and others == 0.05 <= QUIET_CORES and len(alone) == len(together) == 2
     assert 0 < bench.patience_s <= 5.0 - 0.05  # the busy block and the pause came out of the patience
 
+    assert ServiceBench(settings).patience_s == settings.detection.serving_cost_patience_s  # the default's source
     readings.clear()  # the second bench has no patience: the busy block is kept, and its cost says so
     cost = measure(settings, bundle, windows, repeats=2, bench=ServiceBench(settings, patience_s=0.0))
     assert readings == [1.2] and cost.others_cores == 1.2

@@ -123,7 +123,7 @@ def serving_cost_meter(settings, splits: Splits, data: TrainingData):
 
     windows = example_windows(data.frame)
     columns, inputs = list(splits.frame.columns), list(data.frame.columns)
-    bench = ServiceBench(settings, patience_s=settings.detection.serving_cost_patience_s)
+    bench = ServiceBench(settings)
 
     def cost_of(name: str, model):
         return measure(settings, detector_bundle(name, model, splits.scaler, columns, inputs, data.data_version),
