@@ -238,6 +238,12 @@ def report_markdown(result: ZooResult, splits: Splits, data: TrainingData, put_f
     lines += ["", "## Validation period", ""]
     lines += table(result.comparison("validation"), cols)
     lines += ["", f"Ensemble members (best on validation): {', '.join(result.ensemble_members)}"]
+    if result.miscalibrated:
+        from training.zoo import MISCALIBRATED_SURPRISAL
+
+        lines += ["", "Not eligible for the ensemble, their calibration failing out of sample (share of the validation "
+                  f"period's normal rows scored as rarer than one training row in 10^{MISCALIBRATED_SURPRISAL:g}): "
+                  + ", ".join(f"{n} {share:.1%}" for n, share in sorted(result.miscalibrated.items()))]
     if result.serving is not None:
         lines += ["", "## Serving cost", "", result.serving.note, "",
                   ("`serve_ms_per_window` is the scoring service's time per one-hour window's request when 8 "
@@ -423,6 +429,7 @@ def summarise(result: ZooResult) -> dict:
                                           "overrun_p50_minutes", "overrun_p90_minutes", "incidents")},
             "meets_targets": best["meets_targets"],
             "models_meeting_targets": [r["model"] for r in result.comparison("test") if r["meets_targets"]],
+            "miscalibrated": {n: round(share, 4) for n, share in result.miscalibrated.items()},
             # models whose measured serving latency misses the spec (never champion unless put forward)
             "serving_too_slow": sorted(n for n, c in (result.serving.costs if result.serving else {}).items()
                                        if n in result.models and c.refusal()),
