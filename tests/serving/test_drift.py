@@ -308,7 +308,10 @@ def live_detector(fleet):
              .set_index(["service", "timestamp"]).select_dtypes("number"))
     train = frame[frame.index.get_level_values(1) < END - pd.Timedelta(days=3)]
     splits = time_split(train, fleet.incidents, fractions=(0.8, 0.1, 0.1))
-    result = train_zoo(splits, build_zoo(list(splits.frame.columns), [], include=["pca", "ewma"]), ensemble_size=2)
+    with pytest.MonkeyPatch.context() as mp:  # both members, neither left out for its calibration
+        mp.setattr("training.zoo.MISCALIBRATED_SHARE", 1.0)
+        result = train_zoo(splits, build_zoo(list(splits.frame.columns), [], include=["pca", "ewma"]), ensemble_size=2)
+    assert sorted(result.ensemble_members) == ["ewma", "pca"]
     bundle = {"kind": "detector", "name": "drift-test", "model": result.models["ensemble"], "scaler": splits.scaler,
               "columns": list(splits.frame.columns), "inputs": list(frame.columns)}
     return LiveModel(name="drift-test", version="1", alias="champion", model=bundle, registered_f1=None)
