@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support.raw_fleet import raw_fleet
 
 from training.detectors.statistical import ZScoreDetector
 from training.zoo import MISCALIBRATED_SHARE, build_zoo, miscalibrated, normal_rows, time_split, train_zoo
@@ -25,11 +26,7 @@ class _DriftsAfterTraining(ZScoreDetector):
 
 @pytest.fixture(scope="module")
 def splits():
-    from telemetry.simulator import FleetSimulator
-
-    sim = FleetSimulator(days=3, seed=6, end="2026-11-20T00:00Z", incidents_per_day=4).run()
-    wide = sim.telemetry.pivot_table(index=["service", "timestamp"], columns="metric", values="value", observed=True)
-    wide.columns = [str(c) for c in wide.columns]
+    sim, wide = raw_fleet(days=3, seed=6)
     return time_split(wide, sim.incidents)
 
 

@@ -6,6 +6,7 @@ import json
 import numpy as np
 import pandas as pd
 import pytest
+from support.raw_fleet import raw_fleet
 
 from training.zoo import time_split, train_zoo
 
@@ -13,13 +14,10 @@ from training.zoo import time_split, train_zoo
 @pytest.fixture
 def tiny_zoo(home):
     from configs.settings import load_settings
-    from telemetry.simulator import FleetSimulator
     from training.detectors.stage import TrainingData
     from training.zoo import build_zoo
 
-    sim = FleetSimulator(days=2, seed=5, end="2026-11-20T00:00Z", incidents_per_day=4).run()
-    wide = sim.telemetry.pivot_table(index=["service", "timestamp"], columns="metric", values="value", observed=True)
-    wide.columns = [str(c) for c in wide.columns]
+    sim, wide = raw_fleet(days=2, seed=5)
     data = TrainingData(frame=wide, incidents=sim.incidents, edges=[], dataset=sim.dataset,
                         data_version=f"{sim.dataset}@test")
     splits = time_split(wide, sim.incidents)

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import numpy as np
 import pytest
+from support.raw_fleet import raw_fleet
 
 from training.detectors.base import NotEnoughData
 from training.zoo import build_zoo, time_split, train_zoo
@@ -20,11 +21,7 @@ class _TooShort:
 
 @pytest.fixture(scope="module")
 def splits():
-    from telemetry.simulator import FleetSimulator
-
-    sim = FleetSimulator(days=2, seed=6, end="2026-11-20T00:00Z", incidents_per_day=4).run()
-    wide = sim.telemetry.pivot_table(index=["service", "timestamp"], columns="metric", values="value", observed=True)
-    wide.columns = [str(c) for c in wide.columns]
+    sim, wide = raw_fleet(days=2, seed=6)
     return time_split(wide, sim.incidents)
 
 
