@@ -447,35 +447,43 @@ class FastWindow:
         before it; :meth:`DetectorRunner.warm_up` compares this with one call per request and
         switches batching off for a model where they differ. A request the window cannot be made from gets
         its :class:`RequestError` in its place; the others are scored."""
-        prepared = _each(self.prepare, reqs)
-        ok = [p for p in prepared if not isinstance(p, RequestError)]
-        if not ok:
-            return prepared
         from training.detectors.base import BATCH_SEP
 
-        services = np.concatenate([np.char.add(np.asarray(p[0]).astype(str), f"{BATCH_SEP}{i}")
-                                   for i, p in enumerate(ok)])
-        score = self.detect(np.vstack([p[2] for p in ok]), services, np.concatenate([p[1] for p in ok]))
-        out, at = [], 0
-        for req, p in zip(reqs, prepared):
-            if isinstance(p, RequestError):
-                out.append(p)
-                continue
-            n = len(p[0])
-            out.append((self.rows(*_last(req, p[0], p[1], score[at:at + n])), p[3]))
-            at += n
+        samples = _each(lambda req: window_samples(req, self.path.levels), reqs)
+        ok = [i for i, s in enumerate(samples) if not isinstance(s, RequestError)]
+        if not ok:
+            return samples
+        # One pass over every window's samples (``merge_samples``: each request's services renamed apart), the
+        # features computed once for the batch: per window, numpy's fixed cost per call is most of the work.
+        merged, origin = merge_samples([samples[i] for i in ok], BATCH_SEP)
+        services, stamps, values = self.path.compute(merged)
+        names, inverse = np.unique(services, return_inverse=True)
+        which = np.array([origin[n][1] for n in names], dtype=np.int64)[inverse.ravel()]  # per row: its request
+        plain = np.array([origin[n][0] for n in names], dtype=object)[inverse.ravel()]  # per row: its service
+        score = self.detect(self._scale(values, plain, services), services, stamps)
+        out = list(samples)
+        for k, i in enumerate(ok):
+            rows = np.flatnonzero(which == k)
+            rows = rows[np.argsort(plain[rows], kind="stable")]  # as one request alone: by service, then minute
+            out[i] = (self.rows(*_last(reqs[i], plain[rows], stamps[rows], score[rows])), self._missing(reqs[i]))
         return out
 
     def prepare(self, req) -> tuple[np.ndarray, np.ndarray, np.ndarray, list[str]]:
         """(service per row, minute per row in ns, the detector's scaled inputs, metrics the request lacks)."""
         services, stamps, values = self.features(req)
+        return services, stamps, self._scale(values, services, services), self._missing(req)
+
+    def _scale(self, values: np.ndarray, services: np.ndarray, series: np.ndarray) -> np.ndarray:
+        """The service's scaling per row (``services``: the names the scaler knows), then the gaps filled within
+        each of ``series`` (rows grouped by it)."""
         r = self.runner
         codes = np.fromiter((r._index.get(str(k), len(r._mean) - 1) for k in services), dtype=np.int64,
                             count=len(services))
-        scaled = _ffill_per_service((values - r._mean[codes]) / r._std[codes], services)
+        return _ffill_per_service((values - r._mean[codes]) / r._std[codes], series)
+
+    def _missing(self, req) -> list[str]:
         present = {p.metric for p in req.telemetry} | {s.metric for s in req.series}
-        missing = sorted(m for m in r.metrics if m not in present)
-        return services, stamps, scaled, missing
+        return sorted(m for m in self.runner.metrics if m not in present)
 
     def detect(self, scaled: np.ndarray, services: np.ndarray, stamps: np.ndarray) -> np.ndarray:
         """The detector's score per row of ``scaled`` (rows grouped by service, minutes ascending within one)."""
@@ -499,6 +507,28 @@ class FastWindow:
                      "timestamp": np.datetime_as_string(stamps.astype("datetime64[ns]"), unit="s", timezone="UTC"),
                      "score": score, "calibrated": det.calibrated(scores=score),
                      "is_anomaly": (score > det.threshold_).astype(np.int64)})
+
+
+def merge_samples(parts: list, sep: str):
+    """Several windows' ``WindowSamples`` as one: request ``k``'s service ``s`` becomes ``s<sep>k`` (its samples,
+    baselines and events with it), so no two requests read as one series. Returns (merged, renamed name ->
+    (service, k))."""
+    from features.detector_inputs.numpy_path import WindowSamples
+
+    names, origin, service, offset = [], {}, [], 0
+    baselines, events = {}, []
+    for k, part in enumerate(parts):
+        renamed = [f"{name}{sep}{k}" for name in part.names]
+        names.extend(renamed)
+        origin.update({new: (name, k) for new, name in zip(renamed, part.names)})
+        service.append(part.service + offset)
+        offset += len(part.names)
+        baselines.update({f"{name}{sep}{k}": levels for name, levels in part.baselines.items()})
+        events.extend((f"{name}{sep}{k}", kind, at) for name, kind, at in part.events)
+    merged = WindowSamples(names=names, service=np.concatenate(service),
+                           metric=np.concatenate([p.metric for p in parts]), ns=np.concatenate([p.ns for p in parts]),
+                           value=np.concatenate([p.value for p in parts]), baselines=baselines, events=events)
+    return merged, origin
 
 
 def _last(req, services: np.ndarray, stamps: np.ndarray, score: np.ndarray):

@@ -33,6 +33,7 @@ from features.transforms import (
     BASELINE_HOURS,
     DEPLOY_CAP_MINUTES,
     DEPLOY_KINDS,
+    ROC_LAG,
     ROLLING,
     rate_of_change,
     roc_floors,
@@ -164,23 +165,32 @@ class WindowInputs:
 
     def _rolling(self, grid: np.ndarray, row_svc: np.ndarray, row_min: np.ndarray) -> dict[str, np.ndarray]:
         """The rolling statistics the columns read (and the rate of change), per row, over each service's
-        clock-minute grid: the window is ``self.window`` minutes, missing minutes count as gaps."""
+        clock-minute grid: the window is ``self.window`` minutes, missing minutes count as gaps. Every service
+        is computed in one pass: their grids lie one after another on one dense grid, each after ``lead`` empty
+        minutes, so no window or lag reaches into the service before (a batch of windows costs one window's
+        numpy calls, not one per service)."""
         w = self.window
         out = {stat: np.full_like(grid, np.nan) for stat in self.stats | ({"roc"} if self.with_roc else set())}
-        for s in np.unique(row_svc):
-            rows = np.flatnonzero(row_svc == s)
-            at = row_min[rows] - row_min[rows[0]]
-            dense = np.full((int(at[-1]) + 1, grid.shape[1]), np.nan)
-            dense[at] = grid[rows]
-            win = np.lib.stride_tricks.sliding_window_view(
-                np.vstack([np.full((w - 1, grid.shape[1]), np.nan), dense]), w, axis=0)[at]  # rows x metrics x w
-            n = (~np.isnan(win)).sum(axis=2)
-            with np.errstate(all="ignore"), warnings.catch_warnings():
-                warnings.simplefilter("ignore", RuntimeWarning)  # empty windows: NaN is the answer
-                for stat in self.stats:
-                    out[stat][rows] = ROLLING[stat].on_windows(win, n)
-                if self.with_roc:
-                    out["roc"][rows] = rate_of_change(dense, self.roc_floors)[at]
+        if not len(row_min):
+            return out
+        lead = max(w - 1, ROC_LAG)
+        starts = np.flatnonzero(np.r_[True, row_svc[1:] != row_svc[:-1]])  # rows are ordered by service, minute
+        ends = np.r_[starts[1:], len(row_min)]
+        first = row_min[starts]
+        spans = row_min[ends - 1] - first + 1
+        offset = lead + np.r_[0, np.cumsum(spans + lead)[:-1]]
+        block = np.repeat(np.arange(len(starts)), ends - starts)
+        at = (offset[block] + row_min - first[block]).astype(np.int64)
+        dense = np.full((int(offset[-1] + spans[-1]), grid.shape[1]), np.nan)
+        dense[at] = grid
+        win = np.lib.stride_tricks.sliding_window_view(dense, w, axis=0)[at - (w - 1)]  # rows x metrics x w
+        n = (~np.isnan(win)).sum(axis=2)
+        with np.errstate(all="ignore"), warnings.catch_warnings():
+            warnings.simplefilter("ignore", RuntimeWarning)  # empty windows: NaN is the answer
+            for stat in self.stats:
+                out[stat] = ROLLING[stat].on_windows(win, n)
+            if self.with_roc:
+                out["roc"] = rate_of_change(dense, self.roc_floors)[at]
         return out
 
     @staticmethod

@@ -262,11 +262,14 @@ def _switch(settings, state: dict, name: str, kind: str, version: str) -> tuple[
     workers = int(state.get("workers", 1))
     # Replicas: each reload reaches the worker that takes its connection, so it is sent until every worker
     # has switched (a reload that finds the alias where the worker is already changes nothing).
-    for r in _each_worker(f"{base}/admin/reload", headers, workers, "POST", params={"retry_refused": "true"},
-                          timeout=timeout).values():
-        if r.status_code != 200:
-            raise DeployError(f"POST {base}/admin/reload answered {r.status_code}: {r.text[:300]}")
-    while True:  # a worker the reloads missed switches at its next alias check
+    def reload() -> None:
+        for r in _each_worker(f"{base}/admin/reload", headers, workers, "POST", params={"retry_refused": "true"},
+                              timeout=timeout).values():
+            if r.status_code != 200:
+                raise DeployError(f"POST {base}/admin/reload answered {r.status_code}: {r.text[:300]}")
+
+    reload()
+    while True:
         answers = [r.json() for r in _each_worker(f"{base}/models", headers, workers).values()]
         reason = next((r for r in (_refusal(m, name, version) for m in answers) if r), None)
         if reason:
@@ -277,6 +280,8 @@ def _switch(settings, state: dict, name: str, kind: str, version: str) -> tuple[
             raise DeployError(f"v{version} of {name} was neither live nor refused after {timeout:g} s; see "
                               f"{base}/models and {state['log']}")
         time.sleep(0.5)
+        if workers > 1:  # the kernel may have handed every reload to the same worker (the other busy): again
+            reload()
 
 
 def deploy_local(settings, name: str, version: str | int | None = None, kind: str | None = None,

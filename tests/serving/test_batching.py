@@ -42,15 +42,20 @@ def ensemble(fleet):
 
 
 def _bodies(fleet) -> list[dict]:
-    """Two windows of one service that overlap, and one of two services: the renaming has something to keep apart."""
+    """Two windows of one service that overlap, one of two services, and one with a deploy and baselines sent
+    with it: the renaming has something to keep apart, and what a request sends besides its samples stays its own."""
     from support.demo_models import window_body
 
     tel = fleet.telemetry
     two = window_body(tel, "cart", minutes=45, end=END - pd.Timedelta(hours=2))
     two["series"] += window_body(tel, "auth", minutes=45, end=END - pd.Timedelta(hours=2))["series"]
+    deployed = window_body(tel, "cart", minutes=60, end=END - pd.Timedelta(minutes=40))
+    deployed["events"] = [{"timestamp": (END - pd.Timedelta(minutes=70)).isoformat(), "service": "cart",
+                           "kind": "deploy"}]
+    deployed["baselines"] = {"cart": {s["metric"]: 2 * s["values"][0] for s in deployed["series"]}}
     return [window_body(tel, "cart", minutes=60, end=END - pd.Timedelta(hours=1)),
             window_body(tel, "cart", minutes=60, end=END - pd.Timedelta(minutes=30)),
-            two]
+            two, deployed]
 
 
 def test_windows_scored_together_answer_as_each_alone(ensemble, fleet):

