@@ -101,7 +101,7 @@ class FeastSettings(_Section):
 class SimulatorSettings(_Section):
     days: float = Field(default=14, gt=0, le=366)
     seed: int = 42
-    end: str | None = Field(default=None, description="ISO timestamp; empty means the start of today (UTC)")
+    end: str | None = Field(default=None, description="ISO timestamp; empty means the start of the current hour (UTC)")
     incidents_per_day: float = Field(default=3, ge=0, le=24)
     deploys_per_service_per_day: float = Field(default=0.5, ge=0, le=24)
     services: int = Field(default=13, ge=6, le=5000,
