@@ -518,13 +518,13 @@ def merge_samples(parts: list, sep: str):
     names, origin, service, offset = [], {}, [], 0
     baselines, events = {}, []
     for k, part in enumerate(parts):
-        renamed = [f"{name}{sep}{k}" for name in part.names]
-        names.extend(renamed)
-        origin.update({new: (name, k) for new, name in zip(renamed, part.names)})
+        tag = f"{sep}{k}"
+        names.extend(name + tag for name in part.names)
+        origin.update({name + tag: (name, k) for name in part.names})
         service.append(part.service + offset)
         offset += len(part.names)
-        baselines.update({f"{name}{sep}{k}": levels for name, levels in part.baselines.items()})
-        events.extend((f"{name}{sep}{k}", kind, at) for name, kind, at in part.events)
+        baselines.update({name + tag: levels for name, levels in part.baselines.items()})
+        events.extend((name + tag, kind, at) for name, kind, at in part.events)
     merged = WindowSamples(names=names, service=np.concatenate(service),
                            metric=np.concatenate([p.metric for p in parts]), ns=np.concatenate([p.ns for p in parts]),
                            value=np.concatenate([p.value for p in parts]), baselines=baselines, events=events)
