@@ -224,6 +224,27 @@ def test_a_block_measured_beside_a_busy_process_is_taken_again_after_a_pause(ser
     assert ServingCost.from_dict({k: v for k, v in cost.as_dict().items() if k != "others_cores"}).others_cores == 0
 
 
+def test_the_pipeline_measures_in_a_process_of_its_own(served_pca):
+    """``BenchProcess``: the bundle travels to another process, which serves and times it as ``measure`` does here; a
+    bundle the service cannot score raises its error here; once that process is gone, measuring goes on in this one."""
+    import os
+
+    from training.detectors.serving_cost import BenchProcess
+
+    settings, bundle, windows = served_pca
+    with BenchProcess(settings, patience_s=0.0) as bench:
+        assert bench.pid not in (None, os.getpid())
+        cost = bench.measure(bundle, windows, repeats=2)
+        assert cost.batching and cost.p50_ms == pytest.approx(8 * cost.window_ms, abs=0.01) and cost.alone_ms > 0  # as_dict rounds
+        with pytest.raises(RuntimeError, match="KeyError"):  # columns the frame lacks: the service's own error
+            bench.measure({**bundle, "columns": ["no_such_column"]}, windows, repeats=1)
+        assert bench.measure(bundle, windows, repeats=1).batching  # the process is still serving after an error
+        bench._proc.kill()
+        bench._proc.join()
+        assert bench.measure(bundle, windows, repeats=1).batching and bench.pid is None  # measured here instead
+    assert not bench._proc.is_alive()
+
+
 def test_the_load_of_other_processes_is_read_from_the_machine():
     """A process spinning on a core while this one sleeps: at least half a core read as others' load."""
     import subprocess

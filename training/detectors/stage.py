@@ -114,22 +114,27 @@ class PlantedJudge:
         return evaluate(self.X.index, scores, float(threshold), self.labels, recovery_minutes=self.recovery)
 
 
-def serving_cost_meter(settings, splits: Splits, data: TrainingData):
-    """``cost_of(name, model)``: the model's serving cost, measured on the scoring service serving the bundle
-    ``register_zoo`` will log for it (``training.detectors.serving_cost``)."""
-    from serving.cost import ServiceBench
-    from training.detectors.bundle import detector_bundle
-    from training.detectors.serving_cost import example_windows, measure
+class ServingCostMeter:
+    """``meter(name, model)``: the model's serving cost, measured on the scoring service serving the bundle
+    ``register_zoo`` will log for it, in a process of its own (``training.detectors.serving_cost.BenchProcess``),
+    started now so that its imports overlap the zoo's training. ``close()`` ends that process."""
 
-    windows = example_windows(data.frame)
-    columns, inputs = list(splits.frame.columns), list(data.frame.columns)
-    bench = ServiceBench(settings)
+    def __init__(self, settings, splits: Splits, data: TrainingData):
+        from training.detectors.serving_cost import BenchProcess, example_windows
 
-    def cost_of(name: str, model):
-        return measure(settings, detector_bundle(name, model, splits.scaler, columns, inputs, data.data_version),
-                       windows, bench=bench)
+        self.settings, self.splits, self.data = settings, splits, data
+        self.windows = example_windows(data.frame)
+        self.bench = BenchProcess(settings)
 
-    return cost_of
+    def __call__(self, name: str, model):
+        from training.detectors.bundle import detector_bundle
+
+        bundle = detector_bundle(name, model, self.splits.scaler, list(self.splits.frame.columns),
+                                 list(self.data.frame.columns), self.data.data_version)
+        return self.bench.measure(bundle, self.windows)
+
+    def close(self) -> None:
+        self.bench.close()
 
 
 def run_zoo(data: TrainingData, settings, on_progress=None) -> tuple[Splits, ZooResult]:
@@ -143,10 +148,14 @@ def run_zoo(data: TrainingData, settings, on_progress=None) -> tuple[Splits, Zoo
     # On the lake (a user's telemetry) the choice is made on planted anomalies plus any imported incidents; on a
     # labelled simulated dataset, on its incidents alone.
     judge = PlantedJudge(settings, data, splits) if data.telemetry is not None else None
-    result = train_zoo(splits, zoo, ensemble_size=cfg.ensemble_size, on_progress=on_progress,
-                       put_forward=cfg.put_forward, recovery_minutes=settings.feast.window_minutes, judge=judge,
-                       cost_of=serving_cost_meter(settings, splits, data) if cfg.serving_cost else None,
-                       serving_margin=cfg.serving_margin, workers=cfg.train_workers)
+    meter = ServingCostMeter(settings, splits, data) if cfg.serving_cost else None
+    try:
+        result = train_zoo(splits, zoo, ensemble_size=cfg.ensemble_size, on_progress=on_progress,
+                           put_forward=cfg.put_forward, recovery_minutes=settings.feast.window_minutes, judge=judge,
+                           cost_of=meter, serving_margin=cfg.serving_margin, workers=cfg.train_workers)
+    finally:
+        if meter is not None:
+            meter.close()
     if data.telemetry is not None:  # the lake path: a user's telemetry is shown beside the baseline a team starts with
         from training.detectors.baselines import ROLLING_Z_THRESHOLD, rolling_zscore
         from training.zoo import evaluate_splits
@@ -247,7 +256,7 @@ def report_markdown(result: ZooResult, splits: Splits, data: TrainingData, put_f
     if result.serving is not None:
         lines += ["", "## Serving cost", "", result.serving.note, "",
                   ("`serve_ms_per_window` is the scoring service's time per one-hour window's request when 8 "
-                   "clients send at once, measured on the service itself in the pipeline's process (body parsing, "
+                   "clients send at once, measured on the service itself in a process of its own (body parsing, "
                    f"validation, screening, the model through the adaptive batching, the answer) plus {HTTP_MS:g} ms a request "
                    "for the HTTP parsing, sockets and clients that measurement leaves out; p50 and p99 are the "
                    "latency that implies at 8 concurrent clients on one service process. The promotion gate refuses "
