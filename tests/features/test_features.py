@@ -1,8 +1,10 @@
 """Features: hand-computable transforms, causality, Feast's point-in-time join and TTL, online store builds."""
 from __future__ import annotations
 
+import os
 import time
 from datetime import timedelta
+from pathlib import Path
 
 import numpy as np
 import pandas as pd
@@ -452,3 +454,34 @@ def test_online_store_on_redis(tmp_path, monkeypatch):
     assert online[ENTITY].tolist() == ["b", "a", "c"]
     assert online["error_rate"].tolist()[:2] == [7.0, 2.0] and np.isnan(online["error_rate"].iloc[2])
     assert not (settings.feast_dir / "online_store.db").exists()
+
+
+def test_feast_loads_without_typeguard_instrumentation_and_typeguard_is_left_as_it_was(tmp_path):
+    """``repo.load_feast`` imports Feast's local-store modules with ``@typechecked`` a no-op (its import cost), in a
+    fresh interpreter; afterwards typeguard is the original and still checks code decorated later."""
+    import subprocess
+    import sys
+
+    code = (
+        "import sys, typeguard\n"
+        "original = typeguard.typechecked\n"
+        "from features.repo import FEAST_MODULES, load_feast\n"
+        "load_feast()\n"
+        "assert all(m in sys.modules for m in FEAST_MODULES), [m for m in FEAST_MODULES if m not in sys.modules]\n"
+        "assert typeguard.typechecked is original\n"
+        "@typeguard.typechecked\n"
+        "def f(x: int) -> int:\n"
+        "    return x\n"
+        "try:\n"
+        "    f('text')\n"
+        "except typeguard.TypeCheckError:\n"
+        "    print('checked')\n"
+    )
+    script = tmp_path / "load.py"  # a file: typeguard reads the decorated function's source
+    script.write_text(code)
+    root = str(Path(__file__).resolve().parents[2])
+    out = subprocess.run([sys.executable, str(script)], check=False, capture_output=True, text=True, timeout=120,
+                         cwd=root,
+                         env={**os.environ, "PYTHONPATH": root})
+    assert out.returncode == 0, out.stderr[-2000:]
+    assert out.stdout.strip().endswith("checked")
