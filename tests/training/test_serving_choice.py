@@ -245,6 +245,17 @@ def test_the_pipeline_measures_in_a_process_of_its_own(served_pca):
     assert not bench._proc.is_alive()
 
 
+def test_a_bench_process_that_does_not_answer_in_time_gives_way_to_this_one(served_pca, monkeypatch):
+    from training.detectors import serving_cost
+
+    settings, bundle, windows = served_pca
+    monkeypatch.setattr(serving_cost, "ANSWER_S", 0.0)  # no time at all beyond a patience of 0
+    with serving_cost.BenchProcess(settings, patience_s=0.0) as bench:
+        cost = bench.measure(bundle, windows, repeats=1)
+        assert bench.pid is None and cost.batching  # measured in this process
+    assert not bench._proc.is_alive()
+
+
 def test_the_load_of_other_processes_is_read_from_the_machine():
     """A process spinning on a core while this one sleeps: at least half a core read as others' load."""
     import subprocess
