@@ -224,35 +224,24 @@ def test_a_block_measured_beside_a_busy_process_is_taken_again_after_a_pause(ser
     assert ServingCost.from_dict({k: v for k, v in cost.as_dict().items() if k != "others_cores"}).others_cores == 0
 
 
-def test_the_pipeline_measures_in_a_process_of_its_own(served_pca):
+def test_the_pipeline_measures_in_a_process_of_its_own(served_pca, monkeypatch):
     """``BenchProcess``: the bundle travels to another process, which serves and times it as ``measure`` does here; a
-    bundle the service cannot score raises its error here; once that process is gone, measuring goes on in this one."""
+    bundle the service cannot score raises its error here; a process that does not answer in time (here: no time
+    beyond a patience of 0) is closed and the measuring goes on in this one."""
     import os
 
-    from training.detectors.serving_cost import BenchProcess
-
-    settings, bundle, windows = served_pca
-    with BenchProcess(settings, patience_s=0.0) as bench:
-        assert bench.pid not in (None, os.getpid())
-        cost = bench.measure(bundle, windows, repeats=2)
-        assert cost.batching and cost.p50_ms == pytest.approx(8 * cost.window_ms, abs=0.01) and cost.alone_ms > 0  # as_dict rounds
-        with pytest.raises(RuntimeError, match="KeyError"):  # columns the frame lacks: the service's own error
-            bench.measure({**bundle, "columns": ["no_such_column"]}, windows, repeats=1)
-        assert bench.measure(bundle, windows, repeats=1).batching  # the process is still serving after an error
-        bench._proc.kill()
-        bench._proc.join()
-        assert bench.measure(bundle, windows, repeats=1).batching and bench.pid is None  # measured here instead
-    assert not bench._proc.is_alive()
-
-
-def test_a_bench_process_that_does_not_answer_in_time_gives_way_to_this_one(served_pca, monkeypatch):
     from training.detectors import serving_cost
 
     settings, bundle, windows = served_pca
-    monkeypatch.setattr(serving_cost, "ANSWER_S", 0.0)  # no time at all beyond a patience of 0
     with serving_cost.BenchProcess(settings, patience_s=0.0) as bench:
-        cost = bench.measure(bundle, windows, repeats=1)
-        assert bench.pid is None and cost.batching  # measured in this process
+        assert bench.pid not in (None, os.getpid())
+        cost = bench.measure(bundle, windows, repeats=2)
+        assert cost.batching and cost.p50_ms == pytest.approx(8 * cost.window_ms, abs=0.01) and cost.alone_ms > 0
+        with pytest.raises(RuntimeError, match="KeyError"):  # columns the frame lacks: the service's own error
+            bench.measure({**bundle, "columns": ["no_such_column"]}, windows, repeats=1)
+        assert bench.measure(bundle, windows, repeats=1).batching  # the process is still serving after an error
+        monkeypatch.setattr(serving_cost, "ANSWER_S", 0.0)
+        assert bench.measure(bundle, windows, repeats=1).batching and bench.pid is None  # measured here instead
     assert not bench._proc.is_alive()
 
 
