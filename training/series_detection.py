@@ -20,6 +20,8 @@ How awkward input is handled (each case is tested):
 * gaps (empty or non-numeric values): filled from the previous value (the first from the next one) for
   scoring and counted in the summary; a column with no numbers at all is an error;
 * a constant series: nothing can be anomalous, every score is 0 and the summary says why;
+* numeric times are epoch seconds; where every one falls in 1970 (row numbers 1..n), the rows are scored one
+  second apart (windows of an hour or a day in rows, no daily profile) and the summary says so;
 * too short: fewer rows than the model needs (``min_rows``, or ``window`` for windowed models) is an error
   naming both numbers.
 """
@@ -174,6 +176,10 @@ def anomalous_windows(times: pd.Index, score: np.ndarray, flags: np.ndarray) -> 
     return windows
 
 
+# Before this, times read as epoch seconds are small numbers: row numbers more likely than clock times.
+EPOCH_YEAR_END = pd.Timestamp("1971-01-01", tz="UTC")
+
+
 class SeriesDetectionError(ValueError):
     """One series of a user's file cannot be scored; the message names it and says why."""
 
@@ -193,6 +199,11 @@ def detect_user_series(raw: pd.DataFrame, model: str = DEFAULT_MODEL, train_frac
             res = detect_series(wide, model=model, train_fraction=train_fraction, key=service)
         except ValueError as exc:  # NotEnoughHistory and the zoo's NotEnoughData are ValueErrors too
             raise SeriesDetectionError(f"{label}: series {service!r}: {exc}") from None
+        if len(wide) and wide.index.max() < EPOCH_YEAR_END:
+            res.notes.append("every timestamp falls in 1970: numbers read as epoch seconds, but these look like row "
+                             "numbers. Windows and seasons are set in time (an hour, a day), so the series was scored "
+                             "as one row a second, without daily or weekly profiles; give real times (ISO 8601 or "
+                             "epoch seconds) for those")
         scored = res.frame.set_index("timestamp")
         outputs.append(rows[["source_row", "ts"]].join(scored, on="ts"))
         series.append({"series": service, "rows": len(wide), "train_rows": res.train_rows,

@@ -154,3 +154,21 @@ def test_the_default_reports_its_threshold_and_scores_rank_anomalies_by_size(tmp
     assert scored["score"].iloc[2000] > series["threshold"] and scored["score"].iloc[2500] > series["threshold"]
     assert scored["score"].iloc[2000] < scored["score"].iloc[2500] < 1.0
     assert series["model"] == "auto" and series["step_seconds"] == 60.0
+
+
+def test_row_numbers_for_timestamps_are_scored_and_the_summary_says_what_they_were_read_as(tmp_path):
+    """Numbers are epoch seconds (documented); 1..n put every row in 1970, which the summary points out, while
+    real epoch seconds pass without that note."""
+    df = _series(n=600, anomaly=(500, 510))
+    src, out = tmp_path / "rows.csv", tmp_path / "scores.csv"
+    pd.DataFrame({"timestamp": np.arange(1, 601), "value": df["value"]}).to_csv(src, index=False)
+    res = _run("--input", str(src), "--output", str(out), "--json")
+    assert res.exit_code == 0, res.output
+    notes = json.loads(res.stdout)["series"][0]["notes"]
+    assert any("row numbers" in n for n in notes) and len(pd.read_csv(out)) == 600
+    epoch = tmp_path / "epoch.csv"
+    pd.DataFrame({"timestamp": df["timestamp"].astype("int64") // 10**9, "value": df["value"]}).to_csv(epoch,
+                                                                                                      index=False)
+    res = _run("--input", str(epoch), "--output", str(out), "--json")
+    assert res.exit_code == 0, res.output
+    assert not any("row numbers" in n for n in json.loads(res.stdout)["series"][0]["notes"])
