@@ -144,11 +144,12 @@ class BenchProcess:
         import multiprocessing
 
         self.settings = settings
-        self.patience_s = patience_s
+        # the wait for quiet blocks, in all (``ServiceBench``'s default, resolved here: the answer's timeout reads it)
+        self.patience_s = settings.detection.serving_cost_patience_s if patience_s is None else patience_s
         self._local = None  # a ServiceBench in this process, once the other one has failed
         ctx = multiprocessing.get_context("spawn")
         self._conn, child = ctx.Pipe()
-        self._proc = ctx.Process(target=_bench_loop, args=(child, settings, patience_s), daemon=True,
+        self._proc = ctx.Process(target=_bench_loop, args=(child, settings, self.patience_s), daemon=True,
                                  name="cerebro-serving-bench")
         self._proc.start()
         child.close()
@@ -162,8 +163,7 @@ class BenchProcess:
             try:
                 self._conn.send_bytes(pickle.dumps((bundle, windows, repeats), protocol=pickle.HIGHEST_PROTOCOL))
                 # a measurement takes seconds, plus what is left of the patience for quiet blocks
-                if not self._conn.poll(ANSWER_S + (self.settings.detection.serving_cost_patience_s
-                                                   if self.patience_s is None else self.patience_s)):
+                if not self._conn.poll(ANSWER_S + self.patience_s):
                     raise TimeoutError(f"no answer in {ANSWER_S:g} s beyond the patience")
                 ok, payload = self._conn.recv()
             except (EOFError, OSError, TimeoutError, pickle.PicklingError) as exc:

@@ -122,15 +122,15 @@ class ServingCostMeter:
     def __init__(self, settings, splits: Splits, data: TrainingData):
         from training.detectors.serving_cost import BenchProcess, example_windows
 
-        self.settings, self.splits, self.data = settings, splits, data
+        self.scaler, self.data_version = splits.scaler, data.data_version
+        self.columns, self.inputs = list(splits.frame.columns), list(data.frame.columns)
         self.windows = example_windows(data.frame)
         self.bench = BenchProcess(settings)
 
     def __call__(self, name: str, model):
         from training.detectors.bundle import detector_bundle
 
-        bundle = detector_bundle(name, model, self.splits.scaler, list(self.splits.frame.columns),
-                                 list(self.data.frame.columns), self.data.data_version)
+        bundle = detector_bundle(name, model, self.scaler, self.columns, self.inputs, self.data_version)
         return self.bench.measure(bundle, self.windows)
 
     def close(self) -> None:
