@@ -25,7 +25,8 @@ def detect(
                                         "transformer_autoencoder, vae."),
     time_col: str | None = typer.Option(None, help="Timestamp column (default: found by name)."),
     value_col: list[str] | None = typer.Option(None, "--value-col", help="Numeric column(s) to score "
-                                                  "(repeatable; default: every other column)."),
+                                                  "(repeatable; default: every other column, except "
+                                                  "those named like anomaly labels: is_anomaly, label ...)."),
     train_fraction: float = typer.Option(0.5, min=0.05, max=1.0, help="Leading share of the series the model "
                                          "learns normal behaviour from."),
     as_json: bool = JsonOpt,
@@ -84,7 +85,8 @@ def _one(src: Path, dst: Path, model: str, time_col, value_col, train_fraction) 
     from training.series_detection import detect_user_series
 
     raw = read_user_series(src, time_col, value_col or None)
-    result, scored = detect_user_series(raw, model=model, train_fraction=train_fraction, label=str(src))
+    result, scored = detect_user_series(raw, model=model, train_fraction=train_fraction, label=str(src),
+                                        skip_labels=not value_col)
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dst.suffix.lower() in (".parquet", ".pq"):
         result.to_parquet(dst, index=False)

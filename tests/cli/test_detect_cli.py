@@ -172,3 +172,27 @@ def test_row_numbers_for_timestamps_are_scored_and_the_summary_says_what_they_we
     res = _run("--input", str(epoch), "--output", str(out), "--json")
     assert res.exit_code == 0, res.output
     assert not any("row numbers" in n for n in json.loads(res.stdout)["series"][0]["notes"])
+
+
+def test_a_label_column_is_left_out_with_a_note_unless_named(tmp_path):
+    """An exported benchmark carries its labels beside the values: scored as a metric, a 0/1 column that is
+    all 0 in the training part would flag its first 1. It is left out (the scores are those of the values
+    alone) and the summary says so; named with --value-col it is scored."""
+    df = _series(n=1200, anomaly=(1000, 1010))
+    labels = np.zeros(len(df), dtype=int)
+    labels[1000:1010] = 1
+    plain, labelled, out = tmp_path / "plain.csv", tmp_path / "labelled.csv", tmp_path / "scores.csv"
+    df.to_csv(plain, index=False)
+    df.assign(is_anomaly=labels).to_csv(labelled, index=False)
+    assert _run("--input", str(plain), "--output", str(out)).exit_code == 0
+    expected = pd.read_csv(out)
+    res = _run("--input", str(labelled), "--output", str(out), "--json")
+    assert res.exit_code == 0, res.output
+    summary = json.loads(res.stdout)["series"][0]
+    assert list(summary["chosen"]) == ["value"]
+    assert any("is_anomaly" in n and "--value-col" in n for n in summary["notes"])
+    pd.testing.assert_frame_equal(pd.read_csv(out), expected)
+    res = _run("--input", str(labelled), "--output", str(out), "--json", "--value-col", "value",
+               "--value-col", "is_anomaly")
+    assert res.exit_code == 0, res.output
+    assert sorted(json.loads(res.stdout)["series"][0]["chosen"]) == ["is_anomaly", "value"]

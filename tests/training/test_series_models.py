@@ -327,3 +327,19 @@ def test_no_weekend_profile_where_weekends_look_like_weekdays():
     peak = np.clip(np.sin(2 * np.pi * (np.asarray(t.hour) + np.asarray(t.minute) / 60 - 6) / 24), 0, None)
     v = 40 + 50 * peak + rng.normal(0, 2, len(t))
     assert not detect_series(_frame(t, v)).chosen["requests"].startswith("weekpart/")
+
+
+def test_a_column_that_holds_one_value_in_training_does_not_push_the_other_columns_scores_up():
+    """Columns are rescaled to cross their thresholds together, on the lowest threshold's scale: a column
+    all 0 in training (its threshold far out on a tail fitted to zeros) leaves the other's scores as they
+    are alone, and its own first non-zero value is still flagged."""
+    t, v = _seasonal(days=4)
+    pos = np.arange(len(v), dtype=float)
+    zeros = np.zeros(len(v))
+    zeros[-5] = 10.0
+    n = len(v) // 2
+    alone = AutoSeries().fit(v[:n], t=pos[:n], step=300.0)
+    both = AutoSeries().fit(np.c_[v, zeros][:n], t=pos[:n], step=300.0)
+    np.testing.assert_allclose(both.score(np.c_[v, zeros], t=pos)[:-5], alone.score(v, t=pos)[:-5])
+    assert both.threshold_ == pytest.approx(alone.threshold_)
+    assert both.predict(np.c_[v, zeros], t=pos)[-5] == 1

@@ -190,8 +190,10 @@ class AutoSeries(Params):
             self.models_.append(det)
             self.choices_.append(name)
             self.trials_.append(trial)
-        # several columns: each column's evidence is rescaled so that all cross their thresholds together
-        self.threshold_log_p_ = max(m.threshold_log_p_ for m in self.models_)
+        # several columns: each column's evidence is rescaled so that all cross their thresholds together, on
+        # the scale of the column with the lowest threshold. (The highest pushed every score toward 1 when one
+        # column held one value in training: its threshold is far out on a tail fitted to zeros.)
+        self.threshold_log_p_ = min(m.threshold_log_p_ for m in self.models_)
         self.threshold_ = float(to_score(self.threshold_log_p_))
         return self
 
