@@ -333,7 +333,7 @@ def test_a_column_that_holds_one_value_in_training_does_not_push_the_other_colum
     """Columns are rescaled to cross their thresholds together, on the lowest threshold's scale: a column
     all 0 in training (its threshold far out on a tail fitted to zeros) leaves the other's scores as they
     are alone, and its own first non-zero value is still flagged."""
-    t, v = _seasonal(days=4)
+    _, v = _seasonal(days=4)
     pos = np.arange(len(v), dtype=float)
     zeros = np.zeros(len(v))
     zeros[-5] = 10.0
