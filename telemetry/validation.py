@@ -111,9 +111,25 @@ def parse_timestamps(raw: pd.Series) -> pd.Series:
         parsed = pd.to_datetime(text[rest], utc=True, errors="coerce", format="ISO8601")
         retry = parsed.isna()
         if retry.any():  # slower, per-row parsing only for what ISO 8601 did not take
-            parsed[retry] = pd.to_datetime(text[rest][retry], utc=True, errors="coerce", format="mixed")
+            other = text[rest][retry]
+            parsed[retry] = pd.to_datetime(other, utc=True, errors="coerce", format="mixed", dayfirst=_day_first(other))
         out[rest] = parsed.astype("datetime64[ns, UTC]")
     return out
+
+
+def _day_first(text: pd.Series) -> bool:
+    """Whether dates written ``dd.mm.yyyy`` or ``dd/mm/yyyy`` put the day first, decided once for the whole
+    column: per row, dateutil reads ``01.03.2024`` as January 3 and ``13.03.2024`` as March 13, so a month
+    of European dates would be scattered over a year. Dotted dates put the day first wherever they are
+    written; with slashes the day is first where a first part exceeds 12 anywhere in the column, and the
+    month otherwise (the US order, dateutil's default)."""
+    parts = text.str.extract(r"^(\d{1,2})([./-])(\d{1,2})[./-]\d{2,4}\b")
+    parts = parts.dropna()
+    if parts.empty:
+        return False
+    if (parts[1] == ".").any():
+        return True
+    return bool((parts[0].astype(int) > 12).any())
 
 
 def _from_epoch(numbers: pd.Series) -> pd.Series:

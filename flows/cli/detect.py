@@ -8,16 +8,16 @@ import typer
 
 from flows.cli.common import DEBUG, JsonOpt, console, fail, out, print_json
 
-SUFFIXES = (".csv", ".parquet", ".pq")
+SUFFIXES = (".csv", ".parquet", ".pq", ".json")
 
 
 def detect(
     input_path: Path = typer.Option(..., "--input", "-i", help="CSV or Parquet: a timestamp column and numeric "
-                                    "columns, or long form timestamp, service, metric, value. A folder: every "
-                                    "CSV/Parquet file in it."),
+                                    "columns, or long form timestamp, service, metric, value; or a saved "
+                                    "Prometheus range query (.json). A folder: every such file in it."),
     output: Path = typer.Option(..., "--output", "-o", help="CSV to write: timestamp, score, is_anomaly, one row "
                                 "per input row, in input order. With a folder as input: a folder, one file "
-                                "per input file under the same name."),
+                                "per input file under the same name (.json inputs get .json.csv)."),
     model: str | None = typer.Option(None, help="auto (default: per series, the robust residual detector that "
                                         "finds anomalies planted in its own training part best), or a zoo "
                                         "member: zscore, mad, ewma, holt_winters, isolation_forest, one_class_svm, "
@@ -56,7 +56,8 @@ def detect(
             fail(f"{input_path}: no CSV or Parquet files in this folder", 2)
         if output.exists() and not output.is_dir():
             fail(f"{output}: with a folder as --input, --output must be a folder (it is a file)", 2)
-        jobs = [(f, output / f.name) for f in files]
+        # a saved Prometheus query's scores are a CSV too: latency.json -> latency.json.csv
+        jobs = [(f, output / (f.name + ".csv" if f.suffix.lower() == ".json" else f.name)) for f in files]
     else:
         if output.is_dir():
             fail(f"{output} is a folder: give a file name, or a folder as --input to score a whole folder", 2)

@@ -78,14 +78,102 @@ def read_table(path: Path) -> pd.DataFrame:
         frame["problem"] = None
     elif suffix in (".csv", ".csv.gz", ".tsv", ".txt"):
         frame = _read_csv(path, sep="\t" if suffix == ".tsv" else None)
+    elif suffix == ".json":
+        frame = read_prometheus_json(path)
     else:
-        raise SchemaError(f"{path}: unsupported file type {suffix or '(none)'}; expected .csv, .tsv or .parquet")
+        raise SchemaError(f"{path}: unsupported file type {suffix or '(none)'}; expected .csv, .tsv, .parquet, "
+                          "or .json (a saved Prometheus range query)")
     frame.columns = [normalise_header(c) if c != "problem" else c for c in frame.columns]
     if frame.columns.duplicated().any():
         dupes = sorted(set(frame.columns[frame.columns.duplicated()]))
         raise SchemaError(f"{path}: column names repeat after normalising case and spaces: {dupes}")
     frame.insert(0, "source_row", range(1, len(frame) + 1))
     return frame
+
+
+# A number written the European way (decimal comma, optional thousands dots), as spreadsheets in many
+# locales export it with ';' between fields; and a number with a unit after it ("49.3 ms", "12.5%"), as
+# Grafana's CSV download writes it with "Formatted data" on
+_DECIMAL_COMMA = re.compile(r"[-+]?(?:\d{1,3}(?:\.\d{3})+|\d+)(?:,\d+)?")
+_WITH_UNIT = re.compile(r"([-+]?(?:\d+\.?\d*|\.\d+)(?:[eE][-+]?\d+)?)\s*([A-Za-z%\u00b5/]+(?:/[A-Za-z]+)?)")
+UNIT_NAMES = {"%": "percent"}
+
+
+def _plain_numbers(frame: pd.DataFrame, sep: str) -> pd.DataFrame:
+    """Columns whose every value is a number with a decimal comma (in a file separated by ';' or tabs) or a
+    number followed by one and the same unit, rewritten as plain numbers; a unit moves into the column's
+    name (``latency`` holding ``49.3 ms`` becomes ``latency_ms``), so it is not lost. A column whose units
+    differ (``980 ms`` then ``1.2 s``) is left as it is: its values are refused by name later, not scaled by
+    a guess."""
+    renames = {}
+    for col in frame.columns:
+        if col == "problem":
+            continue
+        text = frame[col].astype(str).str.strip()
+        filled = text[text != ""]
+        if filled.empty:
+            continue
+        if sep in (";", "\t") and filled.str.contains(",", regex=False).any() \
+                and filled.str.fullmatch(_DECIMAL_COMMA.pattern).all():
+            frame[col] = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+            continue
+        parts = filled.str.extract(f"^{_WITH_UNIT.pattern}$")
+        if parts[0].notna().all() and parts[1].nunique() == 1:
+            unit = parts[1].iloc[0]
+            frame[col] = text.str.extract(f"^{_WITH_UNIT.pattern}$")[0].fillna("")
+            renames[col] = f"{col}_{UNIT_NAMES.get(unit, unit).replace('/', '_per_')}"
+    return frame.rename(columns=renames) if renames else frame
+
+
+def units_in(values: pd.Series) -> list[str]:
+    """The distinct units of values written as a number and a unit (``980 ms``, ``1.2 s``): empty when
+    they are not written so. For an error that says why a column holds no numbers."""
+    parts = values.dropna().astype(str).str.strip().str.extract(f"^{_WITH_UNIT.pattern}$")
+    return sorted(parts[1].dropna().unique()) if parts[0].notna().any() else []
+
+
+def read_prometheus_json(path: Path) -> pd.DataFrame:
+    """A saved answer of Prometheus' range query API (``curl '.../api/v1/query_range?query=...' > cpu.json``) as
+    a long-form table: ``timestamp`` (epoch seconds), ``metric`` (the series' ``__name__``, else ``value``),
+    ``value`` (Prometheus' text: ``NaN`` and ``+Inf`` become gaps at validation) and, when the file holds
+    several series, ``service``: the labels that tell them apart (``instance=a:9100``). Values stay text,
+    as in a CSV. The whole answer, its ``data`` object or its ``result`` list are all accepted."""
+    import json
+
+    try:
+        doc = json.loads(path.read_text(encoding="utf-8-sig"))
+    except (UnicodeDecodeError, ValueError) as exc:
+        raise SchemaError(f"{path}: not JSON ({exc}); expected a saved Prometheus range query answer "
+                          "(curl '.../api/v1/query_range?...' > file.json)") from None
+    if isinstance(doc, dict) and doc.get("status") == "error":
+        raise SchemaError(f"{path}: the saved answer is Prometheus' error: {doc.get('errorType')}: {doc.get('error')}")
+    data = doc.get("data", doc) if isinstance(doc, dict) else {"resultType": "matrix", "result": doc}
+    kind, result = (data.get("resultType", "matrix"), data.get("result")) if isinstance(data, dict) else ("", None)
+    if not isinstance(result, list):
+        raise SchemaError(f"{path}: not a Prometheus answer (no data.result list); expected a saved range query: "
+                          '{"status": "success", "data": {"resultType": "matrix", "result": [...]}}')
+    if kind != "matrix":
+        raise SchemaError(f"{path}: holds a Prometheus {kind!r} answer; expected a range query's 'matrix' "
+                          "(/api/v1/query_range, not /api/v1/query)")
+    labels = [dict(s.get("metric") or {}) if isinstance(s, dict) else {} for s in result]
+    varying = sorted(k for k in {k for lab in labels for k in lab}
+                     if k != "__name__" and len({lab.get(k) for lab in labels}) > 1)
+    frames = []
+    for i, (series, lab) in enumerate(zip(result, labels)):
+        values = series.get("values") if isinstance(series, dict) else None
+        if not isinstance(values, list) or any(not isinstance(v, list) or len(v) != 2 for v in values):
+            raise SchemaError(f"{path}: result[{i}] has no 'values' list of [time, value] pairs; expected a "
+                              "range query's matrix")
+        frame = pd.DataFrame(values, columns=["timestamp", "value"], dtype=str)
+        frame.insert(1, "metric", lab.get("__name__", "value"))
+        if varying:
+            frame.insert(1, "service", ",".join(f"{k}={lab.get(k, '')}" for k in varying))
+        frames.append(frame)
+    if not frames:
+        raise SchemaError(f"{path}: the saved range query returned no series; expected at least one")
+    out = pd.concat(frames, ignore_index=True)
+    out["problem"] = None
+    return out
 
 
 def _sniff_sep(head: str) -> str:
@@ -152,7 +240,7 @@ def _read_csv(path: Path, sep: str | None) -> pd.DataFrame:
         # every value one column left: read it line by line instead, where such rows are flagged.
         if isinstance(frame.index, pd.RangeIndex):
             frame["problem"] = None
-            return frame
+            return _plain_numbers(frame, sep)
     except pd.errors.ParserError:
         pass
     # Slow path, only for files with malformed lines: keep every line, flag the ones that do not fit.
@@ -174,7 +262,7 @@ def _read_csv(path: Path, sep: str | None) -> pd.DataFrame:
                           "then one row per line") from None
     frame = pd.DataFrame(rows, columns=header)
     frame["problem"] = problems
-    return frame
+    return _plain_numbers(frame, sep)
 
 
 def to_raw_telemetry(

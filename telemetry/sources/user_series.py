@@ -23,10 +23,11 @@ def read_user_series(path: Path, time_col: str | None = None, value_cols: list[s
     Raises :class:`UserSeriesError` when the file is missing, its layout cannot be mapped onto telemetry,
     or a row's timestamp cannot be read (the first five such rows are quoted).
     """
-    from telemetry.sources.files import SchemaError, not_a_file, read_table, to_raw_telemetry
+    from telemetry.sources.files import SchemaError, not_a_file, read_table, to_raw_telemetry, units_in
     from telemetry.validation import parse_timestamps, parse_values
 
-    if (why := not_a_file(path, "a CSV or Parquet file of timestamps and values")) is not None:
+    if (why := not_a_file(path, "a CSV or Parquet file of timestamps and values, or a saved Prometheus range "
+                                 "query (.json)")) is not None:
         raise UserSeriesError(why)
     try:
         raw = to_raw_telemetry(read_table(path), str(path), time_col=time_col, value_cols=value_cols,
@@ -39,7 +40,18 @@ def read_user_series(path: Path, time_col: str | None = None, value_cols: list[s
         examples = ", ".join(f"row {r}: {raw.loc[raw['source_row'] == r, 'timestamp'].iloc[0]!r}" for r in bad[:5])
         raise UserSeriesError(f"{path}: {len(bad)} row(s) have no readable timestamp ({examples}); expected ISO "
                               "8601 or epoch seconds. Fix or remove them, or name the column with --time-col")
-    return raw.assign(ts=ts, val=parse_values(raw["value"]))
+    out = raw.assign(ts=ts, val=parse_values(raw["value"]))
+    for metric, rows in out[out["val"].isna()].groupby("metric", sort=False):
+        if out.loc[out["metric"] == metric, "val"].notna().any():
+            continue
+        if len(units := units_in(rows["value"])) > 1:
+            text = rows["value"].astype(str).str.strip()
+            unit = text.str.extract(r"([A-Za-z%\u00b5/]+)$")[0]
+            examples = ", ".join(repr(text[unit == u].iloc[0]) for u in units[:3])
+            raise UserSeriesError(f"{path}: column {metric!r} holds numbers in different units ({', '.join(units)}: "
+                                  f"{examples}); expected plain numbers. Export them unformatted (Grafana: turn "
+                                  "off 'Formatted data' when downloading the CSV)")
+    return out
 
 
 def select_series(raw: pd.DataFrame, path: Path, series: str | None = None) -> pd.Series:

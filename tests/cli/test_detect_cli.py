@@ -196,3 +196,24 @@ def test_a_label_column_is_left_out_with_a_note_unless_named(tmp_path):
                "--value-col", "is_anomaly")
     assert res.exit_code == 0, res.output
     assert sorted(json.loads(res.stdout)["series"][0]["chosen"]) == ["is_anomaly", "value"]
+
+
+def test_a_saved_prometheus_query_is_scored_and_mixed_units_are_refused_by_name(tmp_path):
+    df = _series(n=1200, anomaly=(1000, 1010))
+    stamps = (df["timestamp"].astype("int64") // 10**9).tolist()
+    answer = {"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {"__name__": "latency"}, "values": [[s, f"{v:.3f}"] for s, v in zip(stamps, df["value"])]}]}}
+    folder = tmp_path / "exports"
+    folder.mkdir()
+    (folder / "latency.json").write_text(json.dumps(answer))
+    res = _run("--input", str(folder), "--output", str(tmp_path / "scores"), "--json")
+    assert res.exit_code == 0, res.output
+    scored = pd.read_csv(tmp_path / "scores" / "latency.json.csv")  # a CSV, named after its input
+    assert len(scored) == 1200 and scored["is_anomaly"].iloc[1000:1010].any()
+    src = tmp_path / "formatted.csv"
+    pd.DataFrame({"Time": df["timestamp"].iloc[:200],
+                  "p99": [f"{v * 22:.0f} ms" if v * 22 < 1000 else f"{v * 22 / 1000:.2f} s"
+                          for v in df["value"].iloc[:200]]}).to_csv(src, index=False)
+    res = _run("--input", str(src), "--output", str(tmp_path / "o.csv"))
+    assert res.exit_code == 2
+    assert "'p99' holds numbers in different units (ms, s" in res.output and "Formatted data" in res.output

@@ -79,6 +79,8 @@ def test_explicit_columns_and_clear_schema_errors(tmp_path):
     with pytest.raises(SchemaError, match="empty"):
         read_file(_write(tmp_path, "empty.csv", ""))
     with pytest.raises(SchemaError, match="unsupported file type"):
+        read_file(_write(tmp_path, "x.xml", "<a/>"))
+    with pytest.raises(SchemaError, match="not a Prometheus answer"):
         read_file(_write(tmp_path, "x.json", "{}"))
 
 
@@ -90,3 +92,45 @@ def test_discover_folder(tmp_path):
     assert [p.name for p in discover(tmp_path)] == ["a.csv", "b.csv"]
     with pytest.raises(FileNotFoundError):
         discover(tmp_path / "missing")
+
+
+def test_a_saved_prometheus_range_query_is_read_as_long_form(tmp_path):
+    """`curl .../api/v1/query_range?... > cpu.json`: one metric per __name__, the labels that tell the series
+    apart as the service, Prometheus' NaN a gap at validation."""
+    import json
+
+    answer = {"status": "success", "data": {"resultType": "matrix", "result": [
+        {"metric": {"__name__": "cpu", "instance": "a:9100", "job": "node"},
+         "values": [[1795168800, "0.5"], [1795168860, "NaN"]]},
+        {"metric": {"__name__": "cpu", "instance": "b:9100", "job": "node"},
+         "values": [[1795168800.5, "0.7"]]}]}}
+    raw = read_file(_write(tmp_path, "cpu.json", json.dumps(answer)))
+    assert list(raw["service"]) == ["instance=a:9100"] * 2 + ["instance=b:9100"]
+    assert list(raw["metric"]) == ["cpu"] * 3 and list(raw["value"]) == ["0.5", "NaN", "0.7"]
+    assert list(raw["source_row"]) == [1, 2, 3]
+    # the data object alone, or the result list, read the same; one series takes the default service
+    alone = read_file(_write(tmp_path, "one.json", json.dumps(answer["data"]["result"][:1])), default_service="svc")
+    assert list(alone["service"]) == ["svc", "svc"]
+    for body, words in [({"status": "success", "data": {"resultType": "vector", "result": []}}, "query_range"),
+                        ({"status": "error", "errorType": "bad_data", "error": "parse error"}, "parse error"),
+                        ({"data": {"resultType": "matrix", "result": [{"metric": {}}]}}, r"result\[0\]")]:
+        with pytest.raises(SchemaError, match=words):
+            read_file(_write(tmp_path, "bad.json", json.dumps(body)))
+    with pytest.raises(SchemaError, match="not JSON"):
+        read_file(_write(tmp_path, "broken.json", "{"))
+
+
+def test_numbers_with_one_unit_or_a_decimal_comma_are_read_and_the_unit_kept_in_the_name(tmp_path):
+    units = read_file(_write(tmp_path, "grafana.csv", "Time,latency,cpu\n2026-11-20 10:00:00,49.3 ms,12.5%\n"
+                             "2026-11-20 10:01:00,1021 ms,\n"))
+    assert sorted(units["metric"].unique()) == ["cpu_percent", "latency_ms"]
+    assert units.loc[units["metric"] == "latency_ms", "value"].tolist() == ["49.3", "1021"]
+    mixed = read_file(_write(tmp_path, "mixed.csv", "Time,latency\n2026-11-20 10:00:00,980 ms\n"
+                             "2026-11-20 10:01:00,1.2 s\n"))
+    assert mixed["metric"].unique().tolist() == ["latency"]  # not scaled by a guess: refused later, by name
+    assert mixed["value"].tolist() == ["980 ms", "1.2 s"]
+    europe = read_file(_write(tmp_path, "eu.csv", "time;load\n01.03.2024 00:00;50,12\n01.03.2024 00:01;1.250,5\n"))
+    assert europe["value"].tolist() == ["50.12", "1250.5"]
+    # with commas between fields a comma in a quoted number is a thousands separator: left as text
+    us = read_file(_write(tmp_path, "us.csv", 'time,load\n2026-11-20 10:00:00,"1,250"\n'))
+    assert us["value"].tolist() == ["1,250"]

@@ -141,3 +141,16 @@ def test_user_metrics_get_sensible_ranges(tmp_path):
     res = _validate(_csv(tmp_path, rows))
     assert set(res.quarantine["metric"]) == {"disk_used_pct", "http_requests_total"}
     assert set(res.clean["metric"]) == {"temperature", "gc_pause_ms"}
+
+
+@pytest.mark.parametrize(("values", "expected"), [
+    # dotted dates put the day first: per row, dateutil read 01.03 as January 3 and 13.03 as March 13
+    (["01.03.2024 00:00", "02.03.2024 00:00", "13.03.2024 00:00"], ["2024-03-01", "2024-03-02", "2024-03-13"]),
+    # slashes: a first part over 12 anywhere in the column makes the whole column day-first
+    (["03/01/2024 10:00", "13/01/2024 10:00"], ["2024-01-03 10:00", "2024-01-13 10:00"]),
+    # ... and with none, the US order (month first), as before
+    (["03/01/2024 10:00", "03/02/2024 10:00"], ["2024-03-01 10:00", "2024-03-02 10:00"]),
+])
+def test_day_and_month_are_read_in_one_order_for_the_whole_column(values, expected):
+    ts = parse_timestamps(pd.Series(values))
+    assert ts.tolist() == [pd.Timestamp(e, tz="UTC") for e in expected]
