@@ -51,6 +51,12 @@ def read_user_series(path: Path, time_col: str | None = None, value_cols: list[s
             raise UserSeriesError(f"{path}: column {metric!r} holds numbers in different units ({', '.join(units)}: "
                                   f"{examples}); expected plain numbers. Export them unformatted (Grafana: turn "
                                   "off 'Formatted data' when downloading the CSV)")
+        text = rows["value"].astype(str).str.strip()
+        seen = text[(text != "") & (text.str.lower() != "nan")].drop_duplicates().head(3).tolist()
+        if seen:  # text where numbers were expected: show what is there (an all-empty column is named later)
+            raise UserSeriesError(f"{path}: column {metric!r} holds no numbers (values such as "
+                                  f"{', '.join(repr(v) for v in seen)}); expected plain numbers such as 12.5, "
+                                  "without thousands separators. Choose the value columns with --value-col")
     return out
 
 

@@ -100,7 +100,11 @@ def test_too_short_and_unreadable_input_are_refused_with_reasons(tmp_path):
     text = tmp_path / "text.csv"
     text.write_text("timestamp,value\n2026-11-01T00:00:00Z,high\n2026-11-01T00:01:00Z,low\n")
     res = _run("--input", str(text), "--output", str(tmp_path / "o.csv"))
-    assert res.exit_code == 2 and "hold no numbers" in res.output
+    assert res.exit_code == 2 and "column 'value' holds no numbers (values such as 'high', 'low')" in res.output
+    thousands = tmp_path / "thousands.csv"
+    thousands.write_text('timestamp,value\n2026-11-01T00:00:00Z,"1,250"\n2026-11-01T00:01:00Z,"1,300"\n')
+    res = _run("--input", str(thousands), "--output", str(tmp_path / "o.csv"))
+    assert res.exit_code == 2 and "'1,250'" in res.output and "without thousands separators" in res.output
 
     header_only = tmp_path / "header.csv"
     header_only.write_text("timestamp,value\n")
