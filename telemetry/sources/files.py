@@ -66,6 +66,27 @@ def not_a_file(path: Path, expected: str = "a CSV or Parquet file") -> str | Non
     return None
 
 
+_SELECTOR = re.compile(r"([A-Za-z_:][A-Za-z0-9_:.]*)?\{(.*)\}")
+_LABEL = re.compile(r"_?([A-Za-z_][A-Za-z0-9_]*)=\"((?:[^\"\\]|\\.)*)\"")
+
+
+def series_selectors(headers: list[str]) -> dict[str, tuple[str, str]]:
+    """Headers written as Prometheus series (``cpu{instance="a:9100",job="node"}``, as Grafana exports a
+    panel's series side by side), each as (metric, service): the metric's name (``value`` when the header has
+    none) and the values of the labels that tell the columns apart (``a:9100``, ``a:9100/api`` for two, in
+    the labels' alphabetical order; empty when none do). Empty unless
+    every header is written so. (Header normalising turned ``, `` between labels into ``,_``.)"""
+    parsed = {}
+    for h in headers:
+        m = _SELECTOR.fullmatch(h)
+        if m is None:
+            return {}
+        parsed[h] = (m.group(1) or "value", dict(_LABEL.findall(m.group(2))))
+    keys = {k for _, labels in parsed.values() for k in labels}
+    varying = sorted(k for k in keys if len({labels.get(k) for _, labels in parsed.values()}) > 1)
+    return {h: (name, "/".join(labels.get(k, "") for k in varying)) for h, (name, labels) in parsed.items()}
+
+
 def read_table(path: Path) -> pd.DataFrame:
     """Read a CSV or Parquet file with normalised headers and a ``source_row`` (1-based data row).
 
@@ -136,7 +157,8 @@ def read_prometheus_json(path: Path) -> pd.DataFrame:
     """A saved answer of Prometheus' range query API (``curl '.../api/v1/query_range?query=...' > cpu.json``) as
     a long-form table: ``timestamp`` (epoch seconds), ``metric`` (the series' ``__name__``, else ``value``),
     ``value`` (Prometheus' text: ``NaN`` and ``+Inf`` become gaps at validation) and, when the file holds
-    several series, ``service``: the labels that tell them apart (``instance=a:9100``). Values stay text,
+    several series, ``service``: the values of the labels that tell them apart (``a:9100``; ``a:9100/api``
+    for two, in the labels' alphabetical order). Values stay text,
     as in a CSV. The whole answer, its ``data`` object or its ``result`` list are all accepted."""
     import json
 
@@ -167,7 +189,7 @@ def read_prometheus_json(path: Path) -> pd.DataFrame:
         frame = pd.DataFrame(values, columns=["timestamp", "value"], dtype=str)
         frame.insert(1, "metric", lab.get("__name__", "value"))
         if varying:
-            frame.insert(1, "service", ",".join(f"{k}={lab.get(k, '')}" for k in varying))
+            frame.insert(1, "service", "/".join(lab.get(k, "") for k in varying))
         frames.append(frame)
     if not frames:
         raise SchemaError(f"{path}: the saved range query returned no series; expected at least one")
@@ -314,6 +336,11 @@ def to_raw_telemetry(
             out = out.rename(columns={svc: "service"})
         else:
             out["service"] = default_service or Path(source).stem
+            selectors = series_selectors(metrics)
+            if selectors:  # Grafana's export of Prometheus series: cpu{instance="a:9100"} per column
+                out["service"] = out["metric"].map(lambda m: selectors[m][1]).replace("", out["service"].iloc[0]) \
+                    if len(out) else out["service"]
+                out["metric"] = out["metric"].map(lambda m: selectors[m][0])
         out = out.sort_values(["source_row"], kind="stable")
     out["source"] = source
     return out[RAW_COLUMNS].reset_index(drop=True)

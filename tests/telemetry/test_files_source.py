@@ -105,7 +105,7 @@ def test_a_saved_prometheus_range_query_is_read_as_long_form(tmp_path):
         {"metric": {"__name__": "cpu", "instance": "b:9100", "job": "node"},
          "values": [[1795168800.5, "0.7"]]}]}}
     raw = read_file(_write(tmp_path, "cpu.json", json.dumps(answer)))
-    assert list(raw["service"]) == ["instance=a:9100"] * 2 + ["instance=b:9100"]
+    assert list(raw["service"]) == ["a:9100"] * 2 + ["b:9100"]
     assert list(raw["metric"]) == ["cpu"] * 3 and list(raw["value"]) == ["0.5", "NaN", "0.7"]
     assert list(raw["source_row"]) == [1, 2, 3]
     # the data object alone, or the result list, read the same; one series takes the default service
@@ -134,3 +134,12 @@ def test_numbers_with_one_unit_or_a_decimal_comma_are_read_and_the_unit_kept_in_
     # with commas between fields a comma in a quoted number is a thousands separator: left as text
     us = read_file(_write(tmp_path, "us.csv", 'time,load\n2026-11-20 10:00:00,"1,250"\n'))
     assert us["value"].tolist() == ["1,250"]
+
+
+def test_grafana_columns_of_prometheus_series_become_metric_and_service(tmp_path):
+    raw = read_file(_write(tmp_path, "panel.csv", '"Time","cpu{instance=""a:9100"", job=""node""}",'
+                           '"cpu{instance=""b:9100"", job=""node""}"\n2026-11-20 10:00:00,0.5,0.7\n'))
+    assert sorted(zip(raw["service"], raw["metric"], raw["value"])) == [("a:9100", "cpu", "0.5"),
+                                                                        ("b:9100", "cpu", "0.7")]
+    plain = read_file(_write(tmp_path, "plain.csv", "time,cpu,mem\n2026-11-20 10:00:00,1,2\n"), default_service="s")
+    assert sorted(plain["metric"]) == ["cpu", "mem"] and set(plain["service"]) == {"s"}
