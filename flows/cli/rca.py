@@ -103,7 +103,25 @@ def _read_long(path: Path, option: str):
                             f"service, metric, value, found {columns}")
     if frame.empty:
         raise RcaInputError(f"{option} {path}: no data rows")
-    return frame[[found[r] for r in found]].set_axis(list(found), axis=1)
+    out = frame[[found[r] for r in found]].set_axis(list(found), axis=1)
+    _check_readable(out, path, option)
+    return out
+
+
+def _check_readable(frame, path: Path, option: str) -> None:
+    """Name the file and show its values when none of its times or none of its values can be read: ranking
+    would otherwise stop with 'no rows' and leave the user to guess which file and why."""
+    from agents.rca import RcaInputError
+    from telemetry.validation import parse_timestamps, parse_values
+
+    for role, parse, expected in (("timestamp", parse_timestamps, "ISO 8601 times or epoch seconds"),
+                                  ("value", parse_values, "plain numbers such as 12.5")):
+        if parse(frame[role]).notna().any():
+            continue
+        text = frame[role].astype(str).str.strip()
+        seen = ", ".join(repr(v) for v in text[text != ""].drop_duplicates().head(3))
+        raise RcaInputError(f"{option} {path}: no {role} can be read" + (f" (values such as {seen})" if seen else "")
+                            + f"; expected {expected}")
 
 
 def _read_edges(path: Path) -> list[tuple[str, str]]:

@@ -100,7 +100,9 @@ def test_window_without_numbers_or_shared_series_exits_2(files):
     inc = pd.read_csv(files / "incident.csv")
     inc.assign(value="n/a").to_csv(files / "nan.csv", index=False)
     inc.assign(metric="something_else").to_csv(files / "other.csv", index=False)
-    for name, message in (("nan.csv", "no rows with a timestamp and a numeric value"),
+    inc.assign(Time="yesterday").to_csv(files / "notime.csv", index=False)
+    for name, message in (("nan.csv", "nan.csv: no value can be read (values such as 'n/a'); expected plain numbers"),
+                          ("notime.csv", "notime.csv: no timestamp can be read (values such as 'yesterday')"),
                           ("other.csv", "no (service, metric) of the incident window is in the baseline")):
         res = _run(files, metrics=name)
         assert res.exit_code == 2, res.output
