@@ -168,6 +168,21 @@ def test_a_count_series_flags_the_burst_not_its_everyday_ones():
     assert flags[:3000].sum() + flags[3005:].sum() <= 2
 
 
+def test_the_first_crash_after_a_training_part_without_any_is_flagged():
+    """A training part that held one value has no spread: any visible change is news. With robust_scale's
+    fallback spread of 1.0 a count could go from 0 to 3 unflagged; a value within float noise of the level
+    still is not flagged."""
+    v = np.zeros(2000)
+    v[1500] = 1.0
+    v[1700:1703] = 3.0
+    t = pd.date_range(T0, periods=len(v), freq="5min")
+    frame = detect_series(pd.DataFrame({"crashes": v}, index=t)).frame
+    assert np.flatnonzero(frame["is_anomaly"].to_numpy()).tolist() == [1500, 1700, 1701, 1702]
+    quiet = np.full(2000, 50.0)
+    quiet[1000:] += np.random.default_rng(0).normal(0, 1e-9, 1000)
+    assert detect_series(pd.DataFrame({"cpu": quiet}, index=t)).frame["is_anomaly"].sum() == 0
+
+
 def test_the_choice_sees_no_labels_and_follows_the_series():
     _, v = _seasonal(seed=4)
     pos = np.arange(len(v), dtype=float)

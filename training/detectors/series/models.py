@@ -32,6 +32,7 @@ REBASE_SHARE = 0.8  # a single level moves once this share of its last ``rebase`
 # inside the full gate, and one level would flag it for good
 REBASE_GATE = 0.5
 RETURN_ROWS = 3  # rows in a row back at the level before a move that move it back
+DEGENERATE_SCALE = 1e-6  # the spread, relative to the level, of a training part that held one value
 
 
 def _positions(n: int, t: np.ndarray | None) -> np.ndarray:
@@ -134,6 +135,11 @@ class SeasonalResidual(Params):
         self.center_ = float(np.median(resid))
         resid = resid - self.center_
         self.scale_ = _trimmed_scale(resid)
+        if len(resid) and np.nanmax(np.abs(resid)) == 0:
+            # the training part held one value throughout (a crash count that stayed 0): any visible change is
+            # news, so the spread is a millionth of the level rather than robust_scale's 1.0 in the series' own
+            # units, which let a count go from 0 to 3 unflagged
+            self.scale_ = DEGENERATE_SCALE * max(1.0, abs(self.level_))
         self._calibrate(self._evidence(resid))
         if int(self.rebase or 0) > 0 and int(self.level_window or 0) <= 1:
             # second pass: the one level moves to a run's own median once the first pass has flagged it
