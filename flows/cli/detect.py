@@ -2,6 +2,7 @@
 training/series_detection.py scores it). A folder is scored file by file in one process."""
 from __future__ import annotations
 
+from contextlib import contextmanager
 from pathlib import Path
 
 import typer
@@ -63,13 +64,15 @@ def detect(
             fail(f"{output} is a folder: give a file name, or a folder as --input to score a whole folder", 2)
         jobs = [(input_path, output)]
     summaries, errors = [], []
-    for src, dst in jobs:
-        try:
-            summaries.append(_one(src, dst, model, time_col, value_col, train_fraction))
-        except ValueError as exc:  # the reader's and the detector's errors name the file and the fix
-            if DEBUG["on"]:
-                console.print_exception(show_locals=False)
-            errors.append(str(exc) if str(src) in str(exc) else f"{src}: {exc}")
+    with _files_bar(len(jobs)) as advance:
+        for src, dst in jobs:
+            try:
+                summaries.append(_one(src, dst, model, time_col, value_col, train_fraction))
+            except ValueError as exc:  # the reader's and the detector's errors name the file and the fix
+                if DEBUG["on"]:
+                    console.print_exception(show_locals=False)
+                errors.append(str(exc) if str(src) in str(exc) else f"{src}: {exc}")
+            advance(src.name)
     if as_json:
         doc = summaries[0] if len(jobs) == 1 and summaries else {"files": summaries, "errors": errors}
         if summaries or not errors:
@@ -79,6 +82,21 @@ def detect(
             _print(summary)
     if errors:
         fail("\n".join(errors), 2)
+
+
+@contextmanager
+def _files_bar(total: int):
+    """A progress bar over a folder's files on stderr (a folder of a hundred exports takes a minute or two); a
+    single file gets none. Yields ``advance(name)``."""
+    if total < 2:
+        yield lambda name: None
+        return
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    with Progress(TextColumn("[bold]scoring"), BarColumn(), MofNCompleteColumn(), TextColumn("{task.fields[name]}"),
+                  TimeElapsedColumn(), console=console, transient=True) as bar:
+        task = bar.add_task("files", total=total, name="")
+        yield lambda name: bar.update(task, advance=1, name=name)
 
 
 def _one(src: Path, dst: Path, model: str, time_col, value_col, train_fraction) -> dict:
