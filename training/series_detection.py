@@ -211,7 +211,10 @@ def detect_user_series(raw: pd.DataFrame, model: str = DEFAULT_MODEL, train_frac
 
     if raw.empty:
         raise SeriesDetectionError(f"{label}: no data rows under the header; expected one row per timestamp")
+    from telemetry.validation import ambiguous_dates
+
     skipped = label_columns(raw) if skip_labels else []
+    ambiguous = ambiguous_dates(raw["timestamp"])
     if skipped:
         raw = raw[~raw["metric"].astype(str).isin(skipped)]
     outputs, series = [], []
@@ -225,6 +228,10 @@ def detect_user_series(raw: pd.DataFrame, model: str = DEFAULT_MODEL, train_frac
                              "numbers. Windows and seasons are set in time (an hour, a day), so the series was scored "
                              "as one row a second, without daily or weekly profiles; give real times (ISO 8601 or "
                              "epoch seconds) for those")
+        if ambiguous:
+            res.notes.append(f"dates such as 03/01/2024 read either way; they were read {ambiguous}, the order "
+                             "that puts the rows in the shorter span of time. If that is wrong, write them as ISO "
+                             "8601 (2024-01-03)")
         if skipped:
             res.notes.append(f"column(s) {', '.join(skipped)} look like anomaly labels and were not scored; name "
                              "them with --value-col to score them as metrics")

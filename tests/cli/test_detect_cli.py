@@ -221,3 +221,14 @@ def test_a_saved_prometheus_query_is_scored_and_mixed_units_are_refused_by_name(
     res = _run("--input", str(src), "--output", str(tmp_path / "o.csv"))
     assert res.exit_code == 2
     assert "'p99' holds numbers in different units (ms, s" in res.output and "Formatted data" in res.output
+
+
+def test_dates_that_read_both_ways_are_read_in_the_order_that_keeps_rows_together_and_named(tmp_path):
+    df = _series(n=3000, anomaly=(2500, 2510))
+    src, out = tmp_path / "uk.csv", tmp_path / "scores.csv"
+    # November 1-3 written day first; month first they would be January, February and March 11
+    df.assign(timestamp=df["timestamp"].dt.strftime("%d/%m/%Y %H:%M")).to_csv(src, index=False)
+    res = _run("--input", str(src), "--output", str(out), "--json")
+    assert res.exit_code == 0, res.output
+    assert any("read day first" in n for n in json.loads(res.stdout)["series"][0]["notes"])
+    assert pd.read_csv(out)["timestamp"].iloc[[0, -1]].tolist() == ["2026-11-01T00:00:00Z", "2026-11-03T01:59:00Z"]

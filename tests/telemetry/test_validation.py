@@ -148,9 +148,19 @@ def test_user_metrics_get_sensible_ranges(tmp_path):
     (["01.03.2024 00:00", "02.03.2024 00:00", "13.03.2024 00:00"], ["2024-03-01", "2024-03-02", "2024-03-13"]),
     # slashes: a first part over 12 anywhere in the column makes the whole column day-first
     (["03/01/2024 10:00", "13/01/2024 10:00"], ["2024-01-03 10:00", "2024-01-13 10:00"]),
-    # ... and with none, the US order (month first), as before
+    # ... and with none over 12, the order that puts the rows in the shorter span of time
     (["03/01/2024 10:00", "03/02/2024 10:00"], ["2024-03-01 10:00", "2024-03-02 10:00"]),
+    (["01/01/2024 00:00", "02/01/2024 00:00", "03/01/2024 00:00"], ["2024-01-01", "2024-01-02", "2024-01-03"]),
 ])
 def test_day_and_month_are_read_in_one_order_for_the_whole_column(values, expected):
     ts = parse_timestamps(pd.Series(values))
     assert ts.tolist() == [pd.Timestamp(e, tz="UTC") for e in expected]
+
+
+def test_dates_that_read_both_ways_are_named_with_the_order_chosen():
+    from telemetry.validation import ambiguous_dates
+
+    assert ambiguous_dates(pd.Series(["01/01/2024 00:00", "02/01/2024 00:00"])) == "day first"
+    assert ambiguous_dates(pd.Series(["01/01/2024 00:00", "01/02/2024 00:00"])) == "month first"
+    assert ambiguous_dates(pd.Series(["13/01/2024 00:00", "01/01/2024 00:00"])) is None  # not ambiguous
+    assert ambiguous_dates(pd.Series(["2024-01-02T00:00Z"])) is None
