@@ -127,16 +127,21 @@ def _plain_numbers(frame: pd.DataFrame, sep: str) -> pd.DataFrame:
     differ (``980 ms`` then ``1.2 s``) is left as it is: its values are refused by name later, not scaled by
     a guess."""
     renames = {}
+    # names, times and services keep their text (a metric called 5xx is not 5 of a unit "xx")
+    keep = {alias for role in ("timestamp", "service", "metric") for alias in ALIASES[role]}
     for col in frame.columns:
-        if col == "problem":
+        if col == "problem" or normalise_header(col) in keep:
             continue
+        head = frame[col].head(200).astype(str).str.strip()
+        head = head[head != ""]
+        comma = sep in (";", "\t") and head.str.fullmatch(_DECIMAL_COMMA.pattern).all()
+        if head.empty or not (comma or head.str.fullmatch(_WITH_UNIT.pattern).all()):
+            continue  # most columns: plain numbers or text, told apart by their first rows at no cost
         text = frame[col].astype(str).str.strip()
         filled = text[text != ""]
-        if filled.empty:
-            continue
-        if sep in (";", "\t") and filled.str.contains(",", regex=False).any() \
-                and filled.str.fullmatch(_DECIMAL_COMMA.pattern).all():
-            frame[col] = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
+        if comma:  # numbers so far: rewritten only where decimal commas show up, and every value fits
+            if filled.str.contains(",", regex=False).any() and filled.str.fullmatch(_DECIMAL_COMMA.pattern).all():
+                frame[col] = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
             continue
         parts = filled.str.extract(f"^{_WITH_UNIT.pattern}$")
         if parts[0].notna().all() and parts[1].nunique() == 1:

@@ -131,6 +131,11 @@ def test_numbers_with_one_unit_or_a_decimal_comma_are_read_and_the_unit_kept_in_
     assert mixed["value"].tolist() == ["980 ms", "1.2 s"]
     europe = read_file(_write(tmp_path, "eu.csv", "time;load\n01.03.2024 00:00;50,12\n01.03.2024 00:01;1.250,5\n"))
     assert europe["value"].tolist() == ["50.12", "1250.5"]
+    zeros_first = read_file(_write(tmp_path, "late.csv", "time;err\n" + "01.03.2024 00:00;0\n" * 250
+                                   + "01.03.2024 00:01;0,5\n"))
+    assert zeros_first["value"].iloc[-1] == "0.5"  # decimal commas after 250 rows of whole numbers
+    long = read_file(_write(tmp_path, "long.csv", "timestamp,service,metric,value\n2026-11-20 10:00:00,api,5xx,3\n"))
+    assert long["metric"].tolist() == ["5xx"]  # a name is not a number with a unit
     # with commas between fields a comma in a quoted number is a thousands separator: left as text
     us = read_file(_write(tmp_path, "us.csv", 'time,load\n2026-11-20 10:00:00,"1,250"\n'))
     assert us["value"].tolist() == ["1,250"]
