@@ -62,6 +62,10 @@ FLEET_METRICS: dict[str, MetricSpec] = {
 
 # Suffixes that make a user's own metric non-negative or a percentage. Anything else only has
 # to be a finite number.
+# Column names of a wide file read as anomaly labels rather than metrics (compared lower-case): an exported
+# benchmark or a past detector's output carries them beside the values
+LABEL_NAMES = ("is_anomaly", "is_anomalous", "anomaly", "anomalies", "label", "labels", "anomaly_label",
+               "ground_truth")
 _PCT_SUFFIXES = ("_pct", "_percent", "_utilization", "_utilisation")
 _NON_NEGATIVE_SUFFIXES = (
     "_rate", "_total", "_count", "_bytes", "_ms", "_seconds", "_per_second", "_rps", "_depth", "connections",

@@ -313,6 +313,9 @@ def validate_telemetry(
     quarantine = _quarantine_frame(raw, parsed, bad_rules, now, first_of)
 
     result = ValidationResult(clean=clean, quarantine=quarantine, rows_in=n, on_stale=on_stale)
+    if labels := raw.attrs.get("label_columns"):
+        result.warnings.append(f"{source}: column(s) {', '.join(labels)} look like anomaly labels and were not "
+                               "ingested as metrics; to ingest them, name the metric columns with `cerebro ingest --value-col`")
 
     # Freshness is a property of the batch, not of a row: the newest clean row must be recent.
     if freshness_hours is not None and len(clean):

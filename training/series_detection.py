@@ -36,9 +36,6 @@ import pandas as pd
 # chosen on the simulator, fell behind plain z-score baselines; ``auto`` is measured there against them.
 DEFAULT_MODEL = "auto"
 ROLLING = 15
-# Column names read as anomaly labels rather than metrics (compared lower-case)
-LABEL_NAMES = ("is_anomaly", "is_anomalous", "anomaly", "anomalies", "label", "labels", "anomaly_label",
-               "ground_truth")
 # What auto's threshold was tuned to on the benchmark's tuning cases (never its held-out ones).
 AUTO_ALPHA = 3e-3
 AUTO_MIN_Z = 4.0
@@ -187,36 +184,21 @@ class SeriesDetectionError(ValueError):
     """One series of a user's file cannot be scored; the message names it and says why."""
 
 
-def label_columns(raw: pd.DataFrame) -> list[str]:
-    """Metrics of a wide file named like anomaly labels (``is_anomaly``, ``label`` ...; LABEL_NAMES) whose
-    rows all carry other metrics too: an exported benchmark or a past detector's output, not telemetry.
-    Scored as a metric, a 0/1 column that is all 0 in the training part flags its first 1."""
-    names = raw["metric"].astype(str)
-    labels = names.str.strip().str.lower().isin(LABEL_NAMES)
-    if not labels.any() or labels.all():
-        return []
-    others = set(raw.loc[~labels, "source_row"])
-    if not set(raw.loc[labels, "source_row"]) <= others:
-        return []  # long form, where a row holds only its label: leaving it out would lose the row
-    return sorted(names[labels].unique())
-
-
 def detect_user_series(raw: pd.DataFrame, model: str = DEFAULT_MODEL, train_fraction: float = 0.5,
-                       label: str = "", skip_labels: bool = True) -> tuple[pd.DataFrame, dict]:
+                       label: str = "") -> tuple[pd.DataFrame, dict]:
     """Score every series of a user's file (``telemetry.sources.user_series.read_user_series``): one answer row per
     input row, in input order (``timestamp`` as ISO 8601 text, ``score``, ``is_anomaly``), and a summary per
     series (rows, training rows, anomalous rows, anomalous windows, notes). ``label`` names the file in errors.
-    With ``skip_labels``, columns named like anomaly labels (:func:`label_columns`) are left out, with a note."""
+    Columns the reader left out as anomaly labels (``raw.attrs["label_columns"]``,
+    ``telemetry.sources.files.to_raw_telemetry``) get a note."""
     from telemetry.sources.user_series import service_frames
 
     if raw.empty:
         raise SeriesDetectionError(f"{label}: no data rows under the header; expected one row per timestamp")
     from telemetry.validation import ambiguous_dates
 
-    skipped = label_columns(raw) if skip_labels else []
+    skipped = raw.attrs.get("label_columns", [])
     ambiguous = ambiguous_dates(raw["timestamp"])
-    if skipped:
-        raw = raw[~raw["metric"].astype(str).isin(skipped)]
     outputs, series = [], []
     for service, rows, wide in service_frames(raw):
         try:

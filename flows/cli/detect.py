@@ -104,8 +104,7 @@ def _one(src: Path, dst: Path, model: str, time_col, value_col, train_fraction) 
     from training.series_detection import detect_user_series
 
     raw = read_user_series(src, time_col, value_col or None)
-    result, scored = detect_user_series(raw, model=model, train_fraction=train_fraction, label=str(src),
-                                        skip_labels=not value_col)
+    result, scored = detect_user_series(raw, model=model, train_fraction=train_fraction, label=str(src))
     dst.parent.mkdir(parents=True, exist_ok=True)
     if dst.suffix.lower() in (".parquet", ".pq"):
         result.to_parquet(dst, index=False)

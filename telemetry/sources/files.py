@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pandas as pd
 
-from telemetry.schema import PROVENANCE_COLUMNS, TELEMETRY_COLUMNS
+from telemetry.schema import LABEL_NAMES, PROVENANCE_COLUMNS, TELEMETRY_COLUMNS
 
 ALIASES = {
     "timestamp": ("timestamp", "time", "ts", "datetime", "date_time", "date", "@timestamp", "event_time",
@@ -312,6 +312,7 @@ def to_raw_telemetry(
     svc = find_column(columns, "service", service_col)
     metric = find_column(columns, "metric")
     value = find_column(columns, "value")
+    labels: list[str] = []
     if metric and value and not value_cols:
         out = pd.DataFrame({
             "timestamp": frame[ts],
@@ -325,6 +326,11 @@ def to_raw_telemetry(
         metrics = [normalise_header(c) for c in value_cols] if value_cols else [
             c for c in columns if c not in (ts, svc)
         ]
+        labels = [] if value_cols else [m for m in metrics if m.lower() in LABEL_NAMES]
+        if labels and len(labels) < len(metrics):  # labels beside the values: not telemetry (attrs say so)
+            metrics = [m for m in metrics if m not in labels]
+        else:
+            labels = []
         missing = [m for m in metrics if m not in frame.columns]
         if missing:
             raise SchemaError(f"{source}: value columns {missing} not found; columns are {columns}")
@@ -348,7 +354,11 @@ def to_raw_telemetry(
                 out["metric"] = out["metric"].map(lambda m: selectors[m][0])
         out = out.sort_values(["source_row"], kind="stable")
     out["source"] = source
-    return out[RAW_COLUMNS].reset_index(drop=True)
+    out = out[RAW_COLUMNS].reset_index(drop=True)
+    if labels:
+        # read by validation (a warning) and `cerebro detect` (a note): the columns left out, and why
+        out.attrs["label_columns"] = labels
+    return out
 
 
 def read_file(path: str | Path, **mapping) -> pd.DataFrame:

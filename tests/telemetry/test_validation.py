@@ -164,3 +164,14 @@ def test_dates_that_read_both_ways_are_named_with_the_order_chosen():
     assert ambiguous_dates(pd.Series(["01/01/2024 00:00", "01/02/2024 00:00"])) == "month first"
     assert ambiguous_dates(pd.Series(["13/01/2024 00:00", "01/01/2024 00:00"])) is None  # not ambiguous
     assert ambiguous_dates(pd.Series(["2024-01-02T00:00Z"])) is None
+
+
+def test_a_label_column_beside_the_values_is_not_ingested_and_the_batch_says_so(tmp_path):
+    """An exported benchmark carries its labels: ingested as a metric, they would be the detectors' input."""
+    p = tmp_path / "labelled.csv"
+    p.write_text("timestamp,cpu,is_anomaly\n2026-11-20T10:00:00Z,41,0\n2026-11-20T10:01:00Z,97,1\n")
+    result = validate_telemetry(read_file(p, default_service="web"), now=pd.Timestamp("2026-11-20T11:00Z"))
+    assert set(result.clean["metric"]) == {"cpu"} and result.rows_quarantined == 0
+    assert any("is_anomaly look like anomaly labels" in w and "--value-col" in w for w in result.warnings)
+    named = read_file(p, default_service="web", value_cols=["cpu", "is_anomaly"])
+    assert set(named["metric"]) == {"cpu", "is_anomaly"} and "label_columns" not in named.attrs
