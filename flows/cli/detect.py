@@ -54,7 +54,7 @@ def detect(
     if input_path.is_dir():
         files = sorted(p for p in input_path.iterdir() if p.is_file() and p.suffix.lower() in SUFFIXES)
         if not files:
-            fail(f"{input_path}: no CSV or Parquet files in this folder", 2)
+            fail(f"{input_path}: no CSV, Parquet or .json (saved Prometheus query) files in this folder", 2)
         if output.exists() and not output.is_dir():
             fail(f"{output}: with a folder as --input, --output must be a folder (it is a file)", 2)
         # a saved Prometheus query's scores are a CSV too: latency.json -> latency.json.csv

@@ -41,9 +41,8 @@ def read_user_series(path: Path, time_col: str | None = None, value_cols: list[s
         raise UserSeriesError(f"{path}: {len(bad)} row(s) have no readable timestamp ({examples}); expected ISO "
                               "8601 or epoch seconds. Fix or remove them, or name the column with --time-col")
     out = raw.assign(ts=ts, val=parse_values(raw["value"]))
-    for metric, rows in out[out["val"].isna()].groupby("metric", sort=False):
-        if out.loc[out["metric"] == metric, "val"].notna().any():
-            continue
+    with_numbers = set(out.loc[out["val"].notna(), "metric"].unique())
+    for metric, rows in out[~out["metric"].isin(with_numbers)].groupby("metric", sort=False):
         if len(units := units_in(rows["value"])) > 1:
             text = rows["value"].astype(str).str.strip()
             unit = text.str.extract(r"([A-Za-z%\u00b5/]+)$")[0]
