@@ -120,24 +120,24 @@ def parse_timestamps(raw: pd.Series) -> pd.Series:
 def _day_first(text: pd.Series) -> bool:
     """Whether dates written ``dd.mm.yyyy`` or ``dd/mm/yyyy`` put the day first, decided once for the whole
     column: per row, dateutil reads ``01.03.2024`` as January 3 and ``13.03.2024`` as March 13, so a month
-    of European dates would be scattered over a year. Dotted dates put the day first wherever they are
-    written; with slashes the day is first where a first part exceeds 12 anywhere in the column, the month
-    where a second part does, and otherwise (``03/01/2024`` reads both ways) whichever order puts the rows
-    in the shorter span of time: an export covers days in a row, not the same day of ten months."""
-    return date_order(text) == "day first"
+    of European dates would be scattered over a year. See :func:`date_order`."""
+    return date_order(text)[0] == "day first"
 
 
-def date_order(text: pd.Series) -> str | None:
-    """``"day first"`` or ``"month first"`` for a column of dotted or slash dates (see :func:`_day_first`),
-    None when it holds none."""
+def date_order(text: pd.Series) -> tuple[str | None, bool]:
+    """The order of a column of dotted, slash or dashed dates, ``"day first"`` or ``"month first"`` (None when
+    it holds none), and whether the dates read both ways. Dotted dates put the day first wherever they are
+    written; otherwise the day is first where a first part exceeds 12 anywhere in the column, the month where
+    a second part does, and when neither does (``03/01/2024``) whichever order puts the rows in the shorter
+    span of time: an export covers days in a row, not the same day of ten months."""
     parts = text.astype("string").str.strip().str.extract(r"^(\d{1,2})([./-])(\d{1,2})[./-](\d{2,4})\b").dropna()
     if parts.empty:
-        return None
+        return None, False
     first, second = parts[0].astype(int), parts[2].astype(int)
     if (parts[1] == ".").any() or (first > 12).any():
-        return "day first"
+        return "day first", False
     if (second > 12).any():
-        return "month first"
+        return "month first", False
     year = parts[3].astype(int)
     year = year.where(year >= 100, year + 2000)
 
@@ -145,17 +145,16 @@ def date_order(text: pd.Series) -> str | None:
         dates = pd.to_datetime(pd.DataFrame({"year": year, "month": month, "day": day}), errors="coerce").dropna()
         return dates.max() - dates.min() if len(dates) else pd.Timedelta.max
 
-    return "day first" if span(first, second) < span(second, first) else "month first"
+    return ("day first" if span(first, second) < span(second, first) else "month first"), True
 
 
 def ambiguous_dates(raw: pd.Series) -> str | None:
-    """For slash dates that read both ways (``03/01/2024``: no first or second part over 12), the order they
-    were read in; None otherwise. Worth telling the user."""
-    text = raw.astype("string").str.strip()
-    parts = text.str.extract(r"^(\d{1,2})/(\d{1,2})/\d{2,4}\b").dropna()
-    if parts.empty or (parts[0].astype(int) > 12).any() or (parts[1].astype(int) > 12).any():
-        return None
-    return date_order(text)
+    """For dates that read both ways (``03/01/2024``: no first or second part over 12), the order they were read
+    in; None otherwise. Worth telling the user."""
+    if not raw.astype("string").str.contains("/", regex=False).any():
+        return None  # slash dates only
+    order, both_ways = date_order(raw)
+    return order if both_ways else None
 
 
 def _from_epoch(numbers: pd.Series) -> pd.Series:

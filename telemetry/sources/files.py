@@ -70,21 +70,25 @@ _SELECTOR = re.compile(r"([A-Za-z_:][A-Za-z0-9_:.]*)?\{(.*)\}")
 _LABEL = re.compile(r"_?([A-Za-z_][A-Za-z0-9_]*)=\"((?:[^\"\\]|\\.)*)\"")
 
 
+def services_from_labels(labels: list[dict]) -> list[str]:
+    """Per series, the values of the labels that tell the series apart (``a:9100``; ``a:9100/api`` for two, in the
+    labels' alphabetical order; ``__name__`` aside), or "" for every series when none do."""
+    keys = {k for lab in labels for k in lab if k != "__name__"}
+    varying = sorted(k for k in keys if len({lab.get(k) for lab in labels}) > 1)
+    return ["/".join(lab.get(k, "") for k in varying) for lab in labels]
+
+
 def series_selectors(headers: list[str]) -> dict[str, tuple[str, str]]:
     """Headers written as Prometheus series (``cpu{instance="a:9100",job="node"}``, as Grafana exports a
     panel's series side by side), each as (metric, service): the metric's name (``value`` when the header has
     none) and the values of the labels that tell the columns apart (``a:9100``, ``a:9100/api`` for two, in
     the labels' alphabetical order; empty when none do). Empty unless
     every header is written so. (Header normalising turned ``, `` between labels into ``,_``.)"""
-    parsed = {}
-    for h in headers:
-        m = _SELECTOR.fullmatch(h)
-        if m is None:
-            return {}
-        parsed[h] = (m.group(1) or "value", dict(_LABEL.findall(m.group(2))))
-    keys = {k for _, labels in parsed.values() for k in labels}
-    varying = sorted(k for k in keys if len({labels.get(k) for _, labels in parsed.values()}) > 1)
-    return {h: (name, "/".join(labels.get(k, "") for k in varying)) for h, (name, labels) in parsed.items()}
+    matches = [_SELECTOR.fullmatch(h) for h in headers]
+    if not headers or None in matches:
+        return {}
+    services = services_from_labels([dict(_LABEL.findall(m.group(2))) for m in matches])
+    return {h: (m.group(1) or "value", svc) for h, m, svc in zip(headers, matches, services)}
 
 
 def read_table(path: Path) -> pd.DataFrame:
@@ -143,19 +147,22 @@ def _plain_numbers(frame: pd.DataFrame, sep: str) -> pd.DataFrame:
             if filled.str.contains(",", regex=False).any() and filled.str.fullmatch(_DECIMAL_COMMA.pattern).all():
                 frame[col] = text.str.replace(".", "", regex=False).str.replace(",", ".", regex=False)
             continue
-        parts = filled.str.extract(f"^{_WITH_UNIT.pattern}$")
-        if parts[0].notna().all() and parts[1].nunique() == 1:
-            unit = parts[1].iloc[0]
-            frame[col] = text.str.extract(f"^{_WITH_UNIT.pattern}$")[0].fillna("")
+        parts = text.str.extract(f"^{_WITH_UNIT.pattern}$")
+        used = parts[text != ""]
+        if used[0].notna().all() and used[1].nunique() == 1:
+            unit = used[1].iloc[0]
+            frame[col] = parts[0].fillna("")
             renames[col] = f"{col}_{UNIT_NAMES.get(unit, unit).replace('/', '_per_')}"
     return frame.rename(columns=renames) if renames else frame
 
 
-def units_in(values: pd.Series) -> list[str]:
-    """The distinct units of values written as a number and a unit (``980 ms``, ``1.2 s``): empty when
-    they are not written so. For an error that says why a column holds no numbers."""
-    parts = values.dropna().astype(str).str.strip().str.extract(f"^{_WITH_UNIT.pattern}$")
-    return sorted(parts[1].dropna().unique()) if parts[0].notna().any() else []
+def units_in(values: pd.Series) -> dict[str, str]:
+    """The distinct units of values written as a number and a unit (``980 ms``, ``1.2 s``), each with its first
+    value, in the units' order: empty when they are not written so. For an error that says why a column holds
+    no numbers."""
+    text = values.dropna().astype(str).str.strip()
+    unit = text.str.extract(f"^{_WITH_UNIT.pattern}$")[1]
+    return {u: text[unit == u].iloc[0] for u in sorted(unit.dropna().unique())}
 
 
 def read_prometheus_json(path: Path) -> pd.DataFrame:
@@ -183,18 +190,17 @@ def read_prometheus_json(path: Path) -> pd.DataFrame:
         raise SchemaError(f"{path}: holds a Prometheus {kind!r} answer; expected a range query's 'matrix' "
                           "(/api/v1/query_range, not /api/v1/query)")
     labels = [dict(s.get("metric") or {}) if isinstance(s, dict) else {} for s in result]
-    varying = sorted(k for k in {k for lab in labels for k in lab}
-                     if k != "__name__" and len({lab.get(k) for lab in labels}) > 1)
+    services = services_from_labels(labels)
     frames = []
-    for i, (series, lab) in enumerate(zip(result, labels)):
+    for i, (series, lab, service) in enumerate(zip(result, labels, services)):
         values = series.get("values") if isinstance(series, dict) else None
         if not isinstance(values, list) or any(not isinstance(v, list) or len(v) != 2 for v in values):
             raise SchemaError(f"{path}: result[{i}] has no 'values' list of [time, value] pairs; expected a "
                               "range query's matrix")
         frame = pd.DataFrame(values, columns=["timestamp", "value"], dtype=str)
         frame.insert(1, "metric", lab.get("__name__", "value"))
-        if varying:
-            frame.insert(1, "service", "/".join(lab.get(k, "") for k in varying))
+        if any(services):
+            frame.insert(1, "service", service)
         frames.append(frame)
     if not frames:
         raise SchemaError(f"{path}: the saved range query returned no series; expected at least one")
@@ -346,11 +352,10 @@ def to_raw_telemetry(
         if svc:
             out = out.rename(columns={svc: "service"})
         else:
-            out["service"] = default_service or Path(source).stem
-            selectors = series_selectors(metrics)
-            if selectors:  # Grafana's export of Prometheus series: cpu{instance="a:9100"} per column
-                out["service"] = out["metric"].map(lambda m: selectors[m][1]).replace("", out["service"].iloc[0]) \
-                    if len(out) else out["service"]
+            default = default_service or Path(source).stem
+            out["service"] = default
+            if selectors := series_selectors(metrics):  # Grafana's export of Prometheus series, one per column
+                out["service"] = out["metric"].map(lambda m: selectors[m][1] or default)
                 out["metric"] = out["metric"].map(lambda m: selectors[m][0])
         out = out.sort_values(["source_row"], kind="stable")
     out["source"] = source

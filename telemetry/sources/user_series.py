@@ -44,9 +44,7 @@ def read_user_series(path: Path, time_col: str | None = None, value_cols: list[s
     with_numbers = set(out.loc[out["val"].notna(), "metric"].unique())
     for metric, rows in out[~out["metric"].isin(with_numbers)].groupby("metric", sort=False):
         if len(units := units_in(rows["value"])) > 1:
-            text = rows["value"].astype(str).str.strip()
-            unit = text.str.extract(r"([A-Za-z%\u00b5/]+)$")[0]
-            examples = ", ".join(repr(text[unit == u].iloc[0]) for u in units[:3])
+            examples = ", ".join(repr(v) for v in list(units.values())[:3])
             raise UserSeriesError(f"{path}: column {metric!r} holds numbers in different units ({', '.join(units)}: "
                                   f"{examples}); expected plain numbers. Export them unformatted (Grafana: turn "
                                   "off 'Formatted data' when downloading the CSV)")
