@@ -151,8 +151,6 @@ def date_order(text: pd.Series) -> tuple[str | None, bool]:
 def ambiguous_dates(raw: pd.Series) -> str | None:
     """For dates that read both ways (``03/01/2024``: no first or second part over 12), the order they were read
     in; None otherwise. Worth telling the user."""
-    if not raw.astype("string").str.contains("/", regex=False).any():
-        return None  # slash dates only
     order, both_ways = date_order(raw)
     return order if both_ways else None
 

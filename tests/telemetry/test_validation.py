@@ -164,6 +164,7 @@ def test_dates_that_read_both_ways_are_named_with_the_order_chosen():
     assert ambiguous_dates(pd.Series(["01/01/2024 00:00", "01/02/2024 00:00"])) == "month first"
     assert ambiguous_dates(pd.Series(["13/01/2024 00:00", "01/01/2024 00:00"])) is None  # not ambiguous
     assert ambiguous_dates(pd.Series(["2024-01-02T00:00Z"])) is None
+    assert ambiguous_dates(pd.Series(["01-01-2024 00:00", "02-01-2024 00:00"])) == "day first"  # dashes read alike
 
 
 def test_a_label_column_beside_the_values_is_not_ingested_and_the_batch_says_so(tmp_path):
